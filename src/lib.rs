@@ -1,0 +1,11 @@
+//! provsten: simulated peers, a simulated CA and flaky networks run Gherkin scenarios
+//! against an implementation under test (IUT) and report compliance per requirement.
+//!
+//! One module per concept of the architecture (DESIGN.md): [`pki`] (simulated CA),
+//! [`peers`] (simulated clients), [`network`] (raw TLS probes), [`iut`] (IUT adapter),
+//! [`reference`] (reference IUT and its seeded defects), [`steps`] (Gherkin step library),
+//! [`runner`] (the cucumber run), [`report`] (model and writers).
+#![forbid(unsafe_code)]
+
+pub mod pki;
+pub mod report;

@@ -1,0 +1,155 @@
+//! The simulated certificate authority: issues the certificate catalogue (`certs/`), writes
+//! it as PEM files with a `catalog.json` manifest, and publishes CRLs over HTTP.
+
+pub mod catalog;
+pub mod generate;
+pub mod publish;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
+
+pub use catalog::{Catalog, Eku, Role, Tamper, Validity};
+pub use generate::{generate, GenerateOptions, DEFAULT_CRL_BASE_URL};
+
+/// Manifest written beside the PEM files.
+pub const MANIFEST_FILE: &str = "catalog.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PkiManifest {
+    pub generated_at: String,
+    pub crl_base_url: String,
+    /// Trusted roots, concatenated (what a compliant IUT trusts).
+    pub trust_bundle: String,
+    /// One CRL per CA of the trusted hierarchy, root included.
+    pub crl_bundle: String,
+    pub authorities: Vec<AuthorityEntry>,
+    pub certificates: Vec<CertEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthorityEntry {
+    pub name: String,
+    pub subject: String,
+    pub issuer: Option<String>,
+    pub trusted: bool,
+    pub cert: String,
+    pub crl: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertEntry {
+    pub name: String,
+    pub role: Role,
+    pub description: String,
+    pub subject: String,
+    pub issuer: String,
+    pub org: Option<String>,
+    pub sans: Vec<String>,
+    pub serial: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub validity: Validity,
+    pub revoked: bool,
+    pub eku: Vec<Eku>,
+    pub key_algorithm: String,
+    pub tamper: Option<Tamper>,
+    pub sha256: String,
+    pub cert: String,
+    pub chain: String,
+    pub key: String,
+}
+
+/// A generated PKI on disk, as the harness and IUT adapters use it.
+#[derive(Debug, Clone)]
+pub struct Pki {
+    pub dir: PathBuf,
+    pub manifest: PkiManifest,
+}
+
+impl Pki {
+    pub fn load(dir: &Path) -> anyhow::Result<Pki> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (hint: generate the PKI with `provsten pki init --out {}`)",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        let manifest = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a provsten PKI manifest", path.display()))?;
+        Ok(Pki {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    pub fn cert(&self, name: &str) -> anyhow::Result<&CertEntry> {
+        self.manifest
+            .certificates
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| {
+                let known: Vec<_> = self.manifest.certificates.iter().map(|c| c.name.as_str()).collect();
+                anyhow!(
+                    "no certificate {name:?} in {} (known: {})",
+                    self.path(MANIFEST_FILE).display(),
+                    known.join(", ")
+                )
+            })
+    }
+
+    /// The chain (leaf first) and private key a peer presents for certificate `name`.
+    pub fn identity(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+        let entry = self.cert(name)?;
+        let chain = read_certs(&self.path(&entry.chain))?;
+        let key = read_key(&self.path(&entry.key))?;
+        Ok((chain, key))
+    }
+
+    pub fn trust_roots(&self) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+        read_certs(&self.path(&self.manifest.trust_bundle))
+    }
+
+    pub fn crls(&self) -> anyhow::Result<Vec<CertificateRevocationListDer<'static>>> {
+        read_crls(&self.path(&self.manifest.crl_bundle))
+    }
+}
+
+pub fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("reading certificates from {}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}: malformed PEM certificate", path.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("{}: holds no PEM certificate", path.display());
+    }
+    Ok(certs)
+}
+
+pub fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path)
+        .with_context(|| format!("reading a private key from {}", path.display()))
+}
+
+pub fn read_crls(path: &Path) -> anyhow::Result<Vec<CertificateRevocationListDer<'static>>> {
+    CertificateRevocationListDer::pem_file_iter(path)
+        .with_context(|| format!("reading CRLs from {}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}: malformed PEM CRL", path.display()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+use std::os::unix::fs::PermissionsExt;
+
+use x509_parser::prelude::*;
+
+use super::*;
+
+fn generated() -> (tempfile::TempDir, Pki) {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Catalog::parse(catalog::DEFAULT_CATALOG, "certs/catalog.toml").unwrap();
+    generate(&catalog, dir.path(), &GenerateOptions::default()).unwrap();
+    let pki = Pki::load(dir.path()).unwrap();
+    (dir, pki)
+}
+
+#[test]
+fn keys_are_private_and_every_cert_loads() {
+    let (_d, pki) = generated();
+    for c in &pki.manifest.certificates {
+        let mode = std::fs::metadata(pki.path(&c.key)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", c.key);
+        let (chain, _key) = pki.identity(&c.name).unwrap();
+        assert!(!chain.is_empty());
+    }
+}
+
+#[test]
+fn org_number_is_in_organization_identifier_and_serial_number() {
+    let (_d, pki) = generated();
+    let (chain, _) = pki.identity("client-5560000001").unwrap();
+    let (_, x) = X509Certificate::from_der(&chain[0]).unwrap();
+    let attrs: Vec<(String, String)> = x
+        .subject()
+        .iter_attributes()
+        .map(|a| (a.attr_type().to_id_string(), a.as_str().unwrap_or("").to_string()))
+        .collect();
+    assert!(attrs.contains(&("2.5.4.97".into(), "NTRSE-5560000001".into())), "{attrs:?}");
+    assert!(attrs.contains(&("2.5.4.5".into(), "5560000001".into())), "{attrs:?}");
+}
+
+#[test]
+fn revoked_certificate_is_in_the_issuers_crl_and_every_ca_has_one() {
+    let (_d, pki) = generated();
+    let revoked = pki.cert("client-revoked").unwrap();
+    let crls = pki.crls().unwrap();
+    // root and inter, the trusted hierarchy
+    assert_eq!(crls.len(), 2);
+    let serials: Vec<String> = crls
+        .iter()
+        .flat_map(|c| {
+            let (_, crl) = CertificateRevocationList::from_der(c).unwrap();
+            crl.iter_revoked_certificates()
+                .map(|r| generate::hex(r.raw_serial()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(serials, vec![revoked.serial.clone()]);
+}
+
+#[test]
+fn crl_distribution_point_names_the_issuer() {
+    let (_d, pki) = generated();
+    let (chain, _) = pki.identity("client-5560000002").unwrap();
+    let (_, x) = X509Certificate::from_der(&chain[0]).unwrap();
+    let dp = x
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::CRLDistributionPoints(p) => Some(format!("{p:?}")),
+            _ => None,
+        })
+        .unwrap();
+    assert!(dp.contains("http://127.0.0.1:8479/crl/inter.crl"), "{dp}");
+}
+
+#[test]
+fn tampered_certificates_are_tampered() {
+    let (_d, pki) = generated();
+    // corrupted signature: still parses, no longer verifies against the issuer
+    let (chain, _) = pki.identity("client-bad-signature").unwrap();
+    let (_, leaf) = X509Certificate::from_der(&chain[0]).unwrap();
+    let (_, inter) = X509Certificate::from_der(&chain[1]).unwrap();
+    assert!(leaf.verify_signature(Some(inter.public_key())).is_err());
+    let (chain, _) = pki.identity("client-5560000001").unwrap();
+    let (_, good) = X509Certificate::from_der(&chain[0]).unwrap();
+    assert!(good.verify_signature(Some(inter.public_key())).is_ok());
+    // weak key really is RSA-1024
+    let (chain, _) = pki.identity("client-weak-key").unwrap();
+    let (_, weak) = X509Certificate::from_der(&chain[0]).unwrap();
+    match weak.public_key().parsed().unwrap() {
+        x509_parser::public_key::PublicKey::RSA(r) => assert_eq!(r.key_size(), 1024),
+        other => panic!("not RSA: {other:?}"),
+    }
+}

@@ -1,0 +1,3 @@
+//! The compliance report: model, requirement verdicts, writers.
+
+pub mod model;
