@@ -7,5 +7,7 @@
 //! [`runner`] (the cucumber run), [`report`] (model and writers).
 #![forbid(unsafe_code)]
 
+pub mod peers;
 pub mod pki;
+pub mod reference;
 pub mod report;

@@ -153,3 +153,31 @@ pub fn read_crls(path: &Path) -> anyhow::Result<Vec<CertificateRevocationListDer
 
 #[cfg(test)]
 mod tests;
+
+/// The organisation number a certificate carries: `serialNumber` in the subject, else
+/// `organizationIdentifier` with its `NTRSE-` prefix removed.
+pub fn org_number(cert_der: &[u8]) -> Option<String> {
+    use x509_parser::prelude::*;
+    let (_, x) = X509Certificate::from_der(cert_der).ok()?;
+    let mut org_id = None;
+    for attr in x.subject().iter_attributes() {
+        let oid = attr.attr_type().to_id_string();
+        let value = attr.as_str().ok()?.to_string();
+        match oid.as_str() {
+            "2.5.4.5" if !value.is_empty() => return Some(value),
+            "2.5.4.97" => org_id = value.strip_prefix("NTRSE-").map(str::to_string),
+            _ => {}
+        }
+    }
+    org_id
+}
+
+/// Size in bits of an RSA subject key, `None` for other key types or unparsable input.
+pub fn rsa_key_bits(cert_der: &[u8]) -> Option<usize> {
+    use x509_parser::prelude::*;
+    let (_, x) = X509Certificate::from_der(cert_der).ok()?;
+    match x.public_key().parsed().ok()? {
+        x509_parser::public_key::PublicKey::RSA(r) => Some(r.key_size()),
+        _ => None,
+    }
+}

@@ -1,0 +1,774 @@
+//! A hand-built TLS ClientHello probe for EB-TLS-1 ("only TLS 1.2 or later is
+//! accepted; weak cipher suites refused").
+//!
+//! rustls cannot offer TLS 1.0/1.1 or weak suites, so it cannot show that a server
+//! *refuses* them. This module writes one ClientHello record by hand and classifies
+//! the first thing the server answers: a ServerHello means the server agreed to
+//! the offer (non-compliant), an alert or a closed connection means it refused.
+//! Nothing past the ServerHello is parsed: no key exchange is ever completed.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+
+/// Protocol version offered in a hand-built ClientHello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ProbeVersion {
+    /// TLS 1.0 (RFC 2246).
+    #[serde(rename = "TLS 1.0")]
+    Tls10,
+    /// TLS 1.1 (RFC 4346).
+    #[serde(rename = "TLS 1.1")]
+    Tls11,
+    /// TLS 1.2 (RFC 5246).
+    #[serde(rename = "TLS 1.2")]
+    Tls12,
+}
+
+impl ProbeVersion {
+    /// The name used in evidence, matching [`ProbeOutcome::ServerHello`]'s `version`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tls10 => "TLS 1.0",
+            Self::Tls11 => "TLS 1.1",
+            Self::Tls12 => "TLS 1.2",
+        }
+    }
+
+    /// The `ProtocolVersion` code point on the wire.
+    pub fn wire(self) -> u16 {
+        match self {
+            Self::Tls10 => 0x0301,
+            Self::Tls11 => 0x0302,
+            Self::Tls12 => 0x0303,
+        }
+    }
+}
+
+impl fmt::Display for ProbeVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one probe offers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProbeSpec {
+    /// The only version offered: no `supported_versions` extension is sent.
+    pub version: ProbeVersion,
+    /// IANA cipher suite numbers, in preference order.
+    pub cipher_suites: Vec<u16>,
+    /// Sent as SNI unless it is an IP address (RFC 6066 §3 forbids literal IPs).
+    pub server_name: Option<String>,
+}
+
+impl ProbeSpec {
+    /// Offers only `version`, with every suite a server of that version might pick,
+    /// so a refusal can only be about the version.
+    pub fn legacy(version: ProbeVersion, server_name: Option<String>) -> Self {
+        let cipher_suites = match version {
+            ProbeVersion::Tls10 | ProbeVersion::Tls11 => suites::LEGACY_CBC.to_vec(),
+            ProbeVersion::Tls12 => [suites::TLS12_MODERN, suites::LEGACY_CBC].concat(),
+        };
+        Self {
+            version,
+            cipher_suites,
+            server_name,
+        }
+    }
+
+    /// TLS 1.2 offering only weak suites, so any ServerHello means a weak suite was
+    /// chosen.
+    ///
+    /// Plain-RSA CBC-SHA suites are included because they lack forward secrecy;
+    /// note that OpenSSL 3.0's default cipher list still enables them.
+    pub fn weak_suites(server_name: Option<String>) -> Self {
+        Self {
+            version: ProbeVersion::Tls12,
+            cipher_suites: suites::WEAK.to_vec(),
+            server_name,
+        }
+    }
+}
+
+/// How the server answered one ClientHello.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum ProbeOutcome {
+    /// The server answered with a ServerHello: it accepted. `version` is the
+    /// negotiated version (from supported_versions ext if present, else
+    /// legacy_version), `cipher_suite` its IANA number, `cipher_suite_name` a name
+    /// if known.
+    ServerHello {
+        /// E.g. `TLS 1.1`; unknown code points as `unknown(0x0305)`.
+        version: String,
+        /// IANA number of the chosen suite.
+        cipher_suite: u16,
+        /// IANA name, e.g. `TLS_RSA_WITH_AES_128_CBC_SHA`.
+        cipher_suite_name: Option<String>,
+    },
+    /// The server sent a TLS alert.
+    Alert {
+        /// `fatal`, `warning`, or `unknown(N)`.
+        level: String,
+        /// RFC 8446 snake_case name (`protocol_version`, `handshake_failure`, …);
+        /// unknown ones as `unknown(N)`.
+        description: String,
+    },
+    /// Connection closed (EOF) without any TLS record.
+    Closed,
+    /// Connection reset by peer.
+    Reset,
+    /// Connect refused.
+    Refused,
+    /// No answer within the deadline.
+    Timeout {
+        /// The deadline that passed.
+        after_ms: u64,
+    },
+    /// The server sent bytes that are not a TLS record (e.g. an HTTP response:
+    /// plain HTTP server on the port), or TLS records that cannot start a
+    /// handshake answer (a malformed ServerHello, application data first).
+    NotTls {
+        /// At most 64 bytes, non-printable ones shown as `.`.
+        first_bytes: String,
+    },
+    /// A socket error other than a reset ended the exchange (e.g. an ICMP
+    /// unreachable on an established connection). Kept apart from `Reset` so that
+    /// evidence never claims the peer refused when the network failed.
+    SocketError {
+        /// `std::io::ErrorKind` as text.
+        kind: String,
+        /// The OS error message.
+        message: String,
+    },
+}
+
+impl ProbeOutcome {
+    /// True only for ServerHello (the server agreed to speak the offered
+    /// version/suites).
+    pub fn accepted(&self) -> bool {
+        matches!(self, Self::ServerHello { .. })
+    }
+
+    fn not_tls(bytes: &[u8]) -> Self {
+        let first_bytes = bytes
+            .iter()
+            .take(64)
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    char::from(b)
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        Self::NotTls { first_bytes }
+    }
+
+    fn from_io_error(error: &io::Error, deadline: Duration) -> Self {
+        match error.kind() {
+            // EPIPE on our only write means the peer's RST already arrived.
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => Self::Reset,
+            io::ErrorKind::ConnectionRefused => Self::Refused,
+            io::ErrorKind::UnexpectedEof => Self::Closed,
+            io::ErrorKind::TimedOut => Self::Timeout {
+                after_ms: millis(deadline),
+            },
+            kind => Self::SocketError {
+                kind: format!("{kind:?}"),
+                message: error.to_string(),
+            },
+        }
+    }
+}
+
+impl fmt::Display for ProbeOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ServerHello {
+                version,
+                cipher_suite,
+                cipher_suite_name,
+            } => {
+                write!(f, "ServerHello: {version}, ")?;
+                match cipher_suite_name {
+                    Some(name) => write!(f, "{name} (0x{cipher_suite:04x})"),
+                    None => write!(f, "cipher suite 0x{cipher_suite:04x}"),
+                }
+            }
+            Self::Alert { level, description } => write!(f, "{level} alert {description}"),
+            Self::Closed => f.write_str("connection closed without a TLS record"),
+            Self::Reset => f.write_str("connection reset by peer"),
+            Self::Refused => f.write_str("connection refused"),
+            Self::Timeout { after_ms } => write!(f, "no answer within {after_ms} ms"),
+            Self::NotTls { first_bytes } => write!(f, "not a TLS answer: {first_bytes:?}"),
+            Self::SocketError { kind, message } => write!(f, "socket error {kind}: {message}"),
+        }
+    }
+}
+
+/// Connects (TCP, tokio) to `addr`, sends the ClientHello for `spec`, reads until it
+/// can classify the first server record. Every wait is under `deadline`, which
+/// covers the whole exchange, connect included.
+///
+/// Errors are only connect failures other than refusal (unreachable network, no
+/// route), where there is no server to judge.
+pub async fn probe(
+    addr: SocketAddr,
+    spec: &ProbeSpec,
+    deadline: Duration,
+) -> io::Result<ProbeOutcome> {
+    let until = Instant::now() + deadline;
+    let stream = match timeout_at(until, TcpStream::connect(addr)).await {
+        Err(_elapsed) => {
+            return Ok(ProbeOutcome::Timeout {
+                after_ms: millis(deadline),
+            })
+        }
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            return Ok(ProbeOutcome::Refused)
+        }
+        Ok(Err(e)) => return Err(e),
+        Ok(Ok(stream)) => stream,
+    };
+    Ok(exchange(stream, spec, until, deadline).await)
+}
+
+/// Same as [`probe`] over an already-connected stream, so callers can bind a
+/// source address first.
+pub async fn probe_stream(stream: TcpStream, spec: &ProbeSpec, deadline: Duration) -> ProbeOutcome {
+    exchange(stream, spec, Instant::now() + deadline, deadline).await
+}
+
+/// The server's first flight is a few KiB; anything longer is not an answer to us.
+const MAX_ANSWER: usize = 64 * 1024;
+
+async fn exchange(
+    mut stream: TcpStream,
+    spec: &ProbeSpec,
+    until: Instant,
+    deadline: Duration,
+) -> ProbeOutcome {
+    let timeout = ProbeOutcome::Timeout {
+        after_ms: millis(deadline),
+    };
+    // Best effort: the ClientHello is one write either way.
+    let _ = stream.set_nodelay(true);
+    match timeout_at(until, stream.write_all(&client_hello(spec))).await {
+        Err(_elapsed) => return timeout,
+        Ok(Err(e)) => return ProbeOutcome::from_io_error(&e, deadline),
+        Ok(Ok(())) => {}
+    }
+
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match timeout_at(until, stream.read(&mut chunk)).await {
+            Err(_elapsed) => return timeout,
+            Ok(Err(e)) => return ProbeOutcome::from_io_error(&e, deadline),
+            Ok(Ok(0)) if received.is_empty() => return ProbeOutcome::Closed,
+            Ok(Ok(0)) => return ProbeOutcome::not_tls(&received),
+            Ok(Ok(n)) => {
+                received.extend_from_slice(&chunk[..n]);
+                if let Some(outcome) = classify(&received) {
+                    return outcome;
+                }
+                if received.len() >= MAX_ANSWER {
+                    return ProbeOutcome::not_tls(&received);
+                }
+            }
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+// ---------------------------------------------------------------------------
+// ClientHello
+
+const CONTENT_CHANGE_CIPHER_SPEC: u8 = 20;
+const CONTENT_ALERT: u8 = 21;
+const CONTENT_HANDSHAKE: u8 = 22;
+const CONTENT_HEARTBEAT: u8 = 24;
+
+const HANDSHAKE_CLIENT_HELLO: u8 = 1;
+const HANDSHAKE_SERVER_HELLO: u8 = 2;
+
+const EXT_SERVER_NAME: u16 = 0x0000;
+const EXT_SUPPORTED_GROUPS: u16 = 0x000a;
+const EXT_EC_POINT_FORMATS: u16 = 0x000b;
+const EXT_SIGNATURE_ALGORITHMS: u16 = 0x000d;
+const EXT_SUPPORTED_VERSIONS: u16 = 0x002b;
+const EXT_RENEGOTIATION_INFO: u16 = 0xff01;
+
+/// x25519, secp256r1, secp384r1: every ECDHE server supports one of them.
+const GROUPS: [u16; 3] = [0x001d, 0x0017, 0x0018];
+
+/// RSA and ECDSA with SHA-2, plus SHA-1 for servers whose certificates or
+/// configuration predate SHA-2 (they are the ones likely to accept old TLS).
+const SIGNATURE_SCHEMES: [u16; 10] = [
+    0x0403, // ecdsa_secp256r1_sha256
+    0x0804, // rsa_pss_rsae_sha256
+    0x0401, // rsa_pkcs1_sha256
+    0x0503, // ecdsa_secp384r1_sha384
+    0x0805, // rsa_pss_rsae_sha384
+    0x0501, // rsa_pkcs1_sha384
+    0x0806, // rsa_pss_rsae_sha512
+    0x0601, // rsa_pkcs1_sha512
+    0x0203, // ecdsa_sha1
+    0x0201, // rsa_pkcs1_sha1
+];
+
+/// The record bytes of one ClientHello for `spec`.
+///
+/// The record layer says TLS 1.0 (0x0301) whatever is offered, as browsers do:
+/// some old servers drop records with a newer version before reading the hello.
+pub fn client_hello(spec: &ProbeSpec) -> Vec<u8> {
+    let mut body = Vec::with_capacity(256);
+    put_u16(&mut body, spec.version.wire());
+    body.extend_from_slice(&random32());
+    body.push(0); // empty legacy_session_id
+    put_u16(&mut body, len16(spec.cipher_suites.len() * 2));
+    for &suite in &spec.cipher_suites {
+        put_u16(&mut body, suite);
+    }
+    body.extend_from_slice(&[1, 0]); // compression_methods: null only
+
+    let mut extensions = Vec::with_capacity(128);
+    if let Some(name) = spec.server_name.as_deref().and_then(sni_host_name) {
+        let name = name.as_bytes();
+        let mut list = Vec::with_capacity(name.len() + 3);
+        list.push(0); // name_type host_name
+        put_u16(&mut list, len16(name.len()));
+        list.extend_from_slice(name);
+        let mut data = Vec::with_capacity(list.len() + 2);
+        put_u16(&mut data, len16(list.len()));
+        data.extend_from_slice(&list);
+        put_extension(&mut extensions, EXT_SERVER_NAME, &data);
+    }
+    put_extension(&mut extensions, EXT_SUPPORTED_GROUPS, &u16_list(&GROUPS));
+    put_extension(&mut extensions, EXT_EC_POINT_FORMATS, &[1, 0]); // uncompressed
+    if spec.version == ProbeVersion::Tls12 {
+        // RFC 5246 §7.4.1.4.1: the extension does not exist before TLS 1.2.
+        put_extension(
+            &mut extensions,
+            EXT_SIGNATURE_ALGORITHMS,
+            &u16_list(&SIGNATURE_SCHEMES),
+        );
+    }
+    // RFC 5746: an empty renegotiated_connection, so strict servers do not refuse.
+    put_extension(&mut extensions, EXT_RENEGOTIATION_INFO, &[0]);
+    put_u16(&mut body, len16(extensions.len()));
+    body.extend_from_slice(&extensions);
+
+    let mut handshake = Vec::with_capacity(body.len() + 4);
+    handshake.push(HANDSHAKE_CLIENT_HELLO);
+    put_u24(&mut handshake, body.len());
+    handshake.extend_from_slice(&body);
+
+    let mut record = Vec::with_capacity(handshake.len() + 5);
+    record.push(CONTENT_HANDSHAKE);
+    put_u16(&mut record, 0x0301);
+    put_u16(&mut record, len16(handshake.len()));
+    record.extend_from_slice(&handshake);
+    record
+}
+
+/// The name to send as SNI, if any: host names only, never IP literals.
+fn sni_host_name(name: &str) -> Option<&str> {
+    let name = name.trim_end_matches('.');
+    let unbracketed = name.trim_start_matches('[').trim_end_matches(']');
+    let is_ip = unbracketed.parse::<IpAddr>().is_ok();
+    let valid = !name.is_empty() && name.len() <= 253 && name.is_ascii();
+    (valid && !is_ip).then_some(name)
+}
+
+fn put_u16(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_u24(out: &mut Vec<u8>, v: usize) {
+    let v = u32::try_from(v).unwrap_or(u32::MAX).min(0x00ff_ffff);
+    out.extend_from_slice(&v.to_be_bytes()[1..]);
+}
+
+/// Saturates rather than panics; a spec big enough to overflow is a caller bug
+/// that the server will reject as malformed, which the probe then reports.
+fn len16(len: usize) -> u16 {
+    u16::try_from(len).unwrap_or(u16::MAX)
+}
+
+fn u16_list(items: &[u16]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.len() * 2 + 2);
+    put_u16(&mut out, len16(items.len() * 2));
+    for &item in items {
+        put_u16(&mut out, item);
+    }
+    out
+}
+
+fn put_extension(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
+    put_u16(out, kind);
+    put_u16(out, len16(data.len()));
+    out.extend_from_slice(data);
+}
+
+/// Client random. Its quality does not matter (no key is ever derived from it),
+/// so std's randomly seeded `RandomState` stands in for a RNG dependency.
+fn random32() -> [u8; 32] {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut out = [0u8; 32];
+    for (i, word) in out.chunks_exact_mut(8).enumerate() {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(nanos);
+        hasher.write_usize(i);
+        word.copy_from_slice(&hasher.finish().to_be_bytes());
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Classification
+
+/// Classifies the server's first bytes; `None` when more bytes are needed.
+///
+/// Handshake records are reassembled, so a ServerHello split over records or
+/// reads is found, and anything after it (Certificate, …) is ignored.
+pub fn classify(server_bytes: &[u8]) -> Option<ProbeOutcome> {
+    let mut handshake = Vec::new();
+    let mut rest = server_bytes;
+    loop {
+        let header = match record_header(rest) {
+            Header::NeedMore => return None,
+            Header::Invalid => return Some(ProbeOutcome::not_tls(server_bytes)),
+            Header::Valid(header) => header,
+        };
+        let Some(fragment) = rest.get(5..5 + header.len) else {
+            return None;
+        };
+        rest = &rest[5 + header.len..];
+        match header.content_type {
+            CONTENT_ALERT => return Some(alert(fragment, server_bytes)),
+            CONTENT_HANDSHAKE => {
+                handshake.extend_from_slice(fragment);
+                if let Some(outcome) = first_handshake_message(&handshake, server_bytes) {
+                    return Some(outcome);
+                }
+            }
+            // A ChangeCipherSpec, application data or heartbeat cannot come first.
+            _ => return Some(ProbeOutcome::not_tls(server_bytes)),
+        }
+    }
+}
+
+struct RecordHeader {
+    content_type: u8,
+    len: usize,
+}
+
+enum Header {
+    NeedMore,
+    Invalid,
+    Valid(RecordHeader),
+}
+
+/// RFC 8446 §5.1: a fragment never exceeds 2^14 bytes, plus 2048 of expansion in
+/// older versions.
+const MAX_FRAGMENT: usize = (1 << 14) + 2048;
+
+/// Rejects as early as the first byte, so an HTTP answer ("HTTP/1.1 400") or an
+/// SSLv2 record (high bit set) is classified without waiting for more.
+fn record_header(bytes: &[u8]) -> Header {
+    let plausible = |i: usize, ok: fn(u8) -> bool| bytes.get(i).is_none_or(|&b| ok(b));
+    if !(plausible(0, |b| (CONTENT_CHANGE_CIPHER_SPEC..=CONTENT_HEARTBEAT).contains(&b))
+        && plausible(1, |b| b == 3)
+        && plausible(2, |b| b <= 4))
+    {
+        return Header::Invalid;
+    }
+    let [content_type, _, _, hi, lo, ..] = *bytes else {
+        return Header::NeedMore;
+    };
+    let len = usize::from(u16::from_be_bytes([hi, lo]));
+    if len == 0 || len > MAX_FRAGMENT {
+        return Header::Invalid;
+    }
+    Header::Valid(RecordHeader { content_type, len })
+}
+
+fn alert(fragment: &[u8], server_bytes: &[u8]) -> ProbeOutcome {
+    let [level, description, ..] = *fragment else {
+        return ProbeOutcome::not_tls(server_bytes);
+    };
+    let level = match level {
+        1 => "warning".to_owned(),
+        2 => "fatal".to_owned(),
+        n => format!("unknown({n})"),
+    };
+    let description = alert_description(description)
+        .map_or_else(|| format!("unknown({description})"), str::to_owned);
+    ProbeOutcome::Alert { level, description }
+}
+
+/// A ServerHello is far smaller; a bigger declared length is garbage.
+const MAX_SERVER_HELLO: usize = 0xffff;
+
+/// The outcome once the first handshake message is complete, `None` before.
+fn first_handshake_message(handshake: &[u8], server_bytes: &[u8]) -> Option<ProbeOutcome> {
+    let [msg_type, a, b, c, ref body @ ..] = *handshake else {
+        return None;
+    };
+    let len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+    if msg_type != HANDSHAKE_SERVER_HELLO || len > MAX_SERVER_HELLO {
+        return Some(ProbeOutcome::not_tls(server_bytes));
+    }
+    let body = body.get(..len)?;
+    Some(server_hello(body).unwrap_or_else(|| ProbeOutcome::not_tls(server_bytes)))
+}
+
+/// Parses a complete ServerHello body (RFC 5246 §7.4.1.3, RFC 8446 §4.1.3); `None`
+/// if malformed.
+fn server_hello(body: &[u8]) -> Option<ProbeOutcome> {
+    let mut r = Reader(body);
+    let legacy_version = r.u16()?;
+    r.take(32)?; // random
+    let session_id_len = usize::from(r.u8()?);
+    if session_id_len > 32 {
+        return None;
+    }
+    r.take(session_id_len)?;
+    let cipher_suite = r.u16()?;
+    r.u8()?; // compression_method
+    let mut version = legacy_version;
+    // Extensions are optional before TLS 1.3 (an SSLv3-era ServerHello ends here).
+    if !r.0.is_empty() {
+        let ext_len = usize::from(r.u16()?);
+        let mut exts = Reader(r.take(ext_len)?);
+        while !exts.0.is_empty() {
+            let kind = exts.u16()?;
+            let len = usize::from(exts.u16()?);
+            let data = exts.take(len)?;
+            if kind == EXT_SUPPORTED_VERSIONS {
+                version = Reader(data).u16()?;
+            }
+        }
+    }
+    Some(ProbeOutcome::ServerHello {
+        version: version_name(version),
+        cipher_suite,
+        cipher_suite_name: suites::name(cipher_suite).map(str::to_owned),
+    })
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    }
+}
+
+fn version_name(v: u16) -> String {
+    match v {
+        0x0300 => "SSL 3.0".to_owned(),
+        0x0301 => "TLS 1.0".to_owned(),
+        0x0302 => "TLS 1.1".to_owned(),
+        0x0303 => "TLS 1.2".to_owned(),
+        0x0304 => "TLS 1.3".to_owned(),
+        other => format!("unknown(0x{other:04x})"),
+    }
+}
+
+/// RFC 8446 §6 names, plus the TLS 1.0–1.2 ones it dropped (RFC 5246 §7.2,
+/// RFC 2246 `export_restriction`), since old servers still send them.
+fn alert_description(code: u8) -> Option<&'static str> {
+    Some(match code {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        21 => "decryption_failed",
+        22 => "record_overflow",
+        30 => "decompression_failure",
+        40 => "handshake_failure",
+        41 => "no_certificate",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        60 => "export_restriction",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        100 => "no_renegotiation",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        111 => "certificate_unobtainable",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        114 => "bad_certificate_hash_value",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        _ => return None,
+    })
+}
+
+/// Cipher suite lists and IANA names.
+pub mod suites {
+    /// What a TLS 1.2 client offers today: forward-secret AEAD suites.
+    pub const TLS12_MODERN: &[u16] = &[
+        0xc02b, // TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        0xc02f, // TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        0xc02c, // TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+        0xc030, // TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+        0xcca9, // TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        0xcca8, // TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+        0x009e, // TLS_DHE_RSA_WITH_AES_128_GCM_SHA256
+        0x009f, // TLS_DHE_RSA_WITH_AES_256_GCM_SHA384
+        0xc023, // TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256
+        0xc027, // TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256
+        0x009c, // TLS_RSA_WITH_AES_128_GCM_SHA256
+        0x009d, // TLS_RSA_WITH_AES_256_GCM_SHA384
+        0x003c, // TLS_RSA_WITH_AES_128_CBC_SHA256
+        0x003d, // TLS_RSA_WITH_AES_256_CBC_SHA256
+    ];
+
+    /// Suites usable in TLS 1.0/1.1 (no AEAD, no SHA-256 PRF), strongest first;
+    /// 3DES and RC4 last because servers that only have those still accept the
+    /// version.
+    pub const LEGACY_CBC: &[u16] = &[
+        0xc009, // TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA
+        0xc013, // TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA
+        0xc00a, // TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA
+        0xc014, // TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA
+        0x0033, // TLS_DHE_RSA_WITH_AES_128_CBC_SHA
+        0x0039, // TLS_DHE_RSA_WITH_AES_256_CBC_SHA
+        0x002f, // TLS_RSA_WITH_AES_128_CBC_SHA
+        0x0035, // TLS_RSA_WITH_AES_256_CBC_SHA
+        0x000a, // TLS_RSA_WITH_3DES_EDE_CBC_SHA
+        0x0005, // TLS_RSA_WITH_RC4_128_SHA
+    ];
+
+    /// Suites EB-TLS-1 calls weak: RC4, (3)DES, NULL, EXPORT, anonymous, and
+    /// plain-RSA key exchange (no forward secrecy).
+    pub const WEAK: &[u16] = &[
+        0x0005, // TLS_RSA_WITH_RC4_128_SHA
+        0x0004, // TLS_RSA_WITH_RC4_128_MD5
+        0xc011, // TLS_ECDHE_RSA_WITH_RC4_128_SHA
+        0xc007, // TLS_ECDHE_ECDSA_WITH_RC4_128_SHA
+        0x000a, // TLS_RSA_WITH_3DES_EDE_CBC_SHA
+        0xc012, // TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA
+        0x0016, // TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA
+        0x0009, // TLS_RSA_WITH_DES_CBC_SHA
+        0x0015, // TLS_DHE_RSA_WITH_DES_CBC_SHA
+        0x0001, // TLS_RSA_WITH_NULL_MD5
+        0x0002, // TLS_RSA_WITH_NULL_SHA
+        0x003b, // TLS_RSA_WITH_NULL_SHA256
+        0xc010, // TLS_ECDHE_RSA_WITH_NULL_SHA
+        0xc006, // TLS_ECDHE_ECDSA_WITH_NULL_SHA
+        0x0003, // TLS_RSA_EXPORT_WITH_RC4_40_MD5
+        0x0006, // TLS_RSA_EXPORT_WITH_RC2_CBC_40_MD5
+        0x0008, // TLS_RSA_EXPORT_WITH_DES40_CBC_SHA
+        0x0014, // TLS_DHE_RSA_EXPORT_WITH_DES40_CBC_SHA
+        0x0018, // TLS_DH_anon_WITH_RC4_128_MD5
+        0x0034, // TLS_DH_anon_WITH_AES_128_CBC_SHA
+        0x003a, // TLS_DH_anon_WITH_AES_256_CBC_SHA
+        0x006c, // TLS_DH_anon_WITH_AES_128_CBC_SHA256
+        0x00a6, // TLS_DH_anon_WITH_AES_128_GCM_SHA256
+        0xc018, // TLS_ECDH_anon_WITH_AES_128_CBC_SHA
+        0xc019, // TLS_ECDH_anon_WITH_AES_256_CBC_SHA
+        0x002f, // TLS_RSA_WITH_AES_128_CBC_SHA
+        0x0035, // TLS_RSA_WITH_AES_256_CBC_SHA
+    ];
+
+    /// The IANA name of `suite`, for the suites this module offers and TLS 1.3's.
+    pub fn name(suite: u16) -> Option<&'static str> {
+        Some(match suite {
+            0x0001 => "TLS_RSA_WITH_NULL_MD5",
+            0x0002 => "TLS_RSA_WITH_NULL_SHA",
+            0x0003 => "TLS_RSA_EXPORT_WITH_RC4_40_MD5",
+            0x0004 => "TLS_RSA_WITH_RC4_128_MD5",
+            0x0005 => "TLS_RSA_WITH_RC4_128_SHA",
+            0x0006 => "TLS_RSA_EXPORT_WITH_RC2_CBC_40_MD5",
+            0x0008 => "TLS_RSA_EXPORT_WITH_DES40_CBC_SHA",
+            0x0009 => "TLS_RSA_WITH_DES_CBC_SHA",
+            0x000a => "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+            0x0014 => "TLS_DHE_RSA_EXPORT_WITH_DES40_CBC_SHA",
+            0x0015 => "TLS_DHE_RSA_WITH_DES_CBC_SHA",
+            0x0016 => "TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA",
+            0x0018 => "TLS_DH_anon_WITH_RC4_128_MD5",
+            0x002f => "TLS_RSA_WITH_AES_128_CBC_SHA",
+            0x0033 => "TLS_DHE_RSA_WITH_AES_128_CBC_SHA",
+            0x0034 => "TLS_DH_anon_WITH_AES_128_CBC_SHA",
+            0x0035 => "TLS_RSA_WITH_AES_256_CBC_SHA",
+            0x0039 => "TLS_DHE_RSA_WITH_AES_256_CBC_SHA",
+            0x003a => "TLS_DH_anon_WITH_AES_256_CBC_SHA",
+            0x003b => "TLS_RSA_WITH_NULL_SHA256",
+            0x003c => "TLS_RSA_WITH_AES_128_CBC_SHA256",
+            0x003d => "TLS_RSA_WITH_AES_256_CBC_SHA256",
+            0x006c => "TLS_DH_anon_WITH_AES_128_CBC_SHA256",
+            0x009c => "TLS_RSA_WITH_AES_128_GCM_SHA256",
+            0x009d => "TLS_RSA_WITH_AES_256_GCM_SHA384",
+            0x009e => "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+            0x009f => "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+            0x00a6 => "TLS_DH_anon_WITH_AES_128_GCM_SHA256",
+            0x1301 => "TLS_AES_128_GCM_SHA256",
+            0x1302 => "TLS_AES_256_GCM_SHA384",
+            0x1303 => "TLS_CHACHA20_POLY1305_SHA256",
+            0xc006 => "TLS_ECDHE_ECDSA_WITH_NULL_SHA",
+            0xc007 => "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+            0xc009 => "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+            0xc00a => "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+            0xc010 => "TLS_ECDHE_RSA_WITH_NULL_SHA",
+            0xc011 => "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+            0xc012 => "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+            0xc013 => "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+            0xc014 => "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+            0xc018 => "TLS_ECDH_anon_WITH_AES_128_CBC_SHA",
+            0xc019 => "TLS_ECDH_anon_WITH_AES_256_CBC_SHA",
+            0xc023 => "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+            0xc027 => "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+            0xc02b => "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            0xc02c => "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            0xc02f => "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            0xc030 => "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            0xcca8 => "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            0xcca9 => "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            _ => return None,
+        })
+    }
+}

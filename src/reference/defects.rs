@@ -1,0 +1,187 @@
+//! Seeded defects of the reference IUT, each next to the requirements it breaks.
+//!
+//! `provsten defects` prints this table; the defect-matrix test runs the suite once per
+//! defect and asserts that exactly `breaks()` fail, so a check that cannot fail shows up.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Defect {
+    AcceptExpiredCert,
+    AcceptLegacyTls,
+    AcceptNoCert,
+    AcceptNotYetValidCert,
+    AcceptWeakKey,
+    IgnoreCertSignature,
+    IgnoreCrl,
+    IgnoreEku,
+    IgnoreOrgNumber,
+    NoTenantIsolation,
+    SkipProofOfPossession,
+    TrustAnyRoot,
+    UntrustedServerCert,
+}
+
+impl Defect {
+    pub const ALL: &'static [Defect] = &[
+        Defect::AcceptNoCert,
+        Defect::AcceptExpiredCert,
+        Defect::AcceptNotYetValidCert,
+        Defect::IgnoreCrl,
+        Defect::TrustAnyRoot,
+        Defect::IgnoreEku,
+        Defect::AcceptWeakKey,
+        Defect::IgnoreCertSignature,
+        Defect::SkipProofOfPossession,
+        Defect::IgnoreOrgNumber,
+        Defect::NoTenantIsolation,
+        Defect::UntrustedServerCert,
+        Defect::AcceptLegacyTls,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Defect::AcceptExpiredCert => "accept-expired-cert",
+            Defect::AcceptLegacyTls => "accept-legacy-tls",
+            Defect::AcceptNoCert => "accept-no-cert",
+            Defect::AcceptNotYetValidCert => "accept-not-yet-valid-cert",
+            Defect::AcceptWeakKey => "accept-weak-key",
+            Defect::IgnoreCertSignature => "ignore-cert-signature",
+            Defect::IgnoreCrl => "ignore-crl",
+            Defect::IgnoreEku => "ignore-eku",
+            Defect::IgnoreOrgNumber => "ignore-org-number",
+            Defect::NoTenantIsolation => "no-tenant-isolation",
+            Defect::SkipProofOfPossession => "skip-proof-of-possession",
+            Defect::TrustAnyRoot => "trust-any-root",
+            Defect::UntrustedServerCert => "untrusted-server-cert",
+        }
+    }
+
+    /// The requirements a run against the reference IUT with this defect must report as `fail`.
+    pub fn breaks(self) -> &'static [&'static str] {
+        match self {
+            Defect::AcceptNoCert => &["EB-AUTH-1", "FMK-2.1-MTLS"],
+            Defect::AcceptExpiredCert => &["EB-MTLS-1"],
+            Defect::AcceptNotYetValidCert => &["EB-MTLS-1"],
+            Defect::IgnoreCrl => &["EB-MTLS-1", "FMK-2.1-REVOKE"],
+            Defect::TrustAnyRoot => &["EB-MTLS-1", "FMK-2.1-CA"],
+            Defect::IgnoreEku => &["EB-MTLS-1"],
+            Defect::AcceptWeakKey => &["EB-MTLS-1"],
+            Defect::IgnoreCertSignature => &["EB-MTLS-1", "FMK-2.1-CA"],
+            Defect::SkipProofOfPossession => &["EB-MTLS-1", "SDK-5.4-KEYS"],
+            Defect::IgnoreOrgNumber => &["EB-MTLS-2"],
+            Defect::NoTenantIsolation => &["SDK-4.1-ISOLATION"],
+            Defect::UntrustedServerCert => &["EB-MTLS-1", "FMK-2.1-CA"],
+            Defect::AcceptLegacyTls => &["EB-TLS-1"],
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Defect::AcceptNoCert => "client certificates are requested but not required",
+            Defect::AcceptExpiredCert => "expired client certificates are accepted",
+            Defect::AcceptNotYetValidCert => "client certificates not yet valid are accepted",
+            Defect::IgnoreCrl => "the CRL is not consulted: revoked certificates are accepted",
+            Defect::TrustAnyRoot => "certificates from unknown roots and self-signed ones are accepted",
+            Defect::IgnoreEku => "the extended key usage is not checked (serverAuth-only accepted)",
+            Defect::AcceptWeakKey => "RSA keys under 2048 bits are accepted",
+            Defect::IgnoreCertSignature => "a certificate whose issuer signature is corrupt is accepted",
+            Defect::SkipProofOfPossession => "the client's handshake signature is not verified (no proof of key possession)",
+            Defect::IgnoreOrgNumber => "certificates without, or with an unregistered, organisation number are served",
+            Defect::NoTenantIsolation => "a client may read another organisation's data",
+            Defect::UntrustedServerCert => "the API presents a server certificate from an untrusted CA",
+            Defect::AcceptLegacyTls => "a TLS 1.0/1.1 ClientHello is answered with a ServerHello",
+        }
+    }
+}
+
+impl fmt::Display for Defect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Defect {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Defect::ALL
+            .iter()
+            .copied()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| {
+                let close = closest(s, Defect::ALL.iter().map(|d| d.name()));
+                let all: Vec<_> = Defect::ALL.iter().map(|d| d.name()).collect();
+                match close {
+                    Some(c) => format!("unknown defect {s:?} (did you mean {c:?}? known: {})", all.join(", ")),
+                    None => format!("unknown defect {s:?} (known: {})", all.join(", ")),
+                }
+            })
+    }
+}
+
+/// The set of defects a reference IUT runs with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Defects(BTreeSet<Defect>);
+
+impl Defects {
+    pub fn new(list: impl IntoIterator<Item = Defect>) -> Self {
+        Defects(list.into_iter().collect())
+    }
+
+    pub fn has(&self, d: Defect) -> bool {
+        self.0.contains(&d)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Defect> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The candidate nearest to `input` by edit distance, if any is reasonably near.
+pub fn closest<'a>(input: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (edit_distance(input, c), c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_defect_round_trips_by_name_and_breaks_something() {
+        for d in Defect::ALL {
+            assert_eq!(d.name().parse::<Defect>().unwrap(), *d);
+            assert!(!d.breaks().is_empty(), "{d}");
+        }
+    }
+
+    #[test]
+    fn unknown_defect_suggests_the_closest() {
+        let err = "accept-expired".parse::<Defect>().unwrap_err();
+        assert!(err.contains("did you mean \"accept-expired-cert\""), "{err}");
+    }
+}

@@ -1,0 +1,13 @@
+//! The reference IUT: a compliant implementation shipped inside the binary, with seeded
+//! defects (`--defect`). It is judged like a stranger: it runs as a child process, is
+//! reached only over the network, and never imports the steps, peers or report.
+
+pub mod defects;
+mod legacy_tls;
+mod server;
+mod verifier;
+
+pub use server::{run, start, ReferenceOptions, Running};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,297 @@
+//! The reference IUT's HTTPS API (hyper + rustls, mTLS required) and its loopback-only
+//! plain-HTTP admin port for observation.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ServerConfig;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use super::defects::{Defect, Defects};
+use super::legacy_tls::answer_legacy_hello;
+use super::verifier::PolicyVerifier;
+use crate::pki::{org_number, Pki};
+
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(60);
+const REQUEST_LOG_CAP: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct ReferenceOptions {
+    pub pki_dir: PathBuf,
+    pub api: SocketAddr,
+    pub admin: SocketAddr,
+    /// Catalogue name of the server certificate to present.
+    pub server_cert: String,
+    pub registered_orgs: Vec<String>,
+    pub defects: Defects,
+}
+
+struct State {
+    registered: BTreeSet<String>,
+    defects: Defects,
+    log: Mutex<Vec<serde_json::Value>>,
+}
+
+/// What the TLS layer established about the caller.
+#[derive(Clone)]
+struct Caller {
+    peer: SocketAddr,
+    has_cert: bool,
+    org: Option<String>,
+}
+
+/// A started reference IUT; its tasks stop when this is dropped.
+pub struct Running {
+    pub api: SocketAddr,
+    pub admin: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Runs until Ctrl-C or SIGTERM.
+pub async fn run(opts: ReferenceOptions) -> anyhow::Result<()> {
+    let running = start(opts).await?;
+    shutdown_signal().await;
+    drop(running);
+    Ok(())
+}
+
+/// Binds the ports, prints the ready line and serves in background tasks.
+pub async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
+    if !opts.admin.ip().is_loopback() {
+        bail!("--admin {} is not a loopback address: the admin port is for local observation only", opts.admin);
+    }
+    let pki = Pki::load(&opts.pki_dir)?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let server_cert = if opts.defects.has(Defect::UntrustedServerCert) {
+        "server-untrusted".to_string()
+    } else {
+        opts.server_cert.clone()
+    };
+    let (chain, key) = pki
+        .identity(&server_cert)
+        .with_context(|| format!("loading the server certificate {server_cert:?}"))?;
+    let verifier = PolicyVerifier::new(&pki, provider.clone(), opts.defects.clone())?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_single_cert(chain, key)
+        .context("server certificate and key do not match")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+
+    let api = TcpListener::bind(opts.api)
+        .await
+        .with_context(|| format!("binding the API port {}", opts.api))?;
+    let admin = TcpListener::bind(opts.admin)
+        .await
+        .with_context(|| format!("binding the admin port {}", opts.admin))?;
+    let state = Arc::new(State {
+        registered: opts.registered_orgs.iter().cloned().collect(),
+        defects: opts.defects.clone(),
+        log: Mutex::new(Vec::new()),
+    });
+    let defects: Vec<_> = opts.defects.iter().map(|d| d.name()).collect();
+    println!(
+        "provsten reference IUT ready: api=https://{} admin=http://{} defects={}",
+        api.local_addr()?,
+        admin.local_addr()?,
+        if defects.is_empty() { "none".to_string() } else { defects.join(",") }
+    );
+
+    let (api_addr, admin_addr) = (api.local_addr()?, admin.local_addr()?);
+    Ok(Running {
+        api: api_addr,
+        admin: admin_addr,
+        tasks: vec![
+            tokio::spawn(serve_api(api, acceptor, state.clone())),
+            tokio::spawn(serve_admin(admin, state)),
+        ],
+    })
+}
+
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<State>) {
+    loop {
+        let Ok((mut tcp, peer)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            if state.defects.has(Defect::AcceptLegacyTls) && answer_legacy_hello(&mut tcp).await {
+                return;
+            }
+            let tls = match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let leaf = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.to_vec());
+            let caller = Caller {
+                peer,
+                has_cert: leaf.is_some(),
+                org: leaf.as_deref().and_then(org_number),
+            };
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                let caller = caller.clone();
+                async move { Ok::<_, Infallible>(api(&state, &caller, req)) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
+        });
+    }
+}
+
+fn api(state: &State, caller: &Caller, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let (status, body) = route(state, caller, req.method(), &path);
+    if let Ok(mut log) = state.log.lock() {
+        if log.len() < REQUEST_LOG_CAP {
+            log.push(json!({
+                "peer": caller.peer.to_string(),
+                "org": caller.org,
+                "method": req.method().as_str(),
+                "path": path,
+                "status": status.as_u16(),
+            }));
+        }
+    }
+    json_response(status, body)
+}
+
+fn route(state: &State, caller: &Caller, method: &Method, path: &str) -> (StatusCode, serde_json::Value) {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (&Method::GET, ["v1", "health"]) => (StatusCode::OK, json!({"status": "ok"})),
+        (&Method::GET, ["v1", "orgs", org, "fullmakter"]) => fullmakter(state, caller, org),
+        _ => (StatusCode::NOT_FOUND, json!({"error": "not found"})),
+    }
+}
+
+/// The protected resource: the powers of attorney registered for one organisation.
+fn fullmakter(state: &State, caller: &Caller, org: &str) -> (StatusCode, serde_json::Value) {
+    let d = &state.defects;
+    // Only reachable without a certificate under the accept-no-cert defect.
+    if caller.has_cert || !d.has(Defect::AcceptNoCert) {
+        match &caller.org {
+            None if !d.has(Defect::IgnoreOrgNumber) => {
+                return forbidden("the client certificate carries no organisation number");
+            }
+            Some(own) if !state.registered.contains(own) && !d.has(Defect::IgnoreOrgNumber) => {
+                return forbidden("the organisation in the client certificate is not registered");
+            }
+            Some(own) if own != org && !d.has(Defect::NoTenantIsolation) => {
+                // Same answer as for an unknown organisation: do not confirm it exists.
+                return (StatusCode::NOT_FOUND, json!({"error": "not found"}));
+            }
+            _ => {}
+        }
+    }
+    let records = if state.registered.contains(org) {
+        vec![json!({
+            "id": format!("FM-{org}-001"),
+            "organisation": org,
+            "fullmaktsgivare": "191212121212",
+            "omfattning": "forsakringsinformation",
+            "giltig_till": "2027-12-31",
+        })]
+    } else {
+        Vec::new()
+    };
+    (StatusCode::OK, json!({"organisation": org, "fullmakter": records}))
+}
+
+fn forbidden(why: &str) -> (StatusCode, serde_json::Value) {
+    (StatusCode::FORBIDDEN, json!({"error": why}))
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn serve_admin(listener: TcpListener, state: Arc<State>) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let state = state.clone();
+                async move {
+                    let resp = match req.uri().path() {
+                        "/admin/status" => json_response(
+                            StatusCode::OK,
+                            json!({
+                                "defects": state.defects.iter().map(|d| d.name()).collect::<Vec<_>>(),
+                                "registered_orgs": state.registered,
+                            }),
+                        ),
+                        "/admin/requests" => {
+                            let log = state.log.lock().map(|l| l.clone()).unwrap_or_default();
+                            json_response(StatusCode::OK, json!(log))
+                        }
+                        _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not found"})),
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc);
+            let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
+        });
+    }
+}

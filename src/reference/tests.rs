@@ -1,0 +1,136 @@
+//! In-process checks of the reference IUT through the simulated client (the suite proper
+//! runs it as a child process, like any IUT).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::defects::{Defect, Defects};
+use super::*;
+use crate::peers::{request, ClientSpec, Identity, Outcome, Refusal, ServerCheck, Target, TlsVersions};
+use crate::pki::{generate, Catalog, GenerateOptions, Pki};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    pki: Pki,
+}
+
+fn pki() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Catalog::parse(crate::pki::catalog::DEFAULT_CATALOG, "catalog").unwrap();
+    generate(&catalog, dir.path(), &GenerateOptions::default()).unwrap();
+    let pki = Pki::load(dir.path()).unwrap();
+    Fixture { _dir: dir, pki }
+}
+
+async fn iut(f: &Fixture, defects: &[Defect]) -> Running {
+    start(ReferenceOptions {
+        pki_dir: f.pki.dir.clone(),
+        api: "127.0.0.1:0".parse().unwrap(),
+        admin: "127.0.0.1:0".parse().unwrap(),
+        server_cert: "iut-server".into(),
+        registered_orgs: vec!["5560000001".into(), "5560000002".into()],
+        defects: Defects::new(defects.iter().copied()),
+    })
+    .await
+    .unwrap()
+}
+
+async fn get(f: &Fixture, r: &Running, cert: Option<&str>, path: &str, versions: TlsVersions) -> crate::peers::Exchange {
+    let identity = cert.map(|name| {
+        let (chain, key) = f.pki.identity(name).unwrap();
+        Identity {
+            name: name.into(),
+            chain,
+            key: Arc::new(key),
+        }
+    });
+    let spec = ClientSpec {
+        identity,
+        versions,
+        server_check: ServerCheck::AcceptAny,
+        source: None,
+        deadline: Duration::from_secs(5),
+    };
+    let target = Target {
+        addr: r.api,
+        server_name: "iut.localhost".into(),
+    };
+    request(&target, &spec, "GET", path).await.unwrap()
+}
+
+const OWN: &str = "/v1/orgs/5560000001/fullmakter";
+
+#[tokio::test]
+async fn valid_client_reads_its_own_data_on_tls12_and_tls13() {
+    let f = pki();
+    let r = iut(&f, &[]).await;
+    for v in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
+        let ex = get(&f, &r, Some("client-5560000001"), OWN, v).await;
+        assert_eq!(ex.status(), Some(200), "{ex:?}");
+        assert!(ex.body().contains("FM-5560000001-001"));
+    }
+}
+
+#[tokio::test]
+async fn every_bad_client_certificate_is_refused_without_data() {
+    let f = pki();
+    let r = iut(&f, &[]).await;
+    for cert in [
+        "client-expired",
+        "client-not-yet-valid",
+        "client-revoked",
+        "client-untrusted-root",
+        "client-self-signed",
+        "client-eku-server",
+        "client-weak-key",
+        "client-bad-signature",
+        "client-key-mismatch",
+    ] {
+        for v in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
+            let ex = get(&f, &r, Some(cert), OWN, v).await;
+            assert!(
+                matches!(&ex.outcome, Outcome::Refused { refusal } if refusal.is_by_server()),
+                "{cert} {v:?}: {ex:?}"
+            );
+        }
+    }
+    let ex = get(&f, &r, None, OWN, TlsVersions::Tls13Only).await;
+    assert!(
+        matches!(&ex.outcome, Outcome::Refused { refusal: Refusal::TlsAlert { alert, .. } } if alert == "CertificateRequired"),
+        "{ex:?}"
+    );
+    for cert in ["client-no-org", "client-unregistered-org"] {
+        let ex = get(&f, &r, Some(cert), OWN, TlsVersions::Any).await;
+        assert_eq!(ex.status(), Some(403), "{cert}: {ex:?}");
+    }
+    let other = get(&f, &r, Some("client-5560000001"), "/v1/orgs/5560000002/fullmakter", TlsVersions::Any).await;
+    assert_eq!(other.status(), Some(404), "{other:?}");
+}
+
+#[tokio::test]
+async fn each_certificate_defect_lets_exactly_its_certificate_in() {
+    let f = pki();
+    let cases = [
+        (Defect::AcceptExpiredCert, "client-expired"),
+        (Defect::AcceptNotYetValidCert, "client-not-yet-valid"),
+        (Defect::IgnoreCrl, "client-revoked"),
+        (Defect::TrustAnyRoot, "client-untrusted-root"),
+        (Defect::TrustAnyRoot, "client-self-signed"),
+        (Defect::IgnoreEku, "client-eku-server"),
+        (Defect::AcceptWeakKey, "client-weak-key"),
+        (Defect::IgnoreCertSignature, "client-bad-signature"),
+        (Defect::SkipProofOfPossession, "client-key-mismatch"),
+    ];
+    for (defect, cert) in cases {
+        let r = iut(&f, &[defect]).await;
+        for v in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
+            let ex = get(&f, &r, Some(cert), OWN, v).await;
+            assert_eq!(ex.status(), Some(200), "{defect} {cert} {v:?}: {ex:?}");
+        }
+        // and the defect does not let in the expired certificate unless it is that defect
+        if defect != Defect::AcceptExpiredCert {
+            let ex = get(&f, &r, Some("client-expired"), OWN, TlsVersions::Any).await;
+            assert!(!ex.granted(), "{defect}: {ex:?}");
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! Report writers: each turns a finished [`Report`] into one artefact (DESIGN.md
+//! "Report contract", STYLE.md point 3).
+//!
+//! Writers read the report model and nothing else: never runner state, never the world of
+//! a scenario. Every file writer is listed once in [`FILE_WRITERS`]; [`write_all`] writes
+//! them all into the output directory. The console writer is not a file: the runner prints
+//! [`console::progress_line`] per finished scenario and [`console::summary_table`] at the end.
+
+pub mod console;
+pub mod cucumber_json;
+pub mod html;
+pub mod json;
+pub mod junit;
+pub mod markdown;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::report::model::*;
+
+/// One file in the output directory and how to render it.
+struct FileWriter {
+    file_name: &'static str,
+    render: fn(&Report) -> anyhow::Result<String>,
+}
+
+/// Every file `provsten run` writes into `--out DIR`, in the order written. `report.json`
+/// comes first, so even if a later writer fails the data is on disk to re-render from.
+const FILE_WRITERS: &[FileWriter] = &[
+    FileWriter {
+        file_name: json::FILE_NAME,
+        render: json::render,
+    },
+    FileWriter {
+        file_name: junit::FILE_NAME,
+        render: junit::render,
+    },
+    FileWriter {
+        file_name: cucumber_json::FILE_NAME,
+        render: cucumber_json::render,
+    },
+    FileWriter {
+        file_name: html::FILE_NAME,
+        render: |report| Ok(html::render(report)),
+    },
+    FileWriter {
+        file_name: markdown::FILE_NAME,
+        render: |report| Ok(markdown::render(report)),
+    },
+];
+
+/// Creates `out_dir` and writes `report.json`, `junit.xml`, `cucumber.json`, `report.html`
+/// and `summary.md` into it. Returns the paths written, in that order.
+pub fn write_all(report: &Report, out_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create report directory {}", out_dir.display()))?;
+    let mut written = Vec::with_capacity(FILE_WRITERS.len());
+    for writer in FILE_WRITERS {
+        let path = out_dir.join(writer.file_name);
+        let text = (writer.render)(report)
+            .with_context(|| format!("cannot render {}", path.display()))?;
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared helpers: the words and numbers every writer prints the same way.
+
+/// Scenarios by key, for looking up the scenarios a requirement lists.
+fn scenarios_by_key(report: &Report) -> HashMap<&str, &ScenarioResult> {
+    report
+        .scenarios
+        .iter()
+        .map(|s| (s.key.as_str(), s))
+        .collect()
+}
+
+/// `(passed, total)` over the scenarios a requirement lists. A listed scenario missing from
+/// the report (another shard ran it) counts towards the total, not as passed.
+fn scenario_tally(
+    requirement: &RequirementResult,
+    by_key: &HashMap<&str, &ScenarioResult>,
+) -> (usize, usize) {
+    let passed = requirement
+        .scenarios
+        .iter()
+        .filter(|key| {
+            by_key
+                .get(key.as_str())
+                .is_some_and(|s| s.status == ScenarioStatus::Passed)
+        })
+        .count();
+    (passed, requirement.scenarios.len())
+}
+
+/// The upper-case word for a requirement verdict, as printed in tables.
+fn verdict_label(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Error => "ERROR",
+        Verdict::Fail => "FAIL",
+        Verdict::NotApplicable => "NOT-APPLICABLE",
+        Verdict::NotTestable => "NOT-TESTABLE",
+        Verdict::Pass => "PASS",
+    }
+}
+
+/// The upper-case word for the run verdict.
+fn run_verdict_label(verdict: RunVerdict) -> &'static str {
+    match verdict {
+        RunVerdict::Compliant => "COMPLIANT",
+        RunVerdict::Error => "ERROR",
+        RunVerdict::NonCompliant => "NON-COMPLIANT",
+    }
+}
+
+/// The short upper-case word for a scenario status (at most 5 characters).
+fn status_label(status: ScenarioStatus) -> &'static str {
+    match status {
+        ScenarioStatus::Error => "ERROR",
+        ScenarioStatus::Failed => "FAIL",
+        ScenarioStatus::NotApplicable => "N/A",
+        ScenarioStatus::Passed => "PASS",
+    }
+}
+
+/// Failed and error scenarios are the ones a reader has to look at.
+fn needs_attention(status: ScenarioStatus) -> bool {
+    matches!(status, ScenarioStatus::Failed | ScenarioStatus::Error)
+}
+
+/// The feature file of a scenario key: `features/mtls.feature:12` → `features/mtls.feature`.
+fn key_path(key: &str) -> &str {
+    match key.rsplit_once(':') {
+        Some((path, line)) if line.parse::<usize>().is_ok() => path,
+        _ => key,
+    }
+}
+
+/// The line of a scenario key: `features/mtls.feature:12` → `12`, `0` if the key has none.
+fn key_line(key: &str) -> usize {
+    key.rsplit_once(':')
+        .and_then(|(_, line)| line.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Human duration: `41 ms`, `2.35 s`, `3 min 05 s`.
+fn format_duration_ms(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.2} s", ms as f64 / 1_000.0)
+    } else {
+        format!("{} min {:02} s", ms / 60_000, (ms % 60_000) / 1_000)
+    }
+}
+
+/// Cuts `text` to at most `max` characters, ending with `…` when something was cut.
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Requirement IDs as a list for a sentence, at most `max` named: `A, B, C and 4 more`.
+fn id_list(ids: &[&str], max: usize) -> String {
+    if ids.len() <= max {
+        ids.join(", ")
+    } else {
+        format!("{} and {} more", ids[..max].join(", "), ids.len() - max)
+    }
+}
+
+/// What the run verdict rests on, in one sentence without the verdict word itself:
+/// `2 of 9 requirements fail (EB-MTLS-1, FMK-2.1-REVOKE)`.
+fn verdict_reason(report: &Report) -> String {
+    let total = report.requirements.len();
+    if total == 0 {
+        return format!("no requirements in profile {}", report.profile);
+    }
+    let with = |verdict: Verdict| -> Vec<&str> {
+        report
+            .requirements
+            .iter()
+            .filter(|r| r.verdict == verdict)
+            .map(|r| r.id.as_str())
+            .collect()
+    };
+    let (fails, errors) = (with(Verdict::Fail), with(Verdict::Error));
+    let noun = if total == 1 {
+        "requirement"
+    } else {
+        "requirements"
+    };
+    let mut clauses = Vec::new();
+    if !fails.is_empty() {
+        let verb = if fails.len() == 1 { "fails" } else { "fail" };
+        clauses.push(format!(
+            "{} of {total} {noun} {verb} ({})",
+            fails.len(),
+            id_list(&fails, 6)
+        ));
+    }
+    if !errors.is_empty() {
+        let head = if fails.is_empty() {
+            format!("{} of {total} {noun}", errors.len())
+        } else {
+            errors.len().to_string()
+        };
+        clauses.push(format!(
+            "{head} could not be evaluated ({})",
+            id_list(&errors, 6)
+        ));
+    }
+    if clauses.is_empty() {
+        let passed = with(Verdict::Pass).len();
+        let mut clause = format!("{passed} of {total} {noun} pass");
+        let others: Vec<String> = [Verdict::NotApplicable, Verdict::NotTestable]
+            .into_iter()
+            .map(|v| (v, with(v).len()))
+            .filter(|(_, n)| *n > 0)
+            .map(|(v, n)| format!("{n} {}", v.as_str().replace('-', " ")))
+            .collect();
+        if !others.is_empty() {
+            clause.push_str(&format!(" ({})", others.join(", ")));
+        }
+        clauses.push(clause);
+    }
+    clauses.join("; ")
+}
+
+/// A one-line rendering of a scenario's evidence for terminals and summaries:
+/// `key=value` pairs of each observation, observations joined by ` → `.
+///
+/// Evidence is data of any shape, so this is generic: object members become `key=value`
+/// (strings bare unless they contain spaces, anything nested as compact JSON), other values
+/// print as compact JSON.
+fn condense_evidence(evidence: &[serde_json::Value]) -> String {
+    evidence
+        .iter()
+        .map(condense_observation)
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+fn condense_observation(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Object(members) => members
+            .iter()
+            .map(|(key, value)| format!("{key}={}", condense_scalar(value)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => condense_scalar(other),
+    }
+}
+
+fn condense_scalar(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) if !s.is_empty() && !s.contains(char::is_whitespace) => {
+            s.clone()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The evidence as pretty JSON (an array, one element per observation).
+fn evidence_json(evidence: &[serde_json::Value]) -> String {
+    // Serialising a `serde_json::Value` cannot fail: its maps have string keys.
+    serde_json::to_string_pretty(evidence).unwrap_or_else(|e| format!("<unprintable: {e}>"))
+}
+
+/// A report with 2 features, 4 scenarios (passed, failed with evidence, not-applicable,
+/// error) and requirements of every verdict, for the writers' unit tests.
+#[cfg(test)]
+pub(crate) fn sample_report() -> Report {
+    use serde_json::json;
+
+    let step = |keyword: &str, text: &str, line: usize, status: StepStatus| StepResult {
+        keyword: keyword.to_owned(),
+        text: text.to_owned(),
+        line,
+        status,
+    };
+    let requirement =
+        |id: &str, title: &str, profile: &str, verdict: Verdict, scenarios: &[&str]| {
+            RequirementResult {
+                id: id.to_owned(),
+                title: title.to_owned(),
+                source: format!("Anslutningsvillkor 2.1, {id}"),
+                profile: profile.to_owned(),
+                verdict,
+                reason: None,
+                scenarios: scenarios.iter().map(|s| (*s).to_owned()).collect(),
+            }
+        };
+    Report {
+        schema_version: SCHEMA_VERSION,
+        harness: Harness {
+            name: "provsten".to_owned(),
+            version: "0.1.0".to_owned(),
+        },
+        iut: IutInfo {
+            name: "reference-iut".to_owned(),
+            roles: vec!["server".to_owned(), "sender".to_owned()],
+            server_certificate_sha256: Some(
+                "3f1a9c0e5b7d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468".to_owned(),
+            ),
+            defects: vec!["accept-expired-cert".to_owned()],
+        },
+        profile: "all".to_owned(),
+        started_at: "2025-11-23T12:00:00Z".to_owned(),
+        finished_at: "2025-11-23T12:00:04.250Z".to_owned(),
+        verdict: RunVerdict::NonCompliant,
+        requirements: vec![
+            requirement(
+                "EB-MTLS-1",
+                "The server refuses expired, revoked and untrusted client certificates \
+                 during the TLS handshake, before any application data is exchanged",
+                "e-evidence",
+                Verdict::Fail,
+                &["features/mtls.feature:14"],
+            ),
+            requirement(
+                "EB-MTLS-2",
+                "The server accepts a valid client certificate of a registered organisation",
+                "e-evidence",
+                Verdict::Pass,
+                &["features/mtls.feature:6"],
+            ),
+            RequirementResult {
+                reason: Some("the IUT does not declare role `receiver`".to_owned()),
+                ..requirement(
+                    "FMK-3-IDEMPOTENT",
+                    "The receiver is idempotent on resent notifications",
+                    "fmk",
+                    Verdict::NotApplicable,
+                    &["features/resend.feature:8"],
+                )
+            },
+            requirement(
+                "FMK-4-RESEND",
+                "The sender follows its declared resend policy",
+                "fmk",
+                Verdict::Error,
+                &["features/resend.feature:20"],
+            ),
+            RequirementResult {
+                reason: Some("needs an audit log; the IUT config declares none".to_owned()),
+                ..requirement(
+                    "FMK-5-AUDIT",
+                    "Every refused request is written to the audit log",
+                    "fmk",
+                    Verdict::NotTestable,
+                    &[],
+                )
+            },
+        ],
+        scenarios: vec![
+            ScenarioResult {
+                key: "features/mtls.feature:6".to_owned(),
+                feature: "features/mtls.feature".to_owned(),
+                name: "valid client certificate is accepted".to_owned(),
+                tags: vec!["@req:EB-MTLS-2".to_owned(), "@role:server".to_owned()],
+                requirements: vec!["EB-MTLS-2".to_owned()],
+                status: ScenarioStatus::Passed,
+                duration_ms: 38,
+                steps: vec![
+                    step("Given ", "a client certificate \"client-ok\"", 7, StepStatus::Passed),
+                    step("When ", "the client calls the API", 8, StepStatus::Passed),
+                    step("Then ", "the IUT answers HTTP 200", 9, StepStatus::Passed),
+                ],
+                message: None,
+                evidence: vec![json!({"presented": "client-ok", "http_status": 200})],
+            },
+            ScenarioResult {
+                key: "features/mtls.feature:14".to_owned(),
+                feature: "features/mtls.feature".to_owned(),
+                name: "expired client certificate is refused".to_owned(),
+                tags: vec!["@req:EB-MTLS-1".to_owned(), "@role:server".to_owned()],
+                requirements: vec!["EB-MTLS-1".to_owned()],
+                status: ScenarioStatus::Failed,
+                duration_ms: 41,
+                steps: vec![
+                    step(
+                        "Given ",
+                        "a client certificate \"client-expired\"",
+                        15,
+                        StepStatus::Passed,
+                    ),
+                    step("When ", "the client calls the API", 16, StepStatus::Passed),
+                    step(
+                        "Then ",
+                        "the handshake fails with alert certificate_expired",
+                        17,
+                        StepStatus::Failed,
+                    ),
+                ],
+                message: Some(
+                    "expected the handshake to fail, but the IUT answered HTTP 200".to_owned(),
+                ),
+                evidence: vec![
+                    json!({"presented": "client-expired", "not_after": "2024-01-01T00:00:00Z"}),
+                    json!({"http_status": 200, "body": "protected data", "bytes": 512}),
+                ],
+            },
+            ScenarioResult {
+                key: "features/resend.feature:8".to_owned(),
+                feature: "features/resend.feature".to_owned(),
+                name: "receiver is idempotent on resends".to_owned(),
+                tags: vec!["@req:FMK-3-IDEMPOTENT".to_owned(), "@role:receiver".to_owned()],
+                requirements: vec!["FMK-3-IDEMPOTENT".to_owned()],
+                status: ScenarioStatus::NotApplicable,
+                duration_ms: 0,
+                steps: vec![step(
+                    "Given ",
+                    "the IUT receives notifications",
+                    9,
+                    StepStatus::Skipped,
+                )],
+                message: Some("the IUT does not declare role `receiver`".to_owned()),
+                evidence: vec![],
+            },
+            ScenarioResult {
+                key: "features/resend.feature:20".to_owned(),
+                feature: "features/resend.feature".to_owned(),
+                name: "sender follows its declared resend policy".to_owned(),
+                tags: vec!["@req:FMK-4-RESEND".to_owned(), "@role:sender".to_owned()],
+                requirements: vec!["FMK-4-RESEND".to_owned()],
+                status: ScenarioStatus::Error,
+                duration_ms: 1_250,
+                steps: vec![
+                    step("Given ", "a receiver that answers 503", 21, StepStatus::Passed),
+                    step("When ", "the IUT is asked to send \"n-1\"", 22, StepStatus::Undefined),
+                    step("Then ", "it retries after 2 s", 23, StepStatus::Skipped),
+                ],
+                message: Some("no trigger `send` declared in the IUT config".to_owned()),
+                evidence: vec![json!({"trigger": "send", "declared": false})],
+            },
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_all_writes_every_file_into_a_new_directory() {
+        let dir = std::env::temp_dir().join(format!("provsten-writers-{}", std::process::id()));
+        let out = dir.join("nested/out");
+        let written = write_all(&sample_report(), &out).unwrap();
+        let names: Vec<_> = written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "report.json",
+                "junit.xml",
+                "cucumber.json",
+                "report.html",
+                "summary.md"
+            ]
+        );
+        for path in &written {
+            assert!(fs::metadata(path).unwrap().len() > 0, "{} is empty", path.display());
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn write_all_error_names_the_directory() {
+        let dir = std::env::temp_dir().join(format!("provsten-writers-file-{}", std::process::id()));
+        fs::write(&dir, "not a directory").unwrap();
+        let err = write_all(&sample_report(), &dir.join("out")).unwrap_err();
+        assert!(format!("{err:#}").contains(&dir.display().to_string()), "{err:#}");
+        fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn verdict_reason_names_failing_requirements() {
+        assert_eq!(
+            verdict_reason(&sample_report()),
+            "1 of 5 requirements fails (EB-MTLS-1); 1 could not be evaluated (FMK-4-RESEND)"
+        );
+    }
+
+    #[test]
+    fn verdict_reason_of_a_compliant_run_counts_the_rest() {
+        let mut report = sample_report();
+        report.requirements.retain(|r| {
+            matches!(
+                r.verdict,
+                Verdict::Pass | Verdict::NotApplicable | Verdict::NotTestable
+            )
+        });
+        assert_eq!(
+            verdict_reason(&report),
+            "1 of 3 requirements pass (1 not applicable, 1 not testable)"
+        );
+    }
+
+    #[test]
+    fn evidence_condenses_to_key_value_pairs() {
+        let report = sample_report();
+        assert_eq!(
+            condense_evidence(&report.scenarios[1].evidence),
+            "presented=client-expired not_after=2024-01-01T00:00:00Z → \
+             http_status=200 body=\"protected data\" bytes=512"
+        );
+    }
+
+    #[test]
+    fn scenario_keys_split_at_the_last_colon() {
+        assert_eq!(key_path("features/mtls.feature:12"), "features/mtls.feature");
+        assert_eq!(key_line("features/mtls.feature:12"), 12);
+        assert_eq!(key_path("c:/features/x.feature:3"), "c:/features/x.feature");
+        assert_eq!(key_line("no-line"), 0);
+    }
+
+    #[test]
+    fn truncate_counts_characters_not_bytes() {
+        assert_eq!(truncate("åäö-åäö", 4), "åäö…");
+        assert_eq!(truncate("short", 10), "short");
+    }
+}
