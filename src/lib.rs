@@ -7,7 +7,10 @@
 //! [`runner`] (the cucumber run), [`report`] (model and writers).
 #![forbid(unsafe_code)]
 
+pub mod iut;
+pub mod network;
 pub mod peers;
 pub mod pki;
 pub mod reference;
 pub mod report;
+pub mod requirements;

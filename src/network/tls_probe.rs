@@ -103,8 +103,9 @@ impl ProbeSpec {
 pub enum ProbeOutcome {
     /// The server answered with a ServerHello: it accepted. `version` is the
     /// negotiated version (from supported_versions ext if present, else
-    /// legacy_version), `cipher_suite` its IANA number, `cipher_suite_name` a name
-    /// if known.
+    /// legacy_version) and can be lower than offered: a TLS 1.1 server answers a
+    /// TLS 1.2 hello with TLS 1.1. `cipher_suite` is its IANA number,
+    /// `cipher_suite_name` a name if known.
     ServerHello {
         /// E.g. `TLS 1.1`; unknown code points as `unknown(0x0305)`.
         version: String,
@@ -220,8 +221,10 @@ impl fmt::Display for ProbeOutcome {
 /// can classify the first server record. Every wait is under `deadline`, which
 /// covers the whole exchange, connect included.
 ///
-/// Errors are only connect failures other than refusal (unreachable network, no
-/// route), where there is no server to judge.
+/// # Errors
+///
+/// Only connect failures other than refusal (unreachable network, no route):
+/// there is no server to judge, so they are not an outcome.
 pub async fn probe(
     addr: SocketAddr,
     spec: &ProbeSpec,
@@ -456,9 +459,7 @@ pub fn classify(server_bytes: &[u8]) -> Option<ProbeOutcome> {
             Header::Invalid => return Some(ProbeOutcome::not_tls(server_bytes)),
             Header::Valid(header) => header,
         };
-        let Some(fragment) = rest.get(5..5 + header.len) else {
-            return None;
-        };
+        let fragment = rest.get(5..5 + header.len)?;
         rest = &rest[5 + header.len..];
         match header.content_type {
             CONTENT_ALERT => return Some(alert(fragment, server_bytes)),
@@ -493,8 +494,9 @@ const MAX_FRAGMENT: usize = (1 << 14) + 2048;
 /// SSLv2 record (high bit set) is classified without waiting for more.
 fn record_header(bytes: &[u8]) -> Header {
     let plausible = |i: usize, ok: fn(u8) -> bool| bytes.get(i).is_none_or(|&b| ok(b));
-    if !(plausible(0, |b| (CONTENT_CHANGE_CIPHER_SPEC..=CONTENT_HEARTBEAT).contains(&b))
-        && plausible(1, |b| b == 3)
+    if !(plausible(0, |b| {
+        (CONTENT_CHANGE_CIPHER_SPEC..=CONTENT_HEARTBEAT).contains(&b)
+    }) && plausible(1, |b| b == 3)
         && plausible(2, |b| b <= 4))
     {
         return Header::Invalid;
@@ -770,5 +772,525 @@ pub mod suites {
             0xcca9 => "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fields of a ClientHello record, read back with the lengths checked.
+    struct ParsedHello {
+        record_version: u16,
+        client_version: u16,
+        session_id_len: u8,
+        suites: Vec<u16>,
+        compression: Vec<u8>,
+        extensions: Vec<(u16, Vec<u8>)>,
+    }
+
+    fn parse_hello(record: &[u8]) -> ParsedHello {
+        let mut r = Reader(record);
+        assert_eq!(r.u8(), Some(CONTENT_HANDSHAKE));
+        let record_version = r.u16().expect("record version");
+        let record_len = usize::from(r.u16().expect("record length"));
+        assert_eq!(record_len, r.0.len(), "record length covers the rest");
+        assert_eq!(r.u8(), Some(HANDSHAKE_CLIENT_HELLO));
+        let hs = r.take(3).expect("handshake length");
+        let hs_len = usize::from(hs[0]) << 16 | usize::from(hs[1]) << 8 | usize::from(hs[2]);
+        assert_eq!(hs_len, r.0.len(), "handshake length covers the rest");
+        let client_version = r.u16().expect("client_version");
+        r.take(32).expect("random");
+        let session_id_len = r.u8().expect("session id length");
+        let suites_len = usize::from(r.u16().expect("suites length"));
+        assert_eq!(suites_len % 2, 0);
+        let mut s = Reader(r.take(suites_len).expect("suites"));
+        let suites = std::iter::from_fn(|| s.u16()).collect();
+        let compression_len = usize::from(r.u8().expect("compression length"));
+        let compression = r.take(compression_len).expect("compression").to_vec();
+        let ext_len = usize::from(r.u16().expect("extensions length"));
+        assert_eq!(ext_len, r.0.len(), "extensions length covers the rest");
+        let mut extensions = Vec::new();
+        while !r.0.is_empty() {
+            let kind = r.u16().expect("extension type");
+            let len = usize::from(r.u16().expect("extension length"));
+            extensions.push((kind, r.take(len).expect("extension data").to_vec()));
+        }
+        ParsedHello {
+            record_version,
+            client_version,
+            session_id_len,
+            suites,
+            compression,
+            extensions,
+        }
+    }
+
+    fn extension(hello: &ParsedHello, kind: u16) -> Option<&[u8]> {
+        hello
+            .extensions
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, d)| d.as_slice())
+    }
+
+    fn record(content_type: u8, version: u16, fragment: &[u8]) -> Vec<u8> {
+        let mut out = vec![content_type];
+        put_u16(&mut out, version);
+        put_u16(&mut out, len16(fragment.len()));
+        out.extend_from_slice(fragment);
+        out
+    }
+
+    fn server_hello_msg(version: u16, suite: u16, extensions: Option<&[u8]>) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_u16(&mut body, version);
+        body.extend_from_slice(&[0xab; 32]);
+        body.push(32);
+        body.extend_from_slice(&[0xcd; 32]);
+        put_u16(&mut body, suite);
+        body.push(0);
+        if let Some(ext) = extensions {
+            put_u16(&mut body, len16(ext.len()));
+            body.extend_from_slice(ext);
+        }
+        let mut msg = vec![HANDSHAKE_SERVER_HELLO];
+        put_u24(&mut msg, body.len());
+        msg.extend_from_slice(&body);
+        msg
+    }
+
+    #[test]
+    fn client_hello_lengths_and_versions_are_consistent_for_every_version() {
+        for version in [
+            ProbeVersion::Tls10,
+            ProbeVersion::Tls11,
+            ProbeVersion::Tls12,
+        ] {
+            let spec = ProbeSpec::legacy(version, Some("example.test".into()));
+            let hello = parse_hello(&client_hello(&spec));
+            assert_eq!(hello.record_version, 0x0301);
+            assert_eq!(hello.client_version, version.wire());
+            assert_eq!(hello.session_id_len, 0);
+            assert_eq!(hello.compression, [0]);
+            assert_eq!(hello.suites, spec.cipher_suites);
+        }
+    }
+
+    #[test]
+    fn client_hello_offers_only_the_legacy_version() {
+        let hello = parse_hello(&client_hello(&ProbeSpec::legacy(ProbeVersion::Tls11, None)));
+        assert!(extension(&hello, EXT_SUPPORTED_VERSIONS).is_none());
+        assert_eq!(extension(&hello, EXT_RENEGOTIATION_INFO), Some(&[0][..]));
+        assert_eq!(extension(&hello, EXT_EC_POINT_FORMATS), Some(&[1, 0][..]));
+        assert_eq!(
+            extension(&hello, EXT_SUPPORTED_GROUPS),
+            Some(&[0, 6, 0x00, 0x1d, 0x00, 0x17, 0x00, 0x18][..])
+        );
+    }
+
+    #[test]
+    fn signature_algorithms_are_sent_for_tls12_only() {
+        let tls11 = parse_hello(&client_hello(&ProbeSpec::legacy(ProbeVersion::Tls11, None)));
+        let tls12 = parse_hello(&client_hello(&ProbeSpec::legacy(ProbeVersion::Tls12, None)));
+        assert!(extension(&tls11, EXT_SIGNATURE_ALGORITHMS).is_none());
+        let sigalgs = extension(&tls12, EXT_SIGNATURE_ALGORITHMS).expect("sigalgs");
+        assert_eq!(sigalgs, u16_list(&SIGNATURE_SCHEMES));
+    }
+
+    #[test]
+    fn host_name_is_sent_as_sni() {
+        let spec = ProbeSpec::legacy(ProbeVersion::Tls12, Some("iut.example.test".into()));
+        let hello = parse_hello(&client_hello(&spec));
+        let sni = extension(&hello, EXT_SERVER_NAME).expect("SNI");
+        let mut expected = vec![0, 19, 0, 0, 16];
+        expected.extend_from_slice(b"iut.example.test");
+        assert_eq!(sni, expected);
+    }
+
+    #[test]
+    fn ip_addresses_and_absent_names_are_not_sent_as_sni() {
+        for name in [
+            None,
+            Some("127.0.0.1"),
+            Some("::1"),
+            Some("[::1]"),
+            Some(""),
+        ] {
+            let spec = ProbeSpec::legacy(ProbeVersion::Tls12, name.map(str::to_owned));
+            let hello = parse_hello(&client_hello(&spec));
+            assert!(extension(&hello, EXT_SERVER_NAME).is_none(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn legacy_tls12_offers_modern_aead_suites_and_tls10_only_cbc() {
+        let tls12 = ProbeSpec::legacy(ProbeVersion::Tls12, None);
+        assert!(tls12.cipher_suites.contains(&0xc02f));
+        let tls10 = ProbeSpec::legacy(ProbeVersion::Tls10, None);
+        assert!(tls10.cipher_suites.contains(&0xc013));
+        assert!(!tls10
+            .cipher_suites
+            .iter()
+            .any(|s| suites::TLS12_MODERN.contains(s)));
+    }
+
+    #[test]
+    fn weak_suites_offers_no_strong_suite() {
+        let spec = ProbeSpec::weak_suites(None);
+        assert_eq!(spec.version, ProbeVersion::Tls12);
+        assert!(spec.cipher_suites.contains(&0x0005), "RC4");
+        assert!(spec.cipher_suites.contains(&0x000a), "3DES");
+        for suite in &spec.cipher_suites {
+            assert!(!suites::TLS12_MODERN.contains(suite), "0x{suite:04x}");
+            assert!(suites::name(*suite).is_some(), "0x{suite:04x} has a name");
+        }
+    }
+
+    #[test]
+    fn client_randoms_differ_between_hellos() {
+        let spec = ProbeSpec::legacy(ProbeVersion::Tls12, None);
+        let (a, b) = (client_hello(&spec), client_hello(&spec));
+        assert_ne!(a[11..43], b[11..43]);
+    }
+
+    #[test]
+    fn alert_protocol_version_is_classified() {
+        let bytes = record(CONTENT_ALERT, 0x0301, &[2, 70]);
+        assert_eq!(
+            classify(&bytes),
+            Some(ProbeOutcome::Alert {
+                level: "fatal".into(),
+                description: "protocol_version".into()
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_alert_codes_are_kept_as_numbers() {
+        let bytes = record(CONTENT_ALERT, 0x0303, &[7, 200]);
+        assert_eq!(
+            classify(&bytes),
+            Some(ProbeOutcome::Alert {
+                level: "unknown(7)".into(),
+                description: "unknown(200)".into()
+            })
+        );
+    }
+
+    #[test]
+    fn server_hello_followed_by_certificate_in_one_record_is_classified() {
+        let mut fragment = server_hello_msg(0x0302, 0xc013, Some(&[0xff, 0x01, 0, 1, 0]));
+        fragment.extend_from_slice(&[11, 0, 0, 3, 0, 0, 0]); // empty Certificate
+        let bytes = record(CONTENT_HANDSHAKE, 0x0302, &fragment);
+        assert_eq!(
+            classify(&bytes),
+            Some(ProbeOutcome::ServerHello {
+                version: "TLS 1.1".into(),
+                cipher_suite: 0xc013,
+                cipher_suite_name: Some("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn server_hello_without_extensions_is_classified() {
+        let bytes = record(
+            CONTENT_HANDSHAKE,
+            0x0301,
+            &server_hello_msg(0x0301, 0x1234, None),
+        );
+        assert_eq!(
+            classify(&bytes),
+            Some(ProbeOutcome::ServerHello {
+                version: "TLS 1.0".into(),
+                cipher_suite: 0x1234,
+                cipher_suite_name: None,
+            })
+        );
+    }
+
+    #[test]
+    fn supported_versions_extension_overrides_legacy_version() {
+        let ext = [0x00, 0x2b, 0, 2, 0x03, 0x04];
+        let bytes = record(
+            CONTENT_HANDSHAKE,
+            0x0303,
+            &server_hello_msg(0x0303, 0x1301, Some(&ext)),
+        );
+        let Some(ProbeOutcome::ServerHello { version, .. }) = classify(&bytes) else {
+            panic!("not a ServerHello");
+        };
+        assert_eq!(version, "TLS 1.3");
+    }
+
+    #[test]
+    fn every_prefix_of_a_split_answer_needs_more_bytes() {
+        let msg = server_hello_msg(0x0303, 0xc02f, Some(&[0xff, 0x01, 0, 1, 0]));
+        let (first, second) = msg.split_at(10);
+        let mut bytes = record(CONTENT_HANDSHAKE, 0x0303, first);
+        bytes.extend(record(CONTENT_HANDSHAKE, 0x0303, second));
+        for end in 0..bytes.len() {
+            assert_eq!(classify(&bytes[..end]), None, "prefix of {end} bytes");
+        }
+        assert!(classify(&bytes).is_some_and(|o| o.accepted()));
+    }
+
+    #[test]
+    fn http_response_is_not_tls() {
+        let bytes = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(
+            classify(bytes),
+            Some(ProbeOutcome::NotTls {
+                first_bytes: "HTTP/1.1 400 Bad Request..Content-Length: 0....".into()
+            })
+        );
+        assert!(classify(b"H").is_some(), "decided on the first byte");
+    }
+
+    #[test]
+    fn sslv2_and_garbage_answers_are_not_tls() {
+        for bytes in [
+            &[0x80, 0x2e, 0x04, 0x00][..],
+            &[0x16, 0x02, 0x00],
+            &[0x16, 0x03, 0x09],
+            &[0x16, 0x03, 0x01, 0x00, 0x00],
+            &[0x16, 0x03, 0x01, 0xff, 0xff],
+            &[0x17, 0x03, 0x03, 0x00, 0x01, 0x00],
+            &[0x15, 0x03, 0x03, 0x00, 0x01, 0x02],
+        ] {
+            assert!(
+                matches!(classify(bytes), Some(ProbeOutcome::NotTls { .. })),
+                "{bytes:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn handshake_other_than_server_hello_first_is_not_tls() {
+        let bytes = record(CONTENT_HANDSHAKE, 0x0303, &[11, 0, 0, 0]);
+        assert!(matches!(
+            classify(&bytes),
+            Some(ProbeOutcome::NotTls { .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_server_hello_body_is_not_tls() {
+        // The extension claims 5 bytes of data but the block ends after 1.
+        let msg = server_hello_msg(0x0303, 0xc02f, Some(&[0xff, 0x01, 0, 5, 0]));
+        let bytes = record(CONTENT_HANDSHAKE, 0x0303, &msg);
+        assert!(matches!(
+            classify(&bytes),
+            Some(ProbeOutcome::NotTls { .. })
+        ));
+    }
+
+    #[test]
+    fn not_tls_shows_at_most_64_printable_chars() {
+        let ProbeOutcome::NotTls { first_bytes } = ProbeOutcome::not_tls(&[0xff; 100]) else {
+            unreachable!()
+        };
+        assert_eq!(first_bytes, ".".repeat(64));
+    }
+
+    #[test]
+    fn classify_never_panics_on_short_or_arbitrary_input() {
+        let hello = record(
+            CONTENT_HANDSHAKE,
+            0x0303,
+            &server_hello_msg(0x0303, 1, None),
+        );
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut bytes = hello.clone();
+            let at = (state as usize) % bytes.len();
+            bytes[at] = (state >> 32) as u8;
+            bytes.truncate((state >> 40) as usize % (bytes.len() + 1));
+            let _ = classify(&bytes);
+        }
+    }
+
+    #[test]
+    fn only_server_hello_counts_as_accepted() {
+        assert!(!ProbeOutcome::Closed.accepted());
+        assert!(!ProbeOutcome::Reset.accepted());
+        let alert = classify(&record(CONTENT_ALERT, 0x0301, &[2, 40]));
+        assert!(alert.is_some_and(|a| !a.accepted()));
+    }
+
+    #[test]
+    fn outcome_serialises_with_kebab_case_tag() {
+        let json = serde_json::to_value(ProbeOutcome::NotTls {
+            first_bytes: "HTTP".into(),
+        })
+        .expect("serialise");
+        assert_eq!(json["outcome"], "not-tls");
+        let json =
+            serde_json::to_value(ProbeSpec::legacy(ProbeVersion::Tls11, None)).expect("spec");
+        assert_eq!(json["version"], "TLS 1.1");
+    }
+
+    /// A loopback server that reads the ClientHello, then does `answer`.
+    async fn serve_once<F, Fut>(answer: F) -> SocketAddr
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
+        tokio::spawn(async move {
+            if let Ok((stream, _)) = listener.accept().await {
+                answer(stream).await;
+            }
+        });
+        addr
+    }
+
+    async fn read_hello(stream: &mut TcpStream) {
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf).await.expect("record header");
+        let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).await.expect("record body");
+    }
+
+    const DEADLINE: Duration = Duration::from_secs(5);
+
+    fn spec() -> ProbeSpec {
+        ProbeSpec::legacy(ProbeVersion::Tls11, None)
+    }
+
+    #[tokio::test]
+    async fn alert_sent_byte_by_byte_is_read_to_the_end() {
+        let addr = serve_once(|mut s| async move {
+            read_hello(&mut s).await;
+            for byte in record(CONTENT_ALERT, 0x0302, &[2, 40]) {
+                let _ = s.write_all(&[byte]).await;
+                let _ = s.flush().await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        let outcome = probe(addr, &spec(), DEADLINE).await.expect("probe");
+        assert_eq!(
+            outcome,
+            ProbeOutcome::Alert {
+                level: "fatal".into(),
+                description: "handshake_failure".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn close_without_answer_is_closed() {
+        let addr = serve_once(|mut s| async move {
+            read_hello(&mut s).await;
+            let _ = s.shutdown().await;
+        })
+        .await;
+        let outcome = probe(addr, &spec(), DEADLINE).await.expect("probe");
+        assert_eq!(outcome, ProbeOutcome::Closed);
+    }
+
+    #[tokio::test]
+    async fn close_after_a_partial_record_is_not_tls() {
+        let addr = serve_once(|mut s| async move {
+            read_hello(&mut s).await;
+            let _ = s.write_all(&[0x16, 0x03, 0x02, 0x00]).await;
+            let _ = s.shutdown().await;
+        })
+        .await;
+        let outcome = probe(addr, &spec(), DEADLINE).await.expect("probe");
+        assert_eq!(
+            outcome,
+            ProbeOutcome::NotTls {
+                first_bytes: "....".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_with_unread_bytes_is_reset() {
+        // Linux answers with RST when a socket is closed with unread input.
+        let addr = serve_once(|s| async move {
+            let _ = s.readable().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(s);
+        })
+        .await;
+        let outcome = probe(addr, &spec(), DEADLINE).await.expect("probe");
+        assert_eq!(outcome, ProbeOutcome::Reset);
+    }
+
+    #[tokio::test]
+    async fn silence_is_a_timeout_at_the_deadline() {
+        let addr = serve_once(|mut s| async move {
+            read_hello(&mut s).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        })
+        .await;
+        let started = Instant::now();
+        let deadline = Duration::from_millis(200);
+        let outcome = probe(addr, &spec(), deadline).await.expect("probe");
+        assert_eq!(outcome, ProbeOutcome::Timeout { after_ms: 200 });
+        let took = started.elapsed();
+        assert!(took >= deadline && took < deadline * 5, "took {took:?}");
+    }
+
+    #[tokio::test]
+    async fn http_server_on_the_port_is_not_tls() {
+        let addr = serve_once(|mut s| async move {
+            read_hello(&mut s).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                .await;
+        })
+        .await;
+        let outcome = probe(addr, &spec(), DEADLINE).await.expect("probe");
+        let ProbeOutcome::NotTls { first_bytes } = &outcome else {
+            panic!("expected NotTls, got {outcome:?}");
+        };
+        assert!(first_bytes.starts_with("HTTP/1.1 400"), "{first_bytes}");
+    }
+
+    #[tokio::test]
+    async fn endless_handshake_record_stream_stops_at_the_cap() {
+        let addr = serve_once(|mut s| async move {
+            read_hello(&mut s).await;
+            // A ServerHello header claiming 60 KiB, spread over full records.
+            let mut first = vec![HANDSHAKE_SERVER_HELLO, 0x00, 0xf0, 0x00];
+            first.resize(MAX_FRAGMENT, 0);
+            for _ in 0..8 {
+                if s.write_all(&record(CONTENT_HANDSHAKE, 0x0303, &first))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        })
+        .await;
+        let outcome = probe(addr, &spec(), DEADLINE).await.expect("probe");
+        assert!(
+            matches!(outcome, ProbeOutcome::NotTls { .. }),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn closed_port_is_refused() {
+        let port = {
+            let l = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).expect("bind");
+            l.local_addr().expect("local_addr").port()
+        };
+        let addr = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+        let outcome = probe(addr, &spec(), DEADLINE).await.expect("probe");
+        assert_eq!(outcome, ProbeOutcome::Refused);
     }
 }

@@ -1,3 +1,4 @@
 //! The compliance report: model, requirement verdicts, writers.
 
 pub mod model;
+pub mod writers;

@@ -60,8 +60,8 @@ pub fn write_all(report: &Report, out_dir: &Path) -> anyhow::Result<Vec<PathBuf>
     let mut written = Vec::with_capacity(FILE_WRITERS.len());
     for writer in FILE_WRITERS {
         let path = out_dir.join(writer.file_name);
-        let text = (writer.render)(report)
-            .with_context(|| format!("cannot render {}", path.display()))?;
+        let text =
+            (writer.render)(report).with_context(|| format!("cannot render {}", path.display()))?;
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         written.push(path);
     }
@@ -78,6 +78,20 @@ fn scenarios_by_key(report: &Report) -> HashMap<&str, &ScenarioResult> {
         .iter()
         .map(|s| (s.key.as_str(), s))
         .collect()
+}
+
+/// Scenarios grouped by feature, features in order of first appearance.
+fn by_feature(scenarios: &[ScenarioResult]) -> Vec<(&str, Vec<&ScenarioResult>)> {
+    let mut groups: Vec<(&str, Vec<&ScenarioResult>)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for scenario in scenarios {
+        let slot = *index.entry(scenario.feature.as_str()).or_insert_with(|| {
+            groups.push((scenario.feature.as_str(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[slot].1.push(scenario);
+    }
+    groups
 }
 
 /// `(passed, total)` over the scenarios a requirement lists. A listed scenario missing from
@@ -372,7 +386,12 @@ pub(crate) fn sample_report() -> Report {
                 status: ScenarioStatus::Passed,
                 duration_ms: 38,
                 steps: vec![
-                    step("Given ", "a client certificate \"client-ok\"", 7, StepStatus::Passed),
+                    step(
+                        "Given ",
+                        "a client certificate \"client-ok\"",
+                        7,
+                        StepStatus::Passed,
+                    ),
                     step("When ", "the client calls the API", 8, StepStatus::Passed),
                     step("Then ", "the IUT answers HTTP 200", 9, StepStatus::Passed),
                 ],
@@ -414,7 +433,10 @@ pub(crate) fn sample_report() -> Report {
                 key: "features/resend.feature:8".to_owned(),
                 feature: "features/resend.feature".to_owned(),
                 name: "receiver is idempotent on resends".to_owned(),
-                tags: vec!["@req:FMK-3-IDEMPOTENT".to_owned(), "@role:receiver".to_owned()],
+                tags: vec![
+                    "@req:FMK-3-IDEMPOTENT".to_owned(),
+                    "@role:receiver".to_owned(),
+                ],
                 requirements: vec!["FMK-3-IDEMPOTENT".to_owned()],
                 status: ScenarioStatus::NotApplicable,
                 duration_ms: 0,
@@ -436,8 +458,18 @@ pub(crate) fn sample_report() -> Report {
                 status: ScenarioStatus::Error,
                 duration_ms: 1_250,
                 steps: vec![
-                    step("Given ", "a receiver that answers 503", 21, StepStatus::Passed),
-                    step("When ", "the IUT is asked to send \"n-1\"", 22, StepStatus::Undefined),
+                    step(
+                        "Given ",
+                        "a receiver that answers 503",
+                        21,
+                        StepStatus::Passed,
+                    ),
+                    step(
+                        "When ",
+                        "the IUT is asked to send \"n-1\"",
+                        22,
+                        StepStatus::Undefined,
+                    ),
                     step("Then ", "it retries after 2 s", 23, StepStatus::Skipped),
                 ],
                 message: Some("no trigger `send` declared in the IUT config".to_owned()),
@@ -471,17 +503,25 @@ mod tests {
             ]
         );
         for path in &written {
-            assert!(fs::metadata(path).unwrap().len() > 0, "{} is empty", path.display());
+            assert!(
+                fs::metadata(path).unwrap().len() > 0,
+                "{} is empty",
+                path.display()
+            );
         }
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn write_all_error_names_the_directory() {
-        let dir = std::env::temp_dir().join(format!("provsten-writers-file-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("provsten-writers-file-{}", std::process::id()));
         fs::write(&dir, "not a directory").unwrap();
         let err = write_all(&sample_report(), &dir.join("out")).unwrap_err();
-        assert!(format!("{err:#}").contains(&dir.display().to_string()), "{err:#}");
+        assert!(
+            format!("{err:#}").contains(&dir.display().to_string()),
+            "{err:#}"
+        );
         fs::remove_file(&dir).unwrap();
     }
 
@@ -511,16 +551,23 @@ mod tests {
     #[test]
     fn evidence_condenses_to_key_value_pairs() {
         let report = sample_report();
-        assert_eq!(
-            condense_evidence(&report.scenarios[1].evidence),
-            "presented=client-expired not_after=2024-01-01T00:00:00Z → \
-             http_status=200 body=\"protected data\" bytes=512"
-        );
+        let line = condense_evidence(&report.scenarios[1].evidence);
+        // Member order depends on serde_json's `preserve_order` feature; observation order
+        // does not.
+        let (first, second) = line.split_once(" → ").unwrap();
+        assert!(first.contains("presented=client-expired"), "{line}");
+        assert!(first.contains("not_after=2024-01-01T00:00:00Z"), "{line}");
+        assert!(second.contains("http_status=200"), "{line}");
+        assert!(second.contains("body=\"protected data\""), "{line}");
+        assert!(second.contains("bytes=512"), "{line}");
     }
 
     #[test]
     fn scenario_keys_split_at_the_last_colon() {
-        assert_eq!(key_path("features/mtls.feature:12"), "features/mtls.feature");
+        assert_eq!(
+            key_path("features/mtls.feature:12"),
+            "features/mtls.feature"
+        );
         assert_eq!(key_line("features/mtls.feature:12"), 12);
         assert_eq!(key_path("c:/features/x.feature:3"), "c:/features/x.feature");
         assert_eq!(key_line("no-line"), 0);

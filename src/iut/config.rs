@@ -1,0 +1,360 @@
+//! The IUT configuration (`provsten.toml`): how to start or reach the IUT, how to tell it is
+//! ready, its API and the PKI it uses. Parsed strictly: an unknown key is an error naming
+//! the file and line.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+pub const TEMPLATE_CONFIG: &str = include_str!("template.toml");
+
+/// Roles an IUT can play (DESIGN.md "The shape").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Server,
+    Receiver,
+    Sender,
+    Router,
+    Client,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Receiver => "receiver",
+            Role::Sender => "sender",
+            Role::Router => "router",
+            Role::Client => "client",
+        }
+    }
+}
+
+/// A duration written as humantime text ("5s", "250ms").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"5s\" or \"250ms\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<HumanDuration, E> {
+                humantime::parse_duration(s)
+                    .map(HumanDuration)
+                    .map_err(|_| E::custom(format!("{s:?} is not a duration (hint: write \"{s}s\" or \"{s}ms\")")))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<HumanDuration, E> {
+                Err(E::custom(format!("{n} is not a duration (hint: write \"{n}s\", with a unit, in quotes)")))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<HumanDuration, E> {
+                Err(E::custom(format!("{n} is not a duration (hint: write \"{n}s\", with a unit, in quotes)")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IutConfig {
+    pub iut: IutSection,
+    pub api: ApiSection,
+    pub pki: PkiSection,
+    #[serde(default)]
+    pub observe: ObserveSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IutSection {
+    pub name: String,
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub start: Option<StartSection>,
+    #[serde(default)]
+    pub ready: ReadySection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartSection {
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    #[serde(default = "five_seconds")]
+    pub stop_timeout: HumanDuration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadyCheck {
+    Tcp,
+    Https,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadySection {
+    #[serde(default = "https_check")]
+    pub check: ReadyCheck,
+    #[serde(default = "thirty_seconds")]
+    pub timeout: HumanDuration,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub client_cert: Option<String>,
+}
+
+impl Default for ReadySection {
+    fn default() -> Self {
+        ReadySection {
+            check: ReadyCheck::Https,
+            timeout: thirty_seconds(),
+            path: None,
+            client_cert: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    pub base_url: String,
+    pub server_name: String,
+    #[serde(default = "default_protected_path")]
+    pub protected_path: String,
+    #[serde(default = "default_health_path")]
+    pub health_path: String,
+    pub registered_orgs: Vec<String>,
+    #[serde(default = "five_seconds")]
+    pub request_timeout: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PkiSection {
+    pub dir: String,
+    /// Generate a fresh PKI into `dir` for every run (the embedded reference does).
+    #[serde(default)]
+    pub generate: bool,
+    /// Only with `generate`: the CRL distribution point written into the certificates.
+    #[serde(default)]
+    pub crl_base_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveSection {
+    #[serde(default)]
+    pub admin_url: Option<String>,
+}
+
+fn five_seconds() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+fn thirty_seconds() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+fn https_check() -> ReadyCheck {
+    ReadyCheck::Https
+}
+fn default_protected_path() -> String {
+    "/v1/orgs/{org}/fullmakter".into()
+}
+fn default_health_path() -> String {
+    "/v1/health".into()
+}
+
+/// Where the config came from, for error messages and relative paths.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    Embedded,
+    File(PathBuf),
+}
+
+impl ConfigSource {
+    pub fn name(&self) -> String {
+        match self {
+            ConfigSource::Embedded => "<embedded reference IUT config>".into(),
+            ConfigSource::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+pub fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConfig> {
+    let cfg: IutConfig = toml::from_str(text).map_err(|e| anyhow!("{}: {e}", source.name()))?;
+    if cfg.iut.roles.is_empty() {
+        bail!("{}: iut.roles is empty (hint: roles = [\"server\"])", source.name());
+    }
+    if let Some(s) = &cfg.iut.start {
+        if s.command.is_empty() {
+            bail!("{}: iut.start.command is empty (hint: command = [\"./my-api\", \"--port\", \"8443\"], or remove [iut.start] to attach to a running IUT)", source.name());
+        }
+    }
+    if !cfg.api.protected_path.contains("{org}") {
+        bail!("{}: api.protected_path {:?} has no {{org}} placeholder (hint: \"/v1/orgs/{{org}}/data\")", source.name(), cfg.api.protected_path);
+    }
+    if cfg.pki.crl_base_url.is_some() && !cfg.pki.generate {
+        bail!("{}: pki.crl_base_url only applies with pki.generate = true (a PKI made by `provsten pki init` carries its own)", source.name());
+    }
+    Ok(cfg)
+}
+
+pub fn load(path: &Path) -> anyhow::Result<(IutConfig, ConfigSource)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the IUT config {} (hint: create one with `provsten init DIR`)", path.display()))?;
+    let source = ConfigSource::File(path.to_path_buf());
+    Ok((parse(&text, &source)?, source))
+}
+
+/// Values for placeholders, fixed for one run.
+pub struct Placeholders {
+    pub provsten: PathBuf,
+    pub config_dir: PathBuf,
+    pub out: PathBuf,
+    pub pki: PathBuf,
+    pub defects: Vec<String>,
+    ports: HashMap<String, u16>,
+}
+
+impl Placeholders {
+    pub fn new(provsten: PathBuf, config_dir: PathBuf, out: PathBuf, pki: PathBuf, defects: Vec<String>) -> Self {
+        Placeholders {
+            provsten,
+            config_dir,
+            out,
+            pki,
+            defects,
+            ports: HashMap::new(),
+        }
+    }
+
+    /// Replaces every `{...}` in `value`; `key` names the config key in errors.
+    pub fn expand(&mut self, value: &str, key: &str, source: &ConfigSource) -> anyhow::Result<String> {
+        let mut out = String::new();
+        let mut rest = value;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let close = rest[open..]
+                .find('}')
+                .ok_or_else(|| anyhow!("{}: {key}: unclosed '{{' in {value:?}", source.name()))?;
+            let name = &rest[open + 1..open + close];
+            let replacement = match name {
+                "provsten" => self.provsten.display().to_string(),
+                "config_dir" => self.config_dir.display().to_string(),
+                "out" => self.out.display().to_string(),
+                "pki" => self.pki.display().to_string(),
+                "org" => "{org}".to_string(), // filled per request
+                n if n.starts_with("port:") => self.port(&n[5..])?.to_string(),
+                other => bail!(
+                    "{}: {key}: unknown placeholder {{{other}}} in {value:?} (known: {{port:NAME}}, {{pki}}, {{config_dir}}, {{out}}, {{provsten}}, and {{defects}} as a whole command argument)",
+                    source.name()
+                ),
+            };
+            out.push_str(&replacement);
+            rest = &rest[open + close + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// A free loopback port per name, stable within the run.
+    fn port(&mut self, name: &str) -> anyhow::Result<u16> {
+        if let Some(p) = self.ports.get(name) {
+            return Ok(*p);
+        }
+        // Bind-and-release has a small race with other processes; the IUT's bind error
+        // would then name the port.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+        let p = l.local_addr()?.port();
+        self.ports.insert(name.to_string(), p);
+        Ok(p)
+    }
+}
+
+/// `https://host:port/...` → the socket address to connect to.
+pub async fn resolve_base_url(base_url: &str, source: &ConfigSource) -> anyhow::Result<SocketAddr> {
+    let rest = base_url.strip_prefix("https://").ok_or_else(|| {
+        anyhow!("{}: api.base_url {base_url:?} must start with https:// (the API is only reached over TLS)", source.name())
+    })?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if let Ok(addr) = authority.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+            let port: u16 = p
+                .parse()
+                .map_err(|_| anyhow!("{}: api.base_url: {p:?} is not a port", source.name()))?;
+            (h.trim_start_matches('[').trim_end_matches(']'), port)
+        }
+        _ => (authority.trim_start_matches('[').trim_end_matches(']'), 443),
+    };
+    tokio::net::lookup_host((host, port))
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| anyhow!("{}: api.base_url: {host:?} does not resolve (hint: use an IP address such as https://127.0.0.1:8443)", source.name()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_and_template_parse() {
+        parse(DEFAULT_CONFIG, &ConfigSource::Embedded).unwrap();
+        parse(TEMPLATE_CONFIG, &ConfigSource::Embedded).unwrap();
+    }
+
+    #[test]
+    fn duration_without_unit_gets_a_hint() {
+        let text = DEFAULT_CONFIG.replace("timeout = \"20s\"", "timeout = \"5\"");
+        let err = parse(&text, &ConfigSource::File("x/provsten.toml".into())).unwrap_err().to_string();
+        assert!(err.contains("x/provsten.toml"), "{err}");
+        assert!(err.contains("hint: write \"5s\""), "{err}");
+        assert!(err.contains("line "), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = DEFAULT_CONFIG.replace("[iut.ready]", "[iut.ready]\nchek = \"tcp\"");
+        let err = parse(&text, &ConfigSource::Embedded).unwrap_err().to_string();
+        assert!(err.contains("chek"), "{err}");
+        assert!(err.contains("check"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn base_url_resolves_literals_and_names() {
+        let src = ConfigSource::Embedded;
+        assert_eq!(resolve_base_url("https://127.0.0.1:8443/x", &src).await.unwrap().port(), 8443);
+        assert_eq!(resolve_base_url("https://[::1]:9", &src).await.unwrap().port(), 9);
+        assert_eq!(resolve_base_url("https://localhost:7", &src).await.unwrap().port(), 7);
+        assert!(resolve_base_url("http://127.0.0.1:1", &src).await.is_err());
+    }
+
+    #[test]
+    fn placeholders_expand_and_unknown_ones_are_refused() {
+        let mut p = Placeholders::new("/bin/provsten".into(), "/c".into(), "/o".into(), "/o/pki".into(), vec![]);
+        let a = p.expand("127.0.0.1:{port:api}", "k", &ConfigSource::Embedded).unwrap();
+        let b = p.expand("https://127.0.0.1:{port:api}/x", "k", &ConfigSource::Embedded).unwrap();
+        assert_eq!(a.split(':').nth(1).unwrap(), b.rsplit(':').next().unwrap().trim_end_matches("/x"));
+        assert_eq!(p.expand("{pki}/a", "k", &ConfigSource::Embedded).unwrap(), "/o/pki/a");
+        let e = p.expand("{prot:api}", "iut.start.command[2]", &ConfigSource::Embedded).unwrap_err().to_string();
+        assert!(e.contains("iut.start.command[2]") && e.contains("unknown placeholder {prot:api}"), "{e}");
+    }
+}

@@ -1,0 +1,274 @@
+//! The IUT adapter: config, process control and readiness. Any IUT in any language is
+//! certified through this one path; the embedded reference IUT takes it too.
+
+pub mod config;
+pub mod process;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+
+pub use config::{ConfigSource, IutConfig, ReadyCheck, Role};
+use config::{resolve_base_url, Placeholders};
+use process::{IutProcess, StartSpec};
+
+use crate::peers::{self, ClientSpec, Identity, ServerCheck, Target, TlsVersions};
+use crate::pki::{self, Catalog, GenerateOptions, Pki};
+
+/// Raised when the run itself cannot be done (exit 2): bad config, IUT never ready.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// The IUT as the steps see it, resolved for this run.
+pub struct Iut {
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub target: Target,
+    pub protected_path: String,
+    pub health_path: String,
+    pub registered_orgs: Vec<String>,
+    pub request_timeout: Duration,
+    pub pki: Pki,
+    pub config_source: ConfigSource,
+    process: Option<IutProcess>,
+    crl_server: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct PrepareOptions {
+    pub out_dir: PathBuf,
+    pub defects: Vec<String>,
+}
+
+impl Iut {
+    /// Expands the config, generates the PKI if asked, publishes CRLs, starts the IUT and
+    /// waits until it is ready.
+    pub async fn prepare(cfg: &IutConfig, source: ConfigSource, opts: &PrepareOptions) -> anyhow::Result<Iut> {
+        let config_dir = match &source {
+            ConfigSource::File(p) => absolute(p.parent().unwrap_or(Path::new("."))),
+            ConfigSource::Embedded => absolute(Path::new(".")),
+        };
+        let provsten = std::env::current_exe().context("locating the provsten binary")?;
+        let out = absolute(&opts.out_dir);
+        let mut ph = Placeholders::new(provsten, config_dir.clone(), out.clone(), PathBuf::new(), opts.defects.clone());
+        let pki_dir = config_dir.join(ph.expand(&cfg.pki.dir, "pki.dir", &source)?);
+        ph.pki = pki_dir.clone();
+
+        if cfg.pki.generate {
+            let crl_base_url = match &cfg.pki.crl_base_url {
+                Some(u) => ph.expand(u, "pki.crl_base_url", &source)?,
+                None => pki::DEFAULT_CRL_BASE_URL.to_string(),
+            };
+            let catalog = Catalog::parse(pki::catalog::DEFAULT_CATALOG, "certs/catalog.toml")?;
+            pki::generate(&catalog, &pki_dir, &GenerateOptions { crl_base_url })
+                .with_context(|| format!("generating the PKI into {}", pki_dir.display()))?;
+        }
+        let pki = Pki::load(&pki_dir)?;
+        let crl_server = publish_crls(&pki).await;
+
+        let base_url = ph.expand(&cfg.api.base_url, "api.base_url", &source)?;
+        let addr = resolve_base_url(&base_url, &source).await?;
+        let target = Target {
+            addr,
+            server_name: cfg.api.server_name.clone(),
+        };
+
+        let mut process = None;
+        if let Some(start) = &cfg.iut.start {
+            let mut argv = Vec::new();
+            let mut saw_defects = false;
+            for (i, arg) in start.command.iter().enumerate() {
+                if arg == "{defects}" {
+                    saw_defects = true;
+                    for d in &opts.defects {
+                        argv.push("--defect".to_string());
+                        argv.push(d.clone());
+                    }
+                } else {
+                    argv.push(ph.expand(arg, &format!("iut.start.command[{i}]"), &source)?);
+                }
+            }
+            if !opts.defects.is_empty() && !saw_defects {
+                bail!(SetupError(format!(
+                    "--defect applies only to the reference IUT ({}: iut.start.command has no \"{{defects}}\" argument)",
+                    source.name()
+                )));
+            }
+            let mut env = Vec::new();
+            for (k, v) in &start.env {
+                env.push((k.clone(), ph.expand(v, &format!("iut.start.env.{k}"), &source)?));
+            }
+            let workdir = match &start.workdir {
+                Some(w) => Some(config_dir.join(ph.expand(w, "iut.start.workdir", &source)?)),
+                None => Some(config_dir.clone()),
+            };
+            let spec = StartSpec {
+                program: argv.remove(0),
+                args: argv,
+                env,
+                workdir,
+                stop_timeout: start.stop_timeout.0,
+            };
+            process = Some(IutProcess::spawn(&spec)?);
+        } else if !opts.defects.is_empty() {
+            bail!(SetupError("--defect applies only to the reference IUT, which provsten starts itself".into()));
+        }
+
+        let mut iut = Iut {
+            name: cfg.iut.name.clone(),
+            roles: cfg.iut.roles.clone(),
+            target,
+            protected_path: ph.expand(&cfg.api.protected_path, "api.protected_path", &source)?,
+            health_path: cfg.api.health_path.clone(),
+            registered_orgs: cfg.api.registered_orgs.clone(),
+            request_timeout: cfg.api.request_timeout.0,
+            pki,
+            config_source: source,
+            process,
+            crl_server,
+        };
+        iut.wait_ready(cfg).await?;
+        Ok(iut)
+    }
+
+    async fn wait_ready(&mut self, cfg: &IutConfig) -> anyhow::Result<()> {
+        let ready = &cfg.iut.ready;
+        let deadline = tokio::time::Instant::now() + ready.timeout.0;
+        let identity = match &ready.client_cert {
+            Some(name) => Some(self.identity(name)?),
+            None => None,
+        };
+        let path = ready.path.clone().unwrap_or_else(|| self.health_path.clone());
+        let mut last;
+        loop {
+            if let Some(p) = self.process.as_mut() {
+                if let Some(status) = p.exited() {
+                    // Give the output readers a moment to drain the pipes.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    bail!(SetupError(format!(
+                        "the IUT exited ({status}) before it was ready; its last output:\n{}",
+                        indent(&p.last_lines(20))
+                    )));
+                }
+            }
+            let attempt = tokio::time::timeout(Duration::from_secs(2), self.probe_ready(ready.check, identity.clone(), &path)).await;
+            match attempt {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => last = e,
+                Err(_) => last = "readiness probe timed out after 2s".into(),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let output = self
+                    .process
+                    .as_ref()
+                    .map(|p| format!("; its last output:\n{}", indent(&p.last_lines(20))))
+                    .unwrap_or_default();
+                bail!(SetupError(format!(
+                    "the IUT at {} was not ready within {} (iut.ready.timeout): {last}{output}",
+                    self.target.addr,
+                    humantime::format_duration(ready.timeout.0)
+                )));
+            }
+            // Polling interval of the readiness check, bounded by the deadline above.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn probe_ready(&self, check: ReadyCheck, identity: Option<Identity>, path: &str) -> Result<(), String> {
+        match check {
+            ReadyCheck::Tcp => peers::client::connect_tcp(self.target.addr, None)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("TCP connect to {}: {e}", self.target.addr)),
+            ReadyCheck::Https => {
+                let with_cert = identity.is_some();
+                let spec = ClientSpec {
+                    identity,
+                    versions: TlsVersions::Any,
+                    server_check: ServerCheck::AcceptAny,
+                    source: None,
+                    deadline: Duration::from_secs(2),
+                };
+                let ex = peers::request(&self.target, &spec, "GET", path).await.map_err(|e| e.to_string())?;
+                let ok = if with_cert { ex.status().is_some() } else { ex.tls_version.is_some() };
+                if ok {
+                    Ok(())
+                } else {
+                    Err(ex.describe())
+                }
+            }
+        }
+    }
+
+    /// A catalogue certificate as a client identity.
+    pub fn identity(&self, name: &str) -> anyhow::Result<Identity> {
+        let (chain, key) = self.pki.identity(name)?;
+        Ok(Identity {
+            name: name.to_string(),
+            chain,
+            key: Arc::new(key),
+        })
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r.as_str() == role)
+    }
+
+    pub fn protected_path_for(&self, org: &str) -> String {
+        self.protected_path.replace("{org}", org)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(p) = self.process.take() {
+            p.stop().await;
+        }
+        if let Some(t) = self.crl_server.take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Iut {
+    fn drop(&mut self) {
+        if let Some(t) = self.crl_server.take() {
+            t.abort();
+        }
+    }
+}
+
+/// Serves the PKI's CRLs at its distribution point when that is a loopback address this
+/// process can bind; otherwise the IUT must use the CRL files.
+async fn publish_crls(pki: &Pki) -> Option<tokio::task::JoinHandle<()>> {
+    let (addr, prefix) = pki::publish::crl_listen_addr(&pki.manifest.crl_base_url).ok()?;
+    if !addr.ip().is_loopback() {
+        return None;
+    }
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Some(pki::publish::serve(l, pki.dir.clone(), prefix)),
+        Err(e) => {
+            eprintln!(
+                "provsten: warning: cannot publish CRLs at {} ({e}); IUTs must read {}",
+                pki.manifest.crl_base_url,
+                pki.path(&pki.manifest.crl_bundle).display()
+            );
+            None
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn indent(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "    (no output)".into();
+    }
+    lines.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+}
+
+pub fn setup_error(msg: impl Into<String>) -> anyhow::Error {
+    anyhow!(SetupError(msg.into()))
+}

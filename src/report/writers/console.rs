@@ -1,0 +1,301 @@
+//! The terminal: a progress line per finished scenario while the run goes on, and a
+//! per-requirement summary table with the failures' evidence at the end.
+//!
+//! Colour is plain ANSI SGR codes, only when asked for (the caller decides from the
+//! terminal and `NO_COLOR`): green pass, red fail, yellow error, dim not-applicable and
+//! not-testable.
+
+use std::fmt::{self, Write as _};
+
+use super::{
+    condense_evidence, format_duration_ms, needs_attention, run_verdict_label, scenario_tally,
+    scenarios_by_key, status_label, truncate, verdict_label, verdict_reason,
+};
+use crate::report::model::*;
+
+/// The width the summary table is laid out for.
+const WIDTH: usize = 100;
+/// Indent of the detail lines under a failed scenario.
+const DETAIL_INDENT: usize = 8;
+
+const BOLD: &str = "\x1b[1m";
+const DIM: &str = "\x1b[2m";
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[31m";
+const RESET: &str = "\x1b[0m";
+const YELLOW: &str = "\x1b[33m";
+
+/// One line for a finished scenario:
+/// `[ 3/24] PASS  features/mtls.feature:12  expired client certificate is refused (41 ms)`.
+pub fn progress_line(done: usize, total: usize, result: &ScenarioResult) -> String {
+    let width = total.to_string().len();
+    format!(
+        "[{done:>width$}/{total}] {:<5} {}  {} ({})",
+        status_label(result.status),
+        result.key,
+        result.name,
+        format_duration_ms(result.duration_ms),
+    )
+}
+
+/// The end-of-run summary: one row per requirement (ID, verdict, scenarios passed/total,
+/// title), then each failed or error scenario with its message and evidence in a line or
+/// two, then the verdict line. No ANSI codes unless `color`.
+pub fn summary_table(report: &Report, color: bool) -> String {
+    let mut out = String::new();
+    // `fmt::Write for String` never fails.
+    let _ = write_summary(&mut out, report, Paint(color));
+    out
+}
+
+/// Wraps text in an ANSI colour when enabled.
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("{code}{text}{RESET}")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn verdict(self, verdict: Verdict, text: &str) -> String {
+        self.paint(verdict_colour(verdict), text)
+    }
+
+    fn status(self, status: ScenarioStatus, text: &str) -> String {
+        let code = match status {
+            ScenarioStatus::Error => YELLOW,
+            ScenarioStatus::Failed => RED,
+            ScenarioStatus::NotApplicable => DIM,
+            ScenarioStatus::Passed => GREEN,
+        };
+        self.paint(code, text)
+    }
+}
+
+fn verdict_colour(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Error => YELLOW,
+        Verdict::Fail => RED,
+        Verdict::NotApplicable | Verdict::NotTestable => DIM,
+        Verdict::Pass => GREEN,
+    }
+}
+
+fn write_summary(out: &mut String, report: &Report, paint: Paint) -> fmt::Result {
+    let by_key = scenarios_by_key(report);
+    let id_width = report
+        .requirements
+        .iter()
+        .map(|r| r.id.chars().count())
+        .chain(["REQUIREMENT".len()])
+        .max()
+        .unwrap_or(0)
+        .min(28);
+    let verdict_width = "NOT-APPLICABLE".len();
+    let tally_width = "SCENARIOS".len();
+    let title_width = WIDTH
+        .saturating_sub(id_width + verdict_width + tally_width + 6)
+        .max(20);
+
+    writeln!(
+        out,
+        "{}",
+        paint.paint(
+            BOLD,
+            &format!(
+                "{:<id_width$}  {:<verdict_width$}  {:<tally_width$}  TITLE",
+                "REQUIREMENT", "VERDICT", "SCENARIOS"
+            )
+        )
+    )?;
+    for requirement in &report.requirements {
+        let (passed, total) = scenario_tally(requirement, &by_key);
+        let tally = if total == 0 {
+            "-".to_owned()
+        } else {
+            format!("{passed}/{total}")
+        };
+        let verdict = format!("{:<verdict_width$}", verdict_label(requirement.verdict));
+        writeln!(
+            out,
+            "{:<id_width$}  {}  {tally:<tally_width$}  {}",
+            truncate(&requirement.id, id_width),
+            paint.verdict(requirement.verdict, &verdict),
+            truncate(&requirement.title, title_width),
+        )?;
+    }
+
+    let attention: Vec<&ScenarioResult> = report
+        .scenarios
+        .iter()
+        .filter(|s| needs_attention(s.status))
+        .collect();
+    if !attention.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", paint.paint(BOLD, "failed and error scenarios:"))?;
+        let detail_width = WIDTH - DETAIL_INDENT;
+        for scenario in attention {
+            let label = format!("{:<5}", status_label(scenario.status));
+            writeln!(
+                out,
+                "  {} {}  {}",
+                paint.status(scenario.status, &label),
+                scenario.key,
+                truncate(
+                    &scenario.name,
+                    WIDTH.saturating_sub(scenario.key.len() + 10).max(20)
+                ),
+            )?;
+            if let Some(message) = &scenario.message {
+                let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+                writeln!(
+                    out,
+                    "{:DETAIL_INDENT$}{}",
+                    "",
+                    truncate(&message, detail_width)
+                )?;
+            }
+            if !scenario.evidence.is_empty() {
+                let evidence = condense_evidence(&scenario.evidence);
+                for line in two_lines(&evidence, detail_width) {
+                    writeln!(out, "{:DETAIL_INDENT$}{}", "", paint.paint(DIM, &line))?;
+                }
+            }
+        }
+    }
+
+    writeln!(out)?;
+    let label = run_verdict_label(report.verdict);
+    let label = match report.verdict {
+        RunVerdict::Compliant => paint.paint(GREEN, label),
+        RunVerdict::Error => paint.paint(YELLOW, label),
+        RunVerdict::NonCompliant => paint.paint(RED, label),
+    };
+    writeln!(
+        out,
+        "{} {label} — {}",
+        paint.paint(BOLD, "verdict:"),
+        verdict_reason(report)
+    )
+}
+
+/// `text` in at most two lines of `width` characters, broken at a space where one is near
+/// the end of the first line, the second cut with `…` if need be.
+fn two_lines(text: &str, width: usize) -> Vec<String> {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= width {
+        return vec![text];
+    }
+    let split = chars[..=width]
+        .iter()
+        .rposition(|c| *c == ' ')
+        .filter(|&at| at > width / 2)
+        .unwrap_or(width);
+    let first: String = chars[..split].iter().collect();
+    let rest: String = chars[split..].iter().collect();
+    vec![first, truncate(rest.trim_start(), width)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::writers::sample_report;
+
+    #[test]
+    fn progress_line_pads_the_counter_and_names_the_scenario() {
+        let report = sample_report();
+        assert_eq!(
+            progress_line(3, 24, &report.scenarios[1]),
+            "[ 3/24] FAIL  features/mtls.feature:14  expired client certificate is refused (41 ms)"
+        );
+        assert_eq!(
+            progress_line(10, 24, &report.scenarios[0]),
+            "[10/24] PASS  features/mtls.feature:6  valid client certificate is accepted (38 ms)"
+        );
+        assert!(progress_line(4, 4, &report.scenarios[3]).contains("] ERROR features/resend"));
+        assert!(progress_line(4, 4, &report.scenarios[3]).ends_with("(1.25 s)"));
+    }
+
+    #[test]
+    fn table_without_colour_has_no_escape_codes() {
+        let table = summary_table(&sample_report(), false);
+        assert!(!table.contains('\x1b'), "{table}");
+    }
+
+    #[test]
+    fn table_with_colour_paints_verdicts() {
+        let table = summary_table(&sample_report(), true);
+        assert!(table.contains(&format!("{RED}FAIL")), "{table}");
+        assert!(table.contains(&format!("{GREEN}PASS")), "{table}");
+        assert!(table.contains(&format!("{YELLOW}ERROR")), "{table}");
+        assert!(table.contains(&format!("{DIM}NOT-APPLICABLE")), "{table}");
+    }
+
+    #[test]
+    fn table_has_a_row_per_requirement_with_tallies() {
+        let table = summary_table(&sample_report(), false);
+        let row = |id: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(&format!("{id} ")))
+                .unwrap_or_else(|| panic!("no row for {id} in\n{table}"))
+                .to_owned()
+        };
+        assert!(row("EB-MTLS-1").contains("FAIL            0/1"), "{table}");
+        assert!(row("EB-MTLS-2").contains("PASS            1/1"), "{table}");
+        assert!(row("FMK-5-AUDIT").contains("NOT-TESTABLE    -"), "{table}");
+        for line in table.lines().take_while(|l| !l.is_empty()) {
+            assert!(line.chars().count() <= WIDTH, "too wide: {line:?}");
+        }
+        assert!(
+            row("EB-MTLS-1").ends_with('…'),
+            "long title truncated: {table}"
+        );
+    }
+
+    #[test]
+    fn failures_show_key_name_message_and_evidence() {
+        let table = summary_table(&sample_report(), false);
+        assert!(table
+            .contains("  FAIL  features/mtls.feature:14  expired client certificate is refused\n"));
+        assert!(
+            table.contains("  ERROR features/resend.feature:20"),
+            "{table}"
+        );
+        assert!(
+            table.contains("        expected the handshake to fail"),
+            "{table}"
+        );
+        assert!(table.contains("presented=client-expired"), "{table}");
+        assert!(table.contains(" → "), "{table}");
+        assert!(
+            !table.contains("features/mtls.feature:6 "),
+            "passed ones are not listed"
+        );
+    }
+
+    #[test]
+    fn last_line_is_the_verdict() {
+        let table = summary_table(&sample_report(), false);
+        assert_eq!(
+            table.lines().last().unwrap(),
+            "verdict: NON-COMPLIANT — 1 of 5 requirements fails (EB-MTLS-1); \
+             1 could not be evaluated (FMK-4-RESEND)"
+        );
+    }
+
+    #[test]
+    fn long_evidence_wraps_to_two_lines() {
+        let text = "word ".repeat(100);
+        let lines = two_lines(&text, 40);
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
+        assert!(lines[1].ends_with('…'));
+        assert_eq!(two_lines("short", 40), ["short"]);
+    }
+}
