@@ -7,6 +7,7 @@
 //! [`runner`] (the cucumber run), [`report`] (model and writers).
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod iut;
 pub mod network;
 pub mod peers;
@@ -14,3 +15,5 @@ pub mod pki;
 pub mod reference;
 pub mod report;
 pub mod requirements;
+pub mod runner;
+pub mod steps;

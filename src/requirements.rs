@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-use crate::report::model::{RequirementResult, RunVerdict, ScenarioResult, ScenarioStatus, Verdict};
+use crate::report::model::{
+    RequirementResult, RunVerdict, ScenarioResult, ScenarioStatus, Verdict,
+};
 
 pub const CATALOGUE: &str = include_str!("../features/requirements.toml");
 
@@ -37,7 +39,11 @@ pub fn catalogue() -> anyhow::Result<Vec<Requirement>> {
     let f: File = toml::from_str(CATALOGUE).context("features/requirements.toml")?;
     for r in &f.requirement {
         if !PROFILES.contains(&r.profile.as_str()) || r.profile == "all" {
-            bail!("features/requirements.toml: {} has unknown profile {:?}", r.id, r.profile);
+            bail!(
+                "features/requirements.toml: {} has unknown profile {:?}",
+                r.id,
+                r.profile
+            );
         }
     }
     Ok(f.requirement)
@@ -51,16 +57,25 @@ pub fn check_profile(profile: &str) -> anyhow::Result<()> {
     let hint = crate::reference::defects::closest(profile, PROFILES.iter().copied())
         .map(|c| format!("did you mean {c:?}? "))
         .unwrap_or_default();
-    bail!("unknown profile {profile:?} ({hint}known: {})", PROFILES.join(", "))
+    bail!(
+        "unknown profile {profile:?} ({hint}known: {})",
+        PROFILES.join(", ")
+    )
 }
 
 pub fn in_profile<'a>(all: &'a [Requirement], profile: &str) -> Vec<&'a Requirement> {
-    all.iter().filter(|r| profile == "all" || r.profile == profile).collect()
+    all.iter()
+        .filter(|r| profile == "all" || r.profile == profile)
+        .collect()
 }
 
 /// The verdict per requirement of `profile`. A requirement with no scenario that ran is
 /// never `pass`.
-pub fn verdicts(all: &[Requirement], profile: &str, scenarios: &[ScenarioResult]) -> Vec<RequirementResult> {
+pub fn verdicts(
+    all: &[Requirement],
+    profile: &str,
+    scenarios: &[ScenarioResult],
+) -> Vec<RequirementResult> {
     let mut by_req: BTreeMap<&str, Vec<&ScenarioResult>> = BTreeMap::new();
     for s in scenarios {
         for r in &s.requirements {
@@ -139,7 +154,13 @@ mod tests {
     #[test]
     fn catalogue_holds_every_documented_id() {
         let c = catalogue().unwrap();
-        for id in ["EB-TLS-1", "EB-MTLS-2", "FMK-2.6.3-RESEND", "SDK-5.4-KEYS", "CONT-FAILBACK"] {
+        for id in [
+            "EB-TLS-1",
+            "EB-MTLS-2",
+            "FMK-2.6.3-RESEND",
+            "SDK-5.4-KEYS",
+            "CONT-FAILBACK",
+        ] {
             assert!(c.iter().any(|r| r.id == id), "{id}");
         }
         assert!(c.iter().any(|r| !r.testable));

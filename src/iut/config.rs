@@ -53,13 +53,21 @@ impl<'de> Deserialize<'de> for HumanDuration {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<HumanDuration, E> {
                 humantime::parse_duration(s)
                     .map(HumanDuration)
-                    .map_err(|_| E::custom(format!("{s:?} is not a duration (hint: write \"{s}s\" or \"{s}ms\")")))
+                    .map_err(|_| {
+                        E::custom(format!(
+                            "{s:?} is not a duration (hint: write \"{s}s\" or \"{s}ms\")"
+                        ))
+                    })
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!("{n} is not a duration (hint: write \"{n}s\", with a unit, in quotes)")))
+                Err(E::custom(format!(
+                    "{n} is not a duration (hint: write \"{n}s\", with a unit, in quotes)"
+                )))
             }
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!("{n} is not a duration (hint: write \"{n}s\", with a unit, in quotes)")))
+                Err(E::custom(format!(
+                    "{n} is not a duration (hint: write \"{n}s\", with a unit, in quotes)"
+                )))
             }
         }
         d.deserialize_any(V)
@@ -198,7 +206,10 @@ impl ConfigSource {
 pub fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConfig> {
     let cfg: IutConfig = toml::from_str(text).map_err(|e| anyhow!("{}: {e}", source.name()))?;
     if cfg.iut.roles.is_empty() {
-        bail!("{}: iut.roles is empty (hint: roles = [\"server\"])", source.name());
+        bail!(
+            "{}: iut.roles is empty (hint: roles = [\"server\"])",
+            source.name()
+        );
     }
     if let Some(s) = &cfg.iut.start {
         if s.command.is_empty() {
@@ -215,8 +226,12 @@ pub fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConfig> {
 }
 
 pub fn load(path: &Path) -> anyhow::Result<(IutConfig, ConfigSource)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the IUT config {} (hint: create one with `provsten init DIR`)", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the IUT config {} (hint: create one with `provsten init DIR`)",
+            path.display()
+        )
+    })?;
     let source = ConfigSource::File(path.to_path_buf());
     Ok((parse(&text, &source)?, source))
 }
@@ -232,7 +247,13 @@ pub struct Placeholders {
 }
 
 impl Placeholders {
-    pub fn new(provsten: PathBuf, config_dir: PathBuf, out: PathBuf, pki: PathBuf, defects: Vec<String>) -> Self {
+    pub fn new(
+        provsten: PathBuf,
+        config_dir: PathBuf,
+        out: PathBuf,
+        pki: PathBuf,
+        defects: Vec<String>,
+    ) -> Self {
         Placeholders {
             provsten,
             config_dir,
@@ -244,7 +265,12 @@ impl Placeholders {
     }
 
     /// Replaces every `{...}` in `value`; `key` names the config key in errors.
-    pub fn expand(&mut self, value: &str, key: &str, source: &ConfigSource) -> anyhow::Result<String> {
+    pub fn expand(
+        &mut self,
+        value: &str,
+        key: &str,
+        source: &ConfigSource,
+    ) -> anyhow::Result<String> {
         let mut out = String::new();
         let mut rest = value;
         while let Some(open) = rest.find('{') {
@@ -279,7 +305,8 @@ impl Placeholders {
         }
         // Bind-and-release has a small race with other processes; the IUT's bind error
         // would then name the port.
-        let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+        let l =
+            std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
         let p = l.local_addr()?.port();
         self.ports.insert(name.to_string(), p);
         Ok(p)
@@ -324,7 +351,9 @@ mod tests {
     #[test]
     fn duration_without_unit_gets_a_hint() {
         let text = DEFAULT_CONFIG.replace("timeout = \"20s\"", "timeout = \"5\"");
-        let err = parse(&text, &ConfigSource::File("x/provsten.toml".into())).unwrap_err().to_string();
+        let err = parse(&text, &ConfigSource::File("x/provsten.toml".into()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("x/provsten.toml"), "{err}");
         assert!(err.contains("hint: write \"5s\""), "{err}");
         assert!(err.contains("line "), "{err}");
@@ -333,7 +362,9 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         let text = DEFAULT_CONFIG.replace("[iut.ready]", "[iut.ready]\nchek = \"tcp\"");
-        let err = parse(&text, &ConfigSource::Embedded).unwrap_err().to_string();
+        let err = parse(&text, &ConfigSource::Embedded)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("chek"), "{err}");
         assert!(err.contains("check"), "{err}");
     }
@@ -341,20 +372,68 @@ mod tests {
     #[tokio::test]
     async fn base_url_resolves_literals_and_names() {
         let src = ConfigSource::Embedded;
-        assert_eq!(resolve_base_url("https://127.0.0.1:8443/x", &src).await.unwrap().port(), 8443);
-        assert_eq!(resolve_base_url("https://[::1]:9", &src).await.unwrap().port(), 9);
-        assert_eq!(resolve_base_url("https://localhost:7", &src).await.unwrap().port(), 7);
+        assert_eq!(
+            resolve_base_url("https://127.0.0.1:8443/x", &src)
+                .await
+                .unwrap()
+                .port(),
+            8443
+        );
+        assert_eq!(
+            resolve_base_url("https://[::1]:9", &src)
+                .await
+                .unwrap()
+                .port(),
+            9
+        );
+        assert_eq!(
+            resolve_base_url("https://localhost:7", &src)
+                .await
+                .unwrap()
+                .port(),
+            7
+        );
         assert!(resolve_base_url("http://127.0.0.1:1", &src).await.is_err());
     }
 
     #[test]
     fn placeholders_expand_and_unknown_ones_are_refused() {
-        let mut p = Placeholders::new("/bin/provsten".into(), "/c".into(), "/o".into(), "/o/pki".into(), vec![]);
-        let a = p.expand("127.0.0.1:{port:api}", "k", &ConfigSource::Embedded).unwrap();
-        let b = p.expand("https://127.0.0.1:{port:api}/x", "k", &ConfigSource::Embedded).unwrap();
-        assert_eq!(a.split(':').nth(1).unwrap(), b.rsplit(':').next().unwrap().trim_end_matches("/x"));
-        assert_eq!(p.expand("{pki}/a", "k", &ConfigSource::Embedded).unwrap(), "/o/pki/a");
-        let e = p.expand("{prot:api}", "iut.start.command[2]", &ConfigSource::Embedded).unwrap_err().to_string();
-        assert!(e.contains("iut.start.command[2]") && e.contains("unknown placeholder {prot:api}"), "{e}");
+        let mut p = Placeholders::new(
+            "/bin/provsten".into(),
+            "/c".into(),
+            "/o".into(),
+            "/o/pki".into(),
+            vec![],
+        );
+        let a = p
+            .expand("127.0.0.1:{port:api}", "k", &ConfigSource::Embedded)
+            .unwrap();
+        let b = p
+            .expand(
+                "https://127.0.0.1:{port:api}/x",
+                "k",
+                &ConfigSource::Embedded,
+            )
+            .unwrap();
+        assert_eq!(
+            a.split(':').nth(1).unwrap(),
+            b.rsplit(':').next().unwrap().trim_end_matches("/x")
+        );
+        assert_eq!(
+            p.expand("{pki}/a", "k", &ConfigSource::Embedded).unwrap(),
+            "/o/pki/a"
+        );
+        let e = p
+            .expand(
+                "{prot:api}",
+                "iut.start.command[2]",
+                &ConfigSource::Embedded,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("iut.start.command[2]") && e.contains("unknown placeholder {prot:api}"),
+            "{e}"
+        );
     }
 }

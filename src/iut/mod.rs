@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
-pub use config::{ConfigSource, IutConfig, ReadyCheck, Role};
 use config::{resolve_base_url, Placeholders};
+pub use config::{ConfigSource, IutConfig, ReadyCheck, Role};
 use process::{IutProcess, StartSpec};
 
 use crate::peers::{self, ClientSpec, Identity, ServerCheck, Target, TlsVersions};
@@ -45,14 +45,24 @@ pub struct PrepareOptions {
 impl Iut {
     /// Expands the config, generates the PKI if asked, publishes CRLs, starts the IUT and
     /// waits until it is ready.
-    pub async fn prepare(cfg: &IutConfig, source: ConfigSource, opts: &PrepareOptions) -> anyhow::Result<Iut> {
+    pub async fn prepare(
+        cfg: &IutConfig,
+        source: ConfigSource,
+        opts: &PrepareOptions,
+    ) -> anyhow::Result<Iut> {
         let config_dir = match &source {
             ConfigSource::File(p) => absolute(p.parent().unwrap_or(Path::new("."))),
             ConfigSource::Embedded => absolute(Path::new(".")),
         };
         let provsten = std::env::current_exe().context("locating the provsten binary")?;
         let out = absolute(&opts.out_dir);
-        let mut ph = Placeholders::new(provsten, config_dir.clone(), out.clone(), PathBuf::new(), opts.defects.clone());
+        let mut ph = Placeholders::new(
+            provsten,
+            config_dir.clone(),
+            out.clone(),
+            PathBuf::new(),
+            opts.defects.clone(),
+        );
         let pki_dir = config_dir.join(ph.expand(&cfg.pki.dir, "pki.dir", &source)?);
         ph.pki = pki_dir.clone();
 
@@ -98,7 +108,10 @@ impl Iut {
             }
             let mut env = Vec::new();
             for (k, v) in &start.env {
-                env.push((k.clone(), ph.expand(v, &format!("iut.start.env.{k}"), &source)?));
+                env.push((
+                    k.clone(),
+                    ph.expand(v, &format!("iut.start.env.{k}"), &source)?,
+                ));
             }
             let workdir = match &start.workdir {
                 Some(w) => Some(config_dir.join(ph.expand(w, "iut.start.workdir", &source)?)),
@@ -113,7 +126,9 @@ impl Iut {
             };
             process = Some(IutProcess::spawn(&spec)?);
         } else if !opts.defects.is_empty() {
-            bail!(SetupError("--defect applies only to the reference IUT, which provsten starts itself".into()));
+            bail!(SetupError(
+                "--defect applies only to the reference IUT, which provsten starts itself".into()
+            ));
         }
 
         let mut iut = Iut {
@@ -140,7 +155,10 @@ impl Iut {
             Some(name) => Some(self.identity(name)?),
             None => None,
         };
-        let path = ready.path.clone().unwrap_or_else(|| self.health_path.clone());
+        let path = ready
+            .path
+            .clone()
+            .unwrap_or_else(|| self.health_path.clone());
         let mut last;
         loop {
             if let Some(p) = self.process.as_mut() {
@@ -153,7 +171,11 @@ impl Iut {
                     )));
                 }
             }
-            let attempt = tokio::time::timeout(Duration::from_secs(2), self.probe_ready(ready.check, identity.clone(), &path)).await;
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(2),
+                self.probe_ready(ready.check, identity.clone(), &path),
+            )
+            .await;
             match attempt {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(e)) => last = e,
@@ -176,7 +198,12 @@ impl Iut {
         }
     }
 
-    async fn probe_ready(&self, check: ReadyCheck, identity: Option<Identity>, path: &str) -> Result<(), String> {
+    async fn probe_ready(
+        &self,
+        check: ReadyCheck,
+        identity: Option<Identity>,
+        path: &str,
+    ) -> Result<(), String> {
         match check {
             ReadyCheck::Tcp => peers::client::connect_tcp(self.target.addr, None)
                 .await
@@ -191,8 +218,14 @@ impl Iut {
                     source: None,
                     deadline: Duration::from_secs(2),
                 };
-                let ex = peers::request(&self.target, &spec, "GET", path).await.map_err(|e| e.to_string())?;
-                let ok = if with_cert { ex.status().is_some() } else { ex.tls_version.is_some() };
+                let ex = peers::request(&self.target, &spec, "GET", path)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ok = if with_cert {
+                    ex.status().is_some()
+                } else {
+                    ex.tls_version.is_some()
+                };
                 if ok {
                     Ok(())
                 } else {
@@ -266,7 +299,11 @@ fn indent(lines: &[String]) -> String {
     if lines.is_empty() {
         return "    (no output)".into();
     }
-    lines.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    lines
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn setup_error(msg: impl Into<String>) -> anyhow::Error {

@@ -69,7 +69,10 @@ impl IutProcess {
 
     pub fn last_lines(&self, n: usize) -> Vec<String> {
         let out = self.output.lock().map(|o| o.clone()).unwrap_or_default();
-        out.iter().skip(out.len().saturating_sub(n)).cloned().collect()
+        out.iter()
+            .skip(out.len().saturating_sub(n))
+            .cloned()
+            .collect()
     }
 
     pub fn exited(&mut self) -> Option<ExitStatus> {
@@ -84,7 +87,10 @@ impl IutProcess {
         if let Some(pg) = self.pgid {
             let _ = killpg(pg, Signal::SIGTERM);
         }
-        if tokio::time::timeout(self.stop_timeout, self.child.wait()).await.is_err() {
+        if tokio::time::timeout(self.stop_timeout, self.child.wait())
+            .await
+            .is_err()
+        {
             self.kill();
             let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
         }
@@ -107,7 +113,11 @@ impl Drop for IutProcess {
     }
 }
 
-async fn collect(stream: impl AsyncRead + Unpin, sink: Arc<Mutex<VecDeque<String>>>, prefix: &'static str) {
+async fn collect(
+    stream: impl AsyncRead + Unpin,
+    sink: Arc<Mutex<VecDeque<String>>>,
+    prefix: &'static str,
+) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::debug!(target: "iut", "{line}");

@@ -80,8 +80,13 @@ pub struct Exchange {
 #[serde(tag = "result", rename_all = "kebab-case")]
 pub enum Outcome {
     /// The server answered at HTTP level.
-    Response { status: u16, body: String },
-    Refused { refusal: Refusal },
+    Response {
+        status: u16,
+        body: String,
+    },
+    Refused {
+        refusal: Refusal,
+    },
 }
 
 impl Exchange {
@@ -105,10 +110,15 @@ impl Exchange {
     }
 
     pub fn describe(&self) -> String {
-        let who = self.client_certificate.as_deref().unwrap_or("no certificate");
+        let who = self
+            .client_certificate
+            .as_deref()
+            .unwrap_or("no certificate");
         match &self.outcome {
             Outcome::Response { status, .. } => format!("{who}: {} → HTTP {status}", self.request),
-            Outcome::Refused { refusal } => format!("{who}: {} → {}", self.request, refusal.describe()),
+            Outcome::Refused { refusal } => {
+                format!("{who}: {} → {}", self.request, refusal.describe())
+            }
         }
     }
 }
@@ -124,7 +134,8 @@ fn client_config(spec: &ClientSpec) -> anyhow::Result<ClientConfig> {
         TlsVersions::Tls12Only => &[&rustls::version::TLS12],
         TlsVersions::Tls13Only => &[&rustls::version::TLS13],
     };
-    let builder = ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(versions)?;
+    let builder =
+        ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(versions)?;
     let builder = match &spec.server_check {
         ServerCheck::AcceptAny => builder
             .dangerous()
@@ -151,7 +162,11 @@ fn client_config(spec: &ClientSpec) -> anyhow::Result<ClientConfig> {
 
 /// Connects to `target` from `source` (any loopback address works on Linux without setup).
 pub async fn connect_tcp(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     if let Some(src) = source {
         socket.bind(SocketAddr::new(src, 0))?;
     }
@@ -160,7 +175,12 @@ pub async fn connect_tcp(addr: SocketAddr, source: Option<IpAddr>) -> std::io::R
 
 /// Sends `method path` and classifies the result. Only harness-side setup errors (bad key,
 /// bad server name) are `Err`; everything the server does is in the `Exchange`.
-pub async fn request(target: &Target, spec: &ClientSpec, method: &str, path: &str) -> anyhow::Result<Exchange> {
+pub async fn request(
+    target: &Target,
+    spec: &ClientSpec,
+    method: &str,
+    path: &str,
+) -> anyhow::Result<Exchange> {
     let config = client_config(spec)?;
     let server_name = ServerName::try_from(target.server_name.clone())
         .map_err(|_| anyhow::anyhow!("{:?} is not a valid TLS server name", target.server_name))?;
@@ -175,17 +195,27 @@ pub async fn request(target: &Target, spec: &ClientSpec, method: &str, path: &st
         cipher_suite: None,
         server_certificate_sha256: None,
         outcome: Outcome::Refused {
-            refusal: Refusal::Closed { stage: Stage::Connect },
+            refusal: Refusal::Closed {
+                stage: Stage::Connect,
+            },
         },
         elapsed_ms: 0,
     };
     let deadline = tokio::time::Instant::now() + spec.deadline;
-    let result = tokio::time::timeout_at(deadline, exchange(target, config, server_name, method, path, &mut ex)).await;
+    let result = tokio::time::timeout_at(
+        deadline,
+        exchange(target, config, server_name, method, path, &mut ex),
+    )
+    .await;
     ex.outcome = match result {
         Ok(o) => o,
         Err(_) => Outcome::Refused {
             refusal: Refusal::Timeout {
-                stage: if ex.tls_version.is_some() { Stage::FirstRead } else { Stage::Handshake },
+                stage: if ex.tls_version.is_some() {
+                    Stage::FirstRead
+                } else {
+                    Stage::Handshake
+                },
                 after_ms: spec.deadline.as_millis() as u64,
             },
         },
@@ -215,8 +245,13 @@ async fn exchange(
     {
         let conn = tls.get_ref().1;
         ex.tls_version = conn.protocol_version().map(|v| format!("{v:?}"));
-        ex.cipher_suite = conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite()));
-        ex.server_certificate_sha256 = conn.peer_certificates().and_then(|c| c.first()).map(|c| sha256_hex(c));
+        ex.cipher_suite = conn
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()));
+        ex.server_certificate_sha256 = conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| sha256_hex(c));
     }
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: provsten/{}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
@@ -249,9 +284,14 @@ async fn exchange(
     }
     match parse_response(&buf) {
         Some((status, body)) => Outcome::Response { status, body },
-        None if buf.is_empty() => refused(Refusal::Closed { stage: Stage::FirstRead }),
+        None if buf.is_empty() => refused(Refusal::Closed {
+            stage: Stage::FirstRead,
+        }),
         None => refused(Refusal::ProtocolError {
-            error: format!("not an HTTP response: {:?}", String::from_utf8_lossy(&buf[..buf.len().min(80)])),
+            error: format!(
+                "not an HTTP response: {:?}",
+                String::from_utf8_lossy(&buf[..buf.len().min(80)])
+            ),
             stage: Stage::FirstRead,
         }),
     }
@@ -281,7 +321,9 @@ fn parse_head(buf: &[u8]) -> Option<Head> {
     let mut content_length = None;
     let mut chunked = false;
     for l in lines {
-        let Some((k, v)) = l.split_once(':') else { continue };
+        let Some((k, v)) = l.split_once(':') else {
+            continue;
+        };
         let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
         if k == "content-length" {
             content_length = v.parse().ok();
@@ -300,7 +342,9 @@ fn parse_head(buf: &[u8]) -> Option<Head> {
 fn response_complete(buf: &[u8]) -> bool {
     match parse_head(buf) {
         Some(h) if h.chunked => buf.ends_with(b"0\r\n\r\n"),
-        Some(h) => h.content_length.is_some_and(|n| buf.len() >= h.body_start + n),
+        Some(h) => h
+            .content_length
+            .is_some_and(|n| buf.len() >= h.body_start + n),
         None => false,
     }
 }
@@ -309,19 +353,27 @@ fn response_complete(buf: &[u8]) -> bool {
 fn parse_response(buf: &[u8]) -> Option<(u16, String)> {
     let h = parse_head(buf)?;
     let raw = &buf[h.body_start..];
-    let body = if h.chunked { dechunk(raw) } else { raw.to_vec() };
+    let body = if h.chunked {
+        dechunk(raw)
+    } else {
+        raw.to_vec()
+    };
     let body = match h.content_length {
         Some(n) if !h.chunked => body[..n.min(body.len())].to_vec(),
         _ => body,
     };
-    Some((h.status, String::from_utf8_lossy(&body[..body.len().min(BODY_CAP)]).into_owned()))
+    Some((
+        h.status,
+        String::from_utf8_lossy(&body[..body.len().min(BODY_CAP)]).into_owned(),
+    ))
 }
 
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(i) = raw.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&raw[..i]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or(0);
         raw = &raw[i + 2..];
         if size == 0 || raw.len() < size {
             out.extend_from_slice(&raw[..size.min(raw.len())]);
@@ -345,7 +397,9 @@ mod tests {
         let c = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
         assert_eq!(parse_response(c), Some((200, "abcde".into())));
         assert!(response_complete(c));
-        assert!(!response_complete(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc"));
+        assert!(!response_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc"
+        ));
     }
 
     #[test]

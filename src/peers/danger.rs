@@ -42,7 +42,12 @@ impl ServerCertVerifier for AcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -51,11 +56,18 @@ impl ServerCertVerifier for AcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -76,7 +88,10 @@ impl ResolvesClientCert for PresentAlways {
 
 /// Loads a private key with the provider, falling back to the pure-Rust RSA signer for keys
 /// the provider refuses (RSA under 2048 bits).
-pub fn signing_key(provider: &CryptoProvider, key: PrivateKeyDer<'static>) -> anyhow::Result<Arc<dyn SigningKey>> {
+pub fn signing_key(
+    provider: &CryptoProvider,
+    key: PrivateKeyDer<'static>,
+) -> anyhow::Result<Arc<dyn SigningKey>> {
     let der = key.secret_der().to_vec();
     match provider.key_provider.load_private_key(key) {
         Ok(k) => Ok(k),
@@ -94,10 +109,18 @@ struct WeakRsaKey(Arc<rsa::RsaPrivateKey>);
 
 impl SigningKey for WeakRsaKey {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
-        [SignatureScheme::RSA_PSS_SHA256, SignatureScheme::RSA_PKCS1_SHA256]
-            .into_iter()
-            .find(|s| offered.contains(s))
-            .map(|scheme| Box::new(WeakRsaSigner { key: self.0.clone(), scheme }) as Box<dyn Signer>)
+        [
+            SignatureScheme::RSA_PSS_SHA256,
+            SignatureScheme::RSA_PKCS1_SHA256,
+        ]
+        .into_iter()
+        .find(|s| offered.contains(s))
+        .map(|scheme| {
+            Box::new(WeakRsaSigner {
+                key: self.0.clone(),
+                scheme,
+            }) as Box<dyn Signer>
+        })
     }
 
     fn algorithm(&self) -> SignatureAlgorithm {
@@ -117,9 +140,11 @@ impl Signer for WeakRsaSigner {
         let mut rng = rand::rngs::OsRng;
         let key = (*self.key).clone();
         match self.scheme {
-            SignatureScheme::RSA_PSS_SHA256 => Ok(rsa::pss::BlindedSigningKey::<sha2::Sha256>::new(key)
-                .sign_with_rng(&mut rng, message)
-                .to_vec()),
+            SignatureScheme::RSA_PSS_SHA256 => {
+                Ok(rsa::pss::BlindedSigningKey::<sha2::Sha256>::new(key)
+                    .sign_with_rng(&mut rng, message)
+                    .to_vec())
+            }
             _ => Ok(rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key)
                 .sign(message)
                 .to_vec()),

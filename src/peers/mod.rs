@@ -5,5 +5,7 @@ pub mod client;
 pub mod danger;
 pub mod refusal;
 
-pub use client::{request, ClientSpec, Exchange, Identity, Outcome, ServerCheck, Target, TlsVersions};
+pub use client::{
+    request, ClientSpec, Exchange, Identity, Outcome, ServerCheck, Target, TlsVersions,
+};
 pub use refusal::{Refusal, Stage};

@@ -40,14 +40,17 @@ pub enum Refusal {
 impl Refusal {
     /// Classifies an I/O error from a TLS stream.
     pub fn from_io(err: &io::Error, stage: Stage) -> Refusal {
-        if let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        if let Some(tls) = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
             return Refusal::from_tls(tls, stage);
         }
         match err.kind() {
             io::ErrorKind::ConnectionRefused => Refusal::ConnectionRefused,
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
-                Refusal::ConnectionReset { stage }
-            }
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => Refusal::ConnectionReset { stage },
             // rustls reports a close without close_notify as UnexpectedEof.
             io::ErrorKind::UnexpectedEof => Refusal::Closed { stage },
             _ => Refusal::ProtocolError {
@@ -72,22 +75,37 @@ impl Refusal {
 
     /// Whether this is the IUT refusing (as opposed to the harness giving up).
     pub fn is_by_server(&self) -> bool {
-        !matches!(self, Refusal::LocalTlsError { .. } | Refusal::Timeout { .. })
+        !matches!(
+            self,
+            Refusal::LocalTlsError { .. } | Refusal::Timeout { .. }
+        )
     }
 
     pub fn describe(&self) -> String {
         match self {
             Refusal::ConnectionRefused => "TCP connection refused".into(),
-            Refusal::TlsAlert { alert, stage } => format!("TLS alert {alert} ({})", stage_text(*stage)),
-            Refusal::ConnectionReset { stage } => format!("connection reset ({})", stage_text(*stage)),
-            Refusal::Closed { stage } => format!("connection closed without a response ({})", stage_text(*stage)),
+            Refusal::TlsAlert { alert, stage } => {
+                format!("TLS alert {alert} ({})", stage_text(*stage))
+            }
+            Refusal::ConnectionReset { stage } => {
+                format!("connection reset ({})", stage_text(*stage))
+            }
+            Refusal::Closed { stage } => format!(
+                "connection closed without a response ({})",
+                stage_text(*stage)
+            ),
             Refusal::Timeout { stage, after_ms } => {
                 format!("no answer within {after_ms} ms ({})", stage_text(*stage))
             }
             Refusal::LocalTlsError { error, stage } => {
-                format!("the harness's TLS refused the server: {error} ({})", stage_text(*stage))
+                format!(
+                    "the harness's TLS refused the server: {error} ({})",
+                    stage_text(*stage)
+                )
             }
-            Refusal::ProtocolError { error, stage } => format!("protocol error: {error} ({})", stage_text(*stage)),
+            Refusal::ProtocolError { error, stage } => {
+                format!("protocol error: {error} ({})", stage_text(*stage))
+            }
         }
     }
 }
@@ -122,8 +140,14 @@ mod tests {
     #[test]
     fn reset_and_eof_are_told_apart() {
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
-        assert!(matches!(Refusal::from_io(&reset, Stage::Handshake), Refusal::ConnectionReset { .. }));
+        assert!(matches!(
+            Refusal::from_io(&reset, Stage::Handshake),
+            Refusal::ConnectionReset { .. }
+        ));
         let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
-        assert!(matches!(Refusal::from_io(&eof, Stage::FirstRead), Refusal::Closed { .. }));
+        assert!(matches!(
+            Refusal::from_io(&eof, Stage::FirstRead),
+            Refusal::Closed { .. }
+        ));
     }
 }

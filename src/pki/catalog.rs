@@ -151,7 +151,11 @@ impl Catalog {
                 );
             }
             if let Some(org) = &c.org {
-                if org.is_empty() || !org.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
+                if org.is_empty()
+                    || !org
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+                {
                     bail!("{origin}: certificate {:?}: org {:?} must be letters, digits and '-' (it goes into a PrintableString)", c.name, org);
                 }
             }
@@ -189,8 +193,14 @@ mod tests {
     #[test]
     fn shipped_catalog_parses() {
         let c = Catalog::parse(DEFAULT_CATALOG, "certs/catalog.toml").unwrap();
-        assert!(c.certificates.iter().any(|c| c.name == "client-revoked" && c.revoked));
-        assert_eq!(c.authority("inter").unwrap().issuer.as_deref(), Some("root"));
+        assert!(c
+            .certificates
+            .iter()
+            .any(|c| c.name == "client-revoked" && c.revoked));
+        assert_eq!(
+            c.authority("inter").unwrap().issuer.as_deref(),
+            Some("root")
+        );
     }
 
     #[test]

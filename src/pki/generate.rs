@@ -49,7 +49,11 @@ struct IssuedCa {
 
 /// Generates every authority and certificate of `catalog` into `out` (created if needed).
 /// Private keys are written with mode 0600.
-pub fn generate(catalog: &Catalog, out: &Path, opts: &GenerateOptions) -> anyhow::Result<PkiManifest> {
+pub fn generate(
+    catalog: &Catalog,
+    out: &Path,
+    opts: &GenerateOptions,
+) -> anyhow::Result<PkiManifest> {
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let now = OffsetDateTime::now_utc();
     let base = opts.crl_base_url.trim_end_matches('/');
@@ -131,7 +135,9 @@ pub fn generate(catalog: &Catalog, out: &Path, opts: &GenerateOptions) -> anyhow
     let mut bundle = String::new();
     let mut trust = String::new();
     for a in &catalog.authorities {
-        let ca = cas.get(&a.name).ok_or_else(|| anyhow!("authority {} lost", a.name))?;
+        let ca = cas
+            .get(&a.name)
+            .ok_or_else(|| anyhow!("authority {} lost", a.name))?;
         let crl = CertificateRevocationListParams {
             this_update: now - Duration::hours(1),
             next_update: now + Duration::days(30),
@@ -180,11 +186,17 @@ fn issue(
     cas: &mut HashMap<String, IssuedCa>,
 ) -> anyhow::Result<CertEntry> {
     let ctx = || format!("issuing certificate {:?}", spec.name);
-    let cn = spec.common_name.clone().unwrap_or_else(|| spec.name.clone());
+    let cn = spec
+        .common_name
+        .clone()
+        .unwrap_or_else(|| spec.name.clone());
     let mut params = CertificateParams::new(spec.sans.clone()).with_context(ctx)?;
     params.distinguished_name = dn(&cn, spec.org.as_deref());
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = spec
         .ekus()
         .iter()
@@ -244,7 +256,9 @@ fn issue(
 
     let mut chain = cert_pem.clone();
     if spec.issuer != "self" {
-        let ca = cas.get(&spec.issuer).ok_or_else(|| anyhow!("issuer {} missing", spec.issuer))?;
+        let ca = cas
+            .get(&spec.issuer)
+            .ok_or_else(|| anyhow!("issuer {} missing", spec.issuer))?;
         for p in &ca.chain_pems {
             chain.push_str(p);
         }
@@ -299,7 +313,9 @@ fn sign(
         let key = self_key.ok_or_else(|| anyhow!("self-signed needs a key pair"))?;
         return Ok(params.self_signed(key)?);
     }
-    let ca = cas.get(issuer).ok_or_else(|| anyhow!("issuer {issuer} missing"))?;
+    let ca = cas
+        .get(issuer)
+        .ok_or_else(|| anyhow!("issuer {issuer} missing"))?;
     Ok(params.signed_by(public, &ca.issuer)?)
 }
 
@@ -332,7 +348,10 @@ fn dn(cn: &str, org: Option<&str>) -> DistinguishedName {
         );
         // Checked to be alphanumeric by the catalogue, so PrintableString accepts it.
         if let Ok(p) = rcgen::string::PrintableString::try_from(org) {
-            dn.push(DnType::CustomDnType(OID_SERIAL_NUMBER.to_vec()), DnValue::PrintableString(p));
+            dn.push(
+                DnType::CustomDnType(OID_SERIAL_NUMBER.to_vec()),
+                DnValue::PrintableString(p),
+            );
         }
     }
     dn.push(DnType::CommonName, cn);
@@ -341,7 +360,9 @@ fn dn(cn: &str, org: Option<&str>) -> DistinguishedName {
 
 fn subject_string(cn: &str, org: Option<&str>) -> String {
     match org {
-        Some(o) => format!("C=SE, O=Provsten Test, organizationIdentifier=NTRSE-{o}, serialNumber={o}, CN={cn}"),
+        Some(o) => format!(
+            "C=SE, O=Provsten Test, organizationIdentifier=NTRSE-{o}, serialNumber={o}, CN={cn}"
+        ),
         None => format!("C=SE, O=Provsten Test, CN={cn}"),
     }
 }

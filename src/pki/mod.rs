@@ -99,7 +99,12 @@ impl Pki {
             .iter()
             .find(|c| c.name == name)
             .ok_or_else(|| {
-                let known: Vec<_> = self.manifest.certificates.iter().map(|c| c.name.as_str()).collect();
+                let known: Vec<_> = self
+                    .manifest
+                    .certificates
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
                 anyhow!(
                     "no certificate {name:?} in {} (known: {})",
                     self.path(MANIFEST_FILE).display(),

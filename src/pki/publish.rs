@@ -14,9 +14,9 @@ use tokio::task::JoinHandle;
 
 /// Host and port of an `http://host:port/path` URL.
 pub fn crl_listen_addr(crl_base_url: &str) -> anyhow::Result<(SocketAddr, String)> {
-    let rest = crl_base_url
-        .strip_prefix("http://")
-        .ok_or_else(|| anyhow!("CRL base URL {crl_base_url:?} is not http:// (CRLs are published over plain HTTP)"))?;
+    let rest = crl_base_url.strip_prefix("http://").ok_or_else(|| {
+        anyhow!("CRL base URL {crl_base_url:?} is not http:// (CRLs are published over plain HTTP)")
+    })?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),

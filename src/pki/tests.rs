@@ -16,7 +16,10 @@ fn generated() -> (tempfile::TempDir, Pki) {
 fn keys_are_private_and_every_cert_loads() {
     let (_d, pki) = generated();
     for c in &pki.manifest.certificates {
-        let mode = std::fs::metadata(pki.path(&c.key)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(pki.path(&c.key))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{}", c.key);
         let (chain, _key) = pki.identity(&c.name).unwrap();
         assert!(!chain.is_empty());
@@ -31,10 +34,21 @@ fn org_number_is_in_organization_identifier_and_serial_number() {
     let attrs: Vec<(String, String)> = x
         .subject()
         .iter_attributes()
-        .map(|a| (a.attr_type().to_id_string(), a.as_str().unwrap_or("").to_string()))
+        .map(|a| {
+            (
+                a.attr_type().to_id_string(),
+                a.as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
-    assert!(attrs.contains(&("2.5.4.97".into(), "NTRSE-5560000001".into())), "{attrs:?}");
-    assert!(attrs.contains(&("2.5.4.5".into(), "5560000001".into())), "{attrs:?}");
+    assert!(
+        attrs.contains(&("2.5.4.97".into(), "NTRSE-5560000001".into())),
+        "{attrs:?}"
+    );
+    assert!(
+        attrs.contains(&("2.5.4.5".into(), "5560000001".into())),
+        "{attrs:?}"
+    );
 }
 
 #[test]

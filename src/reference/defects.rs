@@ -84,14 +84,24 @@ impl Defect {
             Defect::AcceptExpiredCert => "expired client certificates are accepted",
             Defect::AcceptNotYetValidCert => "client certificates not yet valid are accepted",
             Defect::IgnoreCrl => "the CRL is not consulted: revoked certificates are accepted",
-            Defect::TrustAnyRoot => "certificates from unknown roots and self-signed ones are accepted",
+            Defect::TrustAnyRoot => {
+                "certificates from unknown roots and self-signed ones are accepted"
+            }
             Defect::IgnoreEku => "the extended key usage is not checked (serverAuth-only accepted)",
             Defect::AcceptWeakKey => "RSA keys under 2048 bits are accepted",
-            Defect::IgnoreCertSignature => "a certificate whose issuer signature is corrupt is accepted",
-            Defect::SkipProofOfPossession => "the client's handshake signature is not verified (no proof of key possession)",
-            Defect::IgnoreOrgNumber => "certificates without, or with an unregistered, organisation number are served",
+            Defect::IgnoreCertSignature => {
+                "a certificate whose issuer signature is corrupt is accepted"
+            }
+            Defect::SkipProofOfPossession => {
+                "the client's handshake signature is not verified (no proof of key possession)"
+            }
+            Defect::IgnoreOrgNumber => {
+                "certificates without, or with an unregistered, organisation number are served"
+            }
             Defect::NoTenantIsolation => "a client may read another organisation's data",
-            Defect::UntrustedServerCert => "the API presents a server certificate from an untrusted CA",
+            Defect::UntrustedServerCert => {
+                "the API presents a server certificate from an untrusted CA"
+            }
             Defect::AcceptLegacyTls => "a TLS 1.0/1.1 ClientHello is answered with a ServerHello",
         }
     }
@@ -115,7 +125,10 @@ impl FromStr for Defect {
                 let close = closest(s, Defect::ALL.iter().map(|d| d.name()));
                 let all: Vec<_> = Defect::ALL.iter().map(|d| d.name()).collect();
                 match close {
-                    Some(c) => format!("unknown defect {s:?} (did you mean {c:?}? known: {})", all.join(", ")),
+                    Some(c) => format!(
+                        "unknown defect {s:?} (did you mean {c:?}? known: {})",
+                        all.join(", ")
+                    ),
                     None => format!("unknown defect {s:?} (known: {})", all.join(", ")),
                 }
             })
@@ -182,6 +195,9 @@ mod tests {
     #[test]
     fn unknown_defect_suggests_the_closest() {
         let err = "accept-expired".parse::<Defect>().unwrap_err();
-        assert!(err.contains("did you mean \"accept-expired-cert\""), "{err}");
+        assert!(
+            err.contains("did you mean \"accept-expired-cert\""),
+            "{err}"
+        );
     }
 }

@@ -78,7 +78,10 @@ pub async fn run(opts: ReferenceOptions) -> anyhow::Result<()> {
 /// Binds the ports, prints the ready line and serves in background tasks.
 pub async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
     if !opts.admin.ip().is_loopback() {
-        bail!("--admin {} is not a loopback address: the admin port is for local observation only", opts.admin);
+        bail!(
+            "--admin {} is not a loopback address: the admin port is for local observation only",
+            opts.admin
+        );
     }
     let pki = Pki::load(&opts.pki_dir)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -115,7 +118,11 @@ pub async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
         "provsten reference IUT ready: api=https://{} admin=http://{} defects={}",
         api.local_addr()?,
         admin.local_addr()?,
-        if defects.is_empty() { "none".to_string() } else { defects.join(",") }
+        if defects.is_empty() {
+            "none".to_string()
+        } else {
+            defects.join(",")
+        }
     );
 
     let (api_addr, admin_addr) = (api.local_addr()?, admin.local_addr()?);
@@ -128,7 +135,6 @@ pub async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
         ],
     })
 }
-
 
 async fn shutdown_signal() {
     let term = async {
@@ -190,7 +196,11 @@ async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<Stat
     }
 }
 
-fn api(state: &State, caller: &Caller, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+fn api(
+    state: &State,
+    caller: &Caller,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let (status, body) = route(state, caller, req.method(), &path);
     if let Ok(mut log) = state.log.lock() {
@@ -207,7 +217,12 @@ fn api(state: &State, caller: &Caller, req: Request<hyper::body::Incoming>) -> R
     json_response(status, body)
 }
 
-fn route(state: &State, caller: &Caller, method: &Method, path: &str) -> (StatusCode, serde_json::Value) {
+fn route(
+    state: &State,
+    caller: &Caller,
+    method: &Method,
+    path: &str,
+) -> (StatusCode, serde_json::Value) {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
         (&Method::GET, ["v1", "health"]) => (StatusCode::OK, json!({"status": "ok"})),
@@ -246,7 +261,10 @@ fn fullmakter(state: &State, caller: &Caller, org: &str) -> (StatusCode, serde_j
     } else {
         Vec::new()
     };
-    (StatusCode::OK, json!({"organisation": org, "fullmakter": records}))
+    (
+        StatusCode::OK,
+        json!({"organisation": org, "fullmakter": records}),
+    )
 }
 
 fn forbidden(why: &str) -> (StatusCode, serde_json::Value) {
@@ -290,7 +308,8 @@ async fn serve_admin(listener: TcpListener, state: Arc<State>) {
                     Ok::<_, Infallible>(resp)
                 }
             });
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc);
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc);
             let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
         });
     }

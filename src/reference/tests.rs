@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::defects::{Defect, Defects};
 use super::*;
-use crate::peers::{request, ClientSpec, Identity, Outcome, Refusal, ServerCheck, Target, TlsVersions};
+use crate::peers::{
+    request, ClientSpec, Identity, Outcome, Refusal, ServerCheck, Target, TlsVersions,
+};
 use crate::pki::{generate, Catalog, GenerateOptions, Pki};
 
 struct Fixture {
@@ -35,7 +37,13 @@ async fn iut(f: &Fixture, defects: &[Defect]) -> Running {
     .unwrap()
 }
 
-async fn get(f: &Fixture, r: &Running, cert: Option<&str>, path: &str, versions: TlsVersions) -> crate::peers::Exchange {
+async fn get(
+    f: &Fixture,
+    r: &Running,
+    cert: Option<&str>,
+    path: &str,
+    versions: TlsVersions,
+) -> crate::peers::Exchange {
     let identity = cert.map(|name| {
         let (chain, key) = f.pki.identity(name).unwrap();
         Identity {
@@ -103,7 +111,14 @@ async fn every_bad_client_certificate_is_refused_without_data() {
         let ex = get(&f, &r, Some(cert), OWN, TlsVersions::Any).await;
         assert_eq!(ex.status(), Some(403), "{cert}: {ex:?}");
     }
-    let other = get(&f, &r, Some("client-5560000001"), "/v1/orgs/5560000002/fullmakter", TlsVersions::Any).await;
+    let other = get(
+        &f,
+        &r,
+        Some("client-5560000001"),
+        "/v1/orgs/5560000002/fullmakter",
+        TlsVersions::Any,
+    )
+    .await;
     assert_eq!(other.status(), Some(404), "{other:?}");
 }
 

@@ -9,7 +9,9 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, OtherError, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, OtherError, SignatureScheme,
+};
 
 use super::defects::{Defect, Defects};
 use crate::pki::{rsa_key_bits, Pki};
@@ -28,7 +30,11 @@ struct WeakKey(usize);
 
 impl std::fmt::Display for WeakKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RSA key of {} bits is below the {MIN_RSA_BITS}-bit minimum", self.0)
+        write!(
+            f,
+            "RSA key of {} bits is below the {MIN_RSA_BITS}-bit minimum",
+            self.0
+        )
     }
 }
 
@@ -100,16 +106,19 @@ impl ClientCertVerifier for PolicyVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        match self.inner.verify_client_cert(end_entity, intermediates, now) {
+        match self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+        {
             Ok(_) => {}
             Err(e) if self.excused(&e) => {}
             Err(e) => return Err(e),
         }
         if let Some(bits) = Self::weak_rsa(end_entity) {
             if !self.defects.has(Defect::AcceptWeakKey) {
-                return Err(Error::InvalidCertificate(CertificateError::Other(OtherError(
-                    Arc::new(WeakKey(bits)),
-                ))));
+                return Err(Error::InvalidCertificate(CertificateError::Other(
+                    OtherError(Arc::new(WeakKey(bits))),
+                )));
             }
         }
         Ok(ClientCertVerified::assertion())
@@ -172,11 +181,15 @@ mod legacy_rsa {
         let ok = match dss.scheme {
             SignatureScheme::RSA_PSS_SHA256 => {
                 let sig = rsa::pss::Signature::try_from(dss.signature()).map_err(|_| bad())?;
-                rsa::pss::VerifyingKey::<Sha256>::new(key).verify(message, &sig).is_ok()
+                rsa::pss::VerifyingKey::<Sha256>::new(key)
+                    .verify(message, &sig)
+                    .is_ok()
             }
             SignatureScheme::RSA_PKCS1_SHA256 => {
                 let sig = rsa::pkcs1v15::Signature::try_from(dss.signature()).map_err(|_| bad())?;
-                rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key).verify(message, &sig).is_ok()
+                rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key)
+                    .verify(message, &sig)
+                    .is_ok()
             }
             _ => false,
         };

@@ -135,7 +135,13 @@ pub enum StepStatus {
 /// Live events for progress output while the run goes on.
 #[derive(Debug, Clone)]
 pub enum RunEvent {
-    RunStarted { total: usize },
-    ScenarioFinished { done: usize, total: usize, result: Box<ScenarioResult> },
+    RunStarted {
+        total: usize,
+    },
+    ScenarioFinished {
+        done: usize,
+        total: usize,
+        result: Box<ScenarioResult>,
+    },
     RunFinished,
 }

@@ -1,0 +1,29 @@
+@role:server @req:EB-TLS-1
+Feature: Only TLS 1.2 or later, with strong cipher suites
+  Old protocol versions and weak cipher suites are offered with hand-built ClientHellos
+  (modern TLS libraries cannot offer them); the IUT must refuse each with an alert, a close
+  or a reset. TLS 1.2 and TLS 1.3 must work.
+
+  Scenario Outline: a ClientHello offering only TLS <version> is refused
+    When a client offers only TLS <version> in a raw ClientHello
+    Then the IUT refuses the handshake
+
+    Examples:
+      | version |
+      | 1.0     |
+      | 1.1     |
+
+  Scenario: a TLS 1.2 ClientHello offering only weak cipher suites is refused
+    When a client offers TLS 1.2 with only weak cipher suites
+    Then the IUT refuses the handshake
+
+  Scenario Outline: TLS <version> is accepted
+    Given a client presenting the certificate "client-5560000001"
+    And the client only speaks TLS <version>
+    When the client requests the health endpoint
+    Then the handshake uses TLS <version>
+
+    Examples:
+      | version |
+      | 1.2     |
+      | 1.3     |

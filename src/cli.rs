@@ -1,0 +1,186 @@
+//! The command line (DESIGN.md "CLI contract"). Doc comments are the help text.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::reference::defects::Defect;
+
+/// Exit codes, documented in the README and mapped in one place.
+pub mod exit {
+    /// Every requirement of the profile passed (or is not applicable / not testable).
+    pub const COMPLIANT: u8 = 0;
+    /// At least one requirement failed.
+    pub const NON_COMPLIANT: u8 = 1;
+    /// The run itself could not be done: bad config, IUT never ready, bad feature file, or
+    /// a requirement could not be evaluated.
+    pub const RUN_ERROR: u8 = 2;
+    /// Interrupted by Ctrl-C (the IUT was stopped).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "provsten",
+    version,
+    about = "Conformance and resilience harness for secure API connections",
+    long_about = "provsten runs Gherkin scenarios with simulated peers, a simulated CA and flaky networks against an implementation under test (IUT) and reports compliance per requirement.\n\nWithout arguments to `run`, it certifies the embedded reference IUT."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the suite against the IUT and write the compliance report.
+    Run(RunArgs),
+    /// Scaffold a commented IUT config and a PKI for an IUT of your own.
+    Init {
+        /// Directory to create (default: current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Overwrite an existing provsten.toml.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Work with the simulated certificate authority.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+    /// Run the reference IUT on its own (what `run` starts as a child process).
+    ReferenceIut(ReferenceArgs),
+    /// List the requirement catalogue.
+    Requirements {
+        /// Only this profile: all, ebevis, fullmakt, sdk, continuity.
+        #[arg(long, default_value = "all")]
+        profile: String,
+    },
+    /// List the reference IUT's seeded defects: NAME<TAB>REQ-IDS<TAB>description.
+    Defects,
+    /// Print the Gherkin step vocabulary with an example each.
+    Steps,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// IUT config (see `provsten init`). Default: the embedded reference IUT.
+    #[arg(long, env = "PROVSTEN_CONFIG", help_heading = "IUT")]
+    pub config: Option<PathBuf>,
+    /// Seed a defect into the reference IUT (repeatable; `provsten defects` lists them).
+    #[arg(long = "defect", value_name = "NAME", help_heading = "IUT")]
+    pub defects: Vec<Defect>,
+    /// Requirement profile: all, ebevis, fullmakt, sdk, continuity.
+    #[arg(
+        long,
+        default_value = "all",
+        env = "PROVSTEN_PROFILE",
+        help_heading = "Selection"
+    )]
+    pub profile: String,
+    /// Tag expression selecting scenarios, e.g. "@req:EB-MTLS-1 and not @role:client".
+    #[arg(long, value_name = "EXPR", help_heading = "Selection")]
+    pub tags: Option<String>,
+    /// Extra directory of .feature files to run besides the shipped ones (repeatable).
+    #[arg(long = "features", value_name = "DIR", help_heading = "Selection")]
+    pub features: Vec<PathBuf>,
+    /// Run only shard I of N (1-based), split by a stable hash of the scenario key.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, help_heading = "Selection")]
+    pub shard: Option<(u64, u64)>,
+    /// Report directory.
+    #[arg(
+        long,
+        default_value = "provsten-report",
+        env = "PROVSTEN_OUT",
+        help_heading = "Output"
+    )]
+    pub out: PathBuf,
+    /// Scenarios run at the same time.
+    #[arg(long, default_value_t = 8, help_heading = "Execution")]
+    pub concurrency: usize,
+    /// No live progress lines.
+    #[arg(long, short, help_heading = "Output")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Generate the CA and the certificate catalogue as PEM files (keys 0600) and catalog.json.
+    Init {
+        /// Output directory.
+        #[arg(long, default_value = "certs/out")]
+        out: PathBuf,
+        /// Certificate catalogue (default: the shipped certs/catalog.toml).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// CRL distribution point written into the certificates (served during `run`).
+        #[arg(long, default_value = crate::pki::DEFAULT_CRL_BASE_URL)]
+        crl_url: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReferenceArgs {
+    /// PKI directory made by `provsten pki init`.
+    #[arg(long)]
+    pub pki: PathBuf,
+    /// API listen address (HTTPS, mTLS).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub api: SocketAddr,
+    /// Admin listen address (plain HTTP, loopback only).
+    #[arg(long, default_value = "127.0.0.1:8444")]
+    pub admin: SocketAddr,
+    /// Registered organisation numbers, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "5560000001,5560000002")]
+    pub orgs: Vec<String>,
+    /// Catalogue name of the server certificate.
+    #[arg(long, default_value = "iut-server")]
+    pub server_cert: String,
+    /// Seeded defect (repeatable; `provsten defects` lists them).
+    #[arg(long = "defect", value_name = "NAME")]
+    pub defects: Vec<Defect>,
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let hint = "expected I/N with 1 <= I <= N, e.g. 2/4";
+    let (i, n) = s.split_once('/').ok_or_else(|| format!("{s:?}: {hint}"))?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| format!("{s:?}: {hint}"))?,
+        n.trim().parse().map_err(|_| format!("{s:?}: {hint}"))?,
+    );
+    if i == 0 || n == 0 || i > n {
+        return Err(format!("{s:?}: {hint}"));
+    }
+    Ok((i, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_parses_and_rejects_nonsense() {
+        assert_eq!(parse_shard("2/4"), Ok((2, 4)));
+        assert!(parse_shard("0/4").is_err());
+        assert!(parse_shard("5/4").is_err());
+        assert!(parse_shard("x").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unknown_defect_is_a_clap_error_with_a_suggestion() {
+        let e = Cli::try_parse_from(["provsten", "run", "--defect", "accept-expired"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("did you mean \"accept-expired-cert\""),
+            "{e}"
+        );
+    }
+}

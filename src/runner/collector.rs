@@ -1,0 +1,182 @@
+//! A cucumber writer that turns cucumber's event stream into report data (step statuses,
+//! durations, failure messages) and prints live progress. Evidence comes from the worlds,
+//! through the `after` hook, into the same store.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cucumber::event::{self, Cucumber, Feature, Rule, Scenario, Step, StepError};
+use cucumber::gherkin;
+use cucumber::{parser, Event};
+
+use crate::report::model::{StepResult, StepStatus};
+use crate::steps::ProvstenWorld;
+
+/// `path:line`, the stable scenario key.
+pub fn key(feature: &gherkin::Feature, sc: &gherkin::Scenario) -> String {
+    let path = feature
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    format!("{path}:{}", sc.position.line)
+}
+
+#[derive(Debug, Default)]
+pub struct ScenarioRun {
+    pub started: Option<Instant>,
+    pub duration_ms: u64,
+    pub finished: bool,
+    pub steps: Vec<StepResult>,
+    pub failed: Option<String>,
+    pub error: Option<String>,
+    pub evidence: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Default)]
+pub struct Store {
+    pub scenarios: HashMap<String, ScenarioRun>,
+    pub errors: Vec<String>,
+}
+
+pub type Shared = Arc<Mutex<Store>>;
+
+pub struct Collector {
+    pub store: Shared,
+    pub total: usize,
+    done: usize,
+    progress: bool,
+}
+
+impl Collector {
+    pub fn new(store: Shared, total: usize, progress: bool) -> Self {
+        Collector {
+            store,
+            total,
+            done: 0,
+            progress,
+        }
+    }
+
+    fn scenario(
+        &mut self,
+        f: &gherkin::Feature,
+        sc: &gherkin::Scenario,
+        ev: Scenario<ProvstenWorld>,
+    ) {
+        let k = key(f, sc);
+        let mut finished_line = None;
+        {
+            let Ok(mut store) = self.store.lock() else {
+                return;
+            };
+            let run = store.scenarios.entry(k.clone()).or_default();
+            match ev {
+                Scenario::Started => run.started = Some(Instant::now()),
+                Scenario::Background(step, ev) | Scenario::Step(step, ev) => {
+                    record_step(run, &step, ev)
+                }
+                Scenario::Hook(ty, event::Hook::Failed(_, info)) => {
+                    run.error = Some(format!("{ty} hook failed: {}", panic_text(&info)));
+                }
+                Scenario::Hook(..) | Scenario::Log(_) => {}
+                Scenario::Finished => {
+                    run.finished = true;
+                    run.duration_ms = run
+                        .started
+                        .map(|s| s.elapsed().as_millis() as u64)
+                        .unwrap_or(0);
+                    self.done += 1;
+                    let status = if run.error.is_some() {
+                        "ERROR"
+                    } else if run.failed.is_some() {
+                        "FAIL "
+                    } else {
+                        "PASS "
+                    };
+                    finished_line = Some(format!(
+                        "[{:>w$}/{}] {status} {k}  {} ({} ms)",
+                        self.done,
+                        self.total,
+                        sc.name,
+                        run.duration_ms,
+                        w = self.total.to_string().len()
+                    ));
+                }
+            }
+        }
+        if let (Some(line), true) = (finished_line, self.progress) {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{line}");
+        }
+    }
+}
+
+fn record_step(run: &mut ScenarioRun, step: &gherkin::Step, ev: Step<ProvstenWorld>) {
+    let status = match &ev {
+        Step::Started => return,
+        Step::Passed(..) => StepStatus::Passed,
+        // cucumber reports an unmatched step as skipped; features are checked for
+        // undefined steps before the run, so this is a safety net.
+        Step::Skipped => {
+            run.error.get_or_insert_with(|| {
+                format!("step not run (undefined?): {}{}", step.keyword, step.value)
+            });
+            StepStatus::Undefined
+        }
+        Step::Failed(_, _, _, err) => {
+            let text = match err {
+                StepError::Panic(info) => panic_text(info),
+                other => other.to_string(),
+            };
+            match err {
+                StepError::NotFound | StepError::AmbiguousMatch(_) => run.error = Some(text),
+                StepError::Panic(_) => run.failed = Some(text),
+            }
+            StepStatus::Failed
+        }
+    };
+    run.steps.push(StepResult {
+        keyword: step.keyword.trim().to_string(),
+        text: step.value.clone(),
+        line: step.position.line,
+        status,
+    });
+}
+
+fn panic_text(info: &event::Info) -> String {
+    info.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| info.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "step panicked".to_string())
+}
+
+impl cucumber::Writer<ProvstenWorld> for Collector {
+    type Cli = cucumber::cli::Empty;
+
+    async fn handle_event(
+        &mut self,
+        ev: parser::Result<Event<Cucumber<ProvstenWorld>>>,
+        _cli: &Self::Cli,
+    ) {
+        match ev {
+            Err(e) => {
+                if let Ok(mut s) = self.store.lock() {
+                    s.errors.push(e.to_string());
+                }
+            }
+            Ok(Event { value, .. }) => match value {
+                Cucumber::Feature(f, Feature::Scenario(sc, ev)) => self.scenario(&f, &sc, ev.event),
+                Cucumber::Feature(f, Feature::Rule(_, Rule::Scenario(sc, ev))) => {
+                    self.scenario(&f, &sc, ev.event)
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+// Events are keyed by scenario, so interleaved (unnormalised) order is fine here.
+impl cucumber::writer::Normalized for Collector {}

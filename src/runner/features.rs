@@ -1,0 +1,236 @@
+//! The feature files: the shipped ones embedded in the binary (so an installed `provsten`
+//! works anywhere) plus a user's own from `--features DIR`, parsed and checked before
+//! anything runs so a bad file is an exit-2 error naming file and line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use cucumber::feature::Ext as _;
+use cucumber::gherkin::{self, GherkinEnv};
+use cucumber::World as _;
+use include_dir::{include_dir, Dir};
+
+use crate::iut::setup_error;
+use crate::requirements::Requirement;
+use crate::steps::ProvstenWorld;
+
+static SHIPPED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/features");
+
+/// The shipped features as (display path, text), sorted by path.
+pub fn shipped() -> Vec<(String, String)> {
+    let mut v: Vec<_> = SHIPPED
+        .files()
+        .filter(|f| f.path().extension().is_some_and(|e| e == "feature"))
+        .filter_map(|f| {
+            Some((
+                format!("features/{}", f.path().display()),
+                f.contents_utf8()?.to_string(),
+            ))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every `*.feature` below `dir`, sorted.
+pub fn from_dir(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    collect(dir, &mut found).with_context(|| format!("reading features from {}", dir.display()))?;
+    if found.is_empty() {
+        return Err(setup_error(format!(
+            "--features {}: no *.feature files found there",
+            dir.display()
+        )));
+    }
+    found.sort();
+    found
+        .into_iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            Ok((p.display().to_string(), text))
+        })
+        .collect()
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.is_dir() {
+            collect(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "feature") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Parses, expands outlines, and checks that every step is defined and every scenario
+/// names known requirements.
+pub fn parse_all(
+    sources: &[(String, String)],
+    catalogue: &[Requirement],
+) -> anyhow::Result<Vec<gherkin::Feature>> {
+    let steps = ProvstenWorld::collection();
+    let mut features = Vec::new();
+    for (path, text) in sources {
+        let mut f = gherkin::Feature::parse(text, GherkinEnv::default()).map_err(|e| {
+            // ParseError displays as "Error at LINE:COL: {expected tokens}".
+            let msg = e.to_string();
+            let loc = msg
+                .strip_prefix("Error at ")
+                .and_then(|r| r.split_once(": "))
+                .map(|(l, rest)| format!("{path}:{l}: malformed Gherkin (expected one of {rest})"));
+            setup_error(loc.unwrap_or_else(|| format!("{path}: malformed Gherkin: {msg}")))
+        })?;
+        f.path = Some(PathBuf::from(path));
+        let f = f
+            .expand_examples()
+            .map_err(|e| setup_error(format!("{path}: {e}")))?;
+        check(&f, path, &steps, catalogue)?;
+        features.push(f);
+    }
+    Ok(features)
+}
+
+fn check(
+    f: &gherkin::Feature,
+    path: &str,
+    steps: &cucumber::step::Collection<ProvstenWorld>,
+    catalogue: &[Requirement],
+) -> anyhow::Result<()> {
+    let scenarios = f.scenarios.iter().map(|s| (None, s)).chain(
+        f.rules
+            .iter()
+            .flat_map(|r| r.scenarios.iter().map(move |s| (Some(r), s))),
+    );
+    for (rule, sc) in scenarios {
+        let background = f
+            .background
+            .iter()
+            .chain(rule.and_then(|r| r.background.as_ref()))
+            .flat_map(|b| b.steps.iter());
+        for step in background.chain(sc.steps.iter()) {
+            match steps.find(step) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(setup_error(format!(
+                        "{path}:{}: undefined step \"{}{}\" (hint: `provsten steps` lists the vocabulary)",
+                        step.position.line,
+                        step.keyword,
+                        step.value
+                    )))
+                }
+                Err(e) => {
+                    return Err(setup_error(format!(
+                        "{path}:{}: step \"{}\" is ambiguous: {e}",
+                        step.position.line, step.value
+                    )))
+                }
+            }
+        }
+        let tags = all_tags(f, rule, sc);
+        let reqs = requirement_ids(&tags);
+        if reqs.is_empty() {
+            return Err(setup_error(format!(
+                "{path}:{}: scenario {:?} names no requirement (hint: tag it @req:ID; `provsten requirements` lists the IDs)",
+                sc.position.line, sc.name
+            )));
+        }
+        for id in reqs {
+            if !catalogue.iter().any(|r| r.id == id) {
+                let hint = crate::reference::defects::closest(
+                    &id,
+                    catalogue.iter().map(|r| r.id.as_str()),
+                )
+                .map(|c| format!(" (did you mean @req:{c}?)"))
+                .unwrap_or_default();
+                return Err(setup_error(format!(
+                    "{path}:{}: unknown requirement @req:{id}{hint}",
+                    sc.position.line
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Feature, rule and scenario tags (examples' tags are already on expanded scenarios).
+pub fn all_tags(
+    f: &gherkin::Feature,
+    rule: Option<&gherkin::Rule>,
+    sc: &gherkin::Scenario,
+) -> Vec<String> {
+    let mut tags: Vec<String> = f
+        .tags
+        .iter()
+        .chain(rule.iter().flat_map(|r| r.tags.iter()))
+        .chain(sc.tags.iter())
+        .cloned()
+        .collect();
+    tags.dedup();
+    tags
+}
+
+pub fn requirement_ids(tags: &[String]) -> Vec<String> {
+    let mut ids: Vec<String> = tags
+        .iter()
+        .filter_map(|t| t.strip_prefix("req:"))
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+pub fn role_tags(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .filter_map(|t| t.strip_prefix("role:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_features_parse_and_every_step_is_defined() {
+        let cat = crate::requirements::catalogue().unwrap();
+        let f = parse_all(&shipped(), &cat).unwrap();
+        assert!(f.len() >= 2);
+    }
+
+    #[test]
+    fn malformed_feature_names_file_and_line() {
+        let cat = crate::requirements::catalogue().unwrap();
+        let src = vec![(
+            "my.feature".to_string(),
+            "Feature: x\n  Scenario: y\n    Given a client presenting no certificate\n  Blah: z\n"
+                .to_string(),
+        )];
+        let e = parse_all(&src, &cat).unwrap_err().to_string();
+        assert!(e.starts_with("my.feature:4:"), "{e}");
+    }
+
+    #[test]
+    fn undefined_step_and_unknown_requirement_are_named() {
+        let cat = crate::requirements::catalogue().unwrap();
+        let src = vec![(
+            "a.feature".to_string(),
+            "Feature: x\n  @req:EB-TLS-1\n  Scenario: y\n    Given a client with a hat\n"
+                .to_string(),
+        )];
+        let e = parse_all(&src, &cat).unwrap_err().to_string();
+        assert!(
+            e.contains("a.feature:4: undefined step \"Given a client with a hat\""),
+            "{e}"
+        );
+        let src = vec![("b.feature".to_string(), "Feature: x\n  @req:EB-TSL-1\n  Scenario: y\n    Given a client presenting no certificate\n".to_string())];
+        let e = parse_all(&src, &cat).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown requirement @req:EB-TSL-1 (did you mean @req:EB-TLS-1?)"),
+            "{e}"
+        );
+    }
+}

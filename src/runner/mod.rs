@@ -1,0 +1,378 @@
+//! One run of the suite: resolve the plan, start the IUT, run the scenarios with cucumber,
+//! and build the report. `provsten run` is a thin shell around [`run`].
+
+pub mod collector;
+pub mod features;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use cucumber::gherkin::{self, tagexpr::TagOperation};
+use cucumber::tag::Ext as _;
+use cucumber::World as _;
+use futures::FutureExt as _;
+
+use crate::iut::{self, setup_error, ConfigSource, Iut, PrepareOptions};
+use crate::reference::defects::Defect;
+use crate::report::model::{
+    Harness, IutInfo, Report, ScenarioResult, ScenarioStatus, StepResult, StepStatus,
+    SCHEMA_VERSION,
+};
+use crate::requirements;
+use crate::steps::{self, ProvstenWorld, RunContext};
+use collector::{Collector, Store};
+
+/// Validated user input for one run (the CLI's "low args" turned into a plan).
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    pub config: Option<PathBuf>,
+    pub profile: String,
+    pub tags: Option<String>,
+    pub defects: Vec<Defect>,
+    pub out: PathBuf,
+    pub concurrency: usize,
+    pub features: Vec<PathBuf>,
+    /// `(index, count)`, index 1-based.
+    pub shard: Option<(u64, u64)>,
+    pub progress: bool,
+}
+
+struct Planned {
+    feature: Arc<gherkin::Feature>,
+    scenario: gherkin::Scenario,
+    key: String,
+    tags: Vec<String>,
+    requirements: Vec<String>,
+    /// `Some(reason)` when not run because a role is missing.
+    not_applicable: Option<String>,
+}
+
+/// Runs the suite and returns the finished report. Errors are run errors (exit 2).
+pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
+    requirements::check_profile(&plan.profile).map_err(|e| setup_error(e.to_string()))?;
+    let catalogue = requirements::catalogue()?;
+    let tag_filter = match &plan.tags {
+        Some(t) => Some(
+            TagOperation::from_str(t)
+                .map_err(|e| setup_error(format!("--tags {t:?} is not a tag expression: {e} (hint: \"@req:EB-MTLS-1 and not @role:client\")")))?,
+        ),
+        None => None,
+    };
+
+    let mut sources = features::shipped();
+    for dir in &plan.features {
+        sources.extend(features::from_dir(dir)?);
+    }
+    let parsed = features::parse_all(&sources, &catalogue)?;
+
+    let (cfg, source) = match &plan.config {
+        Some(p) => iut::config::load(p).map_err(|e| setup_error(format!("{e:#}")))?,
+        None => (
+            iut::config::parse(iut::config::DEFAULT_CONFIG, &ConfigSource::Embedded)?,
+            ConfigSource::Embedded,
+        ),
+    };
+    let roles: Vec<String> = cfg
+        .iut
+        .roles
+        .iter()
+        .map(|r| r.as_str().to_string())
+        .collect();
+
+    // Select scenarios: tag filter, profile, shard, then role applicability.
+    let in_profile: Vec<String> = requirements::in_profile(&catalogue, &plan.profile)
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    let mut planned = Vec::new();
+    for f in parsed {
+        let feature = Arc::new(f);
+        let scenarios = feature.scenarios.iter().map(|s| (None, s)).chain(
+            feature
+                .rules
+                .iter()
+                .flat_map(|r| r.scenarios.iter().map(move |s| (Some(r), s))),
+        );
+        for (rule, sc) in scenarios {
+            let tags = features::all_tags(&feature, rule, sc);
+            if let Some(t) = &tag_filter {
+                if !t.eval(tags.iter()) {
+                    continue;
+                }
+            }
+            let reqs = features::requirement_ids(&tags);
+            if !reqs.iter().any(|r| in_profile.contains(r)) {
+                continue;
+            }
+            let key = collector::key(&feature, sc);
+            if let Some((i, n)) = plan.shard {
+                let mut h = DefaultHasher::new();
+                key.hash(&mut h);
+                if h.finish() % n != i - 1 {
+                    continue;
+                }
+            }
+            let needed = features::role_tags(&tags);
+            let not_applicable = (!needed.is_empty() && !needed.iter().any(|r| roles.contains(r)))
+                .then(|| {
+                    format!(
+                        "needs role {} which the IUT does not declare (iut.roles = {:?})",
+                        needed.join(" or "),
+                        roles
+                    )
+                });
+            planned.push(Planned {
+                feature: feature.clone(),
+                scenario: sc.clone(),
+                key,
+                tags,
+                requirements: reqs,
+                not_applicable,
+            });
+        }
+    }
+    if planned.is_empty() {
+        return Err(setup_error(format!(
+            "no scenario selected (profile {:?}, tags {:?}): nothing to certify",
+            plan.profile,
+            plan.tags.as_deref().unwrap_or("none")
+        )));
+    }
+
+    let started_at = now_rfc3339();
+    std::fs::create_dir_all(&plan.out)
+        .with_context(|| format!("creating {}", plan.out.display()))?;
+    let defects: Vec<String> = plan.defects.iter().map(|d| d.name().to_string()).collect();
+    if plan.progress {
+        eprintln!("provsten: starting {} ({})", cfg.iut.name, source.name());
+    }
+    let iut = Iut::prepare(
+        &cfg,
+        source,
+        &PrepareOptions {
+            out_dir: plan.out.clone(),
+            defects: defects.clone(),
+        },
+    )
+    .await?;
+    let ctx = Arc::new(RunContext {
+        target: iut.target.clone(),
+        pki: iut.pki.clone(),
+        protected_path: iut.protected_path.clone(),
+        health_path: iut.health_path.clone(),
+        registered_orgs: iut.registered_orgs.clone(),
+        request_timeout: iut.request_timeout,
+    });
+    steps::set_context(ctx);
+    let server_fp = server_fingerprint(&iut).await;
+
+    let to_run: Vec<&Planned> = planned
+        .iter()
+        .filter(|p| p.not_applicable.is_none())
+        .collect();
+    if plan.progress {
+        eprintln!(
+            "provsten: running {} scenarios against {} ({} not applicable)",
+            to_run.len(),
+            iut.target.addr,
+            planned.len() - to_run.len()
+        );
+    }
+    let store: collector::Shared = Arc::new(Mutex::new(Store::default()));
+    let run_started = Instant::now();
+    run_cucumber(&to_run, store.clone(), plan).await;
+    tracing::debug!(
+        elapsed_ms = run_started.elapsed().as_millis() as u64,
+        "scenarios finished"
+    );
+    iut.stop().await;
+
+    let mut store = store
+        .lock()
+        .map_err(|_| anyhow::anyhow!("result store poisoned"))?;
+    let mut results = Vec::new();
+    for p in &planned {
+        results.push(result_for(p, store.scenarios.remove(&p.key)));
+    }
+    let reqs = requirements::verdicts(&catalogue, &plan.profile, &results);
+    let verdict = requirements::run_verdict(&reqs);
+    Ok(Report {
+        schema_version: SCHEMA_VERSION,
+        harness: Harness {
+            name: "provsten".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        iut: IutInfo {
+            name: cfg.iut.name.clone(),
+            roles,
+            server_certificate_sha256: server_fp,
+            defects,
+        },
+        profile: plan.profile.clone(),
+        started_at,
+        finished_at: now_rfc3339(),
+        verdict,
+        requirements: reqs,
+        scenarios: results,
+    })
+}
+
+async fn run_cucumber(to_run: &[&Planned], store: collector::Shared, plan: &RunPlan) {
+    // Rebuild features holding only the selected scenarios, in file order.
+    let mut features: Vec<gherkin::Feature> = Vec::new();
+    for p in to_run {
+        let path = p.feature.path.clone();
+        let idx = match features.iter().position(|f| f.path == path) {
+            Some(i) => i,
+            None => {
+                let mut f = (*p.feature).clone();
+                f.scenarios.clear();
+                for r in &mut f.rules {
+                    r.scenarios.clear();
+                }
+                features.push(f);
+                features.len() - 1
+            }
+        };
+        let f = &mut features[idx];
+        match f.rules.iter_mut().find(|r| {
+            p.feature.rules.iter().any(|orig| {
+                orig.name == r.name
+                    && orig
+                        .scenarios
+                        .iter()
+                        .any(|s| s.position == p.scenario.position)
+            })
+        }) {
+            Some(rule) => rule.scenarios.push(p.scenario.clone()),
+            None => f.scenarios.push(p.scenario.clone()),
+        }
+    }
+    let total = to_run.len();
+    let evidence_store = store.clone();
+    let _ = ProvstenWorld::cucumber::<&str>()
+        .with_parser(Preparsed(features))
+        .with_writer(Collector::new(store, total, plan.progress))
+        .max_concurrent_scenarios(plan.concurrency.max(1))
+        .after(move |feature, _rule, sc, _ev, world| {
+            let store = evidence_store.clone();
+            let k = collector::key(feature, sc);
+            let evidence = world
+                .map(|w| std::mem::take(&mut w.evidence))
+                .unwrap_or_default();
+            async move {
+                if let Ok(mut s) = store.lock() {
+                    s.scenarios.entry(k).or_default().evidence = evidence;
+                }
+            }
+            .boxed_local()
+        })
+        .with_default_cli()
+        .run(())
+        .await;
+}
+
+/// Hands cucumber the features parsed and checked up front.
+struct Preparsed(Vec<gherkin::Feature>);
+
+impl cucumber::Parser<()> for Preparsed {
+    type Cli = cucumber::cli::Empty;
+    type Output =
+        futures::stream::Iter<std::vec::IntoIter<cucumber::parser::Result<gherkin::Feature>>>;
+
+    fn parse(self, _input: (), _cli: Self::Cli) -> Self::Output {
+        futures::stream::iter(self.0.into_iter().map(Ok).collect::<Vec<_>>())
+    }
+}
+
+fn result_for(p: &Planned, run: Option<collector::ScenarioRun>) -> ScenarioResult {
+    let feature = p
+        .feature
+        .path
+        .as_ref()
+        .map(|x| x.display().to_string())
+        .unwrap_or_default();
+    let base = |status, steps, message, evidence, duration_ms| ScenarioResult {
+        key: p.key.clone(),
+        feature: feature.clone(),
+        name: p.scenario.name.clone(),
+        tags: p.tags.clone(),
+        requirements: p.requirements.clone(),
+        status,
+        duration_ms,
+        steps,
+        message,
+        evidence,
+    };
+    let declared_steps = |status: StepStatus| -> Vec<StepResult> {
+        p.scenario
+            .steps
+            .iter()
+            .map(|s| StepResult {
+                keyword: s.keyword.trim().to_string(),
+                text: s.value.clone(),
+                line: s.position.line,
+                status,
+            })
+            .collect()
+    };
+    if let Some(reason) = &p.not_applicable {
+        return base(
+            ScenarioStatus::NotApplicable,
+            declared_steps(StepStatus::Skipped),
+            Some(reason.clone()),
+            vec![],
+            0,
+        );
+    }
+    let Some(run) = run.filter(|r| r.finished) else {
+        return base(
+            ScenarioStatus::Error,
+            declared_steps(StepStatus::Skipped),
+            Some("the scenario did not finish".into()),
+            vec![],
+            0,
+        );
+    };
+    // Steps after a failure were never run: list them as skipped.
+    let mut steps = run.steps.clone();
+    for s in declared_steps(StepStatus::Skipped) {
+        if !steps.iter().any(|r| r.line == s.line) {
+            steps.push(s);
+        }
+    }
+    steps.sort_by_key(|s| s.line);
+    let (status, message) = if let Some(e) = run.error {
+        (ScenarioStatus::Error, Some(e))
+    } else if let Some(f) = run.failed {
+        (ScenarioStatus::Failed, Some(f))
+    } else {
+        (ScenarioStatus::Passed, None)
+    };
+    base(status, steps, message, run.evidence, run.duration_ms)
+}
+
+async fn server_fingerprint(iut: &Iut) -> Option<String> {
+    let spec = crate::peers::ClientSpec {
+        identity: None,
+        versions: crate::peers::TlsVersions::Any,
+        server_check: crate::peers::ServerCheck::AcceptAny,
+        source: None,
+        deadline: iut.request_timeout,
+    };
+    let ex = crate::peers::request(&iut.target, &spec, "GET", &iut.health_path)
+        .await
+        .ok()?;
+    ex.server_certificate_sha256
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

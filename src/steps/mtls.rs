@@ -1,0 +1,194 @@
+//! Steps for mutual TLS: which certificate a client presents, what it asks for, and how the
+//! IUT must answer (EB-AUTH-1, EB-MTLS-1/2, FMK-2.1-*, SDK-4.1, SDK-5.4).
+
+use cucumber::{given, then, when};
+use serde_json::json;
+
+use super::ProvstenWorld;
+use crate::peers::{self, ClientSpec, Outcome, ServerCheck, TlsVersions};
+
+#[given(expr = "a client presenting the certificate {string}")]
+async fn client_presenting(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> {
+    let ctx = w.ctx()?;
+    let entry = ctx.pki.cert(&name)?;
+    w.record(json!({
+        "client_certificate": name,
+        "description": entry.description,
+        "subject": entry.subject,
+        "sha256": entry.sha256,
+    }));
+    w.client_cert = Some(name);
+    Ok(())
+}
+
+#[given("a client presenting no certificate")]
+async fn client_without_cert(w: &mut ProvstenWorld) {
+    w.client_cert = None;
+}
+
+#[given(regex = r"^the client only speaks TLS (1\.2|1\.3)$")]
+async fn client_speaks(w: &mut ProvstenWorld, version: String) {
+    w.versions = if version == "1.2" {
+        TlsVersions::Tls12Only
+    } else {
+        TlsVersions::Tls13Only
+    };
+}
+
+async fn send(
+    w: &mut ProvstenWorld,
+    path: String,
+    server_check: ServerCheck,
+) -> anyhow::Result<()> {
+    let ctx = w.ctx()?;
+    let identity = match &w.client_cert {
+        Some(name) => {
+            let (chain, key) = ctx.pki.identity(name)?;
+            Some(peers::Identity {
+                name: name.clone(),
+                chain,
+                key: std::sync::Arc::new(key),
+            })
+        }
+        None => None,
+    };
+    let spec = ClientSpec {
+        identity,
+        versions: w.versions,
+        server_check,
+        source: None,
+        deadline: ctx.request_timeout,
+    };
+    let ex = peers::request(&ctx.target, &spec, "GET", &path).await?;
+    w.record(json!({ "exchange": ex }));
+    w.last = Some(ex);
+    Ok(())
+}
+
+#[when(expr = "the client requests the data of organisation {string}")]
+async fn request_org(w: &mut ProvstenWorld, org: String) -> anyhow::Result<()> {
+    let path = w.ctx()?.protected_path.replace("{org}", &org);
+    send(w, path, ServerCheck::AcceptAny).await
+}
+
+#[when("the client requests its own organisation's data")]
+async fn request_own(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let org = own_org(w)?;
+    let path = w.ctx()?.protected_path.replace("{org}", &org);
+    send(w, path, ServerCheck::AcceptAny).await
+}
+
+#[when("the client requests the health endpoint")]
+async fn request_health(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let path = w.ctx()?.health_path.clone();
+    send(w, path, ServerCheck::AcceptAny).await
+}
+
+#[when("the client connects verifying the server certificate against the agreed CA")]
+async fn request_verifying(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let ctx = w.ctx()?;
+    let roots = ctx.pki.trust_roots()?;
+    let path = ctx.health_path.clone();
+    send(w, path, ServerCheck::Verify(roots)).await
+}
+
+fn own_org(w: &ProvstenWorld) -> anyhow::Result<String> {
+    let name = w.client_cert.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("the client presents no certificate, so it has no organisation")
+    })?;
+    w.ctx()?
+        .pki
+        .cert(name)?
+        .org
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("certificate {name:?} carries no organisation number"))
+}
+
+#[then("the request is refused without protected data")]
+async fn refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let ex = w.last()?.clone();
+    let verdict = match &ex.outcome {
+        Outcome::Refused { refusal } if refusal.is_by_server() => {
+            json!({"refused": true, "how": "transport", "refusal": refusal, "summary": ex.describe()})
+        }
+        Outcome::Response { status, .. } if (400..500).contains(status) => {
+            json!({"refused": true, "how": "http-status", "status": status,
+                   "note": format!("the TLS handshake completed ({}); the IUT refused at HTTP level, not with a TLS rejection",
+                                   ex.tls_version.as_deref().unwrap_or("?")),
+                   "summary": ex.describe()})
+        }
+        _ => {
+            let why = match &ex.outcome {
+                Outcome::Response { status, body } if (200..300).contains(status) => {
+                    format!(
+                        "the IUT granted access: HTTP {status} with {} bytes of data",
+                        body.len()
+                    )
+                }
+                Outcome::Response { status, .. } => {
+                    format!("the IUT answered HTTP {status}, which is not a refusal")
+                }
+                Outcome::Refused { refusal } => {
+                    format!("no refusal was observed: {}", refusal.describe())
+                }
+            };
+            w.record(json!({"refused": false, "summary": ex.describe()}));
+            anyhow::bail!(
+                "expected a refusal without protected data; {why} ({})",
+                ex.describe()
+            );
+        }
+    };
+    w.record(verdict);
+    Ok(())
+}
+
+#[then("the request succeeds with the organisation's data")]
+async fn succeeds(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let org = own_org(w)?;
+    let ex = w.last()?.clone();
+    if !ex.granted() {
+        anyhow::bail!(
+            "expected HTTP 2xx with organisation {org}'s data; {}",
+            ex.describe()
+        );
+    }
+    if !ex.body().contains(&org) {
+        anyhow::bail!(
+            "HTTP {} but the body does not mention organisation {org}: {:.200}",
+            ex.status().unwrap_or(0),
+            ex.body()
+        );
+    }
+    w.record(json!({"granted": true, "organisation": org, "status": ex.status()}));
+    Ok(())
+}
+
+#[then(expr = "the response contains no data of organisation {string}")]
+async fn no_data_of(w: &mut ProvstenWorld, org: String) -> anyhow::Result<()> {
+    let ex = w.last()?.clone();
+    if ex.body().contains(&org) {
+        w.record(json!({"leaked_organisation": org}));
+        anyhow::bail!("the response names organisation {org}: {:.300}", ex.body());
+    }
+    Ok(())
+}
+
+#[then("the server certificate is accepted")]
+async fn server_cert_accepted(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let ex = w.last()?.clone();
+    if let Outcome::Refused { refusal } = &ex.outcome {
+        if matches!(refusal, peers::Refusal::LocalTlsError { .. }) || ex.tls_version.is_none() {
+            anyhow::bail!(
+                "the IUT's server certificate does not verify against the agreed CA for host name {:?}: {}",
+                ex.server_name,
+                refusal.describe()
+            );
+        }
+    }
+    w.record(
+        json!({"server_certificate_verified": true, "server_name": ex.server_name,
+                    "server_certificate_sha256": ex.server_certificate_sha256}),
+    );
+    Ok(())
+}
