@@ -1,1 +1,11 @@
+//! provsten's integration tests: one test binary (few targets build faster), with modules
+//! per area. Tests drive the `provsten` binary cargo already built
+//! (`CARGO_BIN_EXE_provsten`), as a user or a CI pipeline would.
 
+mod it {
+    pub mod cli;
+    pub mod defects;
+    pub mod nginx;
+    pub mod tls_probe;
+    pub mod util;
+}

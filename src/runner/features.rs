@@ -75,6 +75,9 @@ pub fn parse_all(
     let mut features = Vec::new();
     for (path, text) in sources {
         let mut f = gherkin::Feature::parse(text, GherkinEnv::default()).map_err(|e| {
+            if let Some((line, what)) = locate_gherkin_error(text) {
+                return setup_error(format!("{path}:{line}: malformed Gherkin: {what}"));
+            }
             // ParseError displays as "Error at LINE:COL: {expected tokens}".
             let msg = e.to_string();
             let loc = msg
@@ -153,6 +156,64 @@ fn check(
         }
     }
     Ok(())
+}
+
+/// The parser reports where it gave up (often the end of the file); this finds the first
+/// line a person would call wrong: free text where only a step, table or keyword may stand.
+fn locate_gherkin_error(text: &str) -> Option<(usize, String)> {
+    const HEADERS: &[&str] = &[
+        "Feature:",
+        "Rule:",
+        "Background:",
+        "Scenario:",
+        "Scenario Outline:",
+        "Scenario Template:",
+        "Example:",
+        "Examples:",
+        "Scenarios:",
+    ];
+    const STEPS: &[&str] = &["Given ", "When ", "Then ", "And ", "But ", "* "];
+    let mut description_allowed = false;
+    let mut in_docstring: Option<&str> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(fence) = in_docstring {
+            if line.starts_with(fence) {
+                in_docstring = None;
+            }
+            continue;
+        }
+        if line.is_empty()
+            || line.starts_with('#')
+            || line.starts_with('@')
+            || line.starts_with('|')
+        {
+            continue;
+        }
+        if line.starts_with("\"\"\"") || line.starts_with("```") {
+            in_docstring = Some(if line.starts_with("```") {
+                "```"
+            } else {
+                "\"\"\""
+            });
+            continue;
+        }
+        if HEADERS.iter().any(|h| line.starts_with(h)) {
+            description_allowed = true;
+            continue;
+        }
+        if STEPS.iter().any(|s| line.starts_with(s)) {
+            description_allowed = false;
+            continue;
+        }
+        if !description_allowed {
+            return Some((
+                i + 1,
+                format!("unexpected text {line:?} (a step starts with Given, When, Then, And or But; a block with Scenario:, Examples:, Rule: or Background:)"),
+            ));
+        }
+    }
+    None
 }
 
 /// Feature, rule and scenario tags (examples' tags are already on expanded scenarios).

@@ -1,0 +1,488 @@
+//! The CLI as a user meets it: exit codes, errors that name the file, key and fix, the
+//! IUT process cleaned up on every path, and a user's own IUT certified through a config.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::util::{provsten, run};
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+/// A config for the reference IUT started from an explicit command, as a user's IUT is.
+fn reference_config(dir: &Path, extra_start: &str) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!(
+        r#"
+[iut]
+name = "reference via config"
+roles = ["server"]
+
+[iut.start]
+command = ["{bin}", "reference-iut", "--pki", "{{pki}}", "--api", "127.0.0.1:{port}", "--admin", "127.0.0.1:0"]
+{extra_start}
+
+[iut.ready]
+check = "https"
+timeout = "20s"
+client_cert = "client-5560000001"
+
+[api]
+base_url = "https://127.0.0.1:{port}"
+server_name = "iut.localhost"
+registered_orgs = ["5560000001", "5560000002"]
+
+[pki]
+dir = "{pki}"
+"#,
+        bin = env!("CARGO_BIN_EXE_provsten"),
+        pki = dir.join("pki").display()
+    )
+}
+
+fn pid_gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for init to reap it.
+        if stat.is_empty() || stat.contains(") Z ") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn init_scaffolds_a_config_and_pki_that_certify_an_iut_of_ones_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = provsten().arg("init").arg(dir.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "provsten.toml",
+        "certs.toml",
+        "pki/catalog.json",
+        "pki/trust.pem",
+        "pki/crl-bundle.pem",
+        "pki/iut-server.key.pem",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f}");
+    }
+    let template = std::fs::read_to_string(dir.path().join("provsten.toml")).unwrap();
+    assert!(template.contains("# "), "the template is commented");
+    // Point the scaffolded config at an IUT (here the reference, started by command).
+    let cfg = dir.path().join("provsten.toml");
+    write(&cfg, &reference_config(dir.path(), ""));
+    let r = run(
+        &dir.path().join("report"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    assert_eq!(r.report()["iut"]["name"], "reference via config");
+    assert!(r.report()["iut"]["server_certificate_sha256"]
+        .as_str()
+        .is_some_and(|s| s.len() == 64));
+}
+
+#[test]
+fn pki_init_writes_pem_files_catalog_and_private_keys_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = provsten()
+        .args(["pki", "init", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let catalog: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("catalog.json")).unwrap())
+            .unwrap();
+    let certs = catalog["certificates"].as_array().unwrap();
+    for name in [
+        "client-expired",
+        "client-revoked",
+        "client-weak-key",
+        "client-key-mismatch",
+        "server-wrong-host",
+    ] {
+        assert!(certs.iter().any(|c| c["name"] == name), "{name}");
+    }
+    for c in certs {
+        let key = dir.path().join(c["key"].as_str().unwrap());
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
+
+#[test]
+fn unknown_config_key_is_exit_2_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("provsten.toml");
+    write(
+        &cfg,
+        &reference_config(dir.path(), "").replace("[iut.ready]", "[iut.ready]\nchek = \"tcp\""),
+    );
+    let r = run(
+        &dir.path().join("out"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    let e = r.stderr();
+    assert!(
+        e.contains("provsten.toml") && e.contains("chek") && e.contains("line"),
+        "{e}"
+    );
+}
+
+#[test]
+fn duration_without_unit_is_exit_2_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("provsten.toml");
+    write(
+        &cfg,
+        &reference_config(dir.path(), "").replace("timeout = \"20s\"", "timeout = 20"),
+    );
+    let r = run(
+        &dir.path().join("out"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    assert!(r.stderr().contains("hint: write \"20s\""), "{}", r.stderr());
+}
+
+#[test]
+fn iut_never_ready_is_exit_2_with_its_last_output_and_the_process_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    provsten()
+        .args(["pki", "init", "--out"])
+        .arg(dir.path().join("pki"))
+        .output()
+        .unwrap();
+    let pidfile = dir.path().join("pid");
+    let cfg = dir.path().join("provsten.toml");
+    write(
+        &cfg,
+        &format!(
+            r#"
+[iut]
+name = "hangs"
+roles = ["server"]
+[iut.start]
+command = ["sh", "-c", "echo $$ > {pid}; echo booting; echo cannot open database >&2; exec sleep 60"]
+[iut.ready]
+check = "tcp"
+timeout = "1s"
+[api]
+base_url = "https://127.0.0.1:1"
+server_name = "iut.localhost"
+registered_orgs = ["5560000001"]
+[pki]
+dir = "pki"
+"#,
+            pid = pidfile.display()
+        ),
+    );
+    let r = run(
+        &dir.path().join("out"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    let e = r.stderr();
+    assert!(e.contains("not ready within 1s"), "{e}");
+    assert!(
+        e.contains("booting") && e.contains("cannot open database"),
+        "{e}"
+    );
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_gone(pid), "the IUT process {pid} outlived the run");
+}
+
+#[test]
+fn iut_that_exits_early_is_exit_2_naming_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("provsten.toml");
+    let text =
+        reference_config(dir.path(), "").replace("\"reference-iut\"", "\"no-such-subcommand\"");
+    write(&cfg, &text);
+    provsten()
+        .args(["pki", "init", "--out"])
+        .arg(dir.path().join("pki"))
+        .output()
+        .unwrap();
+    let r = run(
+        &dir.path().join("out"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    assert!(r.stderr().contains("exited"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("no-such-subcommand"),
+        "its output is shown: {}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_iut_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    provsten()
+        .args(["pki", "init", "--out"])
+        .arg(dir.path().join("pki"))
+        .output()
+        .unwrap();
+    let pidfile = dir.path().join("pid");
+    let cfg = dir.path().join("provsten.toml");
+    write(
+        &cfg,
+        &format!(
+            r#"
+[iut]
+name = "slow"
+roles = ["server"]
+[iut.start]
+command = ["sh", "-c", "echo $$ > {pid}; exec sleep 60"]
+[iut.ready]
+check = "tcp"
+timeout = "60s"
+[api]
+base_url = "https://127.0.0.1:1"
+server_name = "iut.localhost"
+registered_orgs = ["5560000001"]
+[pki]
+dir = "pki"
+"#,
+            pid = pidfile.display()
+        ),
+    );
+    let mut child = provsten()
+        .args(["run", "-q", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !pidfile.exists()
+        || std::fs::read_to_string(&pidfile)
+            .unwrap_or_default()
+            .trim()
+            .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the IUT never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(Instant::now() < deadline, "provsten did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(130));
+    assert!(pid_gone(pid), "the IUT process {pid} outlived Ctrl-C");
+}
+
+#[test]
+fn malformed_feature_file_is_exit_2_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let features = dir.path().join("features");
+    std::fs::create_dir(&features).unwrap();
+    write(&features.join("mine.feature"), "Feature: mine\n  Scenario: a\n    Given a client presenting no certificate\n  Nonsense here\n");
+    let r = run(
+        &dir.path().join("out"),
+        &["--features", features.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    assert!(r.stderr().contains("mine.feature:4"), "{}", r.stderr());
+}
+
+#[test]
+fn a_users_own_feature_runs_beside_the_shipped_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let features = dir.path().join("features");
+    std::fs::create_dir(&features).unwrap();
+    write(
+        &features.join("mine.feature"),
+        "@role:server\nFeature: mine\n  @req:EB-MTLS-1 @mine\n  Scenario: a revoked certificate stays out\n    Given a client presenting the certificate \"client-revoked\"\n    When the client requests the data of organisation \"5560000001\"\n    Then the request is refused without protected data\n",
+    );
+    let r = run(
+        &dir.path().join("out"),
+        &["--features", features.to_str().unwrap(), "--tags", "@mine"],
+    );
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    let scenarios = r.report()["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 1);
+    assert_eq!(scenarios[0]["status"], "passed");
+    // And the same scenario against a defect fails.
+    let r = run(
+        &dir.path().join("out2"),
+        &[
+            "--features",
+            features.to_str().unwrap(),
+            "--tags",
+            "@mine",
+            "--defect",
+            "ignore-crl",
+        ],
+    );
+    assert_eq!(r.code(), 1, "{}", r.explain());
+}
+
+#[test]
+fn undefined_step_is_exit_2_pointing_at_the_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    let features = dir.path().join("features");
+    std::fs::create_dir(&features).unwrap();
+    write(
+        &features.join("x.feature"),
+        "Feature: x\n  @req:EB-TLS-1\n  Scenario: y\n    Given a client wearing a hat\n",
+    );
+    let r = run(
+        &dir.path().join("out"),
+        &["--features", features.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    assert!(
+        r.stderr().contains("x.feature:4: undefined step") && r.stderr().contains("provsten steps"),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn unknown_defect_and_profile_suggest_the_closest_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), &["--defect", "accept-expired"]);
+    assert_eq!(r.code(), 2);
+    assert!(r.stderr().contains("accept-expired-cert"), "{}", r.stderr());
+    let r = run(dir.path(), &["--profile", "ebevs"]);
+    assert_eq!(r.code(), 2);
+    assert!(
+        r.stderr().contains("did you mean \"ebevis\""),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn scenarios_for_undeclared_roles_are_not_applicable_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("provsten.toml");
+    provsten()
+        .args(["pki", "init", "--out"])
+        .arg(dir.path().join("pki"))
+        .output()
+        .unwrap();
+    write(
+        &cfg,
+        &reference_config(dir.path(), "").replace("roles = [\"server\"]", "roles = [\"client\"]"),
+    );
+    let r = run(
+        &dir.path().join("out"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    let sc = r.report()["scenarios"].as_array().unwrap();
+    assert!(!sc.is_empty() && sc.iter().all(|s| s["status"] == "not-applicable"));
+    assert!(r.with_verdict("not-applicable").contains("EB-MTLS-1"));
+    assert!(r.with_verdict("pass").is_empty());
+}
+
+#[test]
+fn defect_is_refused_for_an_iut_that_is_not_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    provsten()
+        .args(["pki", "init", "--out"])
+        .arg(dir.path().join("pki"))
+        .output()
+        .unwrap();
+    let cfg = dir.path().join("provsten.toml");
+    write(&cfg, &reference_config(dir.path(), ""));
+    let r = run(
+        &dir.path().join("out"),
+        &["--config", cfg.to_str().unwrap(), "--defect", "ignore-crl"],
+    );
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    assert!(
+        r.stderr()
+            .contains("--defect applies only to the reference IUT"),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn steps_and_requirements_list_the_vocabulary_and_catalogue() {
+    let out = provsten().arg("steps").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Given a client presenting the certificate \"client-expired\""),
+        "{text}"
+    );
+    let out = provsten()
+        .args(["requirements", "--profile", "sdk"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("SDK-4.1-ISOLATION") && !text.contains("EB-TLS-1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn shards_split_the_scenarios_without_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut keys = Vec::new();
+    for i in 1..=3 {
+        let r = run(
+            &dir.path().join(format!("s{i}")),
+            &["--shard", &format!("{i}/3")],
+        );
+        assert!(r.code() == 0 || r.code() == 2, "{}", r.explain());
+        if let Some(rep) = &r.report {
+            keys.extend(
+                rep["scenarios"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["key"].to_string()),
+            );
+        }
+    }
+    let full = run(&dir.path().join("all"), &[]);
+    let mut all: Vec<_> = full.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].to_string())
+        .collect();
+    keys.sort();
+    all.sort();
+    assert_eq!(keys, all);
+}

@@ -1,0 +1,77 @@
+//! Running the provsten binary and reading what it wrote.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn provsten() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_provsten"));
+    c.env_remove("PROVSTEN_CONFIG")
+        .env_remove("PROVSTEN_PROFILE")
+        .env_remove("PROVSTEN_OUT")
+        .env("NO_COLOR", "1");
+    c
+}
+
+pub struct Run {
+    pub output: Output,
+    pub report: Option<Value>,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn report(&self) -> &Value {
+        self.report
+            .as_ref()
+            .unwrap_or_else(|| panic!("no report.json; stderr:\n{}", self.stderr()))
+    }
+
+    /// Requirement IDs with the given verdict.
+    pub fn with_verdict(&self, verdict: &str) -> BTreeSet<String> {
+        self.report()["requirements"]
+            .as_array()
+            .expect("requirements array")
+            .iter()
+            .filter(|r| r["verdict"] == verdict)
+            .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    pub fn explain(&self) -> String {
+        format!(
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+}
+
+/// `provsten run -q --out OUT ARGS…`
+pub fn run(out: &Path, args: &[&str]) -> Run {
+    let output = provsten()
+        .arg("run")
+        .arg("-q")
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .output()
+        .expect("running provsten");
+    let report = std::fs::read_to_string(out.join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    Run { output, report }
+}
