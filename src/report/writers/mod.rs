@@ -256,7 +256,16 @@ fn verdict_reason(report: &Report) -> String {
 /// Evidence is data of any shape, so this is generic: object members become `key=value`
 /// (strings bare unless they contain spaces, anything nested as compact JSON), other values
 /// print as compact JSON.
+/// Observations that carry a one-line `summary` (steps write one where a verdict was
+/// decided) are shown by it; otherwise every observation's fields.
 fn condense_evidence(evidence: &[serde_json::Value]) -> String {
+    let summaries: Vec<&str> = evidence
+        .iter()
+        .filter_map(|v| v.get("summary").and_then(|s| s.as_str()))
+        .collect();
+    if !summaries.is_empty() {
+        return summaries.join(" → ");
+    }
     evidence
         .iter()
         .map(condense_observation)
