@@ -11,22 +11,32 @@ fn write(path: &Path, text: &str) {
 }
 
 /// A config for the reference IUT started from an explicit command, as a user's IUT is.
-fn reference_config(dir: &Path, extra_start: &str) -> String {
+fn reference_config(dir: &Path) -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    config_at(dir, port, true)
+}
+
+/// The reference IUT on `port`; without `start`, provsten attaches to it.
+fn config_at(dir: &Path, port: u16, start: bool) -> String {
+    let start = if start {
+        format!(
+            "[iut.start]\ncommand = [\"{bin}\", \"reference-iut\", \"--pki\", \"{{pki}}\", \"--api\", \"127.0.0.1:{port}\", \"--admin\", \"127.0.0.1:0\"]\n",
+            bin = env!("CARGO_BIN_EXE_provsten")
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"
 [iut]
 name = "reference via config"
 roles = ["server"]
 
-[iut.start]
-command = ["{bin}", "reference-iut", "--pki", "{{pki}}", "--api", "127.0.0.1:{port}", "--admin", "127.0.0.1:0"]
-{extra_start}
-
+{start}
 [iut.ready]
 check = "https"
 timeout = "20s"
@@ -40,7 +50,6 @@ registered_orgs = ["5560000001", "5560000002"]
 [pki]
 dir = "{pki}"
 "#,
-        bin = env!("CARGO_BIN_EXE_provsten"),
         pki = dir.join("pki").display()
     )
 }
@@ -81,7 +90,7 @@ fn init_scaffolds_a_config_and_pki_that_certify_an_iut_of_ones_own() {
     assert!(template.contains("# "), "the template is commented");
     // Point the scaffolded config at an IUT (here the reference, started by command).
     let cfg = dir.path().join("provsten.toml");
-    write(&cfg, &reference_config(dir.path(), ""));
+    write(&cfg, &reference_config(dir.path()));
     let r = run(
         &dir.path().join("report"),
         &["--config", cfg.to_str().unwrap()],
@@ -131,7 +140,7 @@ fn unknown_config_key_is_exit_2_naming_file_line_and_key() {
     let cfg = dir.path().join("provsten.toml");
     write(
         &cfg,
-        &reference_config(dir.path(), "").replace("[iut.ready]", "[iut.ready]\nchek = \"tcp\""),
+        &reference_config(dir.path()).replace("[iut.ready]", "[iut.ready]\nchek = \"tcp\""),
     );
     let r = run(
         &dir.path().join("out"),
@@ -151,7 +160,7 @@ fn duration_without_unit_is_exit_2_with_the_fix() {
     let cfg = dir.path().join("provsten.toml");
     write(
         &cfg,
-        &reference_config(dir.path(), "").replace("timeout = \"20s\"", "timeout = 20"),
+        &reference_config(dir.path()).replace("timeout = \"20s\"", "timeout = 20"),
     );
     let r = run(
         &dir.path().join("out"),
@@ -216,8 +225,7 @@ dir = "pki"
 fn iut_that_exits_early_is_exit_2_naming_its_status() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("provsten.toml");
-    let text =
-        reference_config(dir.path(), "").replace("\"reference-iut\"", "\"no-such-subcommand\"");
+    let text = reference_config(dir.path()).replace("\"reference-iut\"", "\"no-such-subcommand\"");
     write(&cfg, &text);
     provsten()
         .args(["pki", "init", "--out"])
@@ -400,7 +408,7 @@ fn scenarios_for_undeclared_roles_are_not_applicable_not_skipped() {
         .unwrap();
     write(
         &cfg,
-        &reference_config(dir.path(), "").replace("roles = [\"server\"]", "roles = [\"client\"]"),
+        &reference_config(dir.path()).replace("roles = [\"server\"]", "roles = [\"client\"]"),
     );
     let r = run(
         &dir.path().join("out"),
@@ -422,7 +430,7 @@ fn defect_is_refused_for_an_iut_that_is_not_the_reference() {
         .output()
         .unwrap();
     let cfg = dir.path().join("provsten.toml");
-    write(&cfg, &reference_config(dir.path(), ""));
+    write(&cfg, &reference_config(dir.path()));
     let r = run(
         &dir.path().join("out"),
         &["--config", cfg.to_str().unwrap(), "--defect", "ignore-crl"],
@@ -485,4 +493,52 @@ fn shards_split_the_scenarios_without_overlap() {
     keys.sort();
     all.sort();
     assert_eq!(keys, all);
+}
+
+#[test]
+fn attaches_to_an_iut_that_is_already_running() {
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    provsten()
+        .args(["pki", "init", "--out"])
+        .arg(dir.path().join("pki"))
+        .output()
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut iut = Kill(
+        provsten()
+            .args(["reference-iut", "--pki"])
+            .arg(dir.path().join("pki"))
+            .args([
+                "--api",
+                &format!("127.0.0.1:{port}"),
+                "--admin",
+                "127.0.0.1:0",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // No [iut.start]: provsten waits for readiness and does not own the process.
+    let cfg = dir.path().join("provsten.toml");
+    write(&cfg, &config_at(dir.path(), port, false));
+    let r = run(
+        &dir.path().join("out"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    assert!(
+        iut.0.try_wait().unwrap().is_none(),
+        "provsten stopped an IUT it did not start"
+    );
 }
