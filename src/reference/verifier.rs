@@ -82,6 +82,24 @@ impl PolicyVerifier {
         }
     }
 
+    /// The client's handshake signature proves it holds the key; `verify` is WebPKI's check
+    /// for the TLS version at hand.
+    fn proof_of_possession(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+        verify: impl FnOnce() -> Result<HandshakeSignatureValid, Error>,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        if self.defects.has(Defect::SkipProofOfPossession) {
+            return Ok(HandshakeSignatureValid::assertion());
+        }
+        if self.defects.has(Defect::AcceptWeakKey) && Self::weak_rsa(cert).is_some() {
+            return legacy_rsa::verify(message, cert, dss);
+        }
+        verify()
+    }
+
     fn weak_rsa(cert: &CertificateDer<'_>) -> Option<usize> {
         rsa_key_bits(cert).filter(|bits| *bits < MIN_RSA_BITS)
     }
@@ -130,13 +148,9 @@ impl ClientCertVerifier for PolicyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        if self.defects.has(Defect::SkipProofOfPossession) {
-            return Ok(HandshakeSignatureValid::assertion());
-        }
-        if self.defects.has(Defect::AcceptWeakKey) && Self::weak_rsa(cert).is_some() {
-            return legacy_rsa::verify(message, cert, dss);
-        }
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.proof_of_possession(message, cert, dss, || {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        })
     }
 
     fn verify_tls13_signature(
@@ -145,13 +159,9 @@ impl ClientCertVerifier for PolicyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        if self.defects.has(Defect::SkipProofOfPossession) {
-            return Ok(HandshakeSignatureValid::assertion());
-        }
-        if self.defects.has(Defect::AcceptWeakKey) && Self::weak_rsa(cert).is_some() {
-            return legacy_rsa::verify(message, cert, dss);
-        }
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.proof_of_possession(message, cert, dss, || {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        })
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -1,7 +1,7 @@
 //! The CLI as a user meets it: exit codes, errors that name the file, key and fix, the
 //! IUT process cleaned up on every path, and a user's own IUT certified through a config.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::util::{provsten, run};
@@ -65,6 +65,46 @@ fn pid_gone(pid: u32) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+fn pki_init(dir: &Path) {
+    let out = provsten()
+        .args(["pki", "init", "--out"])
+        .arg(dir.join("pki"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+/// A shell "IUT" that writes its pid to `dir/pid`, prints `output` and never listens.
+/// Returns the config path and the pid file.
+fn never_listening_iut(dir: &Path, output: &str, ready_timeout: &str) -> (PathBuf, PathBuf) {
+    pki_init(dir);
+    let pidfile = dir.join("pid");
+    let cfg = dir.join("provsten.toml");
+    write(
+        &cfg,
+        &format!(
+            r#"
+[iut]
+name = "never listens"
+roles = ["server"]
+[iut.start]
+command = ["sh", "-c", "echo $$ > {pid}; {output} exec sleep 60"]
+[iut.ready]
+check = "tcp"
+timeout = "{ready_timeout}"
+[api]
+base_url = "https://127.0.0.1:1"
+server_name = "iut.localhost"
+registered_orgs = ["5560000001"]
+[pki]
+dir = "pki"
+"#,
+            pid = pidfile.display()
+        ),
+    );
+    (cfg, pidfile)
 }
 
 #[test]
@@ -173,34 +213,10 @@ fn duration_without_unit_is_exit_2_with_the_fix() {
 #[test]
 fn iut_never_ready_is_exit_2_with_its_last_output_and_the_process_is_stopped() {
     let dir = tempfile::tempdir().unwrap();
-    provsten()
-        .args(["pki", "init", "--out"])
-        .arg(dir.path().join("pki"))
-        .output()
-        .unwrap();
-    let pidfile = dir.path().join("pid");
-    let cfg = dir.path().join("provsten.toml");
-    write(
-        &cfg,
-        &format!(
-            r#"
-[iut]
-name = "hangs"
-roles = ["server"]
-[iut.start]
-command = ["sh", "-c", "echo $$ > {pid}; echo booting; echo cannot open database >&2; exec sleep 60"]
-[iut.ready]
-check = "tcp"
-timeout = "1s"
-[api]
-base_url = "https://127.0.0.1:1"
-server_name = "iut.localhost"
-registered_orgs = ["5560000001"]
-[pki]
-dir = "pki"
-"#,
-            pid = pidfile.display()
-        ),
+    let (cfg, pidfile) = never_listening_iut(
+        dir.path(),
+        "echo booting; echo cannot open database >&2;",
+        "1s",
     );
     let r = run(
         &dir.path().join("out"),
@@ -227,11 +243,7 @@ fn iut_that_exits_early_is_exit_2_naming_its_status() {
     let cfg = dir.path().join("provsten.toml");
     let text = reference_config(dir.path()).replace("\"reference-iut\"", "\"no-such-subcommand\"");
     write(&cfg, &text);
-    provsten()
-        .args(["pki", "init", "--out"])
-        .arg(dir.path().join("pki"))
-        .output()
-        .unwrap();
+    pki_init(dir.path());
     let r = run(
         &dir.path().join("out"),
         &["--config", cfg.to_str().unwrap()],
@@ -248,35 +260,7 @@ fn iut_that_exits_early_is_exit_2_naming_its_status() {
 #[test]
 fn ctrl_c_stops_the_iut_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
-    provsten()
-        .args(["pki", "init", "--out"])
-        .arg(dir.path().join("pki"))
-        .output()
-        .unwrap();
-    let pidfile = dir.path().join("pid");
-    let cfg = dir.path().join("provsten.toml");
-    write(
-        &cfg,
-        &format!(
-            r#"
-[iut]
-name = "slow"
-roles = ["server"]
-[iut.start]
-command = ["sh", "-c", "echo $$ > {pid}; exec sleep 60"]
-[iut.ready]
-check = "tcp"
-timeout = "60s"
-[api]
-base_url = "https://127.0.0.1:1"
-server_name = "iut.localhost"
-registered_orgs = ["5560000001"]
-[pki]
-dir = "pki"
-"#,
-            pid = pidfile.display()
-        ),
-    );
+    let (cfg, pidfile) = never_listening_iut(dir.path(), "", "60s");
     let mut child = provsten()
         .args(["run", "-q", "--config"])
         .arg(&cfg)
@@ -401,11 +385,7 @@ fn unknown_defect_and_profile_suggest_the_closest_name() {
 fn scenarios_for_undeclared_roles_are_not_applicable_not_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("provsten.toml");
-    provsten()
-        .args(["pki", "init", "--out"])
-        .arg(dir.path().join("pki"))
-        .output()
-        .unwrap();
+    pki_init(dir.path());
     write(
         &cfg,
         &reference_config(dir.path()).replace("roles = [\"server\"]", "roles = [\"client\"]"),
@@ -424,11 +404,7 @@ fn scenarios_for_undeclared_roles_are_not_applicable_not_skipped() {
 #[test]
 fn defect_is_refused_for_an_iut_that_is_not_the_reference() {
     let dir = tempfile::tempdir().unwrap();
-    provsten()
-        .args(["pki", "init", "--out"])
-        .arg(dir.path().join("pki"))
-        .output()
-        .unwrap();
+    pki_init(dir.path());
     let cfg = dir.path().join("provsten.toml");
     write(&cfg, &reference_config(dir.path()));
     let r = run(
@@ -505,11 +481,7 @@ fn attaches_to_an_iut_that_is_already_running() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    provsten()
-        .args(["pki", "init", "--out"])
-        .arg(dir.path().join("pki"))
-        .output()
-        .unwrap();
+    pki_init(dir.path());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
