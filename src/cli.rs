@@ -126,21 +126,33 @@ pub struct ReferenceArgs {
     /// PKI directory made by `provsten pki init`.
     #[arg(long)]
     pub pki: PathBuf,
-    /// API listen address (HTTPS, mTLS).
+    /// API listen address (HTTPS, mTLS); repeatable, e.g. also [::1]:8443, or
+    /// [::ffff:127.0.0.1]:8445 for a dual-stack socket that sees IPv4 clients as v4-mapped.
     #[arg(long, default_value = "127.0.0.1:8443")]
-    pub api: SocketAddr,
+    pub api: Vec<SocketAddr>,
     /// Admin listen address (plain HTTP, loopback only).
     #[arg(long, default_value = "127.0.0.1:8444")]
     pub admin: SocketAddr,
     /// Registered organisation numbers, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "5560000001,5560000002")]
     pub orgs: Vec<String>,
+    /// Source-address allowlist: one range per line; re-read on POST /admin/reload.
+    /// Without it every source is let in.
+    #[arg(long, value_name = "FILE")]
+    pub allowlist: Option<PathBuf>,
+    /// Sources whose PROXY protocol and X-Forwarded-For/Forwarded headers are believed.
+    #[arg(long, value_delimiter = ',', value_parser = parse_net, value_name = "CIDR")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Catalogue name of the server certificate.
     #[arg(long, default_value = "iut-server")]
     pub server_cert: String,
     /// Seeded defect (repeatable; `provsten defects` lists them).
     #[arg(long = "defect", value_name = "NAME")]
     pub defects: Vec<Defect>,
+}
+
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    crate::network::addr::parse_net(s)
 }
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {

@@ -79,6 +79,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 pki_dir: a.pki,
                 api: a.api,
                 admin: a.admin,
+                allowlist: a.allowlist,
+                trusted_proxies: a.trusted_proxies,
                 server_cert: a.server_cert,
                 registered_orgs: a.orgs,
                 defects: reference::defects::Defects::new(a.defects),

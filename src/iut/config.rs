@@ -81,7 +81,48 @@ pub struct IutConfig {
     pub api: ApiSection,
     pub pki: PkiSection,
     #[serde(default)]
+    pub ip_filter: Option<IpFilterSection>,
+    #[serde(default)]
     pub observe: ObserveSection,
+}
+
+/// Which source addresses the IUT lets in (EB-IP-1/2), and how to change that.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpFilterSection {
+    /// Ranges (CIDR) or single addresses the IUT has registered.
+    pub registered_ranges: Vec<String>,
+    /// Sources allowed to name the client in X-Forwarded-For / Forwarded / PROXY headers.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// If set, the harness writes the registered ranges here (one per line) before the IUT
+    /// starts and whenever a scenario changes them.
+    #[serde(default)]
+    pub allowlist_file: Option<String>,
+    /// How the IUT is told to re-read `allowlist_file`.
+    #[serde(default)]
+    pub reload: Option<ReloadSection>,
+    /// How long a reloaded list may take to take effect.
+    #[serde(default = "ten_seconds")]
+    pub reload_timeout: HumanDuration,
+    /// Where the IUT also listens on IPv6 (e.g. https://[::1]:8443).
+    #[serde(default)]
+    pub ipv6_base_url: Option<String>,
+    /// An IPv4 address served by a dual-stack socket, where IPv4 clients appear as
+    /// v4-mapped IPv6 (::ffff:127.0.0.x).
+    #[serde(default)]
+    pub dual_stack_base_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSection {
+    /// A command to run (in the config's directory), e.g. ["nginx", "-s", "reload"].
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// A URL to POST to, e.g. "http://127.0.0.1:9000/admin/reload".
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +215,9 @@ pub struct ObserveSection {
 fn five_seconds() -> HumanDuration {
     HumanDuration(Duration::from_secs(5))
 }
+fn ten_seconds() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
 fn thirty_seconds() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
 }
@@ -218,6 +262,37 @@ pub fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConfig> {
     }
     if !cfg.api.protected_path.contains("{org}") {
         bail!("{}: api.protected_path {:?} has no {{org}} placeholder (hint: \"/v1/orgs/{{org}}/data\")", source.name(), cfg.api.protected_path);
+    }
+    if let Some(ip) = &cfg.ip_filter {
+        for (i, r) in ip
+            .registered_ranges
+            .iter()
+            .chain(ip.trusted_proxies.iter())
+            .enumerate()
+        {
+            crate::network::addr::parse_net(r).map_err(|e| {
+                let key = if i < ip.registered_ranges.len() {
+                    format!("ip_filter.registered_ranges[{i}]")
+                } else {
+                    format!(
+                        "ip_filter.trusted_proxies[{}]",
+                        i - ip.registered_ranges.len()
+                    )
+                };
+                anyhow!("{}: {key}: {e}", source.name())
+            })?;
+        }
+        if let Some(r) = &ip.reload {
+            if r.command.is_some() == r.url.is_some() {
+                bail!(
+                    "{}: ip_filter.reload needs exactly one of `command` or `url`",
+                    source.name()
+                );
+            }
+            if ip.allowlist_file.is_none() {
+                bail!("{}: ip_filter.reload is set but ip_filter.allowlist_file is not (hint: the harness writes the new list to that file, then reloads)", source.name());
+            }
+        }
     }
     if cfg.pki.crl_base_url.is_some() && !cfg.pki.generate {
         bail!("{}: pki.crl_base_url only applies with pki.generate = true (a PKI made by `provsten pki init` carries its own)", source.name());

@@ -1,6 +1,7 @@
 //! The IUT adapter: config, process control and readiness. Any IUT in any language is
 //! certified through this one path; the embedded reference IUT takes it too.
 
+pub mod allowlist;
 pub mod config;
 pub mod process;
 
@@ -14,8 +15,9 @@ use config::{resolve_base_url, Placeholders};
 pub use config::{ConfigSource, IutConfig, ReadyCheck, Role};
 use process::{IutProcess, StartSpec};
 
-use crate::peers::{self, ClientSpec, Identity, ServerCheck, Target, TlsVersions};
+use crate::peers::{self, ClientSpec, Identity, Target};
 use crate::pki::{self, Catalog, GenerateOptions, Pki};
+pub use allowlist::{AllowlistControl, Reload};
 
 /// Raised when the run itself cannot be done (exit 2): bad config, IUT never ready.
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +34,20 @@ pub struct Iut {
     pub registered_orgs: Vec<String>,
     pub request_timeout: Duration,
     pub pki: Pki,
+    /// Source-address filtering, if the config declares it.
+    pub ip: Option<IpFilterContext>,
     pub config_source: ConfigSource,
     process: Option<IutProcess>,
     crl_server: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IpFilterContext {
+    pub registered: Vec<ipnet::IpNet>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub ipv6_target: Option<Target>,
+    pub dual_stack_target: Option<Target>,
+    pub allowlist: Option<AllowlistControl>,
 }
 
 pub struct PrepareOptions {
@@ -83,6 +96,86 @@ impl Iut {
         let target = Target {
             addr,
             server_name: cfg.api.server_name.clone(),
+        };
+
+        let ip = match &cfg.ip_filter {
+            None => None,
+            Some(f) => {
+                let nets = |list: &[String]| -> anyhow::Result<Vec<ipnet::IpNet>> {
+                    list.iter()
+                        .map(|r| crate::network::addr::parse_net(r).map_err(|e| anyhow!(e)))
+                        .collect()
+                };
+                let mut url_target =
+                    |url: &Option<String>, key: &str| -> anyhow::Result<Option<String>> {
+                        url.as_ref().map(|u| ph.expand(u, key, &source)).transpose()
+                    };
+                let v6 = url_target(&f.ipv6_base_url, "ip_filter.ipv6_base_url")?;
+                let ds = url_target(&f.dual_stack_base_url, "ip_filter.dual_stack_base_url")?;
+                let to_target = |addr| Target {
+                    addr,
+                    server_name: cfg.api.server_name.clone(),
+                };
+                let ipv6_target = match v6 {
+                    Some(u) => Some(to_target(resolve_base_url(&u, &source).await?)),
+                    None => None,
+                };
+                let dual_stack_target = match ds {
+                    Some(u) => Some(to_target(resolve_base_url(&u, &source).await?)),
+                    None => None,
+                };
+                let allowlist = match &f.allowlist_file {
+                    None => None,
+                    Some(file) => {
+                        let file = config_dir.join(ph.expand(
+                            file,
+                            "ip_filter.allowlist_file",
+                            &source,
+                        )?);
+                        let reload = match &f.reload {
+                            None => None,
+                            Some(r) => match (&r.command, &r.url) {
+                                (Some(argv), _) => {
+                                    let mut expanded = Vec::new();
+                                    for (i, a) in argv.iter().enumerate() {
+                                        expanded.push(ph.expand(
+                                            a,
+                                            &format!("ip_filter.reload.command[{i}]"),
+                                            &source,
+                                        )?);
+                                    }
+                                    Some(Reload::Command {
+                                        argv: expanded,
+                                        workdir: config_dir.clone(),
+                                    })
+                                }
+                                (None, Some(u)) => Some(Reload::Url(ph.expand(
+                                    u,
+                                    "ip_filter.reload.url",
+                                    &source,
+                                )?)),
+                                (None, None) => None,
+                            },
+                        };
+                        Some(AllowlistControl {
+                            file,
+                            reload,
+                            timeout: f.reload_timeout.0,
+                        })
+                    }
+                };
+                let registered = nets(&f.registered_ranges)?;
+                if let Some(a) = &allowlist {
+                    a.write(&registered)?;
+                }
+                Some(IpFilterContext {
+                    registered,
+                    trusted_proxies: nets(&f.trusted_proxies)?,
+                    ipv6_target,
+                    dual_stack_target,
+                    allowlist,
+                })
+            }
         };
 
         let mut process = None;
@@ -140,6 +233,7 @@ impl Iut {
             registered_orgs: cfg.api.registered_orgs.clone(),
             request_timeout: cfg.api.request_timeout.0,
             pki,
+            ip,
             config_source: source,
             process,
             crl_server,
@@ -211,13 +305,7 @@ impl Iut {
                 .map_err(|e| format!("TCP connect to {}: {e}", self.target.addr)),
             ReadyCheck::Https => {
                 let with_cert = identity.is_some();
-                let spec = ClientSpec {
-                    identity,
-                    versions: TlsVersions::Any,
-                    server_check: ServerCheck::AcceptAny,
-                    source: None,
-                    deadline: Duration::from_secs(2),
-                };
+                let spec = ClientSpec::new(identity, Duration::from_secs(2));
                 let ex = peers::request(&self.target, &spec, "GET", path)
                     .await
                     .map_err(|e| e.to_string())?;

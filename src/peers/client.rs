@@ -58,6 +58,25 @@ pub struct ClientSpec {
     pub server_check: ServerCheck,
     pub source: Option<IpAddr>,
     pub deadline: Duration,
+    /// Extra request headers (e.g. a forged `X-Forwarded-For`).
+    pub headers: Vec<(String, String)>,
+    /// Bytes sent before the TLS handshake (e.g. a PROXY protocol header).
+    pub preamble: Option<Vec<u8>>,
+}
+
+impl ClientSpec {
+    /// A client with `identity` that accepts any server certificate, any TLS version.
+    pub fn new(identity: Option<Identity>, deadline: Duration) -> Self {
+        ClientSpec {
+            identity,
+            versions: TlsVersions::Any,
+            server_check: ServerCheck::AcceptAny,
+            source: None,
+            deadline,
+            headers: Vec::new(),
+            preamble: None,
+        }
+    }
 }
 
 /// What one request observed: evidence as data.
@@ -204,7 +223,7 @@ pub async fn request(
     let deadline = tokio::time::Instant::now() + spec.deadline;
     let result = tokio::time::timeout_at(
         deadline,
-        exchange(target, config, server_name, method, path, &mut ex),
+        exchange(target, spec, config, server_name, method, path, &mut ex),
     )
     .await;
     ex.outcome = match result {
@@ -226,17 +245,22 @@ pub async fn request(
 
 async fn exchange(
     target: &Target,
+    spec: &ClientSpec,
     config: ClientConfig,
     server_name: ServerName<'static>,
     method: &str,
     path: &str,
     ex: &mut Exchange,
 ) -> Outcome {
-    let source = ex.source_address.as_deref().and_then(|s| s.parse().ok());
-    let tcp = match connect_tcp(target.addr, source).await {
+    let mut tcp = match connect_tcp(target.addr, spec.source).await {
         Ok(s) => s,
         Err(e) => return refused(Refusal::from_io(&e, Stage::Connect)),
     };
+    if let Some(pre) = &spec.preamble {
+        if let Err(e) = tcp.write_all(pre).await {
+            return refused(Refusal::from_io(&e, Stage::Handshake));
+        }
+    }
     let connector = TlsConnector::from(Arc::new(config));
     let mut tls = match connector.connect(server_name, tcp).await {
         Ok(t) => t,
@@ -253,11 +277,15 @@ async fn exchange(
             .and_then(|c| c.first())
             .map(|c| sha256_hex(c));
     }
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: provsten/{}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: provsten/{}\r\nAccept: application/json\r\nConnection: close\r\n",
         ex.server_name,
         env!("CARGO_PKG_VERSION")
     );
+    for (k, v) in &spec.headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
     if let Err(e) = tls.write_all(req.as_bytes()).await {
         return refused(Refusal::from_io(&e, Stage::FirstRead));
     }

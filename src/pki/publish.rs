@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
@@ -12,18 +12,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// Host and port of an `http://host:port/path` URL.
+/// Address and path prefix of the CRL base URL.
 pub fn crl_listen_addr(crl_base_url: &str) -> anyhow::Result<(SocketAddr, String)> {
-    let rest = crl_base_url.strip_prefix("http://").ok_or_else(|| {
-        anyhow!("CRL base URL {crl_base_url:?} is not http:// (CRLs are published over plain HTTP)")
+    let (addr, path) = crate::network::addr::http_url(crl_base_url).with_context(|| {
+        format!("CRL base URL {crl_base_url:?} (CRLs are published over plain HTTP)")
     })?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let addr: SocketAddr = authority
-        .parse()
-        .with_context(|| format!("CRL base URL {crl_base_url:?}: {authority:?} is not IP:port"))?;
     Ok((addr, path.trim_end_matches('/').to_string()))
 }
 

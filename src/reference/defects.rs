@@ -14,13 +14,17 @@ pub enum Defect {
     AcceptNoCert,
     AcceptNotYetValidCert,
     AcceptWeakKey,
+    CidrOffByOne,
     IgnoreCertSignature,
     IgnoreCrl,
     IgnoreEku,
     IgnoreOrgNumber,
+    Ipv6Unfiltered,
+    NoIpFilter,
     NoTenantIsolation,
     SkipProofOfPossession,
     TrustAnyRoot,
+    TrustsForwardedHeaders,
     UntrustedServerCert,
 }
 
@@ -39,6 +43,10 @@ impl Defect {
         Defect::NoTenantIsolation,
         Defect::UntrustedServerCert,
         Defect::AcceptLegacyTls,
+        Defect::NoIpFilter,
+        Defect::TrustsForwardedHeaders,
+        Defect::CidrOffByOne,
+        Defect::Ipv6Unfiltered,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +56,10 @@ impl Defect {
             Defect::AcceptNoCert => "accept-no-cert",
             Defect::AcceptNotYetValidCert => "accept-not-yet-valid-cert",
             Defect::AcceptWeakKey => "accept-weak-key",
+            Defect::CidrOffByOne => "cidr-off-by-one",
+            Defect::Ipv6Unfiltered => "ipv6-unfiltered",
+            Defect::NoIpFilter => "no-ip-filter",
+            Defect::TrustsForwardedHeaders => "trusts-forwarded-headers",
             Defect::IgnoreCertSignature => "ignore-cert-signature",
             Defect::IgnoreCrl => "ignore-crl",
             Defect::IgnoreEku => "ignore-eku",
@@ -75,6 +87,10 @@ impl Defect {
             Defect::NoTenantIsolation => &["SDK-4.1-ISOLATION"],
             Defect::UntrustedServerCert => &["EB-MTLS-1", "FMK-2.1-CA"],
             Defect::AcceptLegacyTls => &["EB-TLS-1"],
+            Defect::NoIpFilter => &["EB-IP-1", "EB-IP-2"],
+            Defect::TrustsForwardedHeaders => &["EB-IP-1"],
+            Defect::CidrOffByOne => &["EB-IP-1"],
+            Defect::Ipv6Unfiltered => &["EB-IP-1"],
         }
     }
 
@@ -103,6 +119,12 @@ impl Defect {
                 "the API presents a server certificate from an untrusted CA"
             }
             Defect::AcceptLegacyTls => "a TLS 1.0/1.1 ClientHello is answered with a ServerHello",
+            Defect::NoIpFilter => "the source-address allowlist is not enforced",
+            Defect::TrustsForwardedHeaders => {
+                "X-Forwarded-For, X-Real-IP, Forwarded and PROXY protocol headers are believed from any client"
+            }
+            Defect::CidrOffByOne => "the address just past the end of a registered range is let in",
+            Defect::Ipv6Unfiltered => "clients arriving over IPv6 (v4-mapped included) skip the allowlist",
         }
     }
 }

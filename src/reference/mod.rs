@@ -3,6 +3,7 @@
 //! reached only over the network, and never imports the steps, peers or report.
 
 pub mod defects;
+mod ip_filter;
 mod legacy_tls;
 mod server;
 mod verifier;

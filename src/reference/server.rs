@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::defects::{Defect, Defects};
+use super::ip_filter::{Admission, IpFilter};
 use super::legacy_tls::answer_legacy_hello;
 use super::verifier::PolicyVerifier;
 use crate::pki::{org_number, Pki};
@@ -30,8 +31,14 @@ const REQUEST_LOG_CAP: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct ReferenceOptions {
     pub pki_dir: PathBuf,
-    pub api: SocketAddr,
+    /// API listen addresses (e.g. 127.0.0.1, [::1], and [::ffff:127.0.0.1] for a dual-stack
+    /// socket that sees IPv4 clients as v4-mapped IPv6).
+    pub api: Vec<SocketAddr>,
     pub admin: SocketAddr,
+    /// Allowlist file (one range per line), re-read on `POST /admin/reload`. None: no filter.
+    pub allowlist: Option<PathBuf>,
+    /// Sources whose PROXY protocol / forwarding headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Catalogue name of the server certificate to present.
     pub server_cert: String,
     pub registered_orgs: Vec<String>,
@@ -40,6 +47,7 @@ pub struct ReferenceOptions {
 
 struct State {
     registered: BTreeSet<String>,
+    filter: IpFilter,
     defects: Defects,
     log: Mutex<Vec<serde_json::Value>>,
 }
@@ -48,13 +56,17 @@ struct State {
 #[derive(Clone)]
 struct Caller {
     peer: SocketAddr,
+    /// The client address as settled at accept (the peer, or what a PROXY header said).
+    client_ip: IpAddr,
+    /// The address must still be checked from forwarding headers.
+    check_headers: bool,
     has_cert: bool,
     org: Option<String>,
 }
 
 /// A started reference IUT; its tasks stop when this is dropped.
 pub struct Running {
-    pub api: SocketAddr,
+    pub api: Vec<SocketAddr>,
     pub admin: SocketAddr,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -102,37 +114,55 @@ pub async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
 
-    let api = TcpListener::bind(opts.api)
-        .await
-        .with_context(|| format!("binding the API port {}", opts.api))?;
+    let mut apis = Vec::new();
+    for addr in &opts.api {
+        apis.push(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the API port {addr}"))?,
+        );
+    }
     let admin = TcpListener::bind(opts.admin)
         .await
         .with_context(|| format!("binding the admin port {}", opts.admin))?;
     let state = Arc::new(State {
         registered: opts.registered_orgs.iter().cloned().collect(),
+        filter: IpFilter::new(
+            opts.allowlist.clone(),
+            opts.trusted_proxies.clone(),
+            opts.defects.clone(),
+        )?,
         defects: opts.defects.clone(),
         log: Mutex::new(Vec::new()),
     });
     let defects: Vec<_> = opts.defects.iter().map(|d| d.name()).collect();
+    let mut api_addrs = Vec::new();
+    for l in &apis {
+        api_addrs.push(l.local_addr()?);
+    }
+    let admin_addr = admin.local_addr()?;
     println!(
-        "provsten reference IUT ready: api=https://{} admin=http://{} defects={}",
-        api.local_addr()?,
-        admin.local_addr()?,
+        "provsten reference IUT ready: api={} admin=http://{admin_addr} defects={}",
+        api_addrs
+            .iter()
+            .map(|a| format!("https://{a}"))
+            .collect::<Vec<_>>()
+            .join(","),
         if defects.is_empty() {
             "none".to_string()
         } else {
             defects.join(",")
         }
     );
-
-    let (api_addr, admin_addr) = (api.local_addr()?, admin.local_addr()?);
+    let mut tasks = Vec::new();
+    for l in apis {
+        tasks.push(tokio::spawn(serve_api(l, acceptor.clone(), state.clone())));
+    }
+    tasks.push(tokio::spawn(serve_admin(admin, state)));
     Ok(Running {
-        api: api_addr,
+        api: api_addrs,
         admin: admin_addr,
-        tasks: vec![
-            tokio::spawn(serve_api(api, acceptor, state.clone())),
-            tokio::spawn(serve_admin(admin, state)),
-        ],
+        tasks,
     })
 }
 
@@ -159,6 +189,13 @@ async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<Stat
         let acceptor = acceptor.clone();
         let state = state.clone();
         tokio::spawn(async move {
+            let (admission, client_ip) = state.filter.admit(&mut tcp, peer).await;
+            if admission == Admission::Refuse {
+                tracing::debug!(%peer, %client_ip, "source address not registered: reset");
+                // A reset, as a packet filter's reject would send.
+                let _ = tcp.set_zero_linger();
+                return;
+            }
             if state.defects.has(Defect::AcceptLegacyTls) && answer_legacy_hello(&mut tcp).await {
                 return;
             }
@@ -181,6 +218,8 @@ async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<Stat
                 .map(|c| c.to_vec());
             let caller = Caller {
                 peer,
+                client_ip,
+                check_headers: admission == Admission::CheckHeaders,
                 has_cert: leaf.is_some(),
                 org: leaf.as_deref().and_then(org_number),
             };
@@ -202,11 +241,21 @@ fn api(
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
-    let (status, body) = route(state, caller, req.method(), &path);
+    let client_ip = if caller.check_headers {
+        IpFilter::client_from_headers(req.headers(), caller.client_ip)
+    } else {
+        caller.client_ip
+    };
+    let (status, body) = if caller.check_headers && !state.filter.allows(client_ip) {
+        forbidden("the source address is not registered")
+    } else {
+        route(state, caller, req.method(), &path)
+    };
     if let Ok(mut log) = state.log.lock() {
         if log.len() < REQUEST_LOG_CAP {
             log.push(json!({
                 "peer": caller.peer.to_string(),
+                "client": client_ip.to_string(),
                 "org": caller.org,
                 "method": req.method().as_str(),
                 "path": path,
@@ -291,15 +340,23 @@ async fn serve_admin(listener: TcpListener, state: Arc<State>) {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let state = state.clone();
                 async move {
-                    let resp = match req.uri().path() {
-                        "/admin/status" => json_response(
+                    let resp = match (req.method(), req.uri().path()) {
+                        (_, "/admin/status") => json_response(
                             StatusCode::OK,
                             json!({
                                 "defects": state.defects.iter().map(|d| d.name()).collect::<Vec<_>>(),
                                 "registered_orgs": state.registered,
+                                "registered_ranges": state.filter.ranges(),
                             }),
                         ),
-                        "/admin/requests" => {
+                        (&Method::POST, "/admin/reload") => match state.filter.reload() {
+                            Ok(n) => json_response(StatusCode::OK, json!({"registered_ranges": n})),
+                            Err(e) => json_response(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                json!({"error": format!("{e:#}")}),
+                            ),
+                        },
+                        (_, "/admin/requests") => {
                             let log = state.log.lock().map(|l| l.clone()).unwrap_or_default();
                             json_response(StatusCode::OK, json!(log))
                         }

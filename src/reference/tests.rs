@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use super::defects::{Defect, Defects};
 use super::*;
-use crate::peers::{
-    request, ClientSpec, Identity, Outcome, Refusal, ServerCheck, Target, TlsVersions,
-};
+use crate::peers::{request, ClientSpec, Identity, Outcome, Refusal, Target, TlsVersions};
 use crate::pki::{generate, Catalog, GenerateOptions, Pki};
 
 struct Fixture {
@@ -27,7 +25,9 @@ fn pki() -> Fixture {
 async fn iut(f: &Fixture, defects: &[Defect]) -> Running {
     start(ReferenceOptions {
         pki_dir: f.pki.dir.clone(),
-        api: "127.0.0.1:0".parse().unwrap(),
+        api: vec!["127.0.0.1:0".parse().unwrap()],
+        allowlist: None,
+        trusted_proxies: vec![],
         admin: "127.0.0.1:0".parse().unwrap(),
         server_cert: "iut-server".into(),
         registered_orgs: vec!["5560000001".into(), "5560000002".into()],
@@ -52,15 +52,10 @@ async fn get(
             key: Arc::new(key),
         }
     });
-    let spec = ClientSpec {
-        identity,
-        versions,
-        server_check: ServerCheck::AcceptAny,
-        source: None,
-        deadline: Duration::from_secs(5),
-    };
+    let mut spec = ClientSpec::new(identity, Duration::from_secs(5));
+    spec.versions = versions;
     let target = Target {
-        addr: r.api,
+        addr: r.api[0],
         server_name: "iut.localhost".into(),
     };
     request(&target, &spec, "GET", path).await.unwrap()

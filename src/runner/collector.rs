@@ -32,6 +32,8 @@ pub struct ScenarioRun {
     pub steps: Vec<StepResult>,
     pub failed: Option<String>,
     pub error: Option<String>,
+    /// A step found the scenario cannot apply to this IUT (reason).
+    pub not_applicable: Option<String>,
     pub evidence: Vec<serde_json::Value>,
 }
 
@@ -89,7 +91,9 @@ impl Collector {
                         .map(|s| s.elapsed().as_millis() as u64)
                         .unwrap_or(0);
                     self.done += 1;
-                    let status = if run.error.is_some() {
+                    let status = if run.not_applicable.is_some() {
+                        "N/A  "
+                    } else if run.error.is_some() {
                         "ERROR"
                     } else if run.failed.is_some() {
                         "FAIL "
@@ -133,7 +137,10 @@ fn record_step(run: &mut ScenarioRun, step: &gherkin::Step, ev: Step<ProvstenWor
             };
             match err {
                 StepError::NotFound | StepError::AmbiguousMatch(_) => run.error = Some(text),
-                StepError::Panic(_) => run.failed = Some(text),
+                StepError::Panic(_) => match text.strip_prefix(crate::steps::NOT_APPLICABLE) {
+                    Some(reason) => run.not_applicable = Some(reason.to_string()),
+                    None => run.failed = Some(text),
+                },
             }
             StepStatus::Failed
         }

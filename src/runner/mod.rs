@@ -167,6 +167,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         health_path: iut.health_path.clone(),
         registered_orgs: iut.registered_orgs.clone(),
         request_timeout: iut.request_timeout,
+        ip: iut.ip.clone(),
     });
     steps::set_context(ctx);
     let server_fp = server_fingerprint(&iut).await;
@@ -262,10 +263,10 @@ async fn run_cucumber(to_run: &[&Planned], store: collector::Shared, plan: &RunP
         .after(move |feature, _rule, sc, _ev, world| {
             let store = evidence_store.clone();
             let k = collector::key(feature, sc);
-            let evidence = world
-                .map(|w| std::mem::take(&mut w.evidence))
-                .unwrap_or_default();
             async move {
+                let Some(w) = world else { return };
+                w.cleanup().await;
+                let evidence = std::mem::take(&mut w.evidence);
                 if let Ok(mut s) = store.lock() {
                     s.scenarios.entry(k).or_default().evidence = evidence;
                 }
@@ -347,7 +348,9 @@ fn result_for(p: &Planned, run: Option<collector::ScenarioRun>) -> ScenarioResul
         }
     }
     steps.sort_by_key(|s| s.line);
-    let (status, message) = if let Some(e) = run.error {
+    let (status, message) = if let Some(reason) = run.not_applicable {
+        (ScenarioStatus::NotApplicable, Some(reason))
+    } else if let Some(e) = run.error {
         (ScenarioStatus::Error, Some(e))
     } else if let Some(f) = run.failed {
         (ScenarioStatus::Failed, Some(f))
@@ -358,13 +361,7 @@ fn result_for(p: &Planned, run: Option<collector::ScenarioRun>) -> ScenarioResul
 }
 
 async fn server_fingerprint(iut: &Iut) -> Option<String> {
-    let spec = crate::peers::ClientSpec {
-        identity: None,
-        versions: crate::peers::TlsVersions::Any,
-        server_check: crate::peers::ServerCheck::AcceptAny,
-        source: None,
-        deadline: iut.request_timeout,
-    };
+    let spec = crate::peers::ClientSpec::new(None, iut.request_timeout);
     let ex = crate::peers::request(&iut.target, &spec, "GET", &iut.health_path)
         .await
         .ok()?;

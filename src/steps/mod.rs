@@ -2,14 +2,30 @@
 //! scenario. Steps only observe the IUT through simulated peers and probes; every step
 //! records what it saw as evidence, and failing steps say what was expected and observed.
 
+pub mod ip_filter;
 pub mod mtls;
 pub mod tls;
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::iut::IpFilterContext;
+use crate::network::proxy_protocol;
 use crate::peers::{Exchange, Target, TlsVersions};
 use crate::pki::Pki;
+
+/// A step that cannot apply to this IUT fails with this prefix; the runner reports the
+/// scenario `not-applicable` with the rest of the message as the reason.
+pub const NOT_APPLICABLE: &str = "not applicable: ";
+
+/// Which of the IUT's listeners a client connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Api,
+    Ipv6,
+    DualStack,
+}
 
 /// What the steps know of the IUT for this run.
 #[derive(Debug)]
@@ -20,6 +36,7 @@ pub struct RunContext {
     pub health_path: String,
     pub registered_orgs: Vec<String>,
     pub request_timeout: Duration,
+    pub ip: Option<IpFilterContext>,
 }
 
 static CONTEXT: Mutex<Option<Arc<RunContext>>> = Mutex::new(None);
@@ -39,7 +56,17 @@ pub struct ProvstenWorld {
     /// Catalogue name of the client certificate; `None` presents none.
     pub client_cert: Option<String>,
     pub versions: TlsVersions,
-    pub last: Option<Exchange>,
+    /// Source addresses to connect from; empty: the machine's default.
+    pub sources: Vec<IpAddr>,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// A PROXY protocol header sent before TLS, naming `.1` as the client.
+    pub proxy_header: Option<(proxy_protocol::Version, IpAddr)>,
+    pub via: Via,
+    /// The exchanges of the last `When` step, one per source address.
+    pub exchanges: Vec<Exchange>,
+    /// A scenario changed the IUT's registered ranges; they are restored after it.
+    pub allowlist_changed: bool,
     pub probe: Option<serde_json::Value>,
     pub probe_accepted: Option<bool>,
     pub probe_refused: Option<bool>,
@@ -53,7 +80,12 @@ impl ProvstenWorld {
             ctx: CONTEXT.lock().ok().and_then(|c| c.clone()),
             client_cert: None,
             versions: TlsVersions::Any,
-            last: None,
+            sources: Vec::new(),
+            headers: Vec::new(),
+            proxy_header: None,
+            via: Via::Api,
+            exchanges: Vec::new(),
+            allowlist_changed: false,
             probe: None,
             probe_accepted: None,
             probe_refused: None,
@@ -71,10 +103,41 @@ impl ProvstenWorld {
         self.evidence.push(v);
     }
 
-    pub fn last(&self) -> anyhow::Result<&Exchange> {
-        self.last
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("no request was made before this step (hint: add a `When the client requests …` step)"))
+    /// The exchanges of the last request step (at least one).
+    pub fn exchanges(&self) -> anyhow::Result<Vec<Exchange>> {
+        if self.exchanges.is_empty() {
+            anyhow::bail!("no request was made before this step (hint: add a `When the client requests …` step)");
+        }
+        Ok(self.exchanges.clone())
+    }
+
+    pub fn not_applicable(reason: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::anyhow!("{NOT_APPLICABLE}{reason}")
+    }
+
+    pub fn ip(&self) -> anyhow::Result<IpFilterContext> {
+        self.ctx()?
+            .ip
+            .clone()
+            .ok_or_else(|| Self::not_applicable("the IUT config declares no [ip_filter]"))
+    }
+
+    /// Puts the IUT's registered ranges back if a step changed them (runs after every
+    /// scenario, failed ones included).
+    pub async fn cleanup(&mut self) {
+        if !self.allowlist_changed {
+            return;
+        }
+        if let Ok(ip) = self.ip() {
+            if let Some(a) = &ip.allowlist {
+                if let Err(e) = a.apply(&ip.registered).await {
+                    eprintln!(
+                        "provsten: warning: restoring the IUT's registered ranges failed: {e:#}"
+                    );
+                }
+            }
+        }
+        self.allowlist_changed = false;
     }
 }
 
@@ -126,6 +189,16 @@ pub const VOCABULARY: &[(&str, &str, &str)] = &[
         "a client offers TLS 1.2 with only weak cipher suites",
         "When a client offers TLS 1.2 with only weak cipher suites",
     ),
+    ("Given", "the client connects from a registered address", "Given the client connects from a registered address"),
+    ("Given", "the client connects from an|a second unregistered address", "Given the client connects from an unregistered address"),
+    ("Given", "the client connects from the first|last address of each registered range", "Given the client connects from the last address of each registered range"),
+    ("Given", "the client connects from the address just below|above each registered range", "Given the client connects from the address just above each registered range"),
+    ("Given", "the client sends a forged X-Forwarded-For|X-Real-IP|Forwarded header naming a registered address", "Given the client sends a forged X-Forwarded-For header naming a registered address"),
+    ("Given", "the client sends a PROXY protocol v1|v2 header naming a registered address", "Given the client sends a PROXY protocol v2 header naming a registered address"),
+    ("Given", "the client connects over IPv6", "Given the client connects over IPv6"),
+    ("Given", "the client connects to the IUT's dual-stack listener", "Given the client connects to the IUT's dual-stack listener"),
+    ("When", "the client's address is added to the IUT's registered ranges", "When the client's address is added to the IUT's registered ranges"),
+    ("When", "the client's address is removed from the IUT's registered ranges", "When the client's address is removed from the IUT's registered ranges"),
     (
         "Then",
         "the request is refused without protected data",

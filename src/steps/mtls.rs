@@ -4,8 +4,9 @@
 use cucumber::{given, then, when};
 use serde_json::json;
 
-use super::ProvstenWorld;
-use crate::peers::{self, ClientSpec, Outcome, ServerCheck, TlsVersions};
+use super::{ProvstenWorld, Via};
+use crate::network::proxy_protocol;
+use crate::peers::{self, ClientSpec, Exchange, Outcome, ServerCheck, TlsVersions};
 
 #[given(expr = "a client presenting the certificate {string}")]
 async fn client_presenting(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> {
@@ -35,7 +36,8 @@ async fn client_speaks(w: &mut ProvstenWorld, version: String) {
     };
 }
 
-async fn send(
+/// Sends `GET path` once per source address (or once from the default source).
+pub(super) async fn send(
     w: &mut ProvstenWorld,
     path: String,
     server_check: ServerCheck,
@@ -52,16 +54,40 @@ async fn send(
         }
         None => None,
     };
-    let spec = ClientSpec {
-        identity,
-        versions: w.versions,
-        server_check,
-        source: None,
-        deadline: ctx.request_timeout,
+    let target = match w.via {
+        Via::Api => ctx.target.clone(),
+        Via::Ipv6 => w
+            .ip()?
+            .ipv6_target
+            .ok_or_else(|| ProvstenWorld::not_applicable("no ip_filter.ipv6_base_url"))?,
+        Via::DualStack => w
+            .ip()?
+            .dual_stack_target
+            .ok_or_else(|| ProvstenWorld::not_applicable("no ip_filter.dual_stack_base_url"))?,
     };
-    let ex = peers::request(&ctx.target, &spec, "GET", &path).await?;
-    w.record(json!({ "exchange": ex }));
-    w.last = Some(ex);
+    let sources: Vec<Option<std::net::IpAddr>> = if w.sources.is_empty() {
+        vec![None]
+    } else {
+        w.sources.iter().copied().map(Some).collect()
+    };
+    w.exchanges.clear();
+    for source in sources {
+        let mut spec = ClientSpec::new(identity.clone(), ctx.request_timeout);
+        spec.versions = w.versions;
+        spec.server_check = server_check.clone();
+        spec.source = source;
+        spec.headers = w.headers.clone();
+        spec.preamble = w.proxy_header.map(|(version, claimed)| {
+            proxy_protocol::header(
+                version,
+                std::net::SocketAddr::new(claimed, 40000),
+                target.addr,
+            )
+        });
+        let ex = peers::request(&target, &spec, "GET", &path).await?;
+        w.record(json!({ "exchange": ex }));
+        w.exchanges.push(ex);
+    }
     Ok(())
 }
 
@@ -106,7 +132,13 @@ fn own_org(w: &ProvstenWorld) -> anyhow::Result<String> {
 
 #[then("the request is refused without protected data")]
 async fn refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
-    let ex = w.last()?.clone();
+    for ex in w.exchanges()? {
+        check_refused(w, &ex)?;
+    }
+    Ok(())
+}
+
+pub(super) fn check_refused(w: &mut ProvstenWorld, ex: &Exchange) -> anyhow::Result<()> {
     let verdict = match &ex.outcome {
         Outcome::Refused { refusal } if refusal.is_by_server() => {
             json!({"refused": true, "how": "transport", "refusal": refusal, "summary": ex.describe()})
@@ -133,7 +165,12 @@ async fn refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
                 }
             };
             w.record(json!({"refused": false, "summary": ex.describe()}));
-            anyhow::bail!("expected a refusal without protected data, but {why}");
+            let from = ex
+                .source_address
+                .as_deref()
+                .map(|s| format!(" (from {s})"))
+                .unwrap_or_default();
+            anyhow::bail!("expected a refusal without protected data{from}, but {why}");
         }
     };
     w.record(verdict);
@@ -142,8 +179,14 @@ async fn refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
 
 #[then("the request succeeds with the organisation's data")]
 async fn succeeds(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    for ex in w.exchanges()? {
+        check_succeeds(w, &ex)?;
+    }
+    Ok(())
+}
+
+fn check_succeeds(w: &mut ProvstenWorld, ex: &Exchange) -> anyhow::Result<()> {
     let org = own_org(w)?;
-    let ex = w.last()?.clone();
     if !ex.granted() {
         anyhow::bail!(
             "expected HTTP 2xx with organisation {org}'s data; {}",
@@ -157,23 +200,24 @@ async fn succeeds(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             ex.body()
         );
     }
-    w.record(json!({"granted": true, "organisation": org, "status": ex.status()}));
+    w.record(json!({"granted": true, "organisation": org, "status": ex.status(), "source_address": ex.source_address}));
     Ok(())
 }
 
 #[then(expr = "the response contains no data of organisation {string}")]
 async fn no_data_of(w: &mut ProvstenWorld, org: String) -> anyhow::Result<()> {
-    let ex = w.last()?.clone();
-    if ex.body().contains(&org) {
-        w.record(json!({"leaked_organisation": org}));
-        anyhow::bail!("the response names organisation {org}: {:.300}", ex.body());
+    for ex in w.exchanges()? {
+        if ex.body().contains(&org) {
+            w.record(json!({"leaked_organisation": org}));
+            anyhow::bail!("the response names organisation {org}: {:.300}", ex.body());
+        }
     }
     Ok(())
 }
 
 #[then("the server certificate is accepted")]
 async fn server_cert_accepted(w: &mut ProvstenWorld) -> anyhow::Result<()> {
-    let ex = w.last()?.clone();
+    let ex = w.exchanges()?.remove(0);
     if let Outcome::Refused { refusal } = &ex.outcome {
         if matches!(refusal, peers::Refusal::LocalTlsError { .. }) || ex.tls_version.is_none() {
             anyhow::bail!(

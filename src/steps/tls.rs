@@ -74,7 +74,7 @@ async fn refuses_handshake(w: &mut ProvstenWorld) -> anyhow::Result<()> {
 
 #[then(regex = r"^the handshake uses TLS (1\.2|1\.3)$")]
 async fn handshake_uses(w: &mut ProvstenWorld, version: String) -> anyhow::Result<()> {
-    let ex = w.last()?.clone();
+    let ex = w.exchanges()?.remove(0);
     let want = if version == "1.2" {
         "TLSv1_2"
     } else {
