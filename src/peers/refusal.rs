@@ -66,6 +66,12 @@ impl Refusal {
                 alert: format!("{a:?}"),
                 stage,
             },
+            // The server answered with bytes that are not TLS (nginx, for one, answers
+            // garbage before a ClientHello with a plain-HTTP 400): it refused to speak TLS.
+            rustls::Error::InvalidMessage(m) => Refusal::ProtocolError {
+                error: format!("the server answered with non-TLS data ({m:?})"),
+                stage,
+            },
             other => Refusal::LocalTlsError {
                 error: other.to_string(),
                 stage,

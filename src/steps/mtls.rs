@@ -188,6 +188,7 @@ async fn succeeds(w: &mut ProvstenWorld) -> anyhow::Result<()> {
 fn check_succeeds(w: &mut ProvstenWorld, ex: &Exchange) -> anyhow::Result<()> {
     let org = own_org(w)?;
     if !ex.granted() {
+        w.record(json!({"granted": false, "summary": ex.describe()}));
         anyhow::bail!(
             "expected HTTP 2xx with organisation {org}'s data; {}",
             ex.describe()

@@ -23,8 +23,27 @@ fn nginx_binary() -> Option<PathBuf> {
     panic!("nginx is needed for this test (apt-get install nginx-light); set PROVSTEN_SKIP_NGINX=1 to skip");
 }
 
-fn nginx_conf(dir: &Path, port: u16, verify_client: &str) -> String {
+/// How the nginx under test filters source addresses.
+#[derive(Clone, Copy, PartialEq)]
+enum IpFilter {
+    /// No filtering: the IP scenarios are not applicable.
+    None,
+    /// `allow`/`deny` rules from allow.conf, made from provsten's allowlist.
+    AllowDeny,
+    /// The classic mistake: the client address taken from X-Forwarded-For sent by anyone.
+    AllowDenyTrustingXff,
+}
+
+fn nginx_conf(dir: &Path, port: u16, port6: u16, verify_client: &str, ip: IpFilter) -> String {
     let pki = dir.join("pki");
+    let filter = match ip {
+        IpFilter::None => String::new(),
+        IpFilter::AllowDeny => format!("listen [::1]:{port6} ssl;\n        include {}/allow.conf;", dir.display()),
+        IpFilter::AllowDenyTrustingXff => format!(
+            "listen [::1]:{port6} ssl;\n        include {}/allow.conf;\n        real_ip_header X-Forwarded-For;\n        set_real_ip_from 0.0.0.0/0;\n        set_real_ip_from ::/0;",
+            dir.display()
+        ),
+    };
     format!(
         r#"
 daemon off;
@@ -50,9 +69,17 @@ http {{
         5560000002 1;
         default 0;
     }}
+    # The application trusts that nginx refused clients without a valid certificate:
+    # right with `ssl_verify_client on`, a hole with `optional`. (A map, not `if`+`set`:
+    # `if` in a location swaps the content handler.)
+    map $ssl_client_verify $gate {{
+        SUCCESS "$org_registered:$client_org";
+        default "1:$org";
+    }}
 
     server {{
         listen 127.0.0.1:{port} ssl;
+        {filter}
         server_name iut.localhost;
         ssl_certificate {pki}/iut-server.chain.pem;
         ssl_certificate_key {pki}/iut-server.key.pem;
@@ -63,21 +90,18 @@ http {{
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_ciphers ECDHE+AESGCM:ECDHE+CHACHA20;
         default_type application/json;
+        # Content comes from files (try_files) rather than `return`: `return` runs in the
+        # rewrite phase, before `allow`/`deny` are ever looked at.
+        root {dir}/www;
 
         location = /v1/health {{
-            return 200 '{{"status":"ok"}}';
+            try_files /health.json =404;
         }}
         location ~ ^/v1/orgs/(?<org>[0-9]+)/fullmakter$ {{
-            # The application trusts that nginx refused clients without a valid
-            # certificate: right with `on`, a hole with `optional`.
-            set $gate "1:$org";
-            if ($ssl_client_verify = SUCCESS) {{
-                set $gate "$org_registered:$client_org";
-            }}
             if ($gate != "1:$org") {{
                 return 403 '{{"error":"forbidden"}}';
             }}
-            return 200 '{{"organisation":"$org","fullmakter":[{{"id":"FM-$org-001"}}]}}';
+            try_files /orgs/$org.json =404;
         }}
     }}
 }}
@@ -87,7 +111,34 @@ http {{
     )
 }
 
-fn provsten_conf(dir: &Path, nginx: &Path, port: u16) -> String {
+/// allowlist.txt (written by provsten) → nginx allow/deny rules.
+const TO_ALLOW_CONF: &str = "sed -e '/^#/d' -e '/^$/d' -e 's/.*/allow &;/' allowlist.txt > allow.conf && echo 'deny all;' >> allow.conf";
+
+fn provsten_conf(dir: &Path, nginx: &Path, port: u16, port6: u16, ip: IpFilter) -> String {
+    let (start, ip_filter) = if ip == IpFilter::None {
+        (
+            format!(
+                r#"command = ["{}", "-p", "{{config_dir}}", "-c", "{{config_dir}}/nginx.conf"]"#,
+                nginx.display()
+            ),
+            String::new(),
+        )
+    } else {
+        let n = nginx.display();
+        (
+            format!(r#"command = ["sh", "-c", "{TO_ALLOW_CONF} && exec {n} -p . -c nginx.conf"]"#),
+            format!(
+                r#"
+[ip_filter]
+registered_ranges = ["127.0.0.1/32", "127.0.0.8/29"]
+allowlist_file = "allowlist.txt"
+reload = {{ command = ["sh", "-c", "{TO_ALLOW_CONF} && {n} -p . -c nginx.conf -s reload"] }}
+reload_timeout = "10s"
+ipv6_base_url = "https://[::1]:{port6}"
+"#
+            ),
+        )
+    };
     format!(
         r#"
 [iut]
@@ -95,7 +146,7 @@ name = "nginx"
 roles = ["server"]
 
 [iut.start]
-command = ["{nginx}", "-p", "{{config_dir}}", "-c", "{{config_dir}}/nginx.conf"]
+{start}
 stop_timeout = "5s"
 
 [iut.ready]
@@ -110,13 +161,13 @@ registered_orgs = ["5560000001", "5560000002"]
 
 [pki]
 dir = "{pki}"
+{ip_filter}
 "#,
-        nginx = nginx.display(),
         pki = dir.join("pki").display()
     )
 }
 
-fn certify_nginx(verify_client: &str) -> Option<(tempfile::TempDir, Run)> {
+fn certify_nginx(verify_client: &str, ip: IpFilter) -> Option<(tempfile::TempDir, Run)> {
     let nginx = nginx_binary()?;
     let dir = tempfile::tempdir().unwrap();
     let out = provsten()
@@ -126,18 +177,37 @@ fn certify_nginx(verify_client: &str) -> Option<(tempfile::TempDir, Run)> {
         .unwrap();
     assert!(out.status.success());
     std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    // nginx's workers run unprivileged: they must be able to read the content (the
+    // private keys stay 0600; only the root master reads them).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(www.join("orgs")).unwrap();
+    std::fs::write(www.join("health.json"), r#"{"status":"ok"}"#).unwrap();
+    for org in ["5560000001", "5560000002"] {
+        std::fs::write(
+            www.join(format!("orgs/{org}.json")),
+            format!(r#"{{"organisation":"{org}","fullmakter":[{{"id":"FM-{org}-001"}}]}}"#),
+        )
+        .unwrap();
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port6 = std::net::TcpListener::bind("[::1]:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     std::fs::write(
         dir.path().join("nginx.conf"),
-        nginx_conf(dir.path(), port, verify_client),
+        nginx_conf(dir.path(), port, port6, verify_client, ip),
     )
     .unwrap();
     let cfg = dir.path().join("provsten.toml");
-    std::fs::write(&cfg, provsten_conf(dir.path(), &nginx, port)).unwrap();
+    std::fs::write(&cfg, provsten_conf(dir.path(), &nginx, port, port6, ip)).unwrap();
     let r = run(
         &dir.path().join("out"),
         &["--config", cfg.to_str().unwrap()],
@@ -147,7 +217,7 @@ fn certify_nginx(verify_client: &str) -> Option<(tempfile::TempDir, Run)> {
 
 #[test]
 fn nginx_with_verify_client_on_is_compliant_and_refusals_are_reported_as_http_level() {
-    let Some((dir, r)) = certify_nginx("on") else {
+    let Some((dir, r)) = certify_nginx("on", IpFilter::None) else {
         return;
     };
     let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
@@ -190,11 +260,57 @@ fn nginx_with_verify_client_on_is_compliant_and_refusals_are_reported_as_http_le
 
 #[test]
 fn nginx_with_verify_client_optional_fails_eb_auth_1() {
-    let Some((_dir, r)) = certify_nginx("optional") else {
+    let Some((_dir, r)) = certify_nginx("optional", IpFilter::None) else {
         return;
     };
     assert_eq!(r.code(), 1, "{}", r.explain());
     let failed = r.with_verdict("fail");
     assert!(failed.contains("EB-AUTH-1"), "{failed:?}");
     assert!(failed.contains("FMK-2.1-MTLS"), "{failed:?}");
+}
+
+#[test]
+fn nginx_with_allow_deny_rules_passes_ip_filtering_and_reloads_its_list() {
+    let Some((dir, r)) = certify_nginx("on", IpFilter::AllowDeny) else {
+        return;
+    };
+    let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    assert_eq!(r.code(), 0, "{}\nnginx error.log:\n{log}", r.explain());
+    let passed = r.with_verdict("pass");
+    assert!(
+        passed.contains("EB-IP-1") && passed.contains("EB-IP-2"),
+        "{passed:?}"
+    );
+    // nginx has no dual-stack listener here: that scenario says so instead of passing.
+    let na: Vec<_> = r.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "not-applicable")
+        .map(|s| s["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(na.iter().all(|m| m.contains("dual-stack")), "{na:?}");
+}
+
+#[test]
+fn nginx_trusting_x_forwarded_for_from_anyone_fails_the_forged_header_scenario() {
+    let Some((_dir, r)) = certify_nginx("on", IpFilter::AllowDenyTrustingXff) else {
+        return;
+    };
+    assert_eq!(r.code(), 1, "{}", r.explain());
+    assert_eq!(
+        r.with_verdict("fail").into_iter().collect::<Vec<_>>(),
+        vec!["EB-IP-1".to_string()]
+    );
+    let failed: Vec<_> = r.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "failed")
+        .map(|s| s["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        failed,
+        vec!["a forged X-Forwarded-For header does not let an unregistered client in"]
+    );
 }
