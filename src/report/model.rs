@@ -3,6 +3,8 @@
 //! Writers never look at runner state; they get a finished [`Report`] (and, for live
 //! progress, [`RunEvent`]s).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a field changes meaning or disappears.
@@ -21,6 +23,89 @@ pub struct Report {
     pub verdict: RunVerdict,
     pub requirements: Vec<RequirementResult>,
     pub scenarios: Vec<ScenarioResult>,
+    /// SHA-256 of what the run used, so a report can be tied to its inputs and shards of
+    /// one run can be told from shards of another.
+    #[serde(default)]
+    pub inputs: Inputs,
+    /// Which slice of the scenarios this report holds, when sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// Ed25519 signature over the canonical report (see `report::sign`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ReportSignature>,
+}
+
+/// Digests (hex SHA-256) of a run's inputs. Keys: `features` (every feature file, path and
+/// text, in order), `config` (the IUT config text), `catalogue` (the requirement catalogue),
+/// `ca_certificate` (the trusted root(s) PEM).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Inputs {
+    pub digests: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based.
+    pub index: u64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReportSignature {
+    /// Always `ed25519`.
+    pub algorithm: String,
+    /// Hex SHA-256 of the signer's SubjectPublicKeyInfo (DER).
+    pub public_key_sha256: String,
+    /// Base64 signature over the canonical JSON of the report without this field.
+    pub value: String,
+}
+
+/// Evidence shape for a sender's resend attempts (FMK-2.6.3): put in a scenario's evidence
+/// as `{"resend_timeline": ResendTimeline}`; `report.html` draws it against the schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResendTimeline {
+    pub message_id: String,
+    /// Attempts as observed, times from the first attempt.
+    pub attempts: Vec<ResendAttempt>,
+    /// When the declared policy says attempts should come, same origin.
+    pub expected_ms: Vec<u64>,
+    pub tolerance_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResendAttempt {
+    pub at_ms: u64,
+    /// What the simulated receiver did or answered (`503`, `reset`, `timeout`, `200`…).
+    pub outcome: String,
+    /// Whether this attempt was accepted.
+    pub accepted: bool,
+}
+
+/// Evidence shape for an outage exercise (CONT-*): `{"exercise_timeline": ExerciseTimeline}`;
+/// `report.html` draws deliveries per route over time with outage phases shaded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExerciseTimeline {
+    pub duration_ms: u64,
+    pub phases: Vec<ExercisePhase>,
+    pub routes: Vec<RouteSeries>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExercisePhase {
+    pub name: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// Whether a fault is active in this phase (shaded).
+    pub outage: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RouteSeries {
+    pub route: String,
+    /// Width of each bucket.
+    pub bucket_ms: u64,
+    /// Messages delivered through this route in each bucket.
+    pub delivered: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

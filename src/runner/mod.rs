@@ -19,7 +19,12 @@ use futures::FutureExt as _;
 
 use crate::iut::{self, setup_error, ConfigSource, Iut, PrepareOptions};
 use crate::reference::defects::Defect;
-use crate::report::model::{
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::pki::generate::hex;
+use crate::report::model::{Inputs, Shard, 
     Harness, IutInfo, Report, ScenarioResult, ScenarioStatus, StepResult, StepStatus,
     SCHEMA_VERSION,
 };
@@ -77,6 +82,21 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
             ConfigSource::Embedded,
         ),
     };
+    let config_text = match &plan.config {
+        Some(p) => std::fs::read(p).unwrap_or_default(),
+        None => iut::config::DEFAULT_CONFIG.as_bytes().to_vec(),
+    };
+    let mut features_digest = Sha256::new();
+    for (path, text) in &sources {
+        features_digest.update((path.len() as u64).to_be_bytes());
+        features_digest.update(path.as_bytes());
+        features_digest.update((text.len() as u64).to_be_bytes());
+        features_digest.update(text.as_bytes());
+    }
+    let mut digests = BTreeMap::new();
+    digests.insert("features".to_string(), hex(&features_digest.finalize()));
+    digests.insert("config".to_string(), hex(&Sha256::digest(&config_text)));
+    digests.insert("catalogue".to_string(), hex(&Sha256::digest(requirements::CATALOGUE.as_bytes())));
     let roles: Vec<String> = cfg
         .iut
         .roles
@@ -171,6 +191,8 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
     });
     steps::set_context(ctx);
     let server_fp = server_fingerprint(&iut).await;
+    let trust = std::fs::read(iut.pki.path(&iut.pki.manifest.trust_bundle)).unwrap_or_default();
+    digests.insert("ca_certificate".to_string(), hex(&Sha256::digest(&trust)));
 
     let to_run: Vec<&Planned> = planned
         .iter()
@@ -220,6 +242,9 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         verdict,
         requirements: reqs,
         scenarios: results,
+        inputs: Inputs { digests },
+        shard: plan.shard.map(|(index, count)| Shard { index, count }),
+        signature: None,
     })
 }
 

@@ -485,6 +485,9 @@ pub(crate) fn sample_report() -> Report {
                 evidence: vec![json!({"trigger": "send", "declared": false})],
             },
         ],
+        inputs: Inputs::default(),
+        shard: None,
+        signature: None,
     }
 }
 
