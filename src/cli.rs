@@ -62,6 +62,54 @@ pub enum Command {
     Defects,
     /// Print the Gherkin step vocabulary with an example each.
     Steps,
+    /// Make an Ed25519 key pair for signing reports: PREFIX.key.pem (0600) and PREFIX.pub.pem.
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(default_value = "provsten-signing")]
+        prefix: PathBuf,
+    },
+    /// Work with written reports: merge shards, verify a signed report, re-render.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Combine the report.json of every shard into one report (all formats).
+    Merge {
+        /// Shard reports (report.json files).
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long, default_value = "provsten-report")]
+        out: PathBuf,
+    },
+    /// Check a signed report's signature and, where given, the digests of its inputs.
+    /// Exit 0 valid, 1 a mismatch, 2 unreadable.
+    Verify {
+        /// The signed report.json.
+        report: PathBuf,
+        /// The signer's public key (SubjectPublicKeyInfo PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// The IUT config the run claims to have used.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The CA certificate(s) (PEM) the run claims to have trusted.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Extra feature directories the run was given with --features.
+        #[arg(long = "features", value_name = "DIR")]
+        features: Vec<PathBuf>,
+    },
+    /// Regenerate every output format from a report.json.
+    Render {
+        report: PathBuf,
+        #[arg(long, default_value = "provsten-report")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +151,14 @@ pub struct RunArgs {
     /// No live progress lines.
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+    /// Sign report.json with this Ed25519 private key (PKCS#8 PEM; see `provsten keygen`).
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "PROVSTEN_SIGNING_KEY",
+        help_heading = "Output"
+    )]
+    pub sign: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

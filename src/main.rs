@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser as _;
 
-use provsten::cli::{exit, Cli, Command, PkiCommand, RunArgs};
+use provsten::cli::{exit, Cli, Command, PkiCommand, ReportCommand, RunArgs};
 use provsten::iut::SetupError;
 use provsten::report::model::RunVerdict;
 use provsten::report::writers;
@@ -108,6 +108,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(exit::COMPLIANT)
         }
+        Command::Keygen { prefix } => {
+            let (key, public) = provsten::report::sign::keygen(&prefix)?;
+            println!(
+                "private key: {} (mode 0600; never commit it)",
+                key.display()
+            );
+            println!(
+                "public key:  {} (give it to whoever verifies your reports)",
+                public.display()
+            );
+            Ok(exit::COMPLIANT)
+        }
+        Command::Report { command } => report_command(command),
         Command::Steps => {
             println!(
                 "Steps for your own .feature files (run them with `provsten run --features DIR`)."
@@ -123,16 +136,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 
 async fn run(a: RunArgs) -> anyhow::Result<u8> {
     let plan = RunPlan {
-        config: a.config,
-        profile: a.profile,
-        tags: a.tags,
-        defects: a.defects,
-        out: a.out,
+        config: a.config.clone(),
+        profile: a.profile.clone(),
+        tags: a.tags.clone(),
+        defects: a.defects.clone(),
+        out: a.out.clone(),
         concurrency: a.concurrency,
-        features: a.features,
+        features: a.features.clone(),
         shard: a.shard,
         progress: !a.quiet,
     };
+    if let Some(key) = &a.sign {
+        // Fail before the run, not after it.
+        std::fs::metadata(key)
+            .with_context(|| format!("--sign {}: cannot read the signing key", key.display()))?;
+    }
     let report = tokio::select! {
         r = runner::run(&plan) => match r {
             Ok(r) => r,
@@ -148,9 +166,18 @@ async fn run(a: RunArgs) -> anyhow::Result<u8> {
             return Ok(exit::INTERRUPTED);
         }
     };
+    let mut report = report;
+    if let Some(key) = &a.sign {
+        provsten::report::sign::sign(&mut report, key)?;
+    }
     let written = writers::write_all(&report, &plan.out)?;
+    Ok(show(&report, &written))
+}
+
+/// Prints the summary table and where the reports went; the exit code for the verdict.
+fn show(report: &provsten::report::model::Report, written: &[std::path::PathBuf]) -> u8 {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", writers::console::summary_table(&report, color));
+    print!("{}", writers::console::summary_table(report, color));
     println!(
         "reports: {}",
         written
@@ -159,11 +186,107 @@ async fn run(a: RunArgs) -> anyhow::Result<u8> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(match report.verdict {
+    match report.verdict {
         RunVerdict::Compliant => exit::COMPLIANT,
         RunVerdict::NonCompliant => exit::NON_COMPLIANT,
         RunVerdict::Error => exit::RUN_ERROR,
-    })
+    }
+}
+
+fn report_command(command: ReportCommand) -> anyhow::Result<u8> {
+    use provsten::report::writers::json;
+    match command {
+        ReportCommand::Render { report, out } => {
+            let r = json::read(&report)?;
+            let written = writers::write_all(&r, &out)?;
+            Ok(show(&r, &written))
+        }
+        ReportCommand::Merge { reports, out } => {
+            let mut loaded = Vec::new();
+            for p in &reports {
+                loaded.push((p.display().to_string(), json::read(p)?));
+            }
+            let merged = provsten::report::merge::merge(loaded)?;
+            let written = writers::write_all(&merged, &out)?;
+            Ok(show(&merged, &written))
+        }
+        ReportCommand::Verify {
+            report,
+            key,
+            config,
+            ca,
+            features,
+        } => {
+            let r = json::read(&report)?;
+            let mut problems = Vec::new();
+            match provsten::report::sign::verify_signature(&r, &key) {
+                Ok(()) => println!(
+                    "signature: ok (ed25519, key sha256 {})",
+                    r.signature
+                        .as_ref()
+                        .map(|s| s.public_key_sha256.as_str())
+                        .unwrap_or("")
+                ),
+                Err(e) => problems.push(format!("signature: {e:#}")),
+            }
+            if r.harness.version != env!("CARGO_PKG_VERSION") {
+                println!(
+                    "note: the report was written by provsten {}, this is {}: shipped features and catalogue may differ",
+                    r.harness.version,
+                    env!("CARGO_PKG_VERSION")
+                );
+            }
+            let mut sources = provsten::runner::features::shipped();
+            for dir in &features {
+                sources.extend(provsten::runner::features::from_dir(dir)?);
+            }
+            let sha = |bytes: &[u8]| {
+                provsten::pki::generate::hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
+            };
+            let read =
+                |p: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
+                    match p {
+                        Some(p) => Ok(Some(sha(&std::fs::read(p)
+                            .with_context(|| format!("reading {}", p.display()))?))),
+                        None => Ok(None),
+                    }
+                };
+            let checks = [
+                (
+                    "features",
+                    "features",
+                    Some(provsten::runner::features::digest(&sources)),
+                ),
+                (
+                    "catalogue",
+                    "catalogue",
+                    Some(sha(requirements::CATALOGUE.as_bytes())),
+                ),
+                ("config", "config", read(&config)?),
+                ("ca_certificate", "ca", read(&ca)?),
+            ];
+            for (name, flag, actual) in checks {
+                match (r.inputs.digests.get(name), actual) {
+                    (None, _) => println!("{name}: not recorded in the report"),
+                    (Some(_), None) => println!("{name}: not checked (give --{flag})"),
+                    (Some(c), Some(a)) if *c == a => println!("{name}: ok"),
+                    (Some(c), Some(a)) => problems.push(format!(
+                        "{name}: MISMATCH: the report claims {c}, the given input is {a}"
+                    )),
+                }
+            }
+            if problems.is_empty() {
+                println!("verified: {} (verdict {:?})", report.display(), r.verdict);
+                Ok(exit::COMPLIANT)
+            } else {
+                for p in &problems {
+                    println!("{p}");
+                }
+                println!("NOT verified: {} problem(s)", problems.len());
+                Ok(exit::NON_COMPLIANT)
+            }
+        }
+    }
 }
 
 fn load_catalog(path: Option<&std::path::Path>) -> anyhow::Result<pki::Catalog> {

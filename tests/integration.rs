@@ -6,6 +6,7 @@ mod it {
     pub mod cli;
     pub mod defects;
     pub mod nginx;
+    pub mod report;
     pub mod tls_probe;
     pub mod util;
 }

@@ -379,11 +379,11 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) fn sha256_hex(der: &[u8]) -> String {
+pub fn sha256_hex(der: &[u8]) -> String {
     hex(&Sha256::digest(der))
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

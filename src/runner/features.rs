@@ -32,6 +32,20 @@ pub fn shipped() -> Vec<(String, String)> {
     v
 }
 
+/// Hex SHA-256 over every feature's path and text, in order: what `report.json` records as
+/// `inputs.digests.features`.
+pub fn digest(sources: &[(String, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut d = Sha256::new();
+    for (path, text) in sources {
+        d.update((path.len() as u64).to_be_bytes());
+        d.update(path.as_bytes());
+        d.update((text.len() as u64).to_be_bytes());
+        d.update(text.as_bytes());
+    }
+    crate::pki::generate::hex(&d.finalize())
+}
+
 /// Every `*.feature` below `dir`, sorted.
 pub fn from_dir(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let mut found = Vec::new();

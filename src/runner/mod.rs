@@ -24,9 +24,9 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::pki::generate::hex;
-use crate::report::model::{Inputs, Shard, 
-    Harness, IutInfo, Report, ScenarioResult, ScenarioStatus, StepResult, StepStatus,
-    SCHEMA_VERSION,
+use crate::report::model::{
+    Harness, Inputs, IutInfo, Report, ScenarioResult, ScenarioStatus, Shard, StepResult,
+    StepStatus, SCHEMA_VERSION,
 };
 use crate::requirements;
 use crate::steps::{self, ProvstenWorld, RunContext};
@@ -86,17 +86,13 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         Some(p) => std::fs::read(p).unwrap_or_default(),
         None => iut::config::DEFAULT_CONFIG.as_bytes().to_vec(),
     };
-    let mut features_digest = Sha256::new();
-    for (path, text) in &sources {
-        features_digest.update((path.len() as u64).to_be_bytes());
-        features_digest.update(path.as_bytes());
-        features_digest.update((text.len() as u64).to_be_bytes());
-        features_digest.update(text.as_bytes());
-    }
     let mut digests = BTreeMap::new();
-    digests.insert("features".to_string(), hex(&features_digest.finalize()));
+    digests.insert("features".to_string(), features::digest(&sources));
     digests.insert("config".to_string(), hex(&Sha256::digest(&config_text)));
-    digests.insert("catalogue".to_string(), hex(&Sha256::digest(requirements::CATALOGUE.as_bytes())));
+    digests.insert(
+        "catalogue".to_string(),
+        hex(&Sha256::digest(requirements::CATALOGUE.as_bytes())),
+    );
     let roles: Vec<String> = cfg
         .iut
         .roles

@@ -1,0 +1,262 @@
+//! Reports as their readers use them: signed and verified (also with OpenSSL-made keys),
+//! tampering detected, shards merged into what an unsharded run reports, re-rendered, and
+//! bad input refused with exit 2.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use super::util::{provsten, run};
+
+fn verify(report: &Path, key: &Path, extra: &[&str]) -> (i32, String) {
+    let out = provsten()
+        .args(["report", "verify"])
+        .arg(report)
+        .arg("--key")
+        .arg(key)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn signed_report_verifies_and_a_flipped_verdict_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("signer");
+    assert!(provsten()
+        .arg("keygen")
+        .arg(&prefix)
+        .status()
+        .unwrap()
+        .success());
+    let key = dir.path().join("signer.key.pem");
+    let public = dir.path().join("signer.pub.pem");
+    let out = dir.path().join("out");
+    let r = run(
+        &out,
+        &["--sign", key.to_str().unwrap(), "--tags", "@req:EB-TLS-1"],
+    );
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    assert_eq!(r.report()["signature"]["algorithm"], "ed25519");
+    for k in ["features", "config", "catalogue", "ca_certificate"] {
+        assert!(
+            r.report()["inputs"]["digests"][k]
+                .as_str()
+                .is_some_and(|d| d.len() == 64),
+            "{k}"
+        );
+    }
+    let report = out.join("report.json");
+    let trust = out.join("pki/trust.pem");
+    let (code, text) = verify(&report, &public, &["--ca", trust.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("ca_certificate: ok"), "{text}");
+
+    // One verdict flipped.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    v["requirements"][0]["verdict"] = serde_json::json!("fail");
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(&tampered, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let (code, text) = verify(&tampered, &public, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("changed after signing"), "{text}");
+
+    // Another CA than the one claimed.
+    let other = dir.path().join("other.pem");
+    std::fs::write(&other, "not the CA").unwrap();
+    let (code, text) = verify(&report, &public, &["--ca", other.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("ca_certificate: MISMATCH"), "{text}");
+}
+
+#[test]
+fn keys_made_by_openssl_sign_and_verify() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        assert!(
+            std::env::var_os("PROVSTEN_SKIP_OPENSSL").is_some(),
+            "openssl is needed (or PROVSTEN_SKIP_OPENSSL=1)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    let public = dir.path().join("k.pub");
+    assert!(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public)
+        .status()
+        .unwrap()
+        .success());
+    let out = dir.path().join("out");
+    let r = run(
+        &out,
+        &["--sign", key.to_str().unwrap(), "--tags", "@req:EB-TLS-1"],
+    );
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    let (code, text) = verify(&out.join("report.json"), &public, &[]);
+    assert_eq!(code, 0, "{text}");
+}
+
+fn verdicts(v: &serde_json::Value) -> BTreeMap<String, String> {
+    v["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn merged_shards_give_the_verdicts_of_an_unsharded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for defect in [None, Some("ignore-crl")] {
+        let extra: Vec<&str> = defect.map(|d| vec!["--defect", d]).unwrap_or_default();
+        let whole = run(&dir.path().join("whole"), &extra);
+        let mut shard_reports = Vec::new();
+        for i in 1..=3 {
+            let out = dir.path().join(format!("shard{i}"));
+            let mut args = vec!["--shard".to_string(), format!("{i}/3")];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let r = run(&out, &args);
+            assert!(r.report.is_some(), "{}", r.explain());
+            shard_reports.push(out.join("report.json"));
+        }
+        let merged_dir = dir.path().join("merged");
+        let out = provsten()
+            .args(["report", "merge"])
+            .args(&shard_reports)
+            .arg("--out")
+            .arg(&merged_dir)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            whole.output.status.code(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let merged: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(merged_dir.join("report.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            verdicts(&merged),
+            verdicts(whole.report()),
+            "defect {defect:?}"
+        );
+        assert_eq!(
+            merged["scenarios"].as_array().unwrap().len(),
+            whole.report()["scenarios"].as_array().unwrap().len()
+        );
+        assert_eq!(merged["verdict"], whole.report()["verdict"]);
+    }
+}
+
+#[test]
+fn merging_shards_of_different_runs_or_an_incomplete_set_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    run(&a, &["--shard", "1/2"]);
+    run(&b, &["--shard", "2/2", "--defect", "ignore-crl"]);
+    let out = provsten()
+        .args(["report", "merge"])
+        .arg(a.join("report.json"))
+        .arg(b.join("report.json"))
+        .arg("--out")
+        .arg(dir.path().join("m"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("from another run"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = provsten()
+        .args(["report", "merge"])
+        .arg(a.join("report.json"))
+        .arg("--out")
+        .arg(dir.path().join("m"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn render_regenerates_every_format_and_refuses_bad_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let r = run(&out, &["--defect", "accept-expired-cert"]);
+    assert_eq!(r.code(), 1);
+    let again = dir.path().join("again");
+    let o = provsten()
+        .args(["report", "render"])
+        .arg(out.join("report.json"))
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "render exits with the report's verdict"
+    );
+    for f in [
+        "report.json",
+        "junit.xml",
+        "cucumber.json",
+        "report.html",
+        "summary.md",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(out.join(f)).unwrap(),
+            std::fs::read_to_string(again.join(f)).unwrap(),
+            "{f} differs after re-rendering"
+        );
+    }
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"schema_version": 99}"#).unwrap();
+    let o = provsten()
+        .args(["report", "render"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("schema_version 99"));
+    std::fs::write(&bad, "{ not json").unwrap();
+    let o = provsten()
+        .args(["report", "render"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.json"));
+}
