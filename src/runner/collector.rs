@@ -50,15 +50,28 @@ pub struct Collector {
     pub total: usize,
     done: usize,
     progress: bool,
+    /// A live bar on a terminal; plain lines otherwise (CI logs).
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Collector {
     pub fn new(store: Shared, total: usize, progress: bool) -> Self {
+        use std::io::IsTerminal as _;
+        let bar = (progress && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} scenarios  {wide_msg}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        });
         Collector {
             store,
             total,
             done: 0,
             progress,
+            bar,
         }
     }
 
@@ -76,7 +89,17 @@ impl Collector {
             };
             let run = store.scenarios.entry(k.clone()).or_default();
             match ev {
-                Scenario::Started => run.started = Some(Instant::now()),
+                Scenario::Started => {
+                    run.started = Some(Instant::now());
+                    if let Some(bar) = &self.bar {
+                        let feature = f
+                            .path
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default();
+                        bar.set_message(format!("{feature}: {}", sc.name));
+                    }
+                }
                 Scenario::Background(step, ev) | Scenario::Step(step, ev) => {
                     record_step(run, &step, ev)
                 }
@@ -111,9 +134,21 @@ impl Collector {
                 }
             }
         }
-        if let (Some(line), true) = (finished_line, self.progress) {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{line}");
+        let Some(line) = finished_line.filter(|_| self.progress) else {
+            return;
+        };
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(1);
+                // On a terminal only what needs attention scrolls past the bar.
+                if !line.contains("] PASS") {
+                    bar.println(line);
+                }
+            }
+            None => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{line}");
+            }
         }
     }
 }
@@ -178,6 +213,11 @@ impl cucumber::Writer<ProvstenWorld> for Collector {
                 Cucumber::Feature(f, Feature::Scenario(sc, ev)) => self.scenario(&f, &sc, ev.event),
                 Cucumber::Feature(f, Feature::Rule(_, Rule::Scenario(sc, ev))) => {
                     self.scenario(&f, &sc, ev.event)
+                }
+                Cucumber::Finished => {
+                    if let Some(bar) = self.bar.take() {
+                        bar.finish_and_clear();
+                    }
                 }
                 _ => {}
             },
