@@ -1,15 +1,20 @@
 //! `report.html`: the report for people, one self-contained file to hand over or print.
 //!
 //! Inline CSS only: no scripts, no external fetches, no web fonts. A header with the
-//! verdict, the IUT and the run; the requirement matrix grouped by profile; then every
-//! scenario, anchored by its key (`report.html#features/mtls.feature:12`), with its steps,
-//! message and evidence. Every string from the model goes through [`escape`].
+//! verdict, the IUT and the run; the requirement matrix grouped by profile; a list of the
+//! timeline charts, if any; then every scenario, anchored by its key
+//! (`report.html#features/mtls.feature:12`), with its steps, message and evidence. Timeline
+//! evidence (`{"resend_timeline": …}`, `{"exercise_timeline": …}`) is drawn as inline SVG
+//! ([`super::svg`]) above the evidence JSON. Every string from the model goes through
+//! [`escape`].
 
 use std::fmt::{self, Write as _};
 
+use serde::Deserialize as _;
+
 use super::{
     by_feature, evidence_json, format_duration_ms, key_path, needs_attention, run_verdict_label,
-    scenario_tally, scenarios_by_key, status_label, verdict_label, verdict_reason,
+    scenario_tally, scenarios_by_key, status_label, svg, verdict_label, verdict_reason,
 };
 use crate::report::model::*;
 
@@ -85,6 +90,13 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 table { width: 100%; border-collapse: collapse; font-size: .92rem; }
 th, td { text-align: left; vertical-align: top; padding: .45rem .6rem; border-bottom: 1px solid var(--line); }
 th { color: var(--muted); font-size: .75rem; font-weight: 600; text-transform: uppercase; letter-spacing: .05em; }
+/* Same column proportions in every profile's table, so they line up; without them the
+   chip column takes most of the width and titles wrap word by word. */
+table.matrix th:nth-child(1) { width: 14%; }
+table.matrix th:nth-child(2) { width: 29%; }
+table.matrix th:nth-child(3) { width: 16%; }
+table.matrix th:nth-child(4) { width: 11%; }
+table.matrix th:nth-child(5) { width: 30%; }
 td.id { white-space: nowrap; }
 td.source { color: var(--muted); font-size: .85rem; }
 .reason { color: var(--muted); font-size: .85rem; margin-top: .15rem; }
@@ -117,6 +129,13 @@ li.step-skipped .step-text { color: var(--muted); }
 .message.error { color: var(--error); background: var(--error-bg); }
 .evidence-label { margin: .7rem 0 .2rem; color: var(--muted); font-size: .72rem; font-weight: 600;
   text-transform: uppercase; letter-spacing: .05em; }
+figure.chart { margin: .2rem 0 .6rem; padding: .5rem .6rem .3rem; border: 1px solid var(--line);
+  border-radius: .3rem; background: #fff; }
+figure.chart svg { display: block; width: 100%; height: auto; }
+.chart-error { margin: .2rem 0 .6rem; color: var(--error); font-size: .85rem; }
+ul.timelines { margin: 0; padding-left: 1.25rem; }
+ul.timelines li { margin: .25rem 0; }
+ul.timelines .summary, ul.timelines .in { color: var(--muted); font-size: .88rem; }
 pre { margin: 0; padding: .6rem .8rem; overflow-x: auto; background: var(--code-bg); border: 1px solid var(--line);
   border-radius: .3rem; font-size: .8rem; line-height: 1.45; }
 :target { outline: 2px solid var(--link); outline-offset: 2px; }
@@ -129,6 +148,7 @@ footer { margin-top: 3rem; padding-top: .75rem; border-top: 1px solid var(--line
   h2, h3 { break-after: avoid; }
   tr, ol.steps li, .message { break-inside: avoid; }
   article.scenario { break-inside: avoid-page; }
+  figure.chart { break-inside: avoid; }
   pre { white-space: pre-wrap; overflow-wrap: anywhere; overflow: visible; }
   :target { outline: none; }
 }
@@ -152,6 +172,7 @@ fn write_page(out: &mut String, report: &Report) -> fmt::Result {
     write_header(out, report)?;
     writeln!(out, "<main>")?;
     write_matrix(out, report)?;
+    write_timelines(out, report)?;
     write_scenarios(out, report)?;
     writeln!(out, "</main>")?;
     writeln!(
@@ -394,6 +415,116 @@ fn write_matrix(out: &mut String, report: &Report) -> fmt::Result {
     writeln!(out, "</section>")
 }
 
+/// Timeline evidence `report.html` draws as a chart.
+enum Timeline {
+    Exercise(ExerciseTimeline),
+    Resend(ResendTimeline),
+}
+
+impl Timeline {
+    fn title(&self) -> &'static str {
+        match self {
+            Timeline::Exercise(_) => "Outage exercise",
+            Timeline::Resend(_) => "Resend attempts",
+        }
+    }
+
+    fn summary(&self) -> String {
+        match self {
+            Timeline::Exercise(t) => svg::exercise_summary(t),
+            Timeline::Resend(t) => svg::resend_summary(t),
+        }
+    }
+
+    fn svg(&self) -> String {
+        match self {
+            Timeline::Exercise(t) => svg::exercise_chart(t),
+            Timeline::Resend(t) => svg::resend_chart(t),
+        }
+    }
+}
+
+/// A timeline found in a scenario's evidence.
+struct Chart {
+    /// Element id: `<scenario key>-evidence-<n>-<shape>`, unique in the page because
+    /// scenario keys are.
+    id: String,
+    /// 1-based position in the evidence array, as a reader counts the JSON.
+    observation: usize,
+    /// `resend_timeline` or `exercise_timeline`.
+    shape: &'static str,
+    /// The timeline, or why the evidence under that key does not fit the model.
+    timeline: Result<Timeline, String>,
+}
+
+/// The timelines in a scenario's evidence: every observation that is an object with a
+/// `resend_timeline` or `exercise_timeline` member.
+fn charts(scenario: &ScenarioResult) -> Vec<Chart> {
+    let mut charts = Vec::new();
+    for (i, item) in scenario.evidence.iter().enumerate() {
+        for shape in ["resend_timeline", "exercise_timeline"] {
+            let Some(value) = item.get(shape) else {
+                continue;
+            };
+            let timeline = if shape == "resend_timeline" {
+                ResendTimeline::deserialize(value).map(Timeline::Resend)
+            } else {
+                ExerciseTimeline::deserialize(value).map(Timeline::Exercise)
+            };
+            charts.push(Chart {
+                id: anchor(&format!("{}-evidence-{}-{shape}", scenario.key, i + 1)),
+                observation: i + 1,
+                shape,
+                timeline: timeline.map_err(|e| e.to_string()),
+            });
+        }
+    }
+    charts
+}
+
+/// A list of every chart in the report, each linked to itself and its scenario; nothing
+/// if there are none.
+fn write_timelines(out: &mut String, report: &Report) -> fmt::Result {
+    let mut items = Vec::new();
+    for (_, scenarios) in by_feature(&report.scenarios) {
+        for scenario in scenarios {
+            for chart in charts(scenario) {
+                if let Ok(timeline) = &chart.timeline {
+                    items.push((
+                        scenario,
+                        chart.id.clone(),
+                        timeline.title(),
+                        timeline.summary(),
+                    ));
+                }
+            }
+        }
+    }
+    if items.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "<section id=\"timelines\">\n<h2>Timelines</h2>\n<ul class=\"timelines\">"
+    )?;
+    for (scenario, id, title, summary) in items {
+        writeln!(
+            out,
+            "<li><a href=\"{}\">{title}</a> <span class=\"summary\">· {}</span><br>\
+             <span class=\"in\">in</span> <span class=\"pill {}\">{}</span> \
+             <a href=\"{}\">{}</a> <span class=\"mono line\">{}</span></li>",
+            href(&id),
+            escape(&summary),
+            status_class(scenario.status),
+            status_label(scenario.status),
+            href(&scenario.key),
+            escape(&scenario.name),
+            escape(&scenario.key)
+        )?;
+    }
+    writeln!(out, "</ul>\n</section>")
+}
+
 fn write_scenarios(out: &mut String, report: &Report) -> fmt::Result {
     writeln!(out, "<section id=\"scenarios\">\n<h2>Scenarios</h2>")?;
     if report.scenarios.is_empty() {
@@ -490,9 +621,29 @@ fn write_scenario(out: &mut String, scenario: &ScenarioResult) -> fmt::Result {
         writeln!(out, "<p class=\"message {class}\">{}</p>", escape(message))?;
     }
     if !scenario.evidence.is_empty() {
+        writeln!(out, "<p class=\"evidence-label\">Evidence</p>")?;
+        for chart in charts(scenario) {
+            match &chart.timeline {
+                Ok(timeline) => writeln!(
+                    out,
+                    "<figure class=\"chart\" id=\"{}\">\n{}</figure>",
+                    escape(&chart.id),
+                    timeline.svg()
+                )?,
+                // Said where the chart would be, so whoever writes the evidence sees why.
+                Err(error) => writeln!(
+                    out,
+                    "<p class=\"chart-error\">Not drawn: <code>{}</code> in observation {} \
+                     does not fit the model: {}</p>",
+                    chart.shape,
+                    chart.observation,
+                    escape(error)
+                )?,
+            }
+        }
         writeln!(
             out,
-            "<p class=\"evidence-label\">Evidence</p>\n<pre>{}</pre>",
+            "<pre>{}</pre>",
             escape(&evidence_json(&scenario.evidence))
         )?;
     }
@@ -674,6 +825,104 @@ mod tests {
             anchor("features/my tls.feature:1"),
             "features/my_tls.feature:1"
         );
+    }
+
+    /// The sample's error scenario, which carries one timeline of each shape.
+    fn resend_article(html: &str) -> &str {
+        let start = html
+            .find("<article class=\"scenario error\" id=\"features/resend.feature:20\">")
+            .unwrap();
+        &html[start..start + html[start..].find("</article>").unwrap()]
+    }
+
+    #[test]
+    fn timeline_evidence_is_drawn_above_the_evidence_json() {
+        let html = render(&sample_report());
+        assert_eq!(html.matches("<svg").count(), 2);
+        let article = resend_article(&html);
+        let resend = article
+            .find("<figure class=\"chart\" id=\"features/resend.feature:20-evidence-2-resend_timeline\">")
+            .unwrap();
+        let exercise = article
+            .find("<figure class=\"chart\" id=\"features/resend.feature:20-evidence-3-exercise_timeline\">")
+            .unwrap();
+        let json = article.find("<pre>").unwrap();
+        assert!(resend < exercise && exercise < json);
+        assert!(
+            article.contains("&quot;resend_timeline&quot;: {"),
+            "JSON kept"
+        );
+        assert!(article.contains("aria-label=\"Resend timeline, message n-1"));
+        assert!(article.contains("aria-label=\"Outage exercise timeline, 3 phases (1 outage)"));
+    }
+
+    #[test]
+    fn timelines_section_follows_the_matrix_and_links_chart_and_scenario() {
+        let html = render(&sample_report());
+        let matrix = html.find("<section id=\"requirements\">").unwrap();
+        let timelines = html.find("<section id=\"timelines\">").unwrap();
+        let scenarios = html.find("<section id=\"scenarios\">").unwrap();
+        assert!(matrix < timelines && timelines < scenarios);
+        let section = &html[timelines..scenarios];
+        assert_eq!(section.matches("<li>").count(), 2);
+        assert!(section.contains(
+            "<a href=\"#features/resend.feature:20-evidence-2-resend_timeline\">Resend attempts</a> \
+             <span class=\"summary\">· message n-1: 4 attempts (1 accepted), 4 expected ± 500 ms, \
+             1 outside every tolerance band</span>"
+        ));
+        assert!(section.contains(
+            "<a href=\"#features/resend.feature:20-evidence-3-exercise_timeline\">Outage exercise</a>"
+        ));
+        assert!(section.contains(
+            "<a href=\"#features/resend.feature:20\">sender follows its declared resend policy</a>"
+        ));
+    }
+
+    #[test]
+    fn no_timelines_section_without_timeline_evidence() {
+        let mut report = sample_report();
+        report.scenarios[3].evidence.truncate(1);
+        let html = render(&report);
+        assert!(!html.contains("id=\"timelines\""));
+        assert!(!html.contains("<svg"));
+    }
+
+    #[test]
+    fn timeline_evidence_that_does_not_fit_the_model_says_why_and_keeps_the_json() {
+        let mut report = sample_report();
+        report.scenarios[3].evidence[1] =
+            serde_json::json!({ "resend_timeline": { "message_id": "n-1" } });
+        let html = render(&report);
+        assert_eq!(
+            html.matches("<svg").count(),
+            1,
+            "the exercise chart still draws"
+        );
+        let article = resend_article(&html);
+        assert!(article.contains(
+            "<p class=\"chart-error\">Not drawn: <code>resend_timeline</code> in observation 2 \
+             does not fit the model: missing field `attempts`</p>"
+        ));
+        assert!(article.contains("&quot;message_id&quot;: &quot;n-1&quot;"));
+        let timelines = &html[html.find("<section id=\"timelines\">").unwrap()..];
+        let timelines = &timelines[..timelines.find("</section>").unwrap()];
+        assert_eq!(
+            timelines.matches("<li>").count(),
+            1,
+            "only drawn charts are listed"
+        );
+    }
+
+    #[test]
+    fn page_with_charts_is_well_formed_and_escapes_chart_labels() {
+        let mut report = sample_report();
+        let evil = "<script>alert(1)</script>";
+        report.scenarios[3].evidence[2]["exercise_timeline"]["routes"][0]["route"] = evil.into();
+        report.scenarios[3].evidence[1]["resend_timeline"]["attempts"][0]["outcome"] = evil.into();
+        let html = render(&report);
+        assert!(!html.contains("<script"));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; (79 delivered)"));
+        crate::report::writers::svg::tests::assert_well_formed(&html);
     }
 
     #[test]

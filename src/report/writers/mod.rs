@@ -12,6 +12,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+mod svg;
 
 use std::collections::HashMap;
 use std::fs;
@@ -300,7 +301,8 @@ fn evidence_json(evidence: &[serde_json::Value]) -> String {
 }
 
 /// A report with 2 features, 4 scenarios (passed, failed with evidence, not-applicable,
-/// error) and requirements of every verdict, for the writers' unit tests.
+/// error with a resend and an exercise timeline) and requirements of every verdict, for
+/// the writers' unit tests.
 #[cfg(test)]
 pub(crate) fn sample_report() -> Report {
     use serde_json::json;
@@ -482,7 +484,37 @@ pub(crate) fn sample_report() -> Report {
                     step("Then ", "it retries after 2 s", 23, StepStatus::Skipped),
                 ],
                 message: Some("no trigger `send` declared in the IUT config".to_owned()),
-                evidence: vec![json!({"trigger": "send", "declared": false})],
+                evidence: vec![
+                    json!({"trigger": "send", "declared": false}),
+                    // Timeline shapes, so `report.html` tests and the sample draw charts.
+                    json!({"resend_timeline": {
+                        "message_id": "n-1",
+                        "attempts": [
+                            {"at_ms": 0, "outcome": "503", "accepted": false},
+                            {"at_ms": 2_100, "outcome": "reset", "accepted": false},
+                            {"at_ms": 7_900, "outcome": "timeout", "accepted": false},
+                            {"at_ms": 14_200, "outcome": "200", "accepted": true},
+                        ],
+                        "expected_ms": [0, 2_000, 6_000, 14_000],
+                        "tolerance_ms": 500,
+                    }}),
+                    json!({"exercise_timeline": {
+                        "duration_ms": 120_000,
+                        "phases": [
+                            {"name": "normal", "start_ms": 0, "end_ms": 30_000, "outage": false},
+                            {"name": "primary down", "start_ms": 30_000, "end_ms": 75_000,
+                             "outage": true},
+                            {"name": "failback", "start_ms": 75_000, "end_ms": 120_000,
+                             "outage": false},
+                        ],
+                        "routes": [
+                            {"route": "primary", "bucket_ms": 10_000,
+                             "delivered": [12, 11, 12, 0, 0, 0, 0, 0, 9, 12, 11, 12]},
+                            {"route": "fallback", "bucket_ms": 10_000,
+                             "delivered": [0, 0, 0, 6, 11, 12, 12, 11, 3, 0, 0, 0]},
+                        ],
+                    }}),
+                ],
             },
         ],
         inputs: Inputs::default(),
