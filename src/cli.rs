@@ -62,6 +62,17 @@ pub enum Command {
     Defects,
     /// Print the Gherkin step vocabulary with an example each.
     Steps,
+    /// Run the fault proxy on its own, with a Toxiproxy-compatible HTTP API: existing
+    /// Toxiproxy clients (toxiproxy-cli, toxiproxy_rust, toxiproxy-ruby…) drive it unchanged.
+    Proxy {
+        /// Where the API listens.
+        #[arg(long, default_value = "127.0.0.1:8474", env = "PROVSTEN_PROXY_API")]
+        api: SocketAddr,
+        /// Proxies to create at start, in Toxiproxy's JSON config format (a list of
+        /// {name, listen, upstream, enabled}).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Make an Ed25519 key pair for signing reports: PREFIX.key.pem (0600) and PREFIX.pub.pem.
     Keygen {
         /// Path prefix of the two files.
@@ -134,6 +145,9 @@ pub struct RunArgs {
     /// Extra directory of .feature files to run besides the shipped ones (repeatable).
     #[arg(long = "features", value_name = "DIR", help_heading = "Selection")]
     pub features: Vec<PathBuf>,
+    /// Extra directory of fault timelines (NAME.toml) besides the shipped ones (repeatable).
+    #[arg(long = "scenarios", value_name = "DIR", help_heading = "Selection")]
+    pub timelines: Vec<PathBuf>,
     /// Run only shard I of N (1-based), split by a stable hash of the scenario key.
     #[arg(long, value_name = "I/N", value_parser = parse_shard, help_heading = "Selection")]
     pub shard: Option<(u64, u64)>,

@@ -108,6 +108,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(exit::COMPLIANT)
         }
+        Command::Proxy { api, config } => proxy(api, config).await,
         Command::Keygen { prefix } => {
             let (key, public) = provsten::report::sign::keygen(&prefix)?;
             println!(
@@ -144,6 +145,7 @@ async fn run(a: RunArgs) -> anyhow::Result<u8> {
         concurrency: a.concurrency,
         features: a.features.clone(),
         shard: a.shard,
+        timelines: a.timelines,
         progress: !a.quiet,
     };
     if let Some(key) = &a.sign {
@@ -344,5 +346,49 @@ fn init(dir: &std::path::Path, force: bool) -> anyhow::Result<u8> {
         config.display()
     );
     println!("  3. provsten run --config {}", config.display());
+    Ok(exit::COMPLIANT)
+}
+
+/// `provsten proxy`: the embedded fault proxy behind Toxiproxy's API, until Ctrl-C or SIGTERM.
+async fn proxy(
+    api: std::net::SocketAddr,
+    config: Option<std::path::PathBuf>,
+) -> anyhow::Result<u8> {
+    use provsten::network::proxy::{LinkConfig, ProxyServer};
+    let server = ProxyServer::new();
+    if let Some(path) = &config {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let links: Vec<LinkConfig> = serde_json::from_str(&text).with_context(|| {
+            format!("{}: not a Toxiproxy config (a JSON list of {{\"name\", \"listen\", \"upstream\"}})", path.display())
+        })?;
+        for l in links {
+            let name = l.name.clone();
+            server
+                .create(l)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: proxy {name:?}: {e}", path.display()))?;
+        }
+    }
+    let (bound, task) = provsten::network::toxiproxy_api::start(api, server.clone())
+        .await
+        .with_context(|| {
+            format!("binding the API on {api} (hint: --api 127.0.0.1:0 picks a free port)")
+        })?;
+    println!("provsten proxy: Toxiproxy-compatible API on http://{bound}");
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    task.abort();
+    server.shutdown().await;
     Ok(exit::COMPLIANT)
 }

@@ -7,6 +7,7 @@ mod it {
     pub mod defects;
     pub mod html;
     pub mod nginx;
+    pub mod proxy;
     pub mod report;
     pub mod tls_probe;
     pub mod util;

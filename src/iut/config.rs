@@ -83,7 +83,19 @@ pub struct IutConfig {
     #[serde(default)]
     pub ip_filter: Option<IpFilterSection>,
     #[serde(default)]
+    pub network: NetworkSection,
+    #[serde(default)]
     pub observe: ObserveSection,
+}
+
+/// The flaky network between the harness's peers and the IUT.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// An external Toxiproxy server to use instead of the embedded fault proxy, e.g.
+    /// "http://127.0.0.1:8474" (the `TOXIPROXY_URL` environment variable overrides it).
+    #[serde(default)]
+    pub toxiproxy_url: Option<String>,
 }
 
 /// Which source addresses the IUT lets in (EB-IP-1/2), and how to change that.

@@ -22,6 +22,7 @@ pub enum Defect {
     Ipv6Unfiltered,
     NoIpFilter,
     NoTenantIsolation,
+    ShortReadTimeout,
     SkipProofOfPossession,
     TrustAnyRoot,
     TrustsForwardedHeaders,
@@ -47,6 +48,7 @@ impl Defect {
         Defect::TrustsForwardedHeaders,
         Defect::CidrOffByOne,
         Defect::Ipv6Unfiltered,
+        Defect::ShortReadTimeout,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +59,7 @@ impl Defect {
             Defect::AcceptNotYetValidCert => "accept-not-yet-valid-cert",
             Defect::AcceptWeakKey => "accept-weak-key",
             Defect::CidrOffByOne => "cidr-off-by-one",
+            Defect::ShortReadTimeout => "short-read-timeout",
             Defect::Ipv6Unfiltered => "ipv6-unfiltered",
             Defect::NoIpFilter => "no-ip-filter",
             Defect::TrustsForwardedHeaders => "trusts-forwarded-headers",
@@ -91,6 +94,7 @@ impl Defect {
             Defect::TrustsForwardedHeaders => &["EB-IP-1"],
             Defect::CidrOffByOne => &["EB-IP-1"],
             Defect::Ipv6Unfiltered => &["EB-IP-1"],
+            Defect::ShortReadTimeout => &["CONT-FAULT-PROC"],
         }
     }
 
@@ -125,6 +129,9 @@ impl Defect {
             }
             Defect::CidrOffByOne => "the address just past the end of a registered range is let in",
             Defect::Ipv6Unfiltered => "clients arriving over IPv6 (v4-mapped included) skip the allowlist",
+            Defect::ShortReadTimeout => {
+                "connections that take over 100 ms to complete the TLS handshake are dropped (a slow or lossy link breaks them)"
+            }
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct RunPlan {
     pub features: Vec<PathBuf>,
     /// `(index, count)`, index 1-based.
     pub shard: Option<(u64, u64)>,
+    /// Extra directories of fault timelines.
+    pub timelines: Vec<PathBuf>,
     pub progress: bool,
 }
 
@@ -176,7 +178,21 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         },
     )
     .await?;
+    let toxiproxy_url = std::env::var("TOXIPROXY_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| cfg.network.toxiproxy_url.clone());
+    let embedded_proxy = crate::network::proxy::ProxyServer::new();
+    let faults: Arc<dyn crate::network::backend::FaultBackend> = match &toxiproxy_url {
+        Some(url) => Arc::new(
+            crate::network::backend::External::from_url(url)
+                .map_err(|e| setup_error(format!("{e:#}")))?,
+        ),
+        None => Arc::new(crate::network::backend::Embedded(embedded_proxy.clone())),
+    };
     let ctx = Arc::new(RunContext {
+        faults,
+        timeline_dirs: plan.timelines.clone(),
         target: iut.target.clone(),
         pki: iut.pki.clone(),
         protected_path: iut.protected_path.clone(),
@@ -210,6 +226,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         "scenarios finished"
     );
     iut.stop().await;
+    embedded_proxy.shutdown().await;
 
     let mut store = store
         .lock()

@@ -4,6 +4,7 @@
 
 pub mod ip_filter;
 pub mod mtls;
+pub mod network;
 pub mod tls;
 
 use std::net::IpAddr;
@@ -37,9 +38,20 @@ pub struct RunContext {
     pub registered_orgs: Vec<String>,
     pub request_timeout: Duration,
     pub ip: Option<IpFilterContext>,
+    /// The flaky network: embedded fault proxy or an external Toxiproxy.
+    pub faults: Arc<dyn crate::network::backend::FaultBackend>,
+    /// Extra directories of fault timelines (`--scenarios`).
+    pub timeline_dirs: Vec<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for dyn crate::network::backend::FaultBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 static CONTEXT: Mutex<Option<Arc<RunContext>>> = Mutex::new(None);
+static NEXT_WORLD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Installs the context the next scenarios' worlds are built with.
 pub fn set_context(ctx: Arc<RunContext>) {
@@ -67,6 +79,17 @@ pub struct ProvstenWorld {
     pub exchanges: Vec<Exchange>,
     /// A scenario changed the IUT's registered ranges; they are restored after it.
     pub allowlist_changed: bool,
+    /// Unique per world, so concurrent scenarios' fault links never share a name.
+    pub scenario_id: u64,
+    /// Fault-proxy links this scenario created (removed after it).
+    pub links: Vec<String>,
+    /// Toxics this scenario added: (link, toxic name).
+    pub toxics: Vec<(String, String)>,
+    pub toxic_seq: u32,
+    /// Where the scenario's `iut-api` link listens; requests go there when set.
+    pub api_link: Option<std::net::SocketAddr>,
+    /// A shorter request deadline while a step expects silence.
+    pub deadline: Option<Duration>,
     pub probe: Option<serde_json::Value>,
     pub probe_accepted: Option<bool>,
     pub probe_refused: Option<bool>,
@@ -86,6 +109,12 @@ impl ProvstenWorld {
             via: Via::Api,
             exchanges: Vec::new(),
             allowlist_changed: false,
+            scenario_id: NEXT_WORLD.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            links: Vec::new(),
+            toxics: Vec::new(),
+            toxic_seq: 0,
+            api_link: None,
+            deadline: None,
             probe: None,
             probe_accepted: None,
             probe_refused: None,
@@ -125,6 +154,7 @@ impl ProvstenWorld {
     /// Puts the IUT's registered ranges back if a step changed them (runs after every
     /// scenario, failed ones included).
     pub async fn cleanup(&mut self) {
+        self.remove_links().await;
         if !self.allowlist_changed {
             return;
         }
@@ -197,6 +227,15 @@ pub const VOCABULARY: &[(&str, &str, &str)] = &[
     ("Given", "the client sends a PROXY protocol v1|v2 header naming a registered address", "Given the client sends a PROXY protocol v2 header naming a registered address"),
     ("Given", "the client connects over IPv6", "Given the client connects over IPv6"),
     ("Given", "the client connects to the IUT's dual-stack listener", "Given the client connects to the IUT's dual-stack listener"),
+    ("Given", "the link \"iut-api\" adds N ms latency", "Given the link \"iut-api\" adds 300 ms latency"),
+    ("Given", "the link \"iut-api\" is limited to N KB/s", "Given the link \"iut-api\" is limited to 32 KB/s"),
+    ("Given", "the link \"iut-api\" slices the client's writes into N-byte pieces M ms apart", "Given the link \"iut-api\" slices the client's writes into 16-byte pieces 10 ms apart"),
+    ("Given", "the link \"iut-api\" black-holes traffic", "Given the link \"iut-api\" black-holes traffic"),
+    ("Given", "the link \"iut-api\" resets connections after N ms", "Given the link \"iut-api\" resets connections after 0 ms"),
+    ("Given", "the link \"iut-api\" is down", "Given the link \"iut-api\" is down"),
+    ("When", "the link \"iut-api\" is restored", "When the link \"iut-api\" is restored"),
+    ("When", "the fault timeline \"NAME\" runs while the client requests its own organisation's data every N ms", "When the fault timeline \"latency-spike\" runs while the client requests its own organisation's data every 250 ms"),
+    ("Then", "the client gets no answer", "Then the client gets no answer"),
     ("When", "the client's address is added to the IUT's registered ranges", "When the client's address is added to the IUT's registered ranges"),
     ("When", "the client's address is removed from the IUT's registered ranges", "When the client's address is removed from the IUT's registered ranges"),
     (

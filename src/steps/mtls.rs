@@ -55,7 +55,13 @@ pub(super) async fn send(
         None => None,
     };
     let target = match w.via {
-        Via::Api => ctx.target.clone(),
+        Via::Api => match w.api_link {
+            Some(addr) => peers::Target {
+                addr,
+                server_name: ctx.target.server_name.clone(),
+            },
+            None => ctx.target.clone(),
+        },
         Via::Ipv6 => w
             .ip()?
             .ipv6_target
@@ -72,7 +78,7 @@ pub(super) async fn send(
     };
     w.exchanges.clear();
     for source in sources {
-        let mut spec = ClientSpec::new(identity.clone(), ctx.request_timeout);
+        let mut spec = ClientSpec::new(identity.clone(), w.deadline.unwrap_or(ctx.request_timeout));
         spec.versions = w.versions;
         spec.server_check = server_check.clone();
         spec.source = source;

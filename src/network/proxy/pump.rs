@@ -1,0 +1,481 @@
+//! One stream of one connection: reads from the source, writes to the destination, and
+//! between the two applies the stream's toxics.
+//!
+//! With no toxic acting on the stream, the pump is a plain copy through one reused 64 KiB
+//! buffer. With toxics, it reads ahead (up to [`READ_AHEAD`] bytes, so a delay does not
+//! cost throughput) into a queue of timestamped chunks, asks the toxics what may leave and
+//! when ([`crate::network::toxics::Verdict`]), and waits for whichever comes first: that
+//! time, more input, or a change to the stream's toxic list. A change re-plans at once,
+//! which is what makes every wait interruptible and lets a removed toxic release what it
+//! held. Reads and writes here are single calls, which Tokio makes cancel-safe, so losing
+//! a race never loses bytes.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant};
+
+use super::link::{Chain, ToxicEntry};
+use crate::network::toxics::{DynState, Piece, Verdict};
+
+/// The copy buffer, one per pump.
+pub(crate) const BUF_SIZE: usize = 64 * 1024;
+/// How many bytes a pump with toxics reads ahead of what it has written.
+pub(crate) const READ_AHEAD: usize = 1 << 20;
+
+/// How a stream ended, and so what becomes of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The source half-closed and the destination was told (shutdown of its write side);
+    /// the other stream carries on.
+    Eof,
+    /// Close the whole connection (a toxic, or an error on a socket).
+    Close,
+    /// Reset the whole connection (`reset_peer`, or a reset from one side).
+    Reset,
+}
+
+impl End {
+    fn from_error(e: &io::Error) -> End {
+        match e.kind() {
+            io::ErrorKind::ConnectionReset => End::Reset,
+            _ => End::Close,
+        }
+    }
+}
+
+/// A toxic acting on this connection.
+struct Active {
+    entry: Arc<ToxicEntry>,
+    /// The toxicity draw: whether it acts on this connection or is a no-op.
+    enabled: bool,
+    state: DynState,
+}
+
+/// Bytes read and not yet written, or the end of stream.
+struct Chunk {
+    data: Vec<u8>,
+    /// How much of `data` has been written.
+    off: usize,
+    eof: bool,
+    seq: u64,
+    read_at: Instant,
+}
+
+/// What the toxics allow next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Nothing waits.
+    Idle,
+    /// Something waits, held until the toxic list changes.
+    Hold,
+    Write {
+        len: usize,
+        at: Instant,
+    },
+    Eof {
+        at: Instant,
+    },
+    Close {
+        at: Instant,
+    },
+    Reset {
+        at: Instant,
+    },
+}
+
+pub(crate) struct Pump {
+    chain: watch::Receiver<Chain>,
+    active: Vec<Active>,
+    queue: VecDeque<Chunk>,
+    /// Bytes in `queue`.
+    queued: usize,
+    /// The number of the next chunk read.
+    seq: u64,
+    /// The source has ended (its end of stream is queued).
+    src_done: bool,
+    buf: Box<[u8]>,
+}
+
+/// The toxicity draw for one connection.
+fn draw(toxicity: f32) -> bool {
+    toxicity >= 1.0 || (toxicity > 0.0 && rand::random::<f32>() < toxicity)
+}
+
+impl Pump {
+    /// A pump for a connection opening now: each toxic's toxicity is drawn here.
+    pub(crate) fn new(chain: watch::Receiver<Chain>) -> Pump {
+        let mut pump = Pump {
+            chain,
+            active: Vec::new(),
+            queue: VecDeque::new(),
+            queued: 0,
+            seq: 0,
+            src_done: false,
+            buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+        };
+        pump.reconcile();
+        pump
+    }
+
+    /// Pumps until the stream ends.
+    pub(crate) async fn run<R, W>(mut self, src: &mut R, dst: &mut W) -> End
+    where
+        R: AsyncRead + Unpin + ?Sized,
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        loop {
+            let step = if self.is_plain() {
+                self.plain(src, dst).await
+            } else {
+                self.step(src, dst).await
+            };
+            if let Some(end) = step {
+                return end;
+            }
+        }
+    }
+
+    fn is_plain(&self) -> bool {
+        self.queue.is_empty() && self.active.iter().all(|a| !a.enabled)
+    }
+
+    /// Follows the stream's toxic list: keeps the state of toxics still there, starts new
+    /// ones (drawing their toxicity), restarts updated ones (drawing again if their
+    /// toxicity changed), forgets removed ones.
+    fn reconcile(&mut self) {
+        let now = Instant::now();
+        let chain: Chain = self.chain.borrow_and_update().clone();
+        let mut old = std::mem::take(&mut self.active);
+        for entry in chain.iter() {
+            let active = match old.iter().position(|a| a.entry.id == entry.id) {
+                Some(i) => {
+                    let mut a = old.swap_remove(i);
+                    if !Arc::ptr_eq(&a.entry, entry) {
+                        if a.entry.spec.toxicity != entry.spec.toxicity {
+                            a.enabled = draw(entry.spec.toxicity);
+                        }
+                        let state = std::mem::replace(&mut a.state, Box::new(()));
+                        a.state = entry.toxic.restart(state, now);
+                        a.entry = entry.clone();
+                    }
+                    a
+                }
+                None => Active {
+                    entry: entry.clone(),
+                    enabled: draw(entry.spec.toxicity),
+                    state: entry.toxic.start(now),
+                },
+            };
+            self.active.push(active);
+        }
+    }
+
+    /// The hot path: no toxic acts on the stream, nothing is queued. Returns `None` when a
+    /// toxic starts acting (the pump then continues with [`Pump::step`]).
+    //
+    // Zero-copy would go here: with no toxic, splice(2) through a pipe could move the bytes
+    // kernel-side. The crate forbids unsafe code, so that waits for a safe wrapper
+    // (rustix or nix); the plain copy costs two syscalls and one memcpy per chunk.
+    async fn plain<R, W>(&mut self, src: &mut R, dst: &mut W) -> Option<End>
+    where
+        R: AsyncRead + Unpin + ?Sized,
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        loop {
+            let n = tokio::select! {
+                biased;
+                changed = self.chain.changed() => {
+                    if changed.is_err() {
+                        return Some(End::Close);
+                    }
+                    self.reconcile();
+                    if !self.is_plain() {
+                        return None;
+                    }
+                    continue;
+                }
+                read = src.read(&mut self.buf) => match read {
+                    Ok(0) => {
+                        let _ = dst.shutdown().await;
+                        return Some(End::Eof);
+                    }
+                    Ok(n) => n,
+                    Err(e) => return Some(End::from_error(&e)),
+                },
+            };
+            let read_at = Instant::now();
+            let mut off = 0;
+            while off < n {
+                tokio::select! {
+                    biased;
+                    changed = self.chain.changed() => {
+                        if changed.is_err() {
+                            return Some(End::Close);
+                        }
+                        self.reconcile();
+                        if !self.is_plain() {
+                            // The rest of this chunk goes through the toxics too.
+                            let rest = self.buf[off..n].to_vec();
+                            self.push(rest, read_at, false);
+                            return None;
+                        }
+                    }
+                    written = dst.write(&self.buf[off..n]) => match written {
+                        Ok(0) => return Some(End::Close),
+                        Ok(k) => off += k,
+                        Err(e) => return Some(End::from_error(&e)),
+                    },
+                }
+            }
+        }
+    }
+
+    /// One turn with toxics: plan, then wait for the plan's time, more input or a change
+    /// of toxics, whichever comes first (in that order of preference when several are
+    /// ready: a change re-plans, and due bytes go before more are read).
+    async fn step<R, W>(&mut self, src: &mut R, dst: &mut W) -> Option<End>
+    where
+        R: AsyncRead + Unpin + ?Sized,
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let plan = self.plan(Instant::now());
+        let can_read = !self.src_done && self.queued < READ_AHEAD;
+        let (at, len) = match plan {
+            Plan::Idle | Plan::Hold => (None, 0),
+            Plan::Write { len, at } => (Some(at), len),
+            Plan::Eof { at } | Plan::Close { at } | Plan::Reset { at } => (Some(at), 0),
+        };
+        let head: &[u8] = match self.queue.front() {
+            Some(c) if len > 0 => &c.data[c.off..c.off + len],
+            _ => &[],
+        };
+        let due = async {
+            if let Some(at) = at {
+                sleep_until(at).await;
+            }
+            if head.is_empty() {
+                Ok(None)
+            } else {
+                dst.write(head).await.map(Some)
+            }
+        };
+        tokio::select! {
+            biased;
+            changed = self.chain.changed() => {
+                if changed.is_err() {
+                    return Some(End::Close);
+                }
+                self.reconcile();
+                None
+            }
+            fired = due, if at.is_some() => match (fired, plan) {
+                (Err(e), _) => Some(End::from_error(&e)),
+                (Ok(Some(0)), _) => Some(End::Close),
+                (Ok(Some(k)), _) => {
+                    self.wrote(k);
+                    None
+                }
+                (Ok(None), Plan::Eof { .. }) => {
+                    let _ = dst.shutdown().await;
+                    Some(End::Eof)
+                }
+                (Ok(None), Plan::Close { .. }) => Some(End::Close),
+                (Ok(None), Plan::Reset { .. }) => Some(End::Reset),
+                (Ok(None), _) => None,
+            },
+            read = src.read(&mut self.buf), if can_read => match read {
+                Ok(n) => {
+                    let data = self.buf[..n].to_vec();
+                    self.push(data, Instant::now(), n == 0);
+                    None
+                }
+                Err(e) => Some(End::from_error(&e)),
+            },
+        }
+    }
+
+    fn push(&mut self, data: Vec<u8>, read_at: Instant, eof: bool) {
+        if eof {
+            self.src_done = true;
+        } else if data.is_empty() {
+            return;
+        }
+        self.queued += data.len();
+        self.queue.push_back(Chunk {
+            data,
+            off: 0,
+            eof,
+            seq: self.seq,
+            read_at,
+        });
+        self.seq += 1;
+    }
+
+    fn wrote(&mut self, written: usize) {
+        let now = Instant::now();
+        for a in self.active.iter_mut().filter(|a| a.enabled) {
+            a.entry.toxic.commit(&mut a.state, written, now);
+        }
+        if let Some(c) = self.queue.front_mut() {
+            c.off += written;
+            if c.off >= c.data.len() && !c.eof {
+                self.queue.pop_front();
+            }
+        }
+        self.queued = self.queued.saturating_sub(written);
+    }
+
+    /// Folds the toxics over what waits at the head of the queue: each toxic sees what the
+    /// ones before it let through, and when. Once one holds, closes or resets, the toxics
+    /// after it see nothing waiting, but may still act on time alone (a `timeout` further
+    /// down closes on its own clock, as Toxiproxy's separate stages do); the earliest
+    /// close or reset wins.
+    fn plan(&mut self, now: Instant) -> Plan {
+        let (data, eof, seq, read_at): (&[u8], bool, u64, Instant) = match self.queue.front() {
+            Some(c) => (&c.data[c.off..], c.eof, c.seq, c.read_at),
+            None => (&[], false, self.seq, now),
+        };
+        let waiting = !data.is_empty() || eof;
+        let mut len = data.len();
+        let mut ready = read_at;
+        let mut held = false;
+        let mut end: Option<Plan> = None;
+        for a in self.active.iter_mut().filter(|a| a.enabled) {
+            let blocked = held || end.is_some();
+            let piece = if blocked {
+                Piece {
+                    data: &[],
+                    eof: false,
+                    seq,
+                    read_at: now,
+                    ready_at: now,
+                    now,
+                }
+            } else {
+                Piece {
+                    data: &data[..len],
+                    eof,
+                    seq,
+                    read_at,
+                    ready_at: ready,
+                    now,
+                }
+            };
+            match a.entry.toxic.plan(&mut a.state, &piece) {
+                Verdict::Pass { len: l, at } => {
+                    if !blocked {
+                        len = len.min(l);
+                        ready = ready.max(at);
+                    }
+                }
+                Verdict::Hold => held = true,
+                Verdict::Close { at } => end = earliest(end, Plan::Close { at }),
+                Verdict::Reset { at } => end = earliest(end, Plan::Reset { at }),
+            }
+        }
+        match end {
+            Some(end) => end,
+            None if held => Plan::Hold,
+            None if !waiting => Plan::Idle,
+            None if eof => Plan::Eof { at: ready },
+            // A toxic let none of the bytes through: wait for a change.
+            None if len == 0 => Plan::Hold,
+            None => Plan::Write { len, at: ready },
+        }
+    }
+}
+
+fn earliest(current: Option<Plan>, new: Plan) -> Option<Plan> {
+    let at = |p: &Plan| match *p {
+        Plan::Close { at } | Plan::Reset { at } => Some(at),
+        _ => None,
+    };
+    match current {
+        Some(cur) if at(&cur) <= at(&new) => Some(cur),
+        _ => Some(new),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::network::proxy::testutil::{entry, toxic, within};
+    use crate::network::proxy::Stream;
+
+    fn pump_with(specs: &[(&str, serde_json::Value)]) -> (watch::Sender<Chain>, Pump) {
+        let chain: Vec<_> = specs
+            .iter()
+            .map(|(kind, attrs)| entry(toxic(kind, Stream::Downstream, attrs.clone())))
+            .collect();
+        let (tx, rx) = watch::channel(Arc::new(chain));
+        (tx, Pump::new(rx))
+    }
+
+    #[test]
+    fn plain_when_no_toxic_acts() {
+        let (_tx, pump) = pump_with(&[]);
+        assert!(pump.is_plain());
+        let mut never = toxic("latency", Stream::Downstream, json!({"latency": 100}));
+        never.toxicity = 0.0;
+        let (tx, rx) = watch::channel(Arc::new(vec![entry(never)]));
+        let pump = Pump::new(rx);
+        assert!(pump.is_plain(), "toxicity 0 is a no-op");
+        drop(tx);
+    }
+
+    #[test]
+    fn a_later_timeout_still_closes_behind_a_hold() {
+        let (_tx, mut pump) = pump_with(&[
+            ("timeout", json!({"timeout": 0})),
+            ("timeout", json!({"timeout": 50})),
+        ]);
+        let now = Instant::now();
+        pump.push(b"abc".to_vec(), now, false);
+        match pump.plan(now) {
+            Plan::Close { at } => assert!(at <= now + Duration::from_millis(50)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn stages_compose_length_and_time() {
+        let (_tx, mut pump) = pump_with(&[
+            ("latency", json!({"latency": 100})),
+            ("limit_data", json!({"bytes": 2})),
+        ]);
+        let now = Instant::now();
+        pump.push(b"abcd".to_vec(), now, false);
+        assert_eq!(
+            pump.plan(now),
+            Plan::Write {
+                len: 2,
+                at: now + Duration::from_millis(100)
+            }
+        );
+        pump.wrote(2);
+        assert!(matches!(pump.plan(now), Plan::Close { .. }));
+    }
+
+    #[tokio::test]
+    async fn end_of_stream_is_passed_on_as_a_shutdown() {
+        let (_tx, pump) = pump_with(&[("latency", json!({"latency": 10}))]);
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let mut src: &[u8] = b"hello";
+        let end = within(pump.run(&mut src, &mut a)).await;
+        assert_eq!(end, End::Eof);
+        drop(a);
+        let mut got = Vec::new();
+        within(tokio::io::AsyncReadExt::read_to_end(&mut b, &mut got))
+            .await
+            .expect("read");
+        assert_eq!(got, b"hello");
+    }
+}

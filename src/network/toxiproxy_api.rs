@@ -1,0 +1,303 @@
+//! Toxiproxy 2.x's HTTP API over the embedded fault proxy (`provsten proxy`), with the same
+//! routes, JSON shapes and status codes, so existing Toxiproxy clients drive provsten
+//! unchanged.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use super::proxy::{LinkConfig, LinkUpdate, ProxyError, ProxyServer, ToxicSpec, ToxicUpdate};
+
+/// The Toxiproxy version whose API this mirrors (what `/version` reports).
+pub const TOXIPROXY_API_VERSION: &str = "2.12.0";
+
+/// Bodies above this are refused; Toxiproxy payloads are tiny.
+const BODY_LIMIT: usize = 1 << 20;
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Serves the API on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, proxy: Arc<ProxyServer>) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(handle(&proxy, req).await) }
+            });
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc);
+            let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
+        });
+    }
+}
+
+/// Binds `addr` and serves; returns the bound address and the task.
+pub async fn start(
+    addr: SocketAddr,
+    proxy: Arc<ProxyServer>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((bound, tokio::spawn(serve(listener, proxy))))
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: Value) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn no_content() -> Reply {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+/// Toxiproxy's error body: `{"error": "...", "status": N}`.
+fn error(status: u16, message: impl Into<String>) -> Reply {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    reply(code, json!({"error": message.into(), "status": status}))
+}
+
+fn proxy_error(e: ProxyError) -> Reply {
+    error(e.status(), e.to_string())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The request body as JSON; the error is Toxiproxy's 400 message.
+async fn body_json<T: for<'de> Deserialize<'de>>(
+    req: Request<hyper::body::Incoming>,
+) -> Result<T, String> {
+    let bytes = Limited::new(req.into_body(), BODY_LIMIT)
+        .collect()
+        .await
+        .map_err(|e| format!("bad request body: {e}"))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| format!("bad request body: {e}"))
+}
+
+async fn handle(proxy: &ProxyServer, req: Request<hyper::body::Incoming>) -> Reply {
+    // Toxiproxy refuses browsers, so a web page cannot drive it by cross-site requests.
+    let browser = req
+        .headers()
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.starts_with("Mozilla/"));
+    if browser {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"User agent not allowed\n")));
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    }
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let segments: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = req.method().clone();
+    match (&method, segs.as_slice()) {
+        (&Method::GET, ["version"]) => {
+            reply(StatusCode::OK, json!({"version": TOXIPROXY_API_VERSION}))
+        }
+        (&Method::POST, ["reset"]) => {
+            proxy.reset().await;
+            no_content()
+        }
+        (&Method::GET, ["proxies"]) => {
+            let map: serde_json::Map<String, Value> = proxy
+                .list()
+                .into_iter()
+                .map(|l| (l.name.clone(), to_json(&l)))
+                .collect();
+            reply(StatusCode::OK, Value::Object(map))
+        }
+        (&Method::POST, ["proxies"]) => {
+            let input: Value = match body_json(req).await {
+                Ok(v) => v,
+                Err(msg) => return error(400, msg),
+            };
+            let cfg = match link_config(&input) {
+                Ok(c) => c,
+                Err(msg) => return error(400, msg),
+            };
+            match proxy.create(cfg).await {
+                Ok(info) => reply(StatusCode::CREATED, to_json(&info)),
+                Err(e) => proxy_error(e),
+            }
+        }
+        (&Method::POST, ["populate"]) => populate(proxy, req).await,
+        (&Method::GET, ["proxies", name]) => match proxy.get(name) {
+            Ok(info) => reply(StatusCode::OK, to_json(&info)),
+            Err(e) => proxy_error(e),
+        },
+        (m, ["proxies", name]) if m == Method::POST || m == Method::PATCH => {
+            let update: LinkUpdate = match body_json(req).await {
+                Ok(v) => v,
+                Err(msg) => return error(400, msg),
+            };
+            match proxy.update(name, update).await {
+                Ok(info) => reply(StatusCode::OK, to_json(&info)),
+                Err(e) => proxy_error(e),
+            }
+        }
+        (&Method::DELETE, ["proxies", name]) => match proxy.delete(name).await {
+            Ok(()) => no_content(),
+            Err(e) => proxy_error(e),
+        },
+        (&Method::GET, ["proxies", name, "toxics"]) => match proxy.toxics(name) {
+            Ok(t) => reply(StatusCode::OK, to_json(&t)),
+            Err(e) => proxy_error(e),
+        },
+        (&Method::POST, ["proxies", name, "toxics"]) => {
+            let spec: ToxicSpec = match body_json(req).await {
+                Ok(v) => v,
+                Err(msg) => return error(400, msg),
+            };
+            match proxy.add_toxic(name, spec) {
+                Ok(t) => reply(StatusCode::OK, to_json(&t)),
+                Err(e) => proxy_error(e),
+            }
+        }
+        (&Method::GET, ["proxies", name, "toxics", toxic]) => match proxy.get_toxic(name, toxic) {
+            Ok(t) => reply(StatusCode::OK, to_json(&t)),
+            Err(e) => proxy_error(e),
+        },
+        (m, ["proxies", name, "toxics", toxic]) if m == Method::POST || m == Method::PATCH => {
+            let v: Value = match body_json(req).await {
+                Ok(v) => v,
+                Err(msg) => return error(400, msg),
+            };
+            let update = ToxicUpdate {
+                attributes: v.get("attributes").cloned(),
+                toxicity: v.get("toxicity").and_then(Value::as_f64).map(|t| t as f32),
+            };
+            match proxy.update_toxic(name, toxic, update) {
+                Ok(t) => reply(StatusCode::OK, to_json(&t)),
+                Err(e) => proxy_error(e),
+            }
+        }
+        (&Method::DELETE, ["proxies", name, "toxics", toxic]) => {
+            match proxy.remove_toxic(name, toxic) {
+                Ok(()) => no_content(),
+                Err(e) => proxy_error(e),
+            }
+        }
+        _ => error(404, "404 page not found"),
+    }
+}
+
+/// A proxy object from a request: `name` and `upstream` required, `enabled` defaults true.
+fn link_config(v: &Value) -> Result<LinkConfig, String> {
+    let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let name = field("name");
+    if name.is_empty() {
+        return Err("missing required field: name".into());
+    }
+    let upstream = field("upstream");
+    if upstream.is_empty() {
+        return Err("missing required field: upstream".into());
+    }
+    let listen = match field("listen") {
+        l if l.is_empty() => "127.0.0.1:0".to_string(),
+        l => l,
+    };
+    Ok(LinkConfig {
+        name,
+        listen,
+        upstream,
+        enabled: v.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+    })
+}
+
+/// `/populate`: create the given proxies, replacing ones of the same name whose listen or
+/// upstream differ (Toxiproxy's semantics); answers `{"proxies": [...]}`.
+async fn populate(proxy: &ProxyServer, req: Request<hyper::body::Incoming>) -> Reply {
+    let list: Vec<Value> = match body_json(req).await {
+        Ok(v) => v,
+        Err(msg) => return error(400, msg),
+    };
+    let mut done = Vec::new();
+    for v in &list {
+        let cfg = match link_config(v) {
+            Ok(c) => c,
+            Err(msg) => return error(400, msg),
+        };
+        if let Ok(existing) = proxy.get(&cfg.name) {
+            let same = existing.upstream == cfg.upstream
+                && (cfg.listen == existing.listen || cfg.listen.ends_with(":0"));
+            if same {
+                let info = proxy
+                    .update(
+                        &cfg.name,
+                        LinkUpdate {
+                            enabled: Some(cfg.enabled),
+                            ..LinkUpdate::default()
+                        },
+                    )
+                    .await;
+                match info {
+                    Ok(i) => done.push(to_json(&i)),
+                    Err(e) => return populate_error(e, done),
+                }
+                continue;
+            }
+            if let Err(e) = proxy.delete(&cfg.name).await {
+                return populate_error(e, done);
+            }
+        }
+        match proxy.create(cfg).await {
+            Ok(i) => done.push(to_json(&i)),
+            Err(e) => return populate_error(e, done),
+        }
+    }
+    reply(StatusCode::CREATED, json!({"proxies": done}))
+}
+
+fn populate_error(e: ProxyError, done: Vec<Value>) -> Reply {
+    let status = e.status();
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    reply(
+        code,
+        json!({"error": e.to_string(), "status": status, "proxies": done}),
+    )
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

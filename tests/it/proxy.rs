@@ -1,0 +1,316 @@
+//! `provsten proxy` speaks Toxiproxy's API: proven by driving it with `toxiproxy_rust`, the
+//! real client, unchanged — and by measuring that what the client asks for happens to bytes
+//! on the wire. The external-Toxiproxy backend is exercised against the same server.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use provsten::network::backend::{External, FaultBackend};
+use provsten::network::proxy::{Stream, ToxicSpec};
+
+use super::util::provsten;
+
+struct ProxyProcess {
+    child: Child,
+    api: SocketAddr,
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_proxy() -> ProxyProcess {
+    let mut child = provsten()
+        .args(["proxy", "--api", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let stdout = child.stdout.take().unwrap();
+    // The first line names the address; `provsten proxy` prints it once bound.
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let api = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{line}"));
+    ProxyProcess { child, api }
+}
+
+/// An echo server on a free port, one thread per connection.
+fn echo_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One echo round trip through `addr`; its duration.
+fn round_trip(addr: &str) -> std::io::Result<Duration> {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"ping")?;
+    let mut buf = [0u8; 4];
+    s.read_exact(&mut buf)?;
+    assert_eq!(&buf, b"ping");
+    Ok(start.elapsed())
+}
+
+#[test]
+fn toxiproxy_rust_drives_provsten_proxy_and_the_toxics_take_effect() {
+    let p = start_proxy();
+    let client = toxiproxy_rust::client::Client::new(p.api);
+    assert!(client.is_running());
+    assert!(client.version().unwrap().contains("version"));
+    let upstream = echo_server();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let proxies = client
+        .populate(vec![toxiproxy_rust::proxy::ProxyPack::new(
+            "echo".into(),
+            listen.clone(),
+            upstream.to_string(),
+        )])
+        .unwrap();
+    assert_eq!(proxies.len(), 1);
+    assert_eq!(proxies[0].proxy_pack.name, "echo");
+    assert!(client.all().unwrap().contains_key("echo"));
+
+    let direct = round_trip(&listen).unwrap();
+    assert!(direct < Duration::from_millis(200), "{direct:?}");
+
+    // Latency via the client: the round trip grows by the latency (within tolerance).
+    let proxy = client.find_and_reset_proxy("echo").unwrap();
+    proxy
+        .with_latency("downstream".into(), 300, 0, 1.0)
+        .apply(|| {
+            let slow = round_trip(&listen).unwrap();
+            assert!(slow >= Duration::from_millis(300), "{slow:?}");
+            assert!(
+                slow < Duration::from_millis(300) + Duration::from_millis(500),
+                "{slow:?}"
+            );
+        })
+        .unwrap();
+    assert!(
+        proxy.toxics().unwrap().is_empty(),
+        "apply() removed its toxic"
+    );
+
+    // Down: refused while disabled, back afterwards.
+    proxy
+        .with_down(|| {
+            assert!(round_trip(&listen).is_err(), "a disabled link must refuse");
+        })
+        .unwrap();
+    assert!(round_trip(&listen).is_ok());
+
+    // limit_data: the connection closes after exactly that many bytes.
+    proxy.with_limit_data("downstream".into(), 2, 1.0);
+    let mut s = TcpStream::connect(&listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"ping").unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert_eq!(got, b"pi");
+    client.reset().unwrap();
+    assert!(client
+        .find_proxy("echo")
+        .unwrap()
+        .toxics()
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn status_codes_and_errors_match_toxiproxy() {
+    let p = start_proxy();
+    let api = External {
+        api: p.api,
+        deadline: Duration::from_secs(5),
+    };
+    let upstream = echo_server();
+    let body =
+        serde_json::json!({"name": "a", "listen": "127.0.0.1:0", "upstream": upstream.to_string()});
+    api.call("POST", "/proxies", Some(body.clone()))
+        .await
+        .unwrap();
+    let dup = api
+        .call("POST", "/proxies", Some(body))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        dup.contains("HTTP 409") && dup.contains("proxy already exists"),
+        "{dup}"
+    );
+    let missing = api
+        .call("GET", "/proxies/nope", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("HTTP 404") && missing.contains("proxy not found"),
+        "{missing}"
+    );
+    let no_name = api
+        .call(
+            "POST",
+            "/proxies",
+            Some(serde_json::json!({"upstream": "x"})),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        no_name.contains("HTTP 400") && no_name.contains("missing required field: name"),
+        "{no_name}"
+    );
+    let bad_type = api
+        .call(
+            "POST",
+            "/proxies/a/toxics",
+            Some(serde_json::json!({"type": "lag", "attributes": {}})),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        bad_type.contains("HTTP 400") && bad_type.contains("invalid toxic type"),
+        "{bad_type}"
+    );
+    let negative = api
+        .call(
+            "POST",
+            "/proxies/a/toxics",
+            Some(serde_json::json!({"type": "latency", "attributes": {"latency": -5}})),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(negative.contains("HTTP 400"), "{negative}");
+    let t = api
+        .call("POST", "/proxies/a/toxics", Some(serde_json::json!({"type": "latency", "stream": "upstream", "attributes": {"latency": 10}})))
+        .await
+        .unwrap();
+    assert_eq!(
+        t["name"], "latency_upstream",
+        "Toxiproxy's default toxic name"
+    );
+    let again = api
+        .call("POST", "/proxies/a/toxics", Some(serde_json::json!({"type": "latency", "stream": "upstream", "attributes": {"latency": 10}})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        again.contains("HTTP 409") && again.contains("toxic already exists"),
+        "{again}"
+    );
+    let updated = api
+        .call(
+            "PATCH",
+            "/proxies/a/toxics/latency_upstream",
+            Some(serde_json::json!({"attributes": {"latency": 20}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated["attributes"]["latency"], 20);
+    api.call("DELETE", "/proxies/a/toxics/latency_upstream", None)
+        .await
+        .unwrap();
+    api.call("DELETE", "/proxies/a", None).await.unwrap();
+    // Browsers are refused, as by Toxiproxy.
+    let mut s = tokio::net::TcpStream::connect(p.api).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(
+        b"GET /proxies HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla/5.0\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+}
+
+#[tokio::test]
+async fn the_external_backend_drives_a_toxiproxy_server() {
+    let p = start_proxy();
+    let backend = External::from_url(&format!("http://{}", p.api)).unwrap();
+    let upstream = echo_server();
+    let listen = backend
+        .create_link("ext", "127.0.0.1:0", &upstream.to_string())
+        .await
+        .unwrap();
+    let l = listen.to_string();
+    let base = tokio::task::spawn_blocking({
+        let l = l.clone();
+        move || round_trip(&l)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    backend
+        .add_toxic(
+            "ext",
+            ToxicSpec {
+                name: "slow".into(),
+                kind: "latency".into(),
+                stream: Stream::Downstream,
+                toxicity: 1.0,
+                attributes: serde_json::json!({"latency": 250}),
+            },
+        )
+        .await
+        .unwrap();
+    let slow = tokio::task::spawn_blocking({
+        let l = l.clone();
+        move || round_trip(&l)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        slow >= base + Duration::from_millis(200),
+        "{base:?} → {slow:?}"
+    );
+    backend.remove_toxic("ext", "slow").await.unwrap();
+    backend.set_enabled("ext", false).await.unwrap();
+    let refused = tokio::task::spawn_blocking(move || round_trip(&l))
+        .await
+        .unwrap();
+    assert!(refused.is_err());
+    backend.delete_link("ext").await.unwrap();
+    assert!(backend
+        .delete_link("ext")
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("404"));
+}
