@@ -16,4 +16,5 @@ pub mod reference;
 pub mod report;
 pub mod requirements;
 pub mod runner;
+pub mod schema;
 pub mod steps;
