@@ -84,8 +84,51 @@ pub struct IutConfig {
     pub ip_filter: Option<IpFilterSection>,
     #[serde(default)]
     pub network: NetworkSection,
+    /// Message types the IUT receives (schema checks, FMK-2.6.2 / EB-SCHEMA-1).
+    #[serde(default, rename = "message")]
+    pub messages: Vec<MessageSection>,
+    /// API versions (EB-VER-1 / FMK-2.5-VER).
+    #[serde(default)]
+    pub versions: Option<VersionsSection>,
     #[serde(default)]
     pub observe: ObserveSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSection {
+    /// The name features use: `Given the message type "notification"`.
+    pub name: String,
+    /// Where the IUT receives it (POST), e.g. "/v1/notifications".
+    pub endpoint: String,
+    /// "builtin:ID" (`fullmakt/agent-notification`, `ebevis/epoc`, `ebevis/epoc-pr`,
+    /// `ebevis/epoc-response`) or the path of a JSON Schema (draft 2020-12) file.
+    pub schema: String,
+    /// Valid example files (JSON); default: the builtin schema's examples.
+    #[serde(default)]
+    pub examples: Vec<String>,
+    /// JSON pointer of the message id (so accepted messages can be observed by id).
+    #[serde(default)]
+    pub id_pointer: Option<String>,
+    /// Statuses that count as refusing an invalid message.
+    #[serde(default = "default_refused")]
+    pub refused_statuses: Vec<u16>,
+}
+
+fn default_refused() -> Vec<u16> {
+    vec![400, 413, 415, 422]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionsSection {
+    /// A GET path with `{version}`, e.g. "/{version}/health".
+    pub path: String,
+    pub current: String,
+    #[serde(default)]
+    pub deprecated: Vec<String>,
+    /// A version the IUT does not support, e.g. "v9".
+    pub unsupported: String,
 }
 
 /// The flaky network between the harness's peers and the IUT.
@@ -222,6 +265,9 @@ pub struct PkiSection {
 pub struct ObserveSection {
     #[serde(default)]
     pub admin_url: Option<String>,
+    /// GET returns the ids of accepted messages as a JSON array of strings.
+    #[serde(default)]
+    pub accepted_url: Option<String>,
 }
 
 fn five_seconds() -> HumanDuration {
@@ -306,6 +352,11 @@ pub fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConfig> {
             }
         }
     }
+    if let Some(v) = &cfg.versions {
+        if !v.path.contains("{version}") {
+            bail!("{}: versions.path {:?} has no {{version}} placeholder (hint: \"/{{version}}/health\")", source.name(), v.path);
+        }
+    }
     if cfg.pki.crl_base_url.is_some() && !cfg.pki.generate {
         bail!("{}: pki.crl_base_url only applies with pki.generate = true (a PKI made by `provsten pki init` carries its own)", source.name());
     }
@@ -371,7 +422,8 @@ impl Placeholders {
                 "config_dir" => self.config_dir.display().to_string(),
                 "out" => self.out.display().to_string(),
                 "pki" => self.pki.display().to_string(),
-                "org" => "{org}".to_string(), // filled per request
+                "org" => "{org}".to_string(),         // filled per request
+                "version" => "{version}".to_string(), // filled per request
                 n if n.starts_with("port:") => self.port(&n[5..])?.to_string(),
                 other => bail!(
                     "{}: {key}: unknown placeholder {{{other}}} in {value:?} (known: {{port:NAME}}, {{pki}}, {{config_dir}}, {{out}}, {{provsten}}, and {{defects}} as a whole command argument)",

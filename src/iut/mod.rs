@@ -36,9 +36,78 @@ pub struct Iut {
     pub pki: Pki,
     /// Source-address filtering, if the config declares it.
     pub ip: Option<IpFilterContext>,
+    /// Message types the IUT receives, schemas compiled and examples checked.
+    pub messages: Vec<MessageType>,
+    /// Where accepted message ids can be read (GET → JSON array of strings).
+    pub accepted_url: Option<String>,
+    pub versions: Option<config::VersionsSection>,
     pub config_source: ConfigSource,
     process: Option<IutProcess>,
     crl_server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A message type the IUT receives, ready for schema checks.
+#[derive(Debug, Clone)]
+pub struct MessageType {
+    pub name: String,
+    pub endpoint: String,
+    pub schema: serde_json::Value,
+    pub validator: Arc<crate::schema::Validator>,
+    pub examples: Vec<serde_json::Value>,
+    pub id_pointer: Option<String>,
+    pub refused_statuses: Vec<u16>,
+}
+
+/// Compiles a message type's schema and checks its examples against it (exit 2 on error,
+/// naming the file and the JSON pointer).
+fn message_type(
+    m: &config::MessageSection,
+    config_dir: &Path,
+    source: &ConfigSource,
+) -> anyhow::Result<MessageType> {
+    let key = format!("{}: message {:?}", source.name(), m.name);
+    let (schema, validator, mut examples) = match m.schema.strip_prefix("builtin:") {
+        Some(id) => {
+            let b =
+                crate::schema::catalogue::get(id).map_err(|e| anyhow!("{key}: schema: {e:#}"))?;
+            (b.schema()?, b.validator()?, b.examples()?)
+        }
+        None => {
+            let path = config_dir.join(&m.schema);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow!("{key}: schema {}: {e}", path.display()))?;
+            let schema: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow!("{key}: schema {}: not JSON: {e}", path.display()))?;
+            let v = crate::schema::Validator::from_schema(&schema, &path.display().to_string())?;
+            (schema, v, Vec::new())
+        }
+    };
+    if !m.examples.is_empty() {
+        examples.clear();
+        for e in &m.examples {
+            let path = config_dir.join(e);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|err| anyhow!("{key}: example {}: {err}", path.display()))?;
+            let v = serde_json::from_str(&text)
+                .map_err(|err| anyhow!("{key}: example {}: not JSON: {err}", path.display()))?;
+            examples.push((path.display().to_string(), v));
+        }
+    }
+    if examples.is_empty() {
+        bail!("{key}: no valid example (hint: examples = [\"example.json\"])");
+    }
+    validator
+        .check_examples(&examples)
+        .map_err(|e| anyhow!("{key}: {e:#}"))?;
+    Ok(MessageType {
+        name: m.name.clone(),
+        endpoint: m.endpoint.clone(),
+        schema,
+        validator: Arc::new(validator),
+        examples: examples.into_iter().map(|(_, v)| v).collect(),
+        id_pointer: m.id_pointer.clone(),
+        refused_statuses: m.refused_statuses.clone(),
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +247,17 @@ impl Iut {
             }
         };
 
+        let mut messages = Vec::new();
+        for m in &cfg.messages {
+            messages.push(
+                message_type(m, &config_dir, &source).map_err(|e| setup_error(format!("{e:#}")))?,
+            );
+        }
+        let accepted_url = match &cfg.observe.accepted_url {
+            Some(u) => Some(ph.expand(u, "observe.accepted_url", &source)?),
+            None => None,
+        };
+
         let mut process = None;
         if let Some(start) = &cfg.iut.start {
             let mut argv = Vec::new();
@@ -234,6 +314,9 @@ impl Iut {
             request_timeout: cfg.api.request_timeout.0,
             pki,
             ip,
+            messages,
+            accepted_url,
+            versions: cfg.versions.clone(),
             config_source: source,
             process,
             crl_server,

@@ -4,6 +4,7 @@
 
 pub mod addr;
 pub mod backend;
+pub mod bench;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod timeline;

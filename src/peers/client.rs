@@ -62,6 +62,8 @@ pub struct ClientSpec {
     pub headers: Vec<(String, String)>,
     /// Bytes sent before the TLS handshake (e.g. a PROXY protocol header).
     pub preamble: Option<Vec<u8>>,
+    /// A request body and its Content-Type (`None`: no Content-Type header at all).
+    pub body: Option<(Option<String>, Vec<u8>)>,
 }
 
 impl ClientSpec {
@@ -75,6 +77,7 @@ impl ClientSpec {
             deadline,
             headers: Vec::new(),
             preamble: None,
+            body: None,
         }
     }
 }
@@ -92,6 +95,9 @@ pub struct Exchange {
     pub cipher_suite: Option<String>,
     pub server_certificate_sha256: Option<String>,
     pub outcome: Outcome,
+    /// Response headers (names lower-case), when there was a response.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_headers: Vec<(String, String)>,
     pub elapsed_ms: u64,
 }
 
@@ -119,6 +125,14 @@ impl Exchange {
     /// Protected data came back: any 2xx answer.
     pub fn granted(&self) -> bool {
         matches!(self.status(), Some(200..=299))
+    }
+
+    /// A response header by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.response_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn body(&self) -> &str {
@@ -213,6 +227,7 @@ pub async fn request(
         tls_version: None,
         cipher_suite: None,
         server_certificate_sha256: None,
+        response_headers: Vec::new(),
         outcome: Outcome::Refused {
             refusal: Refusal::Closed {
                 stage: Stage::Connect,
@@ -285,8 +300,20 @@ async fn exchange(
     for (k, v) in &spec.headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    req.push_str("\r\n");
-    if let Err(e) = tls.write_all(req.as_bytes()).await {
+    let mut bytes = Vec::new();
+    if let Some((content_type, body)) = &spec.body {
+        if let Some(ct) = content_type {
+            req.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        bytes.extend_from_slice(req.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        bytes.extend_from_slice(body);
+    } else {
+        req.push_str("\r\n");
+        bytes.extend_from_slice(req.as_bytes());
+    }
+    if let Err(e) = tls.write_all(&bytes).await {
         return refused(Refusal::from_io(&e, Stage::FirstRead));
     }
     let _ = tls.flush().await;
@@ -309,6 +336,9 @@ async fn exchange(
                 return refused(Refusal::from_io(&e, Stage::FirstRead));
             }
         }
+    }
+    if let Some(h) = parse_head(&buf) {
+        ex.response_headers = h.headers;
     }
     match parse_response(&buf) {
         Some((status, body)) => Outcome::Response { status, body },
@@ -334,6 +364,7 @@ struct Head {
     body_start: usize,
     content_length: Option<usize>,
     chunked: bool,
+    headers: Vec<(String, String)>,
 }
 
 fn parse_head(buf: &[u8]) -> Option<Head> {
@@ -348,11 +379,13 @@ fn parse_head(buf: &[u8]) -> Option<Head> {
     let status = parts.next()?.parse().ok()?;
     let mut content_length = None;
     let mut chunked = false;
+    let mut headers = Vec::new();
     for l in lines {
         let Some((k, v)) = l.split_once(':') else {
             continue;
         };
         let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+        headers.push((k.clone(), v.to_string()));
         if k == "content-length" {
             content_length = v.parse().ok();
         } else if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
@@ -364,6 +397,7 @@ fn parse_head(buf: &[u8]) -> Option<Head> {
         body_start: end + 4,
         content_length,
         chunked,
+        headers,
     })
 }
 

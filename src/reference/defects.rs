@@ -9,6 +9,13 @@ use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Defect {
+    AcceptExtraFields,
+    AcceptMissingField,
+    AcceptUnknownEnum,
+    CoerceTypes,
+    FiveHundredOnMalformed,
+    LeakStackTrace,
+    NoVersionCheck,
     AcceptExpiredCert,
     AcceptLegacyTls,
     AcceptNoCert,
@@ -49,11 +56,25 @@ impl Defect {
         Defect::CidrOffByOne,
         Defect::Ipv6Unfiltered,
         Defect::ShortReadTimeout,
+        Defect::AcceptMissingField,
+        Defect::AcceptUnknownEnum,
+        Defect::CoerceTypes,
+        Defect::AcceptExtraFields,
+        Defect::FiveHundredOnMalformed,
+        Defect::LeakStackTrace,
+        Defect::NoVersionCheck,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             Defect::AcceptExpiredCert => "accept-expired-cert",
+            Defect::AcceptExtraFields => "accept-extra-fields",
+            Defect::AcceptMissingField => "accept-missing-field",
+            Defect::AcceptUnknownEnum => "accept-unknown-enum",
+            Defect::CoerceTypes => "coerce-types",
+            Defect::FiveHundredOnMalformed => "500-on-malformed",
+            Defect::LeakStackTrace => "leak-stack-trace",
+            Defect::NoVersionCheck => "no-version-check",
             Defect::AcceptLegacyTls => "accept-legacy-tls",
             Defect::AcceptNoCert => "accept-no-cert",
             Defect::AcceptNotYetValidCert => "accept-not-yet-valid-cert",
@@ -95,6 +116,13 @@ impl Defect {
             Defect::CidrOffByOne => &["EB-IP-1"],
             Defect::Ipv6Unfiltered => &["EB-IP-1"],
             Defect::ShortReadTimeout => &["CONT-FAULT-PROC"],
+            Defect::AcceptMissingField
+            | Defect::AcceptUnknownEnum
+            | Defect::CoerceTypes
+            | Defect::AcceptExtraFields
+            | Defect::FiveHundredOnMalformed
+            | Defect::LeakStackTrace => &["EB-SCHEMA-1", "FMK-2.6.2-VALIDATE"],
+            Defect::NoVersionCheck => &["EB-VER-1", "FMK-2.5-VER"],
         }
     }
 
@@ -129,6 +157,13 @@ impl Defect {
             }
             Defect::CidrOffByOne => "the address just past the end of a registered range is let in",
             Defect::Ipv6Unfiltered => "clients arriving over IPv6 (v4-mapped included) skip the allowlist",
+            Defect::AcceptMissingField => "messages missing a required field are accepted",
+            Defect::AcceptUnknownEnum => "values outside an enumeration are accepted",
+            Defect::CoerceTypes => "values of the wrong type are accepted (coerced)",
+            Defect::AcceptExtraFields => "properties the schema forbids are accepted",
+            Defect::FiveHundredOnMalformed => "malformed JSON makes the receiver answer 500 instead of refusing it",
+            Defect::LeakStackTrace => "error answers carry a stack trace with source paths",
+            Defect::NoVersionCheck => "any API version is served as the current one, without deprecation headers",
             Defect::ShortReadTimeout => {
                 "connections that take over 100 ms to complete the TLS handshake are dropped (a slow or lossy link breaks them)"
             }

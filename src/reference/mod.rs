@@ -5,6 +5,7 @@
 pub mod defects;
 mod ip_filter;
 mod legacy_tls;
+mod messages;
 mod server;
 mod verifier;
 

@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use super::defects::{Defect, Defects};
 use super::ip_filter::{Admission, IpFilter};
 use super::legacy_tls::answer_legacy_hello;
+use super::messages::Receiver;
 use super::verifier::PolicyVerifier;
 use crate::pki::{org_number, Pki};
 
@@ -46,6 +47,7 @@ pub struct ReferenceOptions {
 }
 
 struct State {
+    receiver: Receiver,
     registered: BTreeSet<String>,
     filter: IpFilter,
     defects: Defects,
@@ -126,6 +128,7 @@ pub async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding the admin port {}", opts.admin))?;
     let state = Arc::new(State {
+        receiver: Receiver::new(),
         registered: opts.registered_orgs.iter().cloned().collect(),
         filter: IpFilter::new(
             opts.allowlist.clone(),
@@ -232,7 +235,7 @@ async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<Stat
             let svc = hyper::service::service_fn(move |req| {
                 let state = state.clone();
                 let caller = caller.clone();
-                async move { Ok::<_, Infallible>(api(&state, &caller, req)) }
+                async move { Ok::<_, Infallible>(api(&state, &caller, req).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection(TokioIo::new(tls), svc);
@@ -241,21 +244,53 @@ async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<Stat
     }
 }
 
-fn api(
+/// Versions this API serves: the current one, and a deprecated one kept until its sunset.
+const CURRENT_VERSION: &str = "v1";
+const DEPRECATED_VERSION: &str = "v0";
+/// RFC 9745 `Deprecation` (a structured date: 2026-01-01) and RFC 8594 `Sunset`.
+const DEPRECATION: &str = "@1767225600";
+const SUNSET: &str = "Thu, 01 Apr 2027 00:00:00 GMT";
+
+async fn api(
     state: &State,
     caller: &Caller,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
     let path = req.uri().path().to_string();
+    let method = req.method().clone();
     let client_ip = if caller.check_headers {
         IpFilter::client_from_headers(req.headers(), caller.client_ip)
     } else {
         caller.client_ip
     };
+    let content_type = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut extra = Vec::new();
     let (status, body) = if caller.check_headers && !state.filter.allows(client_ip) {
         forbidden("the source address is not registered")
     } else {
-        route(state, caller, req.method(), &path)
+        // One byte over the limit is enough to know the body is too large.
+        let limit = crate::schema::Limits::default().max_body_bytes + 1;
+        let body = match http_body_util::Limited::new(req.into_body(), limit)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes().to_vec(),
+            Err(_) => vec![0; limit],
+        };
+        route(
+            state,
+            caller,
+            &method,
+            &path,
+            content_type.as_deref(),
+            &body,
+            &mut extra,
+        )
     };
     if let Ok(mut log) = state.log.lock() {
         if log.len() < REQUEST_LOG_CAP {
@@ -263,13 +298,19 @@ fn api(
                 "peer": caller.peer.to_string(),
                 "client": client_ip.to_string(),
                 "org": caller.org,
-                "method": req.method().as_str(),
+                "method": method.as_str(),
                 "path": path,
                 "status": status.as_u16(),
             }));
         }
     }
-    json_response(status, body)
+    let mut r = json_response(status, body);
+    for (k, v) in extra {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
 }
 
 fn route(
@@ -277,11 +318,49 @@ fn route(
     caller: &Caller,
     method: &Method,
     path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    extra: &mut Vec<(&'static str, String)>,
 ) -> (StatusCode, serde_json::Value) {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
-        (&Method::GET, ["v1", "health"]) => (StatusCode::OK, json!({"status": "ok"})),
-        (&Method::GET, ["v1", "orgs", org, "fullmakter"]) => fullmakter(state, caller, org),
+    let Some((version, rest)) = segments.split_first() else {
+        return (StatusCode::NOT_FOUND, json!({"error": "not found"}));
+    };
+    let looks_versioned = version.len() > 1
+        && version.starts_with('v')
+        && version[1..].chars().all(|c| c.is_ascii_digit());
+    if !looks_versioned {
+        return (StatusCode::NOT_FOUND, json!({"error": "not found"}));
+    }
+    let lax = state.defects.has(Defect::NoVersionCheck);
+    if *version == DEPRECATED_VERSION && !lax {
+        extra.push(("deprecation", DEPRECATION.to_string()));
+        extra.push(("sunset", SUNSET.to_string()));
+        extra.push((
+            "link",
+            format!(
+                "</{CURRENT_VERSION}/{}>; rel=\"successor-version\"",
+                rest.join("/")
+            ),
+        ));
+    } else if *version != CURRENT_VERSION && !lax {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({
+                "error": format!("unsupported API version {version:?}"),
+                "supported_versions": [CURRENT_VERSION],
+                "deprecated_versions": [{"version": DEPRECATED_VERSION, "sunset": SUNSET}],
+            }),
+        );
+    }
+    match (method, rest) {
+        (&Method::GET, ["health"]) => (StatusCode::OK, json!({"status": "ok", "version": version})),
+        (&Method::GET, ["orgs", org, "fullmakter"]) => fullmakter(state, caller, org),
+        (&Method::POST, [endpoint]) if Receiver::handles(endpoint) => {
+            state
+                .receiver
+                .receive(endpoint, content_type, body, &state.defects)
+        }
         _ => (StatusCode::NOT_FOUND, json!({"error": "not found"})),
     }
 }
@@ -362,6 +441,9 @@ async fn serve_admin(listener: TcpListener, state: Arc<State>) {
                                 json!({"error": format!("{e:#}")}),
                             ),
                         },
+                        (_, "/admin/accepted") => {
+                            json_response(StatusCode::OK, json!(state.receiver.accepted()))
+                        }
                         (_, "/admin/requests") => {
                             let log = state.log.lock().map(|l| l.clone()).unwrap_or_default();
                             json_response(StatusCode::OK, json!(log))

@@ -193,6 +193,9 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
     let ctx = Arc::new(RunContext {
         faults,
         timeline_dirs: plan.timelines.clone(),
+        messages: iut.messages.clone(),
+        accepted_url: iut.accepted_url.clone(),
+        versions: iut.versions.clone(),
         target: iut.target.clone(),
         pki: iut.pki.clone(),
         protected_path: iut.protected_path.clone(),

@@ -5,6 +5,7 @@
 pub mod ip_filter;
 pub mod mtls;
 pub mod network;
+pub mod schema;
 pub mod tls;
 
 use std::net::IpAddr;
@@ -42,6 +43,9 @@ pub struct RunContext {
     pub faults: Arc<dyn crate::network::backend::FaultBackend>,
     /// Extra directories of fault timelines (`--scenarios`).
     pub timeline_dirs: Vec<std::path::PathBuf>,
+    pub messages: Vec<crate::iut::MessageType>,
+    pub accepted_url: Option<String>,
+    pub versions: Option<crate::iut::config::VersionsSection>,
 }
 
 impl std::fmt::Debug for dyn crate::network::backend::FaultBackend {
@@ -90,6 +94,12 @@ pub struct ProvstenWorld {
     pub api_link: Option<std::net::SocketAddr>,
     /// A shorter request deadline while a step expects silence.
     pub deadline: Option<Duration>,
+    /// The message type chosen for schema steps.
+    pub message: Option<String>,
+    /// Ids planted in invalid messages just sent.
+    pub planted_ids: Vec<String>,
+    /// A property run's shrunk counter-example, if the IUT accepted an invalid message.
+    pub counter_example: Option<serde_json::Value>,
     pub probe: Option<serde_json::Value>,
     pub probe_accepted: Option<bool>,
     pub probe_refused: Option<bool>,
@@ -115,6 +125,9 @@ impl ProvstenWorld {
             toxic_seq: 0,
             api_link: None,
             deadline: None,
+            message: None,
+            planted_ids: Vec::new(),
+            counter_example: None,
             probe: None,
             probe_accepted: None,
             probe_refused: None,
