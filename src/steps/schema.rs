@@ -207,6 +207,10 @@ async fn not_accepted(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         // Bodies that are not JSON carry no id; their refusal status was checked above.
         return Ok(());
     }
+    if w.ctx()?.accepted_url.is_none() {
+        w.record(json!({"accepted_observed": false, "note": "the IUT declares no observe.accepted_url: only its answer was checked"}));
+        return Ok(());
+    }
     let accepted = w.accepted_ids().await?;
     for id in w.planted_ids.clone() {
         if accepted.contains(&id) {
