@@ -5,6 +5,7 @@
 mod it {
     pub mod cli;
     pub mod defects;
+    pub mod fastapi;
     pub mod html;
     pub mod nginx;
     pub mod proxy;

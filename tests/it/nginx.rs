@@ -286,7 +286,9 @@ fn nginx_with_allow_deny_rules_passes_ip_filtering_and_reloads_its_list() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| s["status"] == "not-applicable" && s["feature"] == "features/ip_filtering.feature")
+        .filter(|s| {
+            s["status"] == "not-applicable" && s["feature"] == "features/ip_filtering.feature"
+        })
         .map(|s| s["message"].as_str().unwrap_or_default().to_string())
         .collect();
     assert!(na.iter().all(|m| m.contains("dual-stack")), "{na:?}");
