@@ -73,6 +73,11 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Measure performance (figures as ratios against a baseline from the same run).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Make an Ed25519 key pair for signing reports: PREFIX.key.pem (0600) and PREFIX.pub.pem.
     Keygen {
         /// Path prefix of the two files.
@@ -83,6 +88,20 @@ pub enum Command {
     Report {
         #[command(subcommand)]
         command: ReportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Invalid messages per second against the reference IUT, and the time to shrink a
+    /// counter-example, against valid messages in the same run.
+    Schema {
+        /// Messages of each kind.
+        #[arg(long, default_value_t = 500)]
+        messages: u32,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 

@@ -7,6 +7,7 @@
 //! [`runner`] (the cucumber run), [`report`] (model and writers).
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod iut;
 pub mod network;

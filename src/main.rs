@@ -109,6 +109,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::COMPLIANT)
         }
         Command::Proxy { api, config } => proxy(api, config).await,
+        Command::Bench { command } => match command {
+            provsten::cli::BenchCommand::Schema { messages, json } => {
+                eprintln!("provsten bench schema: {messages} valid and {messages} invalid notifications, then a shrink run…");
+                let b = provsten::bench::schema::run(messages).await?;
+                print!("{}", b.table());
+                if let Some(p) = json {
+                    std::fs::write(&p, serde_json::to_string_pretty(&b)?)
+                        .with_context(|| format!("writing {}", p.display()))?;
+                }
+                Ok(exit::COMPLIANT)
+            }
+        },
         Command::Keygen { prefix } => {
             let (key, public) = provsten::report::sign::keygen(&prefix)?;
             println!(

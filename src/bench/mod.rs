@@ -1,0 +1,4 @@
+//! `provsten bench`: whole-path performance figures, each as a ratio against a baseline
+//! measured in the same run.
+
+pub mod schema;
