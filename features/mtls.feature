@@ -79,7 +79,7 @@ Feature: Mutual TLS authentication of API clients
       | client-no-org           |
       | client-unregistered-org |
 
-  @req:SDK-4.1-ISOLATION
+  @req:SDK-4.1-ISOLATION @req:SDK-4.2-METADATA
   Scenario: a client cannot read another organisation's data
     Given a client presenting the certificate "client-5560000001"
     When the client requests the data of organisation "5560000002"

@@ -108,7 +108,7 @@ impl Defect {
             Defect::IgnoreCertSignature => &["EB-MTLS-1", "FMK-2.1-CA"],
             Defect::SkipProofOfPossession => &["EB-MTLS-1", "SDK-5.4-KEYS"],
             Defect::IgnoreOrgNumber => &["EB-MTLS-2"],
-            Defect::NoTenantIsolation => &["SDK-4.1-ISOLATION"],
+            Defect::NoTenantIsolation => &["SDK-4.1-ISOLATION", "SDK-4.2-METADATA"],
             Defect::UntrustedServerCert => &["EB-MTLS-1", "FMK-2.1-CA"],
             Defect::AcceptLegacyTls => &["EB-TLS-1"],
             Defect::NoIpFilter => &["EB-IP-1", "EB-IP-2"],
