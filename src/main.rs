@@ -388,18 +388,7 @@ async fn proxy(
             format!("binding the API on {api} (hint: --api 127.0.0.1:0 picks a free port)")
         })?;
     println!("provsten proxy: Toxiproxy-compatible API on http://{bound}");
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    reference::shutdown_signal().await;
     task.abort();
     server.shutdown().await;
     Ok(exit::COMPLIANT)

@@ -9,7 +9,7 @@ mod messages;
 mod server;
 mod verifier;
 
-pub use server::{run, start, ReferenceOptions, Running};
+pub use server::{run, shutdown_signal, start, ReferenceOptions, Running};
 
 #[cfg(test)]
 mod tests;

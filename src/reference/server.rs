@@ -169,7 +169,8 @@ pub async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
     })
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM, whichever comes first (what process managers and provsten send).
+pub async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

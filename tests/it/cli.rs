@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::util::{provsten, run};
+use super::util::{free_port, pki_init, provsten, run};
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
@@ -12,11 +12,7 @@ fn write(path: &Path, text: &str) {
 
 /// A config for the reference IUT started from an explicit command, as a user's IUT is.
 fn reference_config(dir: &Path) -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     config_at(dir, port, true)
 }
 
@@ -65,15 +61,6 @@ fn pid_gone(pid: u32) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
-}
-
-fn pki_init(dir: &Path) {
-    let out = provsten()
-        .args(["pki", "init", "--out"])
-        .arg(dir.join("pki"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
 }
 
 /// A shell "IUT" that writes its pid to `dir/pid`, prints `output` and never listens.
@@ -482,11 +469,7 @@ fn attaches_to_an_iut_that_is_already_running() {
     }
     let dir = tempfile::tempdir().unwrap();
     pki_init(dir.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut iut = Kill(
         provsten()
             .args(["reference-iut", "--pki"])

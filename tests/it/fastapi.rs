@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::util::{provsten, run, Run};
+use super::util::{free_port, pki_init, run, Run};
 
 fn fastapi_available() -> bool {
     if std::env::var_os("PROVSTEN_SKIP_PYTHON").is_some_and(|v| v == "1") {
@@ -27,17 +27,8 @@ fn certify(lax: bool) -> Option<Run> {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = provsten()
-        .args(["pki", "init", "--out"])
-        .arg(dir.path().join("pki"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    pki_init(dir.path());
+    let port = free_port();
     let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fastapi_receiver.py");
     let cfg = dir.path().join("provsten.toml");
     std::fs::write(

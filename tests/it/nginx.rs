@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::util::{provsten, run, Run};
+use super::util::{free_port, pki_init, run, Run};
 
 fn nginx_binary() -> Option<PathBuf> {
     if std::env::var_os("PROVSTEN_SKIP_NGINX").is_some_and(|v| v == "1") {
@@ -170,12 +170,7 @@ dir = "{pki}"
 fn certify_nginx(verify_client: &str, ip: IpFilter) -> Option<(tempfile::TempDir, Run)> {
     let nginx = nginx_binary()?;
     let dir = tempfile::tempdir().unwrap();
-    let out = provsten()
-        .args(["pki", "init", "--out"])
-        .arg(dir.path().join("pki"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    pki_init(dir.path());
     std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
     // nginx's workers run unprivileged: they must be able to read the content (the
     // private keys stay 0600; only the root master reads them).
@@ -191,11 +186,7 @@ fn certify_nginx(verify_client: &str, ip: IpFilter) -> Option<(tempfile::TempDir
         )
         .unwrap();
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let port6 = std::net::TcpListener::bind("[::1]:0")
         .unwrap()
         .local_addr()

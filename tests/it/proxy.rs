@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use provsten::network::backend::{External, FaultBackend};
 use provsten::network::proxy::{Stream, ToxicSpec};
 
-use super::util::provsten;
+use super::util::{free_port, provsten};
 
 struct ProxyProcess {
     child: Child,
@@ -62,14 +62,6 @@ fn echo_server() -> SocketAddr {
         }
     });
     addr
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One echo round trip through `addr`; its duration.

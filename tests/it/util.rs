@@ -75,3 +75,25 @@ pub fn run(out: &Path, args: &[&str]) -> Run {
         .and_then(|t| serde_json::from_str(&t).ok());
     Run { output, report }
 }
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// `provsten pki init --out DIR/pki`.
+pub fn pki_init(dir: &Path) {
+    let out = provsten()
+        .args(["pki", "init", "--out"])
+        .arg(dir.join("pki"))
+        .output()
+        .expect("running provsten pki init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
