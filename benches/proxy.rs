@@ -124,11 +124,14 @@ fn round_trip(c: &mut Criterion, rt: &Runtime, fixture: &Fixture) {
 
 /// The whole-path report (`PROVSTEN_BENCH_REPORT=full|quick`).
 fn report(rt: &Runtime, mode: &str) -> anyhow::Result<()> {
-    let opts = match mode {
+    let mut opts = match mode {
         "quick" => BenchOptions::quick(),
         "full" | "" => BenchOptions::default(),
         other => anyhow::bail!("PROVSTEN_BENCH_REPORT={other:?}: expected full or quick"),
     };
+    if let Ok(n) = std::env::var("PROVSTEN_BENCH_HAPROXY_THREADS") {
+        opts.haproxy_threads = Some(n.parse().context("PROVSTEN_BENCH_HAPROXY_THREADS")?);
+    }
     let report = rt.block_on(bench::run(&opts))?;
     print!("{}", report.table());
     if let Some(path) = std::env::var_os("PROVSTEN_BENCH_JSON") {

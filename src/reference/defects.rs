@@ -165,7 +165,7 @@ impl Defect {
             Defect::LeakStackTrace => "error answers carry a stack trace with source paths",
             Defect::NoVersionCheck => "any API version is served as the current one, without deprecation headers",
             Defect::ShortReadTimeout => {
-                "connections that take over 100 ms to complete the TLS handshake are dropped (a slow or lossy link breaks them)"
+                "connections that take over 300 ms to complete the TLS handshake are dropped (a slow or lossy link breaks them)"
             }
         }
     }

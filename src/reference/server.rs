@@ -205,7 +205,7 @@ async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<Stat
             }
             // The defect: a deadline that only a fast network meets.
             let deadline = if state.defects.has(Defect::ShortReadTimeout) {
-                Duration::from_millis(100)
+                Duration::from_millis(300)
             } else {
                 HANDSHAKE_DEADLINE
             };

@@ -242,7 +242,7 @@ pub const VOCABULARY: &[(&str, &str, &str)] = &[
     ("Given", "the client connects to the IUT's dual-stack listener", "Given the client connects to the IUT's dual-stack listener"),
     ("Given", "the link \"iut-api\" adds N ms latency", "Given the link \"iut-api\" adds 300 ms latency"),
     ("Given", "the link \"iut-api\" is limited to N KB/s", "Given the link \"iut-api\" is limited to 32 KB/s"),
-    ("Given", "the link \"iut-api\" slices the client's writes into N-byte pieces M ms apart", "Given the link \"iut-api\" slices the client's writes into 16-byte pieces 10 ms apart"),
+    ("Given", "the link \"iut-api\" slices the client's writes into N-byte pieces M ms apart", "Given the link \"iut-api\" slices the client's writes into 8-byte pieces 20 ms apart"),
     ("Given", "the link \"iut-api\" black-holes traffic", "Given the link \"iut-api\" black-holes traffic"),
     ("Given", "the link \"iut-api\" resets connections after N ms", "Given the link \"iut-api\" resets connections after 0 ms"),
     ("Given", "the link \"iut-api\" is down", "Given the link \"iut-api\" is down"),
