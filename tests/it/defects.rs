@@ -69,10 +69,18 @@ fn every_seeded_defect_fails_exactly_the_requirements_it_breaks() {
         let r = run(dir.path(), &["--defect", &name]);
         assert_eq!(r.code(), 1, "--defect {name}: {}", r.explain());
         assert_eq!(r.report()["verdict"], "non-compliant");
+        let not_passed: Vec<String> = r.report()["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "failed" || s["status"] == "error")
+            .map(|s| format!("{} {}: {}", s["key"], s["status"], s["message"]))
+            .collect();
         assert_eq!(
             r.with_verdict("fail"),
             declared,
-            "--defect {name}: failing requirements differ from `provsten defects`"
+            "--defect {name}: failing requirements differ from `provsten defects`; scenarios:\n{}",
+            not_passed.join("\n")
         );
         assert!(
             r.with_verdict("error").is_empty(),
