@@ -93,6 +93,17 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// The fault proxy against a direct connection (and HAProxy in `mode tcp`, when
+    /// installed): throughput, request rate and latency, connection rate, CPU per GB,
+    /// memory per idle connection.
+    Proxy {
+        /// A ~10 s run instead of ~40 s.
+        #[arg(long)]
+        quick: bool,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Invalid messages per second against the reference IUT, and the time to shrink a
     /// counter-example, against valid messages in the same run.
     Schema {

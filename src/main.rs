@@ -110,6 +110,29 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Proxy { api, config } => proxy(api, config).await,
         Command::Bench { command } => match command {
+            provsten::cli::BenchCommand::Proxy { quick, json } => {
+                use provsten::network::bench::{run, BenchOptions};
+                let opts = if quick {
+                    BenchOptions::quick()
+                } else {
+                    BenchOptions::default()
+                };
+                eprintln!("provsten bench proxy: direct, provsten, provsten + 0 ms latency, haproxy (if installed)…");
+                // Ctrl-C cancels the run, so the benchmark's HAProxy child is dropped and killed.
+                let report = tokio::select! {
+                    r = run(&opts) => r?,
+                    _ = reference::shutdown_signal() => {
+                        eprintln!("provsten: interrupted");
+                        return Ok(exit::INTERRUPTED);
+                    }
+                };
+                print!("{}", report.table());
+                if let Some(p) = json {
+                    std::fs::write(&p, serde_json::to_string_pretty(&report)?)
+                        .with_context(|| format!("writing {}", p.display()))?;
+                }
+                Ok(exit::COMPLIANT)
+            }
             provsten::cli::BenchCommand::Schema { messages, json } => {
                 eprintln!("provsten bench schema: {messages} valid and {messages} invalid notifications, then a shrink run…");
                 let b = provsten::bench::schema::run(messages).await?;

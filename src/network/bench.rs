@@ -124,6 +124,8 @@ pub struct BenchOptions {
     /// The HAProxy binary; `None` looks for `haproxy` on `PATH`, then in `/usr/sbin`
     /// and `/usr/local/sbin`.
     pub haproxy_path: Option<PathBuf>,
+    /// HAProxy's `nbthread`; `None` leaves HAProxy's default (one thread per CPU).
+    pub haproxy_threads: Option<usize>,
 }
 
 impl Default for BenchOptions {
@@ -138,6 +140,7 @@ impl Default for BenchOptions {
             settle: Duration::from_secs(2),
             haproxy: true,
             haproxy_path: None,
+            haproxy_threads: None,
         }
     }
 }
@@ -146,9 +149,9 @@ impl BenchOptions {
     /// About ten seconds: shorter tests, the same idle-connection count.
     pub fn quick() -> BenchOptions {
         BenchOptions {
-            duration: Duration::from_millis(500),
-            bulk_mib: 128,
-            settle: Duration::from_secs(1),
+            duration: Duration::from_millis(300),
+            bulk_mib: 256,
+            settle: Duration::from_millis(500),
             ..BenchOptions::default()
         }
     }
@@ -242,28 +245,55 @@ pub struct PathFigures {
     pub ratios: Option<Ratios>,
 }
 
-/// Memory held by idle connections.
+/// Memory held by idle connections, measured twice: a first round from whatever the
+/// allocator holds, then, after closing them, a second round that reuses what the first
+/// freed (a long-lived harness's steady state: reused heap memory is cleared, so made
+/// resident, where fresh memory stays untouched until written). Both rounds count from
+/// the resident memory before the first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IdleFigures {
-    /// Connections held open.
+    /// Connections held open in each round.
     pub connections: usize,
+    /// The first round.
+    pub first: IdleRound,
+    /// The second round.
+    pub repeat: IdleRound,
+    /// Resident memory of the hosting process after closing the second round's
+    /// connections and waiting (see `settled_ms`), KiB.
+    pub rss_after_close_kib: u64,
+    /// How long that wait took: until within 5 % of the first round's `rss_before_kib`,
+    /// or [`BenchOptions::settle`].
+    pub settled_ms: u64,
+    /// `rss_after_close_kib` / the first round's `rss_before_kib`.
+    pub after_close_ratio: f64,
+}
+
+/// One round of idle connections.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdleRound {
     /// Resident memory of the process hosting the proxy before opening them, KiB.
     pub rss_before_kib: u64,
     /// ... while they are open and idle, KiB.
     pub rss_loaded_kib: u64,
-    /// ... after closing them and waiting (see `settled_ms`), KiB.
-    pub rss_after_close_kib: u64,
-    /// How long the wait after closing took: until within 5 % of `rss_before_kib`, or
-    /// [`BenchOptions::settle`].
-    pub settled_ms: u64,
-    /// (loaded − before) / connections, of the hosting process, KiB.
+    /// (loaded − the first round's before) / connections, of the hosting process, KiB:
+    /// what it holds with the connections open over what it held before either round, so
+    /// memory the first round's connections did not give back counts in the second.
     pub process_kib_per_connection: f64,
     /// The proxy's own share: provsten's process figure less direct's (the client's and
     /// echo server's share of each connection); HAProxy's process figure; none for
     /// `direct`.
     pub proxy_kib_per_connection: Option<f64>,
-    /// `rss_after_close_kib` / `rss_before_kib`.
-    pub after_close_ratio: f64,
+}
+
+impl IdleRound {
+    fn new(baseline: u64, before: u64, loaded: u64, n: usize) -> IdleRound {
+        IdleRound {
+            rss_before_kib: before,
+            rss_loaded_kib: loaded,
+            process_kib_per_connection: (loaded as f64 - baseline as f64) / n.max(1) as f64,
+            proxy_kib_per_connection: None,
+        }
+    }
 }
 
 /// A path's figures as ratios to `direct` (measured in the same run).
@@ -303,6 +333,9 @@ pub struct BenchReport {
     pub haproxy_version: Option<String>,
     /// Wall-clock seconds the run took.
     pub elapsed_s: f64,
+    /// The machine's 1-minute load average at the start and at the end of the run (above
+    /// `cpus`, something else competed for the CPUs: expect noisier figures).
+    pub load_average: [Option<f64>; 2],
     /// The measured paths, `direct` first.
     pub paths: Vec<PathFigures>,
     /// Paths not measured.
@@ -682,49 +715,70 @@ async fn connection_rate(addr: SocketAddr, duration: Duration) -> Result<f64> {
     spawned(duration + SLACK, "connection rate", run).await
 }
 
-/// Opens `n` connections to `addr` (each carrying one 1-byte echo, so it reaches the
-/// server), holds them while measuring `host`'s resident memory, closes them and waits
-/// up to `settle` for the memory to come back.
-async fn idle(addr: SocketAddr, n: usize, host: Host, settle: Duration) -> Result<IdleFigures> {
-    let before = rss_kib(host)?;
-    let open = async move {
-        let mut conns = Vec::with_capacity(n);
-        let mut buf = [0u8; 1];
-        for _ in 0..n {
-            let mut conn = connect(addr).await?;
-            round_trip(&mut conn, b"i", &mut buf).await?;
-            conns.push(conn);
+/// Opens `n` connections to `addr`, each carrying one 1-byte echo (so it reaches the
+/// server), a few at a time.
+async fn open_idle(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpStream>> {
+    const AT_ONCE: usize = 32;
+    let mut conns = Vec::with_capacity(n);
+    let mut set = JoinSet::new();
+    let mut started = 0;
+    while conns.len() < n {
+        while started < n && set.len() < AT_ONCE {
+            set.spawn(async move {
+                let mut conn = connect(addr).await?;
+                round_trip(&mut conn, b"i", &mut [0u8; 1]).await?;
+                Ok::<TcpStream, io::Error>(conn)
+            });
+            started += 1;
         }
-        Ok(conns)
+        match set.join_next().await {
+            Some(joined) => conns.push(joined.map_err(io::Error::other)??),
+            None => break,
+        }
+    }
+    Ok(conns)
+}
+
+/// Two rounds of `n` idle connections to `addr`, measuring `host`'s resident memory
+/// before and while they are open; after the second, waits up to `settle` for the memory
+/// to come back.
+async fn idle(addr: SocketAddr, n: usize, host: Host, settle: Duration) -> Result<IdleFigures> {
+    let open_deadline = SLACK + Duration::from_millis(10 * n as u64);
+    let mut rounds = Vec::with_capacity(2);
+    for round in 0..2 {
+        if round > 0 {
+            // Let the proxy see the closes and free what the connections held.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let before = rss_kib(host)?;
+        let baseline = rounds
+            .first()
+            .map_or(before, |r: &IdleRound| r.rss_before_kib);
+        let conns = spawned(open_deadline, "idle connections", open_idle(addr, n)).await?;
+        // Let every task the connections started settle into waiting.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        rounds.push(IdleRound::new(baseline, before, rss_kib(host)?, n));
+        drop(conns);
+    }
+    let (Some(repeat), Some(first)) = (rounds.pop(), rounds.pop()) else {
+        bail!("bench: idle connections: a round is missing");
     };
-    let conns = spawned(
-        SLACK + Duration::from_millis(20 * n as u64),
-        "idle connections",
-        open,
-    )
-    .await?;
-    // Let every task the connections started settle into waiting.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let loaded = rss_kib(host)?;
-    drop(conns);
     let clock = Instant::now();
     let mut after;
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         after = rss_kib(host)?;
-        if after as f64 <= before as f64 * 1.05 || clock.elapsed() >= settle {
+        if after as f64 <= first.rss_before_kib as f64 * 1.05 || clock.elapsed() >= settle {
             break;
         }
     }
     Ok(IdleFigures {
         connections: n,
-        rss_before_kib: before,
-        rss_loaded_kib: loaded,
         rss_after_close_kib: after,
         settled_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
-        process_kib_per_connection: (loaded as f64 - before as f64) / n.max(1) as f64,
-        proxy_kib_per_connection: None,
-        after_close_ratio: after as f64 / before.max(1) as f64,
+        after_close_ratio: after as f64 / first.rss_before_kib.max(1) as f64,
+        first,
+        repeat,
     })
 }
 
@@ -783,6 +837,12 @@ fn clock_ticks() -> f64 {
             _ => None,
         })
         .map_or(100.0, |t| t as f64)
+}
+
+/// The 1-minute load average (`/proc/loadavg`).
+fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// The soft limit on open files.
@@ -870,15 +930,21 @@ fn free_port() -> Result<SocketAddr> {
 }
 
 impl Haproxy {
-    async fn start(bin: &Path, upstreams: &[SocketAddr], maxconn: usize) -> Result<Haproxy> {
+    async fn start(
+        bin: &Path,
+        upstreams: &[SocketAddr],
+        maxconn: usize,
+        threads: Option<usize>,
+    ) -> Result<Haproxy> {
         let dir = TempDir::new()?;
         let frontends = upstreams
             .iter()
             .map(|_| free_port())
             .collect::<Result<Vec<_>>>()?;
         let mut cfg = format!(
-            "global\n    maxconn {maxconn}\n\n\
-             defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 1m\n    timeout server 1m\n"
+            "global\n    maxconn {maxconn}\n{}\n\
+             defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 1m\n    timeout server 1m\n",
+            threads.map_or(String::new(), |n| format!("    nbthread {n}\n"))
         );
         for (i, (front, up)) in frontends.iter().zip(upstreams).enumerate() {
             let _ = write!(
@@ -981,6 +1047,7 @@ async fn haproxy_version(bin: &Path) -> Option<String> {
 pub async fn run(opts: &BenchOptions) -> Result<BenchReport> {
     opts.check()?;
     let started = Instant::now();
+    let load_before = load_average();
     let ticks = clock_ticks();
     let mut notes = Vec::new();
     let mut skipped = Vec::new();
@@ -1014,7 +1081,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport> {
             }),
             Some(bin) => {
                 let upstreams = [fixture.direct.sink, fixture.direct.echo];
-                match Haproxy::start(&bin, &upstreams, idle_n + 1000).await {
+                match Haproxy::start(&bin, &upstreams, idle_n + 1000, opts.haproxy_threads).await {
                     Ok(h) => {
                         targets.push(Target {
                             kind: PathKind::Haproxy,
@@ -1041,6 +1108,13 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport> {
         });
     }
 
+    if idle_n > 0 {
+        notes.push(
+            "provsten+latency0's idle-connection memory is measured after provsten's, in the same \
+             process: it reuses what provsten's connections freed, so it is a lower bound"
+                .into(),
+        );
+    }
     let result = measure(opts, &targets, idle_n, ticks).await;
     if let Some(h) = haproxy {
         h.stop().await;
@@ -1052,6 +1126,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport> {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         haproxy_version: haproxy_version_line,
         elapsed_s: started.elapsed().as_secs_f64(),
+        load_average: [load_before, load_average()],
         paths,
         skipped,
         notes,
@@ -1140,7 +1215,6 @@ fn derive(figs: &mut [PathFigures]) {
     let Some(direct) = figs.iter().find(|f| f.path == PathKind::Direct).cloned() else {
         return;
     };
-    let harness_kib = direct.idle.as_ref().map(|i| i.process_kib_per_connection);
     for f in figs.iter_mut().filter(|f| f.path != PathKind::Direct) {
         let in_process = f.path != PathKind::Haproxy;
         f.proxy_cpu_s_per_gb = Some(if in_process {
@@ -1149,11 +1223,17 @@ fn derive(figs: &mut [PathFigures]) {
             f.process_cpu_s_per_gb
         });
         if let Some(idle) = f.idle.as_mut() {
-            idle.proxy_kib_per_connection = if in_process {
-                harness_kib.map(|h| idle.process_kib_per_connection - h)
-            } else {
-                Some(idle.process_kib_per_connection)
-            };
+            let pairs = [
+                (&mut idle.first, direct.idle.as_ref().map(|d| &d.first)),
+                (&mut idle.repeat, direct.idle.as_ref().map(|d| &d.repeat)),
+            ];
+            for (round, harness) in pairs {
+                round.proxy_kib_per_connection = if in_process {
+                    harness.map(|h| round.process_kib_per_connection - h.process_kib_per_connection)
+                } else {
+                    Some(round.process_kib_per_connection)
+                };
+            }
         }
         f.ratios = Some(Ratios {
             throughput_single: f.throughput_single_mb_s / direct.throughput_single_mb_s,
@@ -1203,11 +1283,18 @@ impl BenchReport {
     pub fn table(&self) -> String {
         let mut out = String::new();
         let o = &self.options;
-        let _ = writeln!(
+        let _ = write!(
             out,
             "proxy benchmark: loopback, client, proxy and servers sharing {} CPUs; {:.1} s",
             self.cpus, self.elapsed_s
         );
+        if let [Some(before), Some(after)] = self.load_average {
+            let _ = write!(out, "; load average {before:.1} → {after:.1}");
+            if before.max(after) > self.cpus as f64 {
+                out.push_str(" (other work competed for the CPUs: noisier figures)");
+            }
+        }
+        out.push('\n');
         let Some(direct) = self.path(PathKind::Direct) else {
             out.push_str("no direct figures\n");
             return out;
@@ -1301,14 +1388,27 @@ impl BenchReport {
         }
         out.push('\n');
         if let Some(d_idle) = &direct.idle {
-            let _ = write!(
-                out,
-                "memory per idle connection ({} open): client and server alone {:.1} KiB",
-                d_idle.connections, d_idle.process_kib_per_connection
-            );
-            for p in &others {
-                if let Some(idle) = &p.idle {
-                    let own = idle.proxy_kib_per_connection.unwrap_or(f64::NAN);
+            for (name, pick) in [
+                (
+                    "first round",
+                    (|i: &IdleFigures| &i.first) as fn(&IdleFigures) -> &IdleRound,
+                ),
+                (
+                    "second round, over the first's pre-load RSS",
+                    |i: &IdleFigures| &i.repeat,
+                ),
+            ] {
+                let _ = write!(
+                    out,
+                    "memory per idle connection ({} open, {name}): client and server alone {:.1} KiB",
+                    d_idle.connections,
+                    pick(d_idle).process_kib_per_connection
+                );
+                for p in &others {
+                    let Some(round) = p.idle.as_ref().map(pick) else {
+                        continue;
+                    };
+                    let own = round.proxy_kib_per_connection.unwrap_or(f64::NAN);
                     if p.path == PathKind::Haproxy {
                         let _ = write!(out, "; haproxy {own:.1} KiB (its process)");
                     } else {
@@ -1316,23 +1416,27 @@ impl BenchReport {
                             out,
                             "; {} {own:.1} KiB (process {:.1} less client and server)",
                             p.path.label(),
-                            idle.process_kib_per_connection
+                            round.process_kib_per_connection
                         );
                     }
                 }
+                out.push('\n');
             }
-            out.push('\n');
-            let _ = write!(out, "resident memory after closing them, to before:");
+            let _ = write!(
+                out,
+                "resident memory after closing them, to before (before → first round → repeated → after, MiB):"
+            );
             let mut sep = " ";
             for p in &self.paths {
                 if let Some(idle) = &p.idle {
                     let _ = write!(
                         out,
-                        "{sep}{} {:.2}× ({} → {} → {} MiB, {} ms)",
+                        "{sep}{} {:.2}× ({} → {} → {} → {}, {} ms)",
                         p.path.label(),
                         idle.after_close_ratio,
-                        idle.rss_before_kib / 1024,
-                        idle.rss_loaded_kib / 1024,
+                        idle.first.rss_before_kib / 1024,
+                        idle.first.rss_loaded_kib / 1024,
+                        idle.repeat.rss_loaded_kib / 1024,
                         idle.rss_after_close_kib / 1024,
                         idle.settled_ms
                     );
@@ -1354,29 +1458,39 @@ impl BenchReport {
     /// The goals for provsten's proxy, each with its measure and whether it was met.
     fn goals(&self) -> String {
         let mut out = String::new();
-        let haproxy = self.path(PathKind::Haproxy).and_then(|p| p.ratios);
-        let (hp_src, hp_tp, hp_rq, hp_cn) = match haproxy {
-            Some(r) => ("this run", r.throughput_single, r.requests, r.connections),
-            None => (
-                "reference",
-                HAPROXY_REFERENCE.throughput,
-                HAPROXY_REFERENCE.requests,
-                HAPROXY_REFERENCE.connections,
-            ),
-        };
+        let measured = self.path(PathKind::Haproxy).and_then(|p| p.ratios);
+        let hp = HAPROXY_REFERENCE;
         if let Some(p) = self.path(PathKind::Provsten) {
             if let Some(r) = p.ratios {
                 let _ = writeln!(out, "goals, provsten (no toxic):");
-                for (what, got, goal) in [
-                    ("single-stream throughput", r.throughput_single, hp_tp),
-                    ("request rate", r.requests, hp_rq),
-                    ("connection rate", r.connections, hp_cn),
+                type Pick = fn(&Ratios) -> f64;
+                for (what, pick, reference) in [
+                    (
+                        "single-stream throughput",
+                        (|r: &Ratios| r.throughput_single) as Pick,
+                        hp.throughput,
+                    ),
+                    ("request rate", |r: &Ratios| r.requests, hp.requests),
+                    (
+                        "connection rate",
+                        |r: &Ratios| r.connections,
+                        hp.connections,
+                    ),
                 ] {
-                    let _ = writeln!(
-                        out,
-                        "  {what} {got:.2}× ≥ haproxy's {goal:.2}× ({hp_src}): {}",
-                        check(got >= goal)
-                    );
+                    let got = pick(&r);
+                    let _ = match measured.as_ref().map(pick) {
+                        Some(goal) => writeln!(
+                            out,
+                            "  {what} {got:.2}× ≥ haproxy's {goal:.2}× (this run): {} (reference haproxy {reference:.2}×: {})",
+                            check(got >= goal),
+                            check(got >= reference)
+                        ),
+                        None => writeln!(
+                            out,
+                            "  {what} {got:.2}× ≥ haproxy's {reference:.2}× (reference): {}",
+                            check(got >= reference)
+                        ),
+                    };
                 }
                 if let Some(cpu) = p.proxy_cpu_s_per_gb {
                     let _ = writeln!(
@@ -1391,11 +1505,14 @@ impl BenchReport {
                     r.added_p50_us,
                     check(r.added_p50_us <= GOAL_ADDED_P50_US)
                 );
-                if let Some(kib) = p.idle.as_ref().and_then(|i| i.proxy_kib_per_connection) {
+                if let Some(idle) = &p.idle {
+                    let first = idle.first.proxy_kib_per_connection.unwrap_or(f64::NAN);
+                    let repeat = idle.repeat.proxy_kib_per_connection.unwrap_or(f64::NAN);
+                    let worst = first.max(repeat);
                     let _ = writeln!(
                         out,
-                        "  {kib:.1} KiB per idle connection ≤ {GOAL_IDLE_KIB} KiB: {}",
-                        check(kib <= GOAL_IDLE_KIB)
+                        "  {worst:.1} KiB per idle connection (worse of {first:.1} and {repeat:.1}) ≤ {GOAL_IDLE_KIB} KiB: {}",
+                        check(worst <= GOAL_IDLE_KIB)
                     );
                 }
             }
@@ -1476,7 +1593,7 @@ mod tests {
     fn options_round_trip_through_json() {
         let opts = BenchOptions::quick();
         let json = serde_json::to_value(&opts).expect("json");
-        assert_eq!(json["duration"], 500);
+        assert_eq!(json["duration"], 300);
         let back: BenchOptions = serde_json::from_value(json).expect("back");
         assert_eq!(back, opts);
     }

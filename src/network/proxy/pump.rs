@@ -254,7 +254,9 @@ impl Pump {
             _ => &[],
         };
         let due = async {
-            if let Some(at) = at {
+            // A timer always waits for tokio's next 1 ms tick, even for a deadline already
+            // passed: sleeping only for future deadlines keeps a 0 ms toxic near free.
+            if let Some(at) = at.filter(|at| *at > Instant::now()) {
                 sleep_until(at).await;
             }
             if head.is_empty() {
