@@ -641,11 +641,23 @@ fn write_scenario(out: &mut String, scenario: &ScenarioResult) -> fmt::Result {
                 )?,
             }
         }
-        writeln!(
-            out,
-            "<pre>{}</pre>",
-            escape(&evidence_json(&scenario.evidence))
-        )?;
+        let json = escape(&evidence_json(&scenario.evidence));
+        // Passed scenarios' evidence is folded (no script needed): a report of a hundred
+        // scenarios stays readable, and what failed stays open.
+        if scenario.status == ScenarioStatus::Passed {
+            writeln!(
+                out,
+                "<details><summary>{} observation{}</summary><pre>{json}</pre></details>",
+                scenario.evidence.len(),
+                if scenario.evidence.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            )?;
+        } else {
+            writeln!(out, "<pre>{json}</pre>")?;
+        }
     }
     writeln!(out, "</article>")
 }
