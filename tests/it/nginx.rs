@@ -111,8 +111,10 @@ http {{
     )
 }
 
-/// allowlist.txt (written by provsten) → nginx allow/deny rules.
-const TO_ALLOW_CONF: &str = "sed -e '/^#/d' -e '/^$/d' -e 's/.*/allow &;/' allowlist.txt > allow.conf && echo 'deny all;' >> allow.conf";
+/// allowlist.txt (written by provsten) → nginx allow/deny rules. Written aside and renamed:
+/// nginx re-reads its config asynchronously after `-s reload`, so a file truncated in place
+/// by the next reload could be read half-written — without its `deny all;`.
+const TO_ALLOW_CONF: &str = "sed -e '/^#/d' -e '/^$/d' -e 's/.*/allow &;/' allowlist.txt > allow.conf.new && echo 'deny all;' >> allow.conf.new && mv allow.conf.new allow.conf";
 
 fn provsten_conf(dir: &Path, nginx: &Path, port: u16, port6: u16, ip: IpFilter) -> String {
     let (start, ip_filter) = if ip == IpFilter::None {
