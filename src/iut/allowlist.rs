@@ -33,8 +33,13 @@ impl AllowlistControl {
         if let Some(dir) = self.file.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        std::fs::write(&self.file, text)
-            .with_context(|| format!("writing the allowlist {}", self.file.display()))
+        // Written aside and renamed, so an IUT that watches or re-reads the file never sees
+        // half a list.
+        let tmp = self.file.with_extension("provsten-tmp");
+        std::fs::write(&tmp, text)
+            .with_context(|| format!("writing the allowlist {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.file)
+            .with_context(|| format!("replacing the allowlist {}", self.file.display()))
     }
 
     /// Writes `ranges` and triggers the reload; returns evidence of what was done.
