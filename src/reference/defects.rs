@@ -16,6 +16,7 @@ pub enum Defect {
     FiveHundredOnMalformed,
     LeakStackTrace,
     NoVersionCheck,
+    RefuseValidClients,
     AcceptExpiredCert,
     AcceptLegacyTls,
     AcceptNoCert,
@@ -63,6 +64,7 @@ impl Defect {
         Defect::FiveHundredOnMalformed,
         Defect::LeakStackTrace,
         Defect::NoVersionCheck,
+        Defect::RefuseValidClients,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +77,7 @@ impl Defect {
             Defect::FiveHundredOnMalformed => "500-on-malformed",
             Defect::LeakStackTrace => "leak-stack-trace",
             Defect::NoVersionCheck => "no-version-check",
+            Defect::RefuseValidClients => "refuse-valid-clients",
             Defect::AcceptLegacyTls => "accept-legacy-tls",
             Defect::AcceptNoCert => "accept-no-cert",
             Defect::AcceptNotYetValidCert => "accept-not-yet-valid-cert",
@@ -123,6 +126,16 @@ impl Defect {
             | Defect::FiveHundredOnMalformed
             | Defect::LeakStackTrace => &["EB-SCHEMA-1", "FMK-2.6.2-VALIDATE"],
             Defect::NoVersionCheck => &["EB-VER-1", "FMK-2.5-VER"],
+            // Only positive controls catch an IUT that refuses too much.
+            Defect::RefuseValidClients => &[
+                "CONT-FAULT-PROC",
+                "EB-AUTH-1",
+                "EB-IP-1",
+                "EB-IP-2",
+                "EB-MTLS-1",
+                "EB-MTLS-2",
+                "FMK-2.1-MTLS",
+            ],
         }
     }
 
@@ -164,6 +177,7 @@ impl Defect {
             Defect::FiveHundredOnMalformed => "malformed JSON makes the receiver answer 500 instead of refusing it",
             Defect::LeakStackTrace => "error answers carry a stack trace with source paths",
             Defect::NoVersionCheck => "any API version is served as the current one, without deprecation headers",
+            Defect::RefuseValidClients => "the protected resource is refused to every client, its owners included (a check that only looks for refusals would pass it)",
             Defect::ShortReadTimeout => {
                 "connections that take over 300 ms to complete the TLS handshake are dropped (a slow or lossy link breaks them)"
             }

@@ -369,6 +369,9 @@ fn route(
 /// The protected resource: the powers of attorney registered for one organisation.
 fn fullmakter(state: &State, caller: &Caller, org: &str) -> (StatusCode, serde_json::Value) {
     let d = &state.defects;
+    if d.has(Defect::RefuseValidClients) {
+        return forbidden("access denied");
+    }
     // Only reachable without a certificate under the accept-no-cert defect.
     if caller.has_cert || !d.has(Defect::AcceptNoCert) {
         match &caller.org {
