@@ -72,12 +72,7 @@ pub async fn run(messages: u32) -> anyhow::Result<SchemaBench> {
             defects,
         })
     };
-    let (chain, key) = pki.identity("client-5560000001")?;
-    let identity = Identity {
-        name: "client-5560000001".into(),
-        chain,
-        key: Arc::new(key),
-    };
+    let identity = Identity::from_pki(&pki, "client-5560000001")?;
     let builtin = catalogue::get("fullmakt/agent-notification")?;
     let schema = builtin.schema()?;
     let example = builtin.example()?;

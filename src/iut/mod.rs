@@ -408,12 +408,7 @@ impl Iut {
 
     /// A catalogue certificate as a client identity.
     pub fn identity(&self, name: &str) -> anyhow::Result<Identity> {
-        let (chain, key) = self.pki.identity(name)?;
-        Ok(Identity {
-            name: name.to_string(),
-            chain,
-            key: Arc::new(key),
-        })
+        Identity::from_pki(&self.pki, name)
     }
 
     pub fn has_role(&self, role: &str) -> bool {

@@ -51,6 +51,18 @@ pub struct Identity {
     pub key: Arc<PrivateKeyDer<'static>>,
 }
 
+impl Identity {
+    /// Catalogue certificate `name` (chain and key) from a generated PKI.
+    pub fn from_pki(pki: &crate::pki::Pki, name: &str) -> anyhow::Result<Identity> {
+        let (chain, key) = pki.identity(name)?;
+        Ok(Identity {
+            name: name.to_string(),
+            chain,
+            key: Arc::new(key),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClientSpec {
     pub identity: Option<Identity>,

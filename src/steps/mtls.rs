@@ -44,14 +44,7 @@ pub(super) async fn send(
 ) -> anyhow::Result<()> {
     let ctx = w.ctx()?;
     let identity = match &w.client_cert {
-        Some(name) => {
-            let (chain, key) = ctx.pki.identity(name)?;
-            Some(peers::Identity {
-                name: name.clone(),
-                chain,
-                key: std::sync::Arc::new(key),
-            })
-        }
+        Some(name) => Some(peers::Identity::from_pki(&ctx.pki, name)?),
         None => None,
     };
     let target = match w.via {

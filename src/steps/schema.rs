@@ -50,6 +50,13 @@ impl ProvstenWorld {
             })
     }
 
+    /// The scenario's client certificate, or a valid one of a registered organisation:
+    /// schema checks are about the message, not the sender.
+    fn sender_identity(&self) -> anyhow::Result<peers::Identity> {
+        let name = self.client_cert.as_deref().unwrap_or("client-5560000001");
+        peers::Identity::from_pki(&self.ctx()?.pki, name)
+    }
+
     async fn post(
         &mut self,
         path: &str,
@@ -57,19 +64,7 @@ impl ProvstenWorld {
         body: Vec<u8>,
     ) -> anyhow::Result<Exchange> {
         let ctx = self.ctx()?;
-        let name = self
-            .client_cert
-            .clone()
-            .unwrap_or_else(|| "client-5560000001".into());
-        let (chain, key) = ctx.pki.identity(&name)?;
-        let mut spec = ClientSpec::new(
-            Some(peers::Identity {
-                name,
-                chain,
-                key: Arc::new(key),
-            }),
-            ctx.request_timeout,
-        );
+        let mut spec = ClientSpec::new(Some(self.sender_identity()?), ctx.request_timeout);
         spec.body = Some((content_type, body));
         peers::request(&ctx.target, &spec, "POST", path).await
     }
@@ -258,16 +253,7 @@ async fn property(w: &mut ProvstenWorld, n: u32) -> anyhow::Result<()> {
     let m = w.message_type()?;
     let ctx = w.ctx()?;
     let example = m.examples.first().cloned().unwrap_or(Value::Null);
-    let name = w
-        .client_cert
-        .clone()
-        .unwrap_or_else(|| "client-5560000001".into());
-    let (chain, key) = ctx.pki.identity(&name)?;
-    let identity = peers::Identity {
-        name,
-        chain,
-        key: Arc::new(key),
-    };
+    let identity = w.sender_identity()?;
     let handle = tokio::runtime::Handle::current();
     let (target, endpoint, timeout) = (ctx.target.clone(), m.endpoint.clone(), ctx.request_timeout);
     let refused = m.refused_statuses.clone();

@@ -177,33 +177,20 @@ fn merging_shards_of_different_runs_or_an_incomplete_set_is_refused() {
     let b = dir.path().join("b");
     run(&a, &["--shard", "1/2"]);
     run(&b, &["--shard", "2/2", "--defect", "ignore-crl"]);
-    let out = provsten()
-        .args(["report", "merge"])
-        .arg(a.join("report.json"))
-        .arg(b.join("report.json"))
-        .arg("--out")
-        .arg(dir.path().join("m"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("from another run"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = provsten()
-        .args(["report", "merge"])
-        .arg(a.join("report.json"))
-        .arg("--out")
-        .arg(dir.path().join("m"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("missing"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let refused = |shards: &[&Path], why: &str| {
+        let out = provsten()
+            .args(["report", "merge"])
+            .args(shards.iter().map(|p| p.join("report.json")))
+            .arg("--out")
+            .arg(dir.path().join("m"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+    };
+    refused(&[&a, &b], "from another run");
+    refused(&[&a], "missing");
 }
 
 #[test]
