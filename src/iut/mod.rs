@@ -4,6 +4,7 @@
 pub mod allowlist;
 pub mod config;
 pub mod process;
+pub mod resend_policy;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
