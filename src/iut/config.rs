@@ -78,7 +78,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
 #[serde(deny_unknown_fields)]
 pub struct IutConfig {
     pub iut: IutSection,
-    pub api: ApiSection,
+    /// The IUT's API (roles server, receiver, client); a pure sender may have none.
+    #[serde(default)]
+    pub api: Option<ApiSection>,
     pub pki: PkiSection,
     #[serde(default)]
     pub ip_filter: Option<IpFilterSection>,
@@ -92,6 +94,66 @@ pub struct IutConfig {
     pub versions: Option<VersionsSection>,
     #[serde(default)]
     pub observe: ObserveSection,
+    /// The declared resend policy (roles `sender` and `router`; FMK-2.6.3-RESEND).
+    #[serde(default)]
+    pub resend: Option<super::resend_policy::ResendSection>,
+    /// Role `sender`: how the harness makes the IUT send a message.
+    #[serde(default)]
+    pub sender: Option<SenderSection>,
+    /// Role `receiver`: how the IUT treats resent messages.
+    #[serde(default)]
+    pub receive: Option<ReceiveSection>,
+}
+
+/// Role `sender`: the harness asks the IUT to send one message to a simulated receiver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderSection {
+    /// The `[[message]]` type the IUT sends; its valid examples are the bodies, with a
+    /// fresh id at its `id_pointer` per message.
+    pub message: String,
+    /// How to make the IUT send. Placeholders: {to} (the simulated receiver's URL),
+    /// {message_id}, {message_file} (the body, JSON), {entity}, and the config's own.
+    pub trigger: TriggerSection,
+    /// The path the IUT posts to on the receiver (appended to the receiver's address).
+    #[serde(default = "default_receiver_path")]
+    pub receiver_path: String,
+    /// Catalogue name of the certificate the IUT must present to the receiver; the
+    /// receiver checks the organisation of every attempt against it.
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    /// How long the harness waits for the first delivery attempt.
+    #[serde(default = "ten_seconds")]
+    pub first_attempt_timeout: HumanDuration,
+}
+
+/// Exactly one of `command` (run per message; a non-zero exit is the IUT reporting the
+/// message undeliverable) or `url` (POST `{"to", "message_id", "entity", "body"}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSection {
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// Role `receiver`: duplicates (same message id) after a lost acknowledgement.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveSection {
+    /// The `[[message]]` type resends are checked with.
+    pub message: String,
+    /// Statuses that refuse a duplicate id with a changed body.
+    #[serde(default = "default_conflict")]
+    pub changed_duplicate_statuses: Vec<u16>,
+}
+
+fn default_receiver_path() -> String {
+    "/notifications".into()
+}
+fn default_conflict() -> Vec<u16> {
+    vec![409, 422]
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -268,6 +330,13 @@ pub struct ObserveSection {
     /// GET returns the ids of accepted messages as a JSON array of strings.
     #[serde(default)]
     pub accepted_url: Option<String>,
+    /// GET returns the ids the IUT gave up delivering (JSON array of strings).
+    #[serde(default)]
+    pub undeliverable_url: Option<String>,
+    /// GET returns the IUT's audit / transfer log: a JSON array of ids, or of objects with
+    /// an `id` (FMK-2.6.4-LOG, SDK-5.1-TRACE).
+    #[serde(default)]
+    pub audit_url: Option<String>,
 }
 
 fn five_seconds() -> HumanDuration {
@@ -282,6 +351,21 @@ fn thirty_seconds() -> HumanDuration {
 fn https_check() -> ReadyCheck {
     ReadyCheck::Https
 }
+impl ApiSection {
+    /// For an IUT without an API (a pure sender): nothing listens there, and no step that
+    /// needs it runs, since its roles do not ask for one.
+    pub fn absent() -> ApiSection {
+        ApiSection {
+            base_url: "https://127.0.0.1:9".into(),
+            server_name: "localhost".into(),
+            protected_path: default_protected_path(),
+            health_path: default_health_path(),
+            registered_orgs: Vec::new(),
+            request_timeout: five_seconds(),
+        }
+    }
+}
+
 fn default_protected_path() -> String {
     "/v1/orgs/{org}/fullmakter".into()
 }
@@ -318,8 +402,22 @@ pub fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConfig> {
             bail!("{}: iut.start.command is empty (hint: command = [\"./my-api\", \"--port\", \"8443\"], or remove [iut.start] to attach to a running IUT)", source.name());
         }
     }
-    if !cfg.api.protected_path.contains("{org}") {
-        bail!("{}: api.protected_path {:?} has no {{org}} placeholder (hint: \"/v1/orgs/{{org}}/data\")", source.name(), cfg.api.protected_path);
+    match &cfg.api {
+        Some(api) => {
+            if !api.protected_path.contains("{org}") {
+                bail!("{}: api.protected_path {:?} has no {{org}} placeholder (hint: \"/v1/orgs/{{org}}/data\")", source.name(), api.protected_path);
+            }
+        }
+        None => {
+            if let Some(r) = cfg
+                .iut
+                .roles
+                .iter()
+                .find(|r| !matches!(r, Role::Sender | Role::Router))
+            {
+                bail!("{}: the role {:?} needs an [api] section (base_url, server_name, registered_orgs)", source.name(), r.as_str());
+            }
+        }
     }
     if let Some(ip) = &cfg.ip_filter {
         for (i, r) in ip
@@ -357,10 +455,54 @@ pub fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConfig> {
             bail!("{}: versions.path {:?} has no {{version}} placeholder (hint: \"/{{version}}/health\")", source.name(), v.path);
         }
     }
+    check_resend(&cfg, source)?;
     if cfg.pki.crl_base_url.is_some() && !cfg.pki.generate {
         bail!("{}: pki.crl_base_url only applies with pki.generate = true (a PKI made by `provsten pki init` carries its own)", source.name());
     }
     Ok(cfg)
+}
+
+/// The sender / receiver sections must name declared message types and a policy.
+fn check_resend(cfg: &IutConfig, source: &ConfigSource) -> anyhow::Result<()> {
+    let name = source.name();
+    if let Some(r) = &cfg.resend {
+        r.resolve(&format!("{name}: [resend]"))?;
+    }
+    let has = |m: &str| cfg.messages.iter().any(|x| x.name == m);
+    if let Some(s) = &cfg.sender {
+        if !has(&s.message) {
+            bail!("{name}: sender.message {:?} is not a declared [[message]] (hint: add a [[message]] with name = {:?})", s.message, s.message);
+        }
+        if s.trigger.command.is_some() == s.trigger.url.is_some() {
+            bail!("{name}: sender.trigger needs exactly one of `command` or `url` (hint: trigger = {{ url = \"http://127.0.0.1:9000/admin/send\" }})");
+        }
+        if let Some(c) = &s.trigger.command {
+            if c.is_empty() {
+                bail!("{name}: sender.trigger.command is empty (hint: command = [\"curl\", \"--retry\", \"3\", \"{{to}}\"])");
+            }
+        }
+        if cfg.resend.is_none() {
+            bail!("{name}: [sender] needs a [resend] policy to certify (hint: [resend] delays = [\"1s\", \"2s\"], max_attempts = 3)");
+        }
+        if !s.receiver_path.starts_with('/') {
+            bail!(
+                "{name}: sender.receiver_path {:?} must start with / (hint: \"/notifications\")",
+                s.receiver_path
+            );
+        }
+    }
+    if cfg.iut.roles.contains(&Role::Sender) && cfg.sender.is_none() {
+        bail!("{name}: the role \"sender\" needs a [sender] section saying how to make the IUT send (hint: see `provsten init`)");
+    }
+    if let Some(r) = &cfg.receive {
+        if !has(&r.message) {
+            bail!(
+                "{name}: receive.message {:?} is not a declared [[message]]",
+                r.message
+            );
+        }
+    }
+    Ok(())
 }
 
 pub fn load(path: &Path) -> anyhow::Result<(IutConfig, ConfigSource)> {
@@ -424,6 +566,8 @@ impl Placeholders {
                 "pki" => self.pki.display().to_string(),
                 "org" => "{org}".to_string(),         // filled per request
                 "version" => "{version}".to_string(), // filled per request
+                // Filled per message by the sender trigger.
+                "to" | "message_id" | "message_file" | "entity" => format!("{{{name}}}"),
                 n if n.starts_with("port:") => self.port(&n[5..])?.to_string(),
                 other => bail!(
                     "{}: {key}: unknown placeholder {{{other}}} in {value:?} (known: {{port:NAME}}, {{pki}}, {{config_dir}}, {{out}}, {{provsten}}, and {{defects}} as a whole command argument)",

@@ -3,6 +3,7 @@
 
 pub mod allowlist;
 pub mod config;
+pub mod observe;
 pub mod process;
 pub mod resend_policy;
 
@@ -42,8 +43,16 @@ pub struct Iut {
     /// Where accepted message ids can be read (GET → JSON array of strings).
     pub accepted_url: Option<String>,
     pub versions: Option<config::VersionsSection>,
+    /// The declared resend policy, resolved.
+    pub resend: Option<resend_policy::ResendPolicy>,
+    /// Role `sender`: how to make the IUT send.
+    pub sender: Option<SenderContext>,
+    pub receive: Option<config::ReceiveSection>,
+    pub undeliverable_url: Option<String>,
+    pub audit_url: Option<String>,
     pub config_source: ConfigSource,
-    process: Option<IutProcess>,
+    /// The started IUT, shared with steps that restart it.
+    process: Option<Restarter>,
     crl_server: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -111,6 +120,95 @@ fn message_type(
     })
 }
 
+/// Role `sender`, expanded for this run.
+#[derive(Debug, Clone)]
+pub struct SenderContext {
+    pub message: String,
+    pub trigger: Trigger,
+    pub receiver_path: String,
+    pub client_cert: Option<String>,
+    pub first_attempt_timeout: Duration,
+    /// Where message files for command triggers are written.
+    pub work_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    Command { argv: Vec<String>, workdir: PathBuf },
+    Url(String),
+}
+
+/// The IUT's process and how to start it again (a step kills it mid-retry to prove its
+/// outbox durable).
+#[derive(Clone)]
+pub struct Restarter {
+    process: Arc<tokio::sync::Mutex<Option<IutProcess>>>,
+    spec: StartSpec,
+    target: Target,
+    identity: Option<Identity>,
+    ready_path: String,
+    ready_timeout: Duration,
+}
+
+impl std::fmt::Debug for Restarter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Restarter({})", self.spec.program)
+    }
+}
+
+impl Restarter {
+    /// SIGKILL to the IUT's process group (a crash, not a clean stop), then starts it with
+    /// the same command and waits until its API answers again.
+    pub async fn kill_and_restart(&self) -> anyhow::Result<Duration> {
+        let started = std::time::Instant::now();
+        let mut guard = self.process.lock().await;
+        if let Some(p) = guard.take() {
+            p.kill_now().await;
+        }
+        *guard = Some(IutProcess::spawn(&self.spec)?);
+        drop(guard);
+        let deadline = tokio::time::Instant::now() + self.ready_timeout;
+        loop {
+            let spec = ClientSpec::new(self.identity.clone(), Duration::from_secs(2));
+            if let Ok(ex) = peers::request(&self.target, &spec, "GET", &self.ready_path).await {
+                if ex.status().is_some() {
+                    return Ok(started.elapsed());
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let mut guard = self.process.lock().await;
+                let out = guard
+                    .as_mut()
+                    .map(|p| indent(&p.last_lines(20)))
+                    .unwrap_or_default();
+                bail!(
+                    "the restarted IUT was not ready within {}; its last output:\n{out}",
+                    humantime::format_duration(self.ready_timeout)
+                );
+            }
+            // Polling interval of the readiness check, bounded by the deadline above.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn exited(&self) -> Option<(std::process::ExitStatus, Vec<String>)> {
+        let mut guard = self.process.lock().await;
+        let p = guard.as_mut()?;
+        p.exited().map(|s| (s, p.last_lines(20)))
+    }
+
+    async fn last_lines(&self) -> Vec<String> {
+        let guard = self.process.lock().await;
+        guard.as_ref().map(|p| p.last_lines(20)).unwrap_or_default()
+    }
+
+    async fn stop(&self) {
+        if let Some(p) = self.process.lock().await.take() {
+            p.stop().await;
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct IpFilterContext {
     pub registered: Vec<ipnet::IpNet>,
@@ -161,11 +259,12 @@ impl Iut {
         let pki = Pki::load(&pki_dir)?;
         let crl_server = publish_crls(&pki).await;
 
-        let base_url = ph.expand(&cfg.api.base_url, "api.base_url", &source)?;
+        let api = cfg.api.clone().unwrap_or_else(config::ApiSection::absent);
+        let base_url = ph.expand(&api.base_url, "api.base_url", &source)?;
         let addr = resolve_base_url(&base_url, &source).await?;
         let target = Target {
             addr,
-            server_name: cfg.api.server_name.clone(),
+            server_name: api.server_name.clone(),
         };
 
         let ip = match &cfg.ip_filter {
@@ -184,7 +283,7 @@ impl Iut {
                 let ds = url_target(&f.dual_stack_base_url, "ip_filter.dual_stack_base_url")?;
                 let to_target = |addr| Target {
                     addr,
-                    server_name: cfg.api.server_name.clone(),
+                    server_name: api.server_name.clone(),
                 };
                 let ipv6_target = match v6 {
                     Some(u) => Some(to_target(resolve_base_url(&u, &source).await?)),
@@ -259,6 +358,74 @@ impl Iut {
             None => None,
         };
 
+        if matches!(source, ConfigSource::Embedded) {
+            // The embedded reference keeps its outbox per run: a report folder reused for
+            // another run must not resend the last run's messages.
+            let outbox = out.join("outbox");
+            if outbox.exists() {
+                std::fs::remove_dir_all(&outbox)
+                    .with_context(|| format!("clearing {}", outbox.display()))?;
+            }
+        }
+        let resend = match &cfg.resend {
+            Some(r) => Some(r.resolve(&format!("{}: [resend]", source.name()))?),
+            None => None,
+        };
+        if let Some(p) = &resend {
+            // The IUT may read the declared policy (the reference IUT does).
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let path = out.join("resend-policy.json");
+            std::fs::write(&path, serde_json::to_vec_pretty(p)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        let sender = match &cfg.sender {
+            None => None,
+            Some(s) => {
+                let trigger = match (&s.trigger.command, &s.trigger.url) {
+                    (Some(argv), _) => {
+                        let mut expanded = Vec::new();
+                        for (i, a) in argv.iter().enumerate() {
+                            expanded.push(ph.expand(
+                                a,
+                                &format!("sender.trigger.command[{i}]"),
+                                &source,
+                            )?);
+                        }
+                        Trigger::Command {
+                            argv: expanded,
+                            workdir: config_dir.clone(),
+                        }
+                    }
+                    (None, Some(u)) => Trigger::Url(ph.expand(u, "sender.trigger.url", &source)?),
+                    (None, None) => bail!(SetupError(format!(
+                        "{}: sender.trigger needs `command` or `url`",
+                        source.name()
+                    ))),
+                };
+                Some(SenderContext {
+                    message: s.message.clone(),
+                    trigger,
+                    receiver_path: s.receiver_path.clone(),
+                    client_cert: s.client_cert.clone(),
+                    first_attempt_timeout: s.first_attempt_timeout.0,
+                    work_dir: out.join("messages"),
+                })
+            }
+        };
+        let observe_url = |ph: &mut Placeholders, u: &Option<String>, key: &str| {
+            u.as_ref().map(|u| ph.expand(u, key, &source)).transpose()
+        };
+        let undeliverable_url = observe_url(
+            &mut ph,
+            &cfg.observe.undeliverable_url,
+            "observe.undeliverable_url",
+        )?;
+        let audit_url = observe_url(&mut ph, &cfg.observe.audit_url, "observe.audit_url")?;
+
+        let ready_identity = match &cfg.iut.ready.client_cert {
+            Some(name) => Some(Identity::from_pki(&pki, name)?),
+            None => None,
+        };
         let mut process = None;
         if let Some(start) = &cfg.iut.start {
             let mut argv = Vec::new();
@@ -298,7 +465,20 @@ impl Iut {
                 workdir,
                 stop_timeout: start.stop_timeout.0,
             };
-            process = Some(IutProcess::spawn(&spec)?);
+            let spawned = IutProcess::spawn(&spec)?;
+            process = Some(Restarter {
+                process: Arc::new(tokio::sync::Mutex::new(Some(spawned))),
+                spec,
+                target: target.clone(),
+                identity: ready_identity.clone(),
+                ready_path: cfg
+                    .iut
+                    .ready
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| api.health_path.clone()),
+                ready_timeout: cfg.iut.ready.timeout.0,
+            });
         } else if !opts.defects.is_empty() {
             bail!(SetupError(
                 "--defect applies only to the reference IUT, which provsten starts itself".into()
@@ -309,20 +489,27 @@ impl Iut {
             name: cfg.iut.name.clone(),
             roles: cfg.iut.roles.clone(),
             target,
-            protected_path: ph.expand(&cfg.api.protected_path, "api.protected_path", &source)?,
-            health_path: cfg.api.health_path.clone(),
-            registered_orgs: cfg.api.registered_orgs.clone(),
-            request_timeout: cfg.api.request_timeout.0,
+            protected_path: ph.expand(&api.protected_path, "api.protected_path", &source)?,
+            health_path: api.health_path.clone(),
+            registered_orgs: api.registered_orgs.clone(),
+            request_timeout: api.request_timeout.0,
             pki,
             ip,
             messages,
             accepted_url,
             versions: cfg.versions.clone(),
+            resend,
+            sender,
+            receive: cfg.receive.clone(),
+            undeliverable_url,
+            audit_url,
             config_source: source,
             process,
             crl_server,
         };
-        iut.wait_ready(cfg).await?;
+        if cfg.api.is_some() {
+            iut.wait_ready(cfg).await?;
+        }
         Ok(iut)
     }
 
@@ -339,13 +526,13 @@ impl Iut {
             .unwrap_or_else(|| self.health_path.clone());
         let mut last;
         loop {
-            if let Some(p) = self.process.as_mut() {
-                if let Some(status) = p.exited() {
+            if let Some(p) = self.process.as_ref() {
+                if let Some((status, _)) = p.exited().await {
                     // Give the output readers a moment to drain the pipes.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     bail!(SetupError(format!(
                         "the IUT exited ({status}) before it was ready; its last output:\n{}",
-                        indent(&p.last_lines(20))
+                        indent(&p.last_lines().await)
                     )));
                 }
             }
@@ -360,11 +547,10 @@ impl Iut {
                 Err(_) => last = "readiness probe timed out after 2s".into(),
             }
             if tokio::time::Instant::now() >= deadline {
-                let output = self
-                    .process
-                    .as_ref()
-                    .map(|p| format!("; its last output:\n{}", indent(&p.last_lines(20))))
-                    .unwrap_or_default();
+                let output = match self.process.as_ref() {
+                    Some(p) => format!("; its last output:\n{}", indent(&p.last_lines().await)),
+                    None => String::new(),
+                };
                 bail!(SetupError(format!(
                     "the IUT at {} was not ready within {} (iut.ready.timeout): {last}{output}",
                     self.target.addr,
@@ -410,6 +596,11 @@ impl Iut {
     /// A catalogue certificate as a client identity.
     pub fn identity(&self, name: &str) -> anyhow::Result<Identity> {
         Identity::from_pki(&self.pki, name)
+    }
+
+    /// Restarts the IUT (kill, start, wait until ready), if provsten started it.
+    pub fn restarter(&self) -> Option<Restarter> {
+        self.process.clone()
     }
 
     pub fn has_role(&self, role: &str) -> bool {

@@ -97,6 +97,13 @@ impl IutProcess {
         self.pgid = None;
     }
 
+    /// SIGKILL to the group at once, as a crash would end it.
+    pub async fn kill_now(mut self) {
+        self.kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        self.pgid = None;
+    }
+
     fn kill(&mut self) {
         if let Some(pg) = self.pgid {
             let _ = killpg(pg, Signal::SIGKILL);

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod danger;
+pub mod receiver;
 pub mod refusal;
 
 pub use client::{

@@ -5,6 +5,7 @@
 pub mod ip_filter;
 pub mod mtls;
 pub mod network;
+pub mod resend;
 pub mod schema;
 pub mod tls;
 
@@ -46,6 +47,13 @@ pub struct RunContext {
     pub messages: Vec<crate::iut::MessageType>,
     pub accepted_url: Option<String>,
     pub versions: Option<crate::iut::config::VersionsSection>,
+    pub resend: Option<crate::iut::resend_policy::ResendPolicy>,
+    pub sender: Option<crate::iut::SenderContext>,
+    pub receive: Option<crate::iut::config::ReceiveSection>,
+    pub undeliverable_url: Option<String>,
+    pub audit_url: Option<String>,
+    /// Kills and restarts the IUT, when provsten started it.
+    pub restarter: Option<crate::iut::Restarter>,
 }
 
 impl std::fmt::Debug for dyn crate::network::backend::FaultBackend {
@@ -103,6 +111,8 @@ pub struct ProvstenWorld {
     pub probe: Option<serde_json::Value>,
     pub probe_accepted: Option<bool>,
     pub probe_refused: Option<bool>,
+    /// Role `sender`: the simulated receiver's program, its run, and what was sent.
+    pub resend: resend::ResendState,
     /// Observations as data, copied into the report.
     pub evidence: Vec<serde_json::Value>,
 }
@@ -131,6 +141,7 @@ impl ProvstenWorld {
             probe: None,
             probe_accepted: None,
             probe_refused: None,
+            resend: Default::default(),
             evidence: Vec::new(),
         }
     }
@@ -251,6 +262,41 @@ pub const VOCABULARY: &[(&str, &str, &str)] = &[
     ("Then", "the client gets no answer", "Then the client gets no answer"),
     ("When", "the client's address is added to the IUT's registered ranges", "When the client's address is added to the IUT's registered ranges"),
     ("When", "the client's address is removed from the IUT's registered ranges", "When the client's address is removed from the IUT's registered ranges"),
+    ("Given", "a simulated receiver that answers N to every attempt but the last the policy allows", "Given a simulated receiver that answers 503 to every attempt but the last the policy allows"),
+    ("Given", "a simulated receiver that answers N to every attempt", "Given a simulated receiver that answers 503 to every attempt"),
+    ("Given", "a simulated receiver that answers N to every attempt during the first N ms", "Given a simulated receiver that answers 503 to every attempt during the first 1500 ms"),
+    ("Given", "a simulated receiver that answers N to the first message's first N attempts", "Given a simulated receiver that answers 503 to the first message's first 2 attempts"),
+    ("Given", "a simulated receiver that answers N with Retry-After N seconds once", "Given a simulated receiver that answers 429 with Retry-After 2 seconds once"),
+    ("Given", "a simulated receiver that answers N with a Retry-After date N seconds ahead once", "Given a simulated receiver that answers 503 with a Retry-After date 3 seconds ahead once"),
+    ("Given", "a simulated receiver that drops the acknowledgement once", "Given a simulated receiver that drops the acknowledgement once"),
+    ("Given", "a simulated receiver that resets the connection once", "Given a simulated receiver that resets the connection once"),
+    ("Given", "a simulated receiver that hangs past the delivery timeout once", "Given a simulated receiver that hangs past the delivery timeout once"),
+    ("Given", "a simulated receiver that presents the certificate \"NAME\" once", "Given a simulated receiver that presents the certificate \"server-expired\" once"),
+    ("Given", "a simulated receiver that is down for the first attempt", "Given a simulated receiver that is down for the first attempt"),
+    ("Given", "a simulated receiver that answers 200", "Given a simulated receiver that answers 200"),
+    ("When", "the IUT sends a message to the simulated receiver", "When the IUT sends a message to the simulated receiver"),
+    ("When", "the IUT sends N messages to the simulated receiver", "When the IUT sends 10 messages to the simulated receiver"),
+    ("When", "the IUT sends N messages about the same entity to the simulated receiver", "When the IUT sends 3 messages about the same entity to the simulated receiver"),
+    ("When", "the IUT is killed and restarted after its first attempt", "When the IUT is killed and restarted after its first attempt"),
+    ("Then", "the receiver gets every attempt the policy allows", "Then the receiver gets every attempt the policy allows"),
+    ("Then", "the receiver gets exactly one attempt", "Then the receiver gets exactly one attempt"),
+    ("Then", "the intervals between attempts follow the declared policy", "Then the intervals between attempts follow the declared policy"),
+    ("Then", "every attempt carries the same message id and body", "Then every attempt carries the same message id and body"),
+    ("Then", "the message is accepted exactly once", "Then the message is accepted exactly once"),
+    ("Then", "every message is accepted exactly once", "Then every message is accepted exactly once"),
+    ("Then", "the IUT reports the message as undeliverable", "Then the IUT reports the message as undeliverable"),
+    ("Then", "the retry waits at least the Retry-After", "Then the retry waits at least the Retry-After"),
+    ("Then", "the IUT refuses the receiver's certificate", "Then the IUT refuses the receiver's certificate"),
+    ("Then", "the failure is handled as the policy declares", "Then the failure is handled as the policy declares"),
+    ("Then", "the backlog is not sent faster than the declared rate", "Then the backlog is not sent faster than the declared rate"),
+    ("Then", "the messages are accepted in the order they were sent", "Then the messages are accepted in the order they were sent"),
+    ("Then", "the message id appears in the IUT's audit log", "Then the message id appears in the IUT's audit log"),
+    ("When", "the client delivers a valid message twice with the same id", "When the client delivers a valid message twice with the same id"),
+    ("When", "the client delivers a valid message, then the same id with a changed body", "When the client delivers a valid message, then the same id with a changed body"),
+    ("When", "the client delivers N valid messages in reverse order, each twice", "When the client delivers 3 valid messages in reverse order, each twice"),
+    ("Then", "every delivery is answered with success", "Then every delivery is answered with success"),
+    ("Then", "the changed duplicate is refused with a conflict status", "Then the changed duplicate is refused with a conflict status"),
+    ("Then", "the IUT processed each message once", "Then the IUT processed each message once"),
     (
         "Then",
         "the request is refused without protected data",

@@ -32,7 +32,7 @@ const INTERNALS: &[&str] = &[
 ];
 
 impl ProvstenWorld {
-    fn message_type(&self) -> anyhow::Result<MessageType> {
+    pub(crate) fn message_type(&self) -> anyhow::Result<MessageType> {
         let name = self.message.clone().ok_or_else(|| {
             anyhow::anyhow!(
                 "no message type chosen (hint: `Given the message type \"notification\"`)"
@@ -52,12 +52,12 @@ impl ProvstenWorld {
 
     /// The scenario's client certificate, or a valid one of a registered organisation:
     /// schema checks are about the message, not the sender.
-    fn sender_identity(&self) -> anyhow::Result<peers::Identity> {
+    pub(crate) fn sender_identity(&self) -> anyhow::Result<peers::Identity> {
         let name = self.client_cert.as_deref().unwrap_or("client-5560000001");
         peers::Identity::from_pki(&self.ctx()?.pki, name)
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &mut self,
         path: &str,
         content_type: Option<String>,
@@ -70,7 +70,7 @@ impl ProvstenWorld {
     }
 
     /// The ids the IUT reports as accepted.
-    async fn accepted_ids(&self) -> anyhow::Result<Vec<String>> {
+    pub(crate) async fn accepted_ids(&self) -> anyhow::Result<Vec<String>> {
         let url = self.ctx()?.accepted_url.clone().ok_or_else(|| {
             ProvstenWorld::not_applicable("the IUT config declares no observe.accepted_url")
         })?;
@@ -110,7 +110,7 @@ fn fresh_id(id: &str) -> String {
         .collect()
 }
 
-fn plant_id(m: &MessageType, v: &mut Value) -> Option<String> {
+pub(crate) fn plant_id(m: &MessageType, v: &mut Value) -> Option<String> {
     let ptr = m.id_pointer.as_deref()?;
     let slot = v.pointer_mut(ptr)?;
     let id = fresh_id(slot.as_str()?);

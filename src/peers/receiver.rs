@@ -1,0 +1,630 @@
+//! The simulated receiver (role `sender`): an HTTPS peer with mTLS whose answer to each
+//! delivery attempt is programmed by steps (a status, a hang, a reset, a lost
+//! acknowledgement, a bad server certificate, or no listener at all), recording every
+//! attempt with its time, message id, headers, body and the client's identity.
+//!
+//! HTTP/1.1 is spoken by hand rather than through hyper: resetting mid-request and
+//! processing a message but dropping its answer are exactly what a server library hides.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use rustls::server::WebPkiClientVerifier;
+use rustls::ServerConfig;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
+
+use crate::pki::Pki;
+
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 4 * 1024 * 1024;
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+const READ_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How the receiver answers one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Status {
+        status: u16,
+        retry_after: Option<RetryAfter>,
+    },
+    /// Read the request, then say nothing for this long and close.
+    Hang(Duration),
+    /// Read the request, then reset the connection (TCP RST).
+    Reset,
+    /// Process the message, then close without answering (the sender never learns).
+    LoseAck,
+    /// Present this catalogue certificate instead of the valid one.
+    BadCert(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RetryAfter {
+    Seconds(u64),
+    /// An HTTP date this far ahead of the answer.
+    DateIn(Duration),
+}
+
+impl Answer {
+    pub fn ok() -> Answer {
+        Answer::Status {
+            status: 200,
+            retry_after: None,
+        }
+    }
+
+    pub fn status(status: u16) -> Answer {
+        Answer::Status {
+            status,
+            retry_after: None,
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Answer::Status {
+                status,
+                retry_after: None,
+            } => status.to_string(),
+            Answer::Status {
+                status,
+                retry_after: Some(RetryAfter::Seconds(s)),
+            } => format!("{status} Retry-After: {s}"),
+            Answer::Status {
+                status,
+                retry_after: Some(RetryAfter::DateIn(d)),
+            } => format!(
+                "{status} Retry-After: <date +{}>",
+                humantime::format_duration(*d)
+            ),
+            Answer::Hang(d) => format!("hang {}", humantime::format_duration(*d)),
+            Answer::Reset => "reset".into(),
+            Answer::LoseAck => "processed, acknowledgement lost".into(),
+            Answer::BadCert(c) => format!("server certificate {c}"),
+        }
+    }
+
+    fn processes(&self) -> bool {
+        matches!(self, Answer::LoseAck)
+            || matches!(self, Answer::Status { status, .. } if (200..300).contains(status))
+    }
+}
+
+/// One line of the receiver's program: `answer` for attempts that match, `times` times at
+/// most (None: always), only for one message id if set, only before `until` if set.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub answer: Answer,
+    pub times: Option<usize>,
+    pub message: Option<String>,
+    pub until: Option<Instant>,
+    used: usize,
+}
+
+impl Rule {
+    pub fn new(answer: Answer) -> Rule {
+        Rule {
+            answer,
+            times: None,
+            message: None,
+            until: None,
+            used: 0,
+        }
+    }
+
+    pub fn times(mut self, n: usize) -> Rule {
+        self.times = Some(n);
+        self
+    }
+
+    pub fn for_message(mut self, id: impl Into<String>) -> Rule {
+        self.message = Some(id.into());
+        self
+    }
+
+    pub fn until(mut self, t: Instant) -> Rule {
+        self.until = Some(t);
+        self
+    }
+
+    fn matches(&self, message: Option<&str>, now: Instant) -> bool {
+        self.times.is_none_or(|t| self.used < t)
+            && self.until.is_none_or(|u| now < u)
+            && match (&self.message, message) {
+                (None, _) => true,
+                (Some(want), Some(got)) => want == got,
+                (Some(_), None) => false,
+            }
+    }
+}
+
+/// One delivery attempt as the receiver saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub n: usize,
+    /// Milliseconds since the receiver started.
+    pub at_ms: f64,
+    #[serde(skip)]
+    pub at: Instant,
+    pub wall: String,
+    /// The id in the body (at the message type's pointer), else the `X-Message-Id` header.
+    pub message_id: Option<String>,
+    pub header_id: Option<String>,
+    pub body_sha256: Option<String>,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+    pub client_org: Option<String>,
+    pub client_subject: Option<String>,
+    pub tls_version: Option<String>,
+    /// What the receiver did with the attempt.
+    pub answer: String,
+    /// Set when the TLS handshake failed (the sender refused the certificate, or sent none).
+    pub handshake_error: Option<String>,
+    /// The bad server certificate the sender accepted on this attempt's connection.
+    pub bad_certificate_accepted: Option<String>,
+    /// The message was processed (2xx answered, or processed with the answer lost).
+    pub processed: bool,
+    /// The sender got a 2xx.
+    pub acknowledged: bool,
+}
+
+struct State {
+    rules: Vec<Rule>,
+    attempts: Vec<Attempt>,
+    /// While set and in the future, nothing listens on the port (connections refused).
+    down_until: Option<Instant>,
+}
+
+/// A running simulated receiver; stops when dropped.
+pub struct SimulatedReceiver {
+    pub addr: SocketAddr,
+    started: Instant,
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SimulatedReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub struct ReceiverSpec {
+    pub pki: Pki,
+    /// The valid server certificate (catalogue name).
+    pub cert: String,
+    /// JSON pointer of the message id in the body.
+    pub id_pointer: Option<String>,
+    pub rules: Vec<Rule>,
+    /// Nothing listens until this long after start.
+    pub down_for: Option<Duration>,
+}
+
+fn server_config(pki: &Pki, cert: &str) -> anyhow::Result<Arc<ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for r in pki.trust_roots()? {
+        roots.add(r)?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .with_crls(pki.crls()?)
+        .build()
+        .context("building the receiver's client verifier")?;
+    let (chain, key) = pki.identity(cert)?;
+    let mut cfg = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .with_context(|| format!("the receiver's certificate {cert:?}"))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+impl SimulatedReceiver {
+    pub async fn start(spec: ReceiverSpec) -> anyhow::Result<SimulatedReceiver> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the simulated receiver")?;
+        let addr = listener.local_addr()?;
+        let good = server_config(&spec.pki, &spec.cert)?;
+        let mut bad = Vec::new();
+        for r in &spec.rules {
+            if let Answer::BadCert(name) = &r.answer {
+                bad.push((name.clone(), server_config(&spec.pki, name)?));
+            }
+        }
+        let started = Instant::now();
+        let state = Arc::new(Mutex::new(State {
+            rules: spec.rules,
+            attempts: Vec::new(),
+            down_until: spec.down_for.map(|d| started + d),
+        }));
+        let changed = Arc::new(Notify::new());
+        let ctx = Arc::new(ConnCtx {
+            good,
+            bad,
+            state: state.clone(),
+            changed: changed.clone(),
+            started,
+            id_pointer: spec.id_pointer,
+        });
+        let task = tokio::spawn(accept_loop(listener, addr, ctx));
+        Ok(SimulatedReceiver {
+            addr,
+            started,
+            state,
+            changed,
+            task,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{}", self.addr, path)
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn attempts(&self) -> Vec<Attempt> {
+        self.state
+            .lock()
+            .map(|s| s.attempts.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits until `done(attempts)` holds or the deadline passes; returns the attempts
+    /// either way.
+    pub async fn wait_until(
+        &self,
+        deadline: Instant,
+        done: impl Fn(&[Attempt]) -> bool,
+    ) -> (bool, Vec<Attempt>) {
+        loop {
+            let notified = self.changed.notified();
+            let now = self.attempts();
+            if done(&now) {
+                return (true, now);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return (false, now);
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+}
+
+struct ConnCtx {
+    good: Arc<ServerConfig>,
+    bad: Vec<(String, Arc<ServerConfig>)>,
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+    started: Instant,
+    id_pointer: Option<String>,
+}
+
+impl ConnCtx {
+    fn record(&self, mut a: Attempt) {
+        if let Ok(mut s) = self.state.lock() {
+            a.n = s.attempts.len() + 1;
+            s.attempts.push(a);
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn blank(&self) -> Attempt {
+        let at = Instant::now();
+        Attempt {
+            n: 0,
+            at_ms: at.duration_since(self.started).as_secs_f64() * 1000.0,
+            at,
+            wall: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            message_id: None,
+            header_id: None,
+            body_sha256: None,
+            body: Vec::new(),
+            headers: Vec::new(),
+            client_org: None,
+            client_subject: None,
+            tls_version: None,
+            answer: String::new(),
+            handshake_error: None,
+            bad_certificate_accepted: None,
+            processed: false,
+            acknowledged: false,
+        }
+    }
+
+    /// The first rule that applies, marked used; `tls` chooses between certificate rules
+    /// (at accept) and request rules.
+    fn take(&self, message: Option<&str>, tls: bool) -> Option<Answer> {
+        let now = Instant::now();
+        let mut s = self.state.lock().ok()?;
+        let rule = s
+            .rules
+            .iter_mut()
+            .find(|r| matches!(r.answer, Answer::BadCert(_)) == tls && r.matches(message, now))?;
+        rule.used += 1;
+        Some(rule.answer.clone())
+    }
+}
+
+async fn accept_loop(listener: TcpListener, addr: SocketAddr, ctx: Arc<ConnCtx>) {
+    let mut listener = Some(listener);
+    loop {
+        let down = ctx.state.lock().ok().and_then(|s| s.down_until);
+        if let Some(until) = down.filter(|u| *u > Instant::now()) {
+            // Closing the socket makes the kernel refuse connections, as a host that is down.
+            listener = None;
+            tokio::time::sleep_until(until.into()).await;
+            if let Ok(mut s) = ctx.state.lock() {
+                s.down_until = None;
+            }
+        }
+        let l = match listener.take() {
+            Some(l) => l,
+            None => match bind_again(addr).await {
+                Some(l) => l,
+                None => return,
+            },
+        };
+        let Ok((tcp, _)) = l.accept().await else {
+            listener = Some(l);
+            continue;
+        };
+        listener = Some(l);
+        let ctx = ctx.clone();
+        tokio::spawn(async move { serve(tcp, ctx).await });
+    }
+}
+
+async fn bind_again(addr: SocketAddr) -> Option<TcpListener> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Some(l),
+            Err(e) if Instant::now() >= deadline => {
+                eprintln!("provsten: the simulated receiver could not listen on {addr} again: {e}");
+                return None;
+            }
+            // Retry interval while the old socket is released, bounded by the deadline.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+async fn serve(tcp: TcpStream, ctx: Arc<ConnCtx>) {
+    let _ = tcp.set_nodelay(true);
+    let cert_rule = ctx.take(None, true);
+    let config = match &cert_rule {
+        Some(Answer::BadCert(name)) => ctx
+            .bad
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_else(|| ctx.good.clone()),
+        _ => ctx.good.clone(),
+    };
+    let handshake =
+        tokio::time::timeout(HANDSHAKE_DEADLINE, TlsAcceptor::from(config).accept(tcp)).await;
+    let mut tls = match handshake {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            let mut a = ctx.blank();
+            a.handshake_error = Some(e.to_string());
+            a.answer = cert_rule
+                .map(|r| r.label())
+                .unwrap_or_else(|| "handshake failed".into());
+            ctx.record(a);
+            return;
+        }
+        Err(_) => {
+            let mut a = ctx.blank();
+            a.handshake_error = Some("no TLS handshake within 10 s".into());
+            a.answer = "handshake timed out".into();
+            ctx.record(a);
+            return;
+        }
+    };
+    // A sender that completes the handshake with a bad certificate is in breach; its
+    // requests are recorded with the certificate it accepted.
+    let accepted_bad = match &cert_rule {
+        Some(Answer::BadCert(name)) => Some(name.clone()),
+        _ => None,
+    };
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        let req = match tokio::time::timeout(READ_DEADLINE, read_request(&mut tls, &mut buf)).await
+        {
+            Ok(Ok(Some(r))) => r,
+            _ => return,
+        };
+        let mut a = ctx.blank();
+        identify(&tls, &mut a);
+        a.bad_certificate_accepted = accepted_bad.clone();
+        a.headers = req.headers.clone();
+        a.header_id = req
+            .headers
+            .iter()
+            .find(|(k, _)| k == "x-message-id")
+            .map(|(_, v)| v.clone());
+        a.body_sha256 = Some(hex(&Sha256::digest(&req.body)));
+        a.message_id = ctx
+            .id_pointer
+            .as_deref()
+            .and_then(|p| body_id(&req.body, p))
+            .or_else(|| a.header_id.clone());
+        a.body = req.body;
+        let answer = ctx
+            .take(a.message_id.as_deref(), false)
+            .unwrap_or_else(Answer::ok);
+        a.answer = answer.label();
+        a.processed = answer.processes();
+        match answer {
+            Answer::Status {
+                status,
+                retry_after,
+            } => {
+                a.acknowledged = (200..300).contains(&status);
+                let id = a.message_id.clone();
+                ctx.record(a);
+                let body = serde_json::json!({"status": status, "id": id}).to_string();
+                let mut head = format!(
+                    "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+                    reason(status),
+                    body.len()
+                );
+                match retry_after {
+                    Some(RetryAfter::Seconds(s)) => head.push_str(&format!("Retry-After: {s}\r\n")),
+                    Some(RetryAfter::DateIn(d)) => head.push_str(&format!(
+                        "Retry-After: {}\r\n",
+                        httpdate::fmt_http_date(SystemTime::now() + d)
+                    )),
+                    None => {}
+                }
+                if req.close {
+                    head.push_str("Connection: close\r\n");
+                }
+                head.push_str("\r\n");
+                head.push_str(&body);
+                if tls.write_all(head.as_bytes()).await.is_err() || tls.flush().await.is_err() {
+                    return;
+                }
+                if req.close {
+                    let _ = tls.shutdown().await;
+                    return;
+                }
+            }
+            Answer::Hang(d) => {
+                ctx.record(a);
+                tokio::time::sleep(d).await;
+                return;
+            }
+            Answer::Reset => {
+                ctx.record(a);
+                let (tcp, _) = tls.into_inner();
+                let _ = tcp.set_zero_linger();
+                drop(tcp);
+                return;
+            }
+            Answer::LoseAck => {
+                ctx.record(a);
+                // Closing without an answer: the sender sees the connection end.
+                let _ = tls.shutdown().await;
+                return;
+            }
+            Answer::BadCert(_) => return,
+        }
+    }
+}
+
+fn identify(tls: &tokio_rustls::server::TlsStream<TcpStream>, a: &mut Attempt) {
+    let (_, conn) = tls.get_ref();
+    a.tls_version = conn.protocol_version().map(|v| format!("{v:?}"));
+    if let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) {
+        a.client_org = crate::pki::org_number(leaf);
+        a.client_subject = subject(leaf);
+    }
+}
+
+fn subject(der: &[u8]) -> Option<String> {
+    use x509_parser::prelude::*;
+    let (_, x) = X509Certificate::from_der(der).ok()?;
+    Some(x.subject().to_string())
+}
+
+fn body_id(body: &[u8], pointer: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let x = v.pointer(pointer)?;
+    Some(
+        x.as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| x.to_string()),
+    )
+}
+
+struct Request {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    close: bool,
+}
+
+/// Reads one HTTP/1.1 request (Content-Length bodies); `None` at a clean end of stream.
+async fn read_request(
+    io: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> anyhow::Result<Option<Request>> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        if let httparse::Status::Complete(head_len) = req.parse(buf)? {
+            let headers: Vec<(String, String)> = req
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect();
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .map(|(_, v)| v.trim().parse())
+                .transpose()
+                .context("bad Content-Length")?
+                .unwrap_or(0);
+            if len > MAX_BODY {
+                anyhow::bail!("body of {len} bytes is over the limit");
+            }
+            let close = headers
+                .iter()
+                .any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
+            while buf.len() < head_len + len {
+                let mut chunk = [0u8; 8192];
+                let n = io.read(&mut chunk).await?;
+                if n == 0 {
+                    anyhow::bail!("the body ended early");
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[head_len..head_len + len].to_vec();
+            buf.drain(..head_len + len);
+            return Ok(Some(Request {
+                headers,
+                body,
+                close,
+            }));
+        }
+        if buf.len() > MAX_HEAD {
+            anyhow::bail!("request head over {MAX_HEAD} bytes");
+        }
+        let mut chunk = [0u8; 8192];
+        let n = io.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Status")
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,1159 @@
+//! Steps for resend policies (FMK-2.6.3-RESEND, FMK-2.6.4-LOG, SDK-5.1-TRACE).
+//!
+//! Role `sender`: the IUT is asked to send messages to a simulated receiver whose answer to
+//! each attempt the scenario programs; attempts, intervals, ids, limits and final single
+//! acceptance are compared with the declared policy, within its tolerance.
+//! Role `receiver`: the harness delivers duplicates and out-of-order messages to the IUT
+//! and checks, through its observation hook, that each id is processed once.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use cucumber::{given, then, when};
+use serde_json::{json, Value};
+
+use super::ProvstenWorld;
+use crate::iut::resend_policy::{Decision, Outcome as PolicyOutcome, ResendPolicy};
+use crate::iut::{observe, SenderContext, Trigger};
+use crate::peers::receiver::{Answer, Attempt, ReceiverSpec, RetryAfter, Rule, SimulatedReceiver};
+use crate::peers::Outcome as ExchangeOutcome;
+
+/// Slack for the IUT's own processing beyond the policy's numbers (a trigger, a write to
+/// its outbox, a TLS handshake), so a loaded machine is not mistaken for a late retry.
+const PROCESSING_SLACK: Duration = Duration::from_millis(1500);
+
+/// A rule waiting for the message ids it names (known once the When step makes them).
+#[derive(Debug, Clone)]
+struct PendingRule {
+    answer: Answer,
+    times: Option<usize>,
+    /// Index into the scenario's messages.
+    message: Option<usize>,
+    /// Applies only this long after the receiver starts.
+    during: Option<Duration>,
+}
+
+/// A message the IUT was asked to send.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sent {
+    pub id: String,
+    pub entity: String,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    /// Milliseconds after the receiver started.
+    pub triggered_at_ms: f64,
+}
+
+struct Receiver(SimulatedReceiver);
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SimulatedReceiver({})", self.0.addr)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ResendState {
+    rules: Vec<PendingRule>,
+    down_for: Option<Duration>,
+    receiver: Option<Receiver>,
+    sent: Vec<Sent>,
+    /// Exit codes of command triggers, by message id (None: still running or killed).
+    exits: Arc<Mutex<Vec<(String, Option<i32>)>>>,
+    /// The outage the program declares, for the backlog check.
+    outage_end: Option<Duration>,
+    /// The Retry-After the scenario programmed (minimum wait it implies).
+    retry_after_min: Option<Duration>,
+    /// The one failure the program injects, as the sender sees it.
+    failure: Option<PolicyOutcome>,
+    /// Deliveries made to the IUT in role `receiver`: (id, status).
+    deliveries: Vec<(String, u16, &'static str)>,
+}
+
+impl ProvstenWorld {
+    fn policy(&self) -> anyhow::Result<ResendPolicy> {
+        self.ctx()?
+            .resend
+            .clone()
+            .ok_or_else(|| Self::not_applicable("the IUT config declares no [resend] policy"))
+    }
+
+    fn sender_ctx(&self) -> anyhow::Result<SenderContext> {
+        self.ctx()?.sender.clone().ok_or_else(|| {
+            Self::not_applicable("the IUT config has no [sender] section (how to make it send)")
+        })
+    }
+
+    fn push_rule(&mut self, answer: Answer, times: Option<usize>) {
+        self.resend.rules.push(PendingRule {
+            answer,
+            times,
+            message: None,
+            during: None,
+        });
+    }
+
+    fn receiver(&self) -> anyhow::Result<&SimulatedReceiver> {
+        self.resend.receiver.as_ref().map(|r| &r.0).ok_or_else(|| {
+            anyhow!("no message was sent (hint: add `When the IUT sends a message to the simulated receiver`)")
+        })
+    }
+
+    /// How long after the first attempt the policy's attempts can run, plus slack.
+    fn span_allowance(&self, p: &ResendPolicy) -> Duration {
+        let offsets = p.expected_offsets();
+        let last = offsets.last().copied().unwrap_or_default();
+        let n = offsets.len() as u32;
+        last + p.allowance(last) * 2 + p.delivery_timeout * n + PROCESSING_SLACK
+    }
+
+    fn first_deadline(&self) -> anyhow::Result<Instant> {
+        let s = self.sender_ctx()?;
+        let down = self.resend.down_for.unwrap_or_default();
+        Ok(Instant::now() + s.first_attempt_timeout + down)
+    }
+}
+
+#[given(
+    expr = "a simulated receiver that answers {int} to every attempt but the last the policy allows"
+)]
+async fn answers_but_last(w: &mut ProvstenWorld, status: u16) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    w.sender_ctx()?;
+    let limit = p.attempt_limit() as usize;
+    if limit < 2 {
+        return Err(ProvstenWorld::not_applicable(
+            "the declared policy never retries (one attempt in all)",
+        ));
+    }
+    w.push_rule(Answer::status(status), Some(limit - 1));
+    Ok(())
+}
+
+#[given(expr = "a simulated receiver that answers {int} to every attempt")]
+async fn answers_always(w: &mut ProvstenWorld, status: u16) -> anyhow::Result<()> {
+    w.policy()?;
+    w.sender_ctx()?;
+    w.push_rule(Answer::status(status), None);
+    Ok(())
+}
+
+#[given(
+    expr = "a simulated receiver that answers {int} to every attempt during the first {int} ms"
+)]
+async fn answers_during(w: &mut ProvstenWorld, status: u16, ms: u64) -> anyhow::Result<()> {
+    w.policy()?;
+    w.sender_ctx()?;
+    let d = Duration::from_millis(ms);
+    w.resend.rules.push(PendingRule {
+        answer: Answer::status(status),
+        times: None,
+        message: None,
+        during: Some(d),
+    });
+    w.resend.outage_end = Some(d);
+    Ok(())
+}
+
+#[given(
+    expr = "a simulated receiver that answers {int} to the first message's first {int} attempts"
+)]
+async fn answers_first_message(w: &mut ProvstenWorld, status: u16, n: usize) -> anyhow::Result<()> {
+    w.policy()?;
+    w.sender_ctx()?;
+    w.resend.rules.push(PendingRule {
+        answer: Answer::status(status),
+        times: Some(n),
+        message: Some(0),
+        during: None,
+    });
+    Ok(())
+}
+
+#[given(expr = "a simulated receiver that answers {int} with Retry-After {int} seconds once")]
+async fn retry_after_seconds(w: &mut ProvstenWorld, status: u16, secs: u64) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    w.sender_ctx()?;
+    if !p.honour_retry_after {
+        return Err(ProvstenWorld::not_applicable(
+            "the declared policy does not honour Retry-After",
+        ));
+    }
+    w.push_rule(
+        Answer::Status {
+            status,
+            retry_after: Some(RetryAfter::Seconds(secs)),
+        },
+        Some(1),
+    );
+    w.resend.retry_after_min = Some(Duration::from_secs(secs));
+    Ok(())
+}
+
+#[given(
+    expr = "a simulated receiver that answers {int} with a Retry-After date {int} seconds ahead once"
+)]
+async fn retry_after_date(w: &mut ProvstenWorld, status: u16, secs: u64) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    w.sender_ctx()?;
+    if !p.honour_retry_after {
+        return Err(ProvstenWorld::not_applicable(
+            "the declared policy does not honour Retry-After",
+        ));
+    }
+    w.push_rule(
+        Answer::Status {
+            status,
+            retry_after: Some(RetryAfter::DateIn(Duration::from_secs(secs))),
+        },
+        Some(1),
+    );
+    // An HTTP date has whole seconds: the wait it asks for may be up to 1 s shorter.
+    w.resend.retry_after_min = Some(Duration::from_secs(secs.saturating_sub(1)));
+    Ok(())
+}
+
+#[given("a simulated receiver that drops the acknowledgement once")]
+async fn lose_ack(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    w.policy()?;
+    w.sender_ctx()?;
+    w.push_rule(Answer::LoseAck, Some(1));
+    w.resend.failure = Some(PolicyOutcome::Reset);
+    Ok(())
+}
+
+#[given("a simulated receiver that resets the connection once")]
+async fn reset_once(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    w.policy()?;
+    w.sender_ctx()?;
+    w.push_rule(Answer::Reset, Some(1));
+    w.resend.failure = Some(PolicyOutcome::Reset);
+    Ok(())
+}
+
+#[given("a simulated receiver that hangs past the delivery timeout once")]
+async fn hang_once(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    w.sender_ctx()?;
+    w.push_rule(
+        Answer::Hang(p.delivery_timeout + p.tolerance + Duration::from_secs(1)),
+        Some(1),
+    );
+    w.resend.failure = Some(PolicyOutcome::Timeout);
+    Ok(())
+}
+
+#[given(expr = "a simulated receiver that presents the certificate {string} once")]
+async fn bad_cert_once(w: &mut ProvstenWorld, cert: String) -> anyhow::Result<()> {
+    w.policy()?;
+    w.sender_ctx()?;
+    w.ctx()?.pki.cert(&cert)?;
+    w.push_rule(Answer::BadCert(cert), Some(1));
+    w.resend.failure = Some(PolicyOutcome::Tls);
+    Ok(())
+}
+
+#[given("a simulated receiver that is down for the first attempt")]
+async fn down_first(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    w.sender_ctx()?;
+    if p.attempt_limit() < 2 {
+        return Err(ProvstenWorld::not_applicable(
+            "the declared policy never retries (one attempt in all)",
+        ));
+    }
+    // Down past the first attempt, back before the first retry is due.
+    let half = p.delay(2) / 2;
+    w.resend.down_for = Some(half.max(Duration::from_millis(50)));
+    w.resend.failure = Some(PolicyOutcome::Refused);
+    Ok(())
+}
+
+#[given("a simulated receiver that answers 200")]
+async fn answers_ok(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    w.policy()?;
+    w.sender_ctx()?;
+    Ok(())
+}
+
+/// Makes `n` messages (fresh ids in the sender's message type), starts the receiver with
+/// the scenario's program, and triggers the IUT once per message.
+async fn send(w: &mut ProvstenWorld, n: usize, same_entity: bool) -> anyhow::Result<()> {
+    let s = w.sender_ctx()?;
+    let ctx = w.ctx()?;
+    let m = ctx
+        .messages
+        .iter()
+        .find(|m| m.name == s.message)
+        .cloned()
+        .ok_or_else(|| {
+            anyhow!(
+                "sender.message {:?} is not a declared message type",
+                s.message
+            )
+        })?;
+    let mut bodies = Vec::new();
+    for i in 0..n {
+        let mut example = m.examples.first().cloned().unwrap_or(Value::Null);
+        let id = super::schema::plant_id(&m, &mut example)
+            .unwrap_or_else(|| format!("provsten-{}-{i}-{}", w.scenario_id, rand::random::<u32>()));
+        let entity = if same_entity {
+            format!("entity-{}", w.scenario_id)
+        } else {
+            format!("entity-{}-{i}", w.scenario_id)
+        };
+        bodies.push((id, entity, serde_json::to_vec(&example)?, example));
+    }
+    let rules = w
+        .resend
+        .rules
+        .iter()
+        .map(|r| {
+            let mut rule = Rule::new(r.answer.clone());
+            rule.times = r.times;
+            if let Some(i) = r.message {
+                rule = rule.for_message(bodies[i.min(n - 1)].0.clone());
+            }
+            rule
+        })
+        .collect::<Vec<_>>();
+    let during: Vec<Option<Duration>> = w.resend.rules.iter().map(|r| r.during).collect();
+    let receiver = SimulatedReceiver::start(ReceiverSpec {
+        pki: ctx.pki.clone(),
+        cert: "peer-receiver".into(),
+        id_pointer: m.id_pointer.clone(),
+        rules: rules
+            .into_iter()
+            .zip(during)
+            .map(|(r, d)| match d {
+                Some(d) => r.until(Instant::now() + d),
+                None => r,
+            })
+            .collect(),
+        down_for: w.resend.down_for,
+    })
+    .await?;
+    let to = receiver.url(&s.receiver_path);
+    let started = receiver.started();
+    w.resend.receiver = Some(Receiver(receiver));
+    std::fs::create_dir_all(&s.work_dir)?;
+    for (id, entity, bytes, body) in bodies {
+        let at = started.elapsed().as_secs_f64() * 1000.0;
+        trigger(w, &s, &to, &id, &entity, &bytes, &body).await?;
+        w.resend.sent.push(Sent {
+            id,
+            entity,
+            body: bytes,
+            triggered_at_ms: at,
+        });
+    }
+    w.record(json!({"resend": {
+        "receiver": to,
+        "sent": w.resend.sent,
+        "policy": ctx.resend,
+    }}));
+    Ok(())
+}
+
+async fn trigger(
+    w: &mut ProvstenWorld,
+    s: &SenderContext,
+    to: &str,
+    id: &str,
+    entity: &str,
+    bytes: &[u8],
+    body: &Value,
+) -> anyhow::Result<()> {
+    match &s.trigger {
+        Trigger::Url(url) => {
+            let req = json!({"to": to, "message_id": id, "entity": entity, "body": body});
+            let (status, answer) = observe::call("POST", url, Some(&req))
+                .await
+                .map_err(|e| anyhow!("sender.trigger.url: {e:#}"))?;
+            if !(200..300).contains(&status) {
+                bail!(
+                    "sender.trigger.url {url} answered {status} ({answer}) when asked to send {id}"
+                );
+            }
+        }
+        Trigger::Command { argv, workdir } => {
+            let file = s.work_dir.join(format!("{id}.json"));
+            std::fs::write(&file, bytes)?;
+            let fill = |a: &str| {
+                a.replace("{to}", to)
+                    .replace("{message_id}", id)
+                    .replace("{entity}", entity)
+                    .replace("{message_file}", &file.display().to_string())
+            };
+            let argv: Vec<String> = argv.iter().map(|a| fill(a)).collect();
+            let mut cmd = tokio::process::Command::new(&argv[0]);
+            cmd.args(&argv[1..])
+                .current_dir(workdir)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true);
+            let mut child = cmd
+                .spawn()
+                .map_err(|e| anyhow!("sender.trigger.command: starting {:?}: {e}", argv[0]))?;
+            let exits = w.resend.exits.clone();
+            if let Ok(mut e) = exits.lock() {
+                e.push((id.to_string(), None));
+            }
+            let id = id.to_string();
+            let limit = w
+                .policy()
+                .map(|p| w.span_allowance(&p) + s.first_attempt_timeout)
+                .unwrap_or(Duration::from_secs(60));
+            // The command runs as the sender does (curl retries inside it); it is killed
+            // at the scenario's deadline.
+            tokio::spawn(async move {
+                let status = tokio::time::timeout(limit, child.wait()).await;
+                let code = match status {
+                    Ok(Ok(st)) => st.code(),
+                    _ => {
+                        let _ = child.kill().await;
+                        None
+                    }
+                };
+                if let Ok(mut e) = exits.lock() {
+                    if let Some(slot) = e.iter_mut().find(|(i, _)| *i == id) {
+                        slot.1 = Some(code.unwrap_or(-1));
+                    }
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+#[when("the IUT sends a message to the simulated receiver")]
+async fn sends_one(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    send(w, 1, false).await
+}
+
+#[when(expr = "the IUT sends {int} messages to the simulated receiver")]
+async fn sends_many(w: &mut ProvstenWorld, n: usize) -> anyhow::Result<()> {
+    send(w, n.max(1), false).await
+}
+
+#[when(expr = "the IUT sends {int} messages about the same entity to the simulated receiver")]
+async fn sends_same_entity(w: &mut ProvstenWorld, n: usize) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    if !p.ordered {
+        return Err(ProvstenWorld::not_applicable(
+            "the declared policy does not promise per-entity order (ordered = false)",
+        ));
+    }
+    send(w, n.max(1), true).await
+}
+
+#[when("the IUT is killed and restarted after its first attempt")]
+async fn kill_restart(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let restarter = w.ctx()?.restarter.clone().ok_or_else(|| {
+        ProvstenWorld::not_applicable(
+            "provsten does not start this IUT ([iut.start]), so it cannot restart it",
+        )
+    })?;
+    if matches!(w.sender_ctx()?.trigger, Trigger::Command { .. }) {
+        return Err(ProvstenWorld::not_applicable(
+            "the sender is a command per message; there is no long-lived outbox to restart",
+        ));
+    }
+    let deadline = w.first_deadline()?;
+    let (ok, _) = w.receiver()?.wait_until(deadline, |a| !a.is_empty()).await;
+    if !ok {
+        bail!(
+            "no delivery attempt within {} s of the trigger",
+            w.sender_ctx()?.first_attempt_timeout.as_secs()
+        );
+    }
+    let took = restarter.kill_and_restart().await?;
+    w.record(json!({"restart": {"killed": "SIGKILL to the IUT's process group after its first attempt", "ready_after_ms": took.as_millis() as u64}}));
+    Ok(())
+}
+
+fn attempts_of<'a>(all: &'a [Attempt], id: &str) -> Vec<&'a Attempt> {
+    all.iter()
+        .filter(|a| a.message_id.as_deref() == Some(id) || a.handshake_error.is_some())
+        .collect()
+}
+
+fn timeline(all: &[Attempt]) -> Value {
+    json!(all)
+}
+
+impl ProvstenWorld {
+    fn first_id(&self) -> anyhow::Result<String> {
+        self.resend
+            .sent
+            .first()
+            .map(|s| s.id.clone())
+            .ok_or_else(|| anyhow!("no message was sent"))
+    }
+
+    /// Waits for the first attempt, then for the policy's whole span, then for the next
+    /// attempt that should not come; returns every attempt seen.
+    async fn observe_all(&mut self) -> anyhow::Result<Vec<Attempt>> {
+        let p = self.policy()?;
+        let deadline = self.first_deadline()?;
+        let recv = self.receiver()?;
+        let (ok, _) = recv.wait_until(deadline, |a| !a.is_empty()).await;
+        if !ok {
+            bail!(
+                "no delivery attempt within {} s of the trigger (sender.first_attempt_timeout)",
+                self.sender_ctx()?.first_attempt_timeout.as_secs()
+            );
+        }
+        let n = self.resend.sent.len().max(1);
+        let limit = p.attempt_limit() as usize * n;
+        let span = self.span_allowance(&p)
+            + p.delay(p.attempt_limit() + 1)
+            + p.allowance(p.delay(p.attempt_limit() + 1));
+        let (_, attempts) = recv
+            .wait_until(Instant::now() + span, |a| a.len() > limit)
+            .await;
+        self.record(json!({"attempts": timeline(&attempts)}));
+        Ok(attempts)
+    }
+
+    /// Waits until `id` is acknowledged, then one retry interval more; the attempts seen.
+    async fn observe_acceptance(&mut self, ids: &[String]) -> anyhow::Result<Vec<Attempt>> {
+        let p = self.policy()?;
+        let deadline = self.first_deadline()? + self.span_allowance(&p) * ids.len().max(1) as u32;
+        let recv = self.receiver()?;
+        let started = recv.started();
+        let want = ids.to_vec();
+        let (ok, attempts) = recv
+            .wait_until(deadline, |a| {
+                want.iter().all(|id| {
+                    a.iter()
+                        .any(|x| x.acknowledged && x.message_id.as_deref() == Some(id))
+                })
+            })
+            .await;
+        if !ok {
+            self.record(json!({"attempts": timeline(&attempts)}));
+            let missing: Vec<&String> = want
+                .iter()
+                .filter(|id| {
+                    !attempts
+                        .iter()
+                        .any(|x| x.acknowledged && x.message_id.as_deref() == Some(id))
+                })
+                .collect();
+            if attempts.is_empty() {
+                bail!(
+                    "no delivery attempt reached the receiver (deadline {:.1} s)",
+                    (deadline - started).as_secs_f64()
+                );
+            }
+            bail!(
+                "not accepted within the policy's span: {missing:?} ({} attempts: {})",
+                attempts.len(),
+                summary(&attempts)
+            );
+        }
+        let recv = self.receiver()?;
+        // An attempt after the acknowledgement would be a duplicate delivery.
+        let settle = p.delay(2) + p.allowance(p.delay(2)) + Duration::from_millis(200);
+        let (_, attempts) = recv
+            .wait_until(Instant::now() + settle, |a| a.len() > attempts.len())
+            .await;
+        self.record(json!({"attempts": timeline(&attempts)}));
+        Ok(attempts)
+    }
+}
+
+fn summary(attempts: &[Attempt]) -> String {
+    attempts
+        .iter()
+        .map(|a| {
+            format!(
+                "#{} {:.0} ms {} → {}",
+                a.n,
+                a.at_ms,
+                a.message_id.as_deref().unwrap_or("?"),
+                a.answer
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[then("the receiver gets every attempt the policy allows")]
+async fn every_attempt(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    let attempts = w.observe_all().await?;
+    let want = p.attempt_limit() as usize;
+    if attempts.len() != want {
+        bail!(
+            "expected {want} attempts ({}), the receiver got {}: {}",
+            p.describe(),
+            attempts.len(),
+            summary(&attempts)
+        );
+    }
+    Ok(())
+}
+
+#[then("the receiver gets exactly one attempt")]
+async fn one_attempt(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    let deadline = w.first_deadline()?;
+    let recv = w.receiver()?;
+    let (ok, _) = recv.wait_until(deadline, |a| !a.is_empty()).await;
+    if !ok {
+        bail!(
+            "no delivery attempt within {} s of the trigger",
+            w.sender_ctx()?.first_attempt_timeout.as_secs()
+        );
+    }
+    let window = p.delay(2) * 2 + p.allowance(p.delay(2)) + Duration::from_millis(500);
+    let (_, attempts) = recv
+        .wait_until(Instant::now() + window, |a| a.len() > 1)
+        .await;
+    w.record(json!({"attempts": timeline(&attempts)}));
+    if attempts.len() != 1 {
+        bail!(
+            "a permanent failure was retried: {} attempts within {} ms: {}",
+            attempts.len(),
+            window.as_millis(),
+            summary(&attempts)
+        );
+    }
+    Ok(())
+}
+
+#[then("the intervals between attempts follow the declared policy")]
+async fn intervals(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    let attempts = w.receiver()?.attempts();
+    let mut rows = Vec::new();
+    let mut bad = Vec::new();
+    for (i, pair) in attempts.windows(2).enumerate() {
+        let n = i as u32 + 2;
+        let observed = pair[1].at.duration_since(pair[0].at);
+        let expected = p.delay(n);
+        let allowed = p.allowance(expected);
+        let diff = if observed > expected {
+            observed - expected
+        } else {
+            expected - observed
+        };
+        let ok = diff <= allowed;
+        rows.push(json!({
+            "attempt": n,
+            "expected_ms": expected.as_millis() as u64,
+            "observed_ms": observed.as_millis() as u64,
+            "allowed_ms": allowed.as_millis() as u64,
+            "ok": ok,
+        }));
+        if !ok {
+            bad.push(format!(
+                "before attempt {n}: waited {} ms, the policy says {} ms ± {} ms",
+                observed.as_millis(),
+                expected.as_millis(),
+                allowed.as_millis()
+            ));
+        }
+    }
+    w.record(json!({"intervals": rows, "policy": p.describe(), "time_scale": p.time_scale, "tolerance_ms": p.tolerance.as_millis() as u64}));
+    if attempts.len() < 2 {
+        bail!("fewer than 2 attempts: no interval to compare");
+    }
+    if !bad.is_empty() {
+        bail!("{}", bad.join("; "));
+    }
+    Ok(())
+}
+
+#[then("every attempt carries the same message id and body")]
+async fn same_id_body(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let attempts = w.receiver()?.attempts();
+    let sent = w
+        .resend
+        .sent
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow!("no message was sent"))?;
+    let with_request: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| a.handshake_error.is_none())
+        .collect();
+    if with_request.is_empty() {
+        bail!("no attempt carried a request");
+    }
+    let mut problems = Vec::new();
+    for a in &with_request {
+        if a.message_id.as_deref() != Some(sent.id.as_str()) {
+            problems.push(format!(
+                "attempt {} carries id {:?}, not {:?}",
+                a.n, a.message_id, sent.id
+            ));
+        } else if a.body != sent.body {
+            // Re-serialised JSON with the same content is the same message.
+            let same = serde_json::from_slice::<Value>(&a.body).ok()
+                == serde_json::from_slice::<Value>(&sent.body).ok();
+            if !same {
+                problems.push(format!("attempt {} carries a different body", a.n));
+            }
+        }
+    }
+    let orgs: std::collections::BTreeSet<Option<String>> =
+        with_request.iter().map(|a| a.client_org.clone()).collect();
+    if orgs.len() > 1 {
+        problems.push(format!(
+            "attempts come from different organisations: {orgs:?}"
+        ));
+    }
+    if let Some(cert) = w.sender_ctx()?.client_cert {
+        let want = w.ctx()?.pki.cert(&cert)?.org.clone();
+        if let Some(got) = orgs.iter().next() {
+            if want.is_some() && *got != want {
+                problems.push(format!(
+                    "the IUT presented organisation {got:?}, the config declares {cert} ({want:?})"
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
+    Ok(())
+}
+
+#[then("the message is accepted exactly once")]
+async fn accepted_once(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let id = w.first_id()?;
+    let attempts = w.observe_acceptance(std::slice::from_ref(&id)).await?;
+    check_once(&attempts, &id)
+}
+
+#[then("every message is accepted exactly once")]
+async fn all_accepted_once(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let ids: Vec<String> = w.resend.sent.iter().map(|s| s.id.clone()).collect();
+    let attempts = w.observe_acceptance(&ids).await?;
+    for id in &ids {
+        check_once(&attempts, id)?;
+    }
+    Ok(())
+}
+
+fn check_once(attempts: &[Attempt], id: &str) -> anyhow::Result<()> {
+    let mine: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| a.message_id.as_deref() == Some(id))
+        .collect();
+    let acks: Vec<&&Attempt> = mine.iter().filter(|a| a.acknowledged).collect();
+    if acks.len() != 1 {
+        bail!(
+            "message {id} was acknowledged {} times (the sender resent a delivered message): {}",
+            acks.len(),
+            summary(&mine.iter().map(|a| (*a).clone()).collect::<Vec<_>>())
+        );
+    }
+    let ack_n = acks[0].n;
+    if let Some(after) = mine.iter().find(|a| a.n > ack_n) {
+        bail!(
+            "message {id} was sent again (attempt {}) after it was acknowledged",
+            after.n
+        );
+    }
+    if let Some(b) = attempts
+        .iter()
+        .find(|a| a.bad_certificate_accepted.is_some())
+    {
+        bail!(
+            "the IUT sent attempt {} over a connection with the bad certificate {:?}",
+            b.n,
+            b.bad_certificate_accepted
+        );
+    }
+    Ok(())
+}
+
+#[then("the IUT reports the message as undeliverable")]
+async fn undeliverable(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let id = w.first_id()?;
+    let p = w.policy()?;
+    let ctx = w.ctx()?;
+    let deadline = Instant::now() + p.delivery_timeout + PROCESSING_SLACK * 2;
+    let s = w.sender_ctx()?;
+    loop {
+        let reported = match (&s.trigger, &ctx.undeliverable_url) {
+            (_, Some(url)) => observe::ids(url).await?.contains(&id),
+            (Trigger::Command { .. }, None) => {
+                let exits = w.resend.exits.lock().map(|e| e.clone()).unwrap_or_default();
+                match exits.iter().find(|(i, _)| *i == id) {
+                    Some((_, Some(code))) => {
+                        if *code == 0 {
+                            bail!("the trigger command exited 0 for {id}: it reports the message delivered although it was not");
+                        }
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            (Trigger::Url(_), None) => {
+                return Err(ProvstenWorld::not_applicable(
+                    "the IUT config declares no observe.undeliverable_url",
+                ))
+            }
+        };
+        if reported {
+            w.record(json!({"undeliverable": id}));
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "the IUT did not report {id} as undeliverable within {} ms of its last attempt",
+                (p.delivery_timeout + PROCESSING_SLACK * 2).as_millis()
+            );
+        }
+        // Polling interval of the observation hook, bounded by the deadline above.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[then("the retry waits at least the Retry-After")]
+async fn waited_retry_after(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    let min = w
+        .resend
+        .retry_after_min
+        .ok_or_else(|| anyhow!("no Retry-After was programmed"))?;
+    let id = w.first_id()?;
+    let attempts = w.observe_acceptance(std::slice::from_ref(&id)).await?;
+    let mine = attempts_of(&attempts, &id);
+    if mine.len() < 2 {
+        bail!("the message was not retried after the Retry-After answer");
+    }
+    let waited = mine[1].at.duration_since(mine[0].at);
+    w.record(json!({"retry_after": {"min_ms": min.as_millis() as u64, "waited_ms": waited.as_millis() as u64}}));
+    if waited + p.tolerance < min {
+        bail!(
+            "retried {} ms after a Retry-After asking for {} ms (tolerance {} ms)",
+            waited.as_millis(),
+            min.as_millis(),
+            p.tolerance.as_millis()
+        );
+    }
+    Ok(())
+}
+
+#[then("the IUT refuses the receiver's certificate")]
+async fn refused_cert(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let deadline = w.first_deadline()?;
+    let (_, attempts) = w.receiver()?.wait_until(deadline, |a| !a.is_empty()).await;
+    let first = attempts.first().ok_or_else(|| {
+        anyhow!("no attempt reached the receiver within sender.first_attempt_timeout")
+    })?;
+    if let Some(cert) = &first.bad_certificate_accepted {
+        bail!(
+            "the IUT accepted the receiver's bad certificate {cert:?} and sent attempt {} over it",
+            first.n
+        );
+    }
+    if first.handshake_error.is_none() {
+        bail!("the first attempt completed its handshake although the receiver presented a bad certificate");
+    }
+    Ok(())
+}
+
+#[then("the failure is handled as the policy declares")]
+async fn as_declared(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    let outcome = w
+        .resend
+        .failure
+        .clone()
+        .ok_or_else(|| anyhow!("no failure was programmed"))?;
+    let decision = p.decide(&outcome);
+    w.record(json!({"declared": {"outcome": outcome, "retried": decision == Decision::Retry}}));
+    match (decision, &outcome) {
+        (Decision::Retry, _) => accepted_once(w).await,
+        (_, PolicyOutcome::Refused) => {
+            // A refused connection never reaches the receiver: nothing may arrive later.
+            let window = w.resend.down_for.unwrap_or_default()
+                + p.delay(2) * 2
+                + p.allowance(p.delay(2))
+                + Duration::from_millis(500);
+            let recv = w.receiver()?;
+            let (_, attempts) = recv
+                .wait_until(Instant::now() + window, |a| !a.is_empty())
+                .await;
+            if !attempts.is_empty() {
+                bail!(
+                    "the policy does not retry refused connections, yet {} attempts arrived: {}",
+                    attempts.len(),
+                    summary(&attempts)
+                );
+            }
+            undeliverable(w).await
+        }
+        _ => {
+            one_attempt(w).await?;
+            undeliverable(w).await
+        }
+    }
+}
+
+#[then("the backlog is not sent faster than the declared rate")]
+async fn backlog_rate(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    let rate = p
+        .backlog_rate
+        .ok_or_else(|| ProvstenWorld::not_applicable("the declared policy has no backlog_rate"))?;
+    let end = w
+        .resend
+        .outage_end
+        .ok_or_else(|| anyhow!("no outage was programmed"))?;
+    let recv = w.receiver()?;
+    let started = recv.started();
+    let after: Vec<Attempt> = recv
+        .attempts()
+        .into_iter()
+        .filter(|a| a.at.duration_since(started) >= end)
+        .collect();
+    let gap = Duration::from_secs_f64(1.0 / rate);
+    let mut worst: Option<(usize, usize, Duration, Duration)> = None;
+    for i in 0..after.len() {
+        for j in i + 1..after.len() {
+            let need = gap * (j - i) as u32;
+            let got = after[j].at.duration_since(after[i].at);
+            if got + p.tolerance < need && worst.is_none_or(|(_, _, g, n)| need - got > n - g) {
+                worst = Some((i, j, got, need));
+            }
+        }
+    }
+    w.record(json!({"backlog": {"rate_per_s": rate, "attempts_after_outage": after.len(), "outage_ms": end.as_millis() as u64}}));
+    if let Some((i, j, got, need)) = worst {
+        bail!(
+            "resend storm: {} attempts in {} ms after the outage, the declared rate ({rate}/s) allows no more than one per {} ms",
+            j - i + 1,
+            got.as_millis(),
+            (need / (j - i) as u32).as_millis()
+        );
+    }
+    Ok(())
+}
+
+#[then("the messages are accepted in the order they were sent")]
+async fn in_order(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let ids: Vec<String> = w.resend.sent.iter().map(|s| s.id.clone()).collect();
+    let attempts = w.observe_acceptance(&ids).await?;
+    let order: Vec<String> = attempts
+        .iter()
+        .filter(|a| a.acknowledged)
+        .filter_map(|a| a.message_id.clone())
+        .collect();
+    let first_seen: Vec<&String> = order
+        .iter()
+        .enumerate()
+        .filter(|(i, id)| !order[..*i].contains(id))
+        .map(|(_, id)| id)
+        .collect();
+    if first_seen != ids.iter().collect::<Vec<_>>() {
+        bail!("accepted in the order {first_seen:?}, sent as {ids:?}");
+    }
+    Ok(())
+}
+
+#[then("the message id appears in the IUT's audit log")]
+async fn in_audit(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let url = w.ctx()?.audit_url.clone().ok_or_else(|| {
+        ProvstenWorld::not_applicable("the IUT config declares no observe.audit_url")
+    })?;
+    let ids: Vec<String> = if w.resend.sent.is_empty() {
+        w.resend
+            .deliveries
+            .iter()
+            .map(|(i, _, _)| i.clone())
+            .collect()
+    } else {
+        w.resend.sent.iter().map(|s| s.id.clone()).collect()
+    };
+    if ids.is_empty() {
+        bail!("no message was sent or delivered before this step");
+    }
+    let deadline = Instant::now() + PROCESSING_SLACK * 2;
+    loop {
+        let logged = observe::ids(&url).await?;
+        let missing: Vec<&String> = ids.iter().filter(|i| !logged.contains(i)).collect();
+        if missing.is_empty() {
+            w.record(json!({"audit": {"url": url, "found": ids}}));
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "the audit log at {url} lacks {missing:?} ({} entries)",
+                logged.len()
+            );
+        }
+        // Polling interval of the audit hook, bounded by the deadline above.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---- role receiver: the harness delivers, the IUT must cope with resends ----------------
+
+impl ProvstenWorld {
+    fn receive_message(&mut self) -> anyhow::Result<crate::iut::MessageType> {
+        let r = self
+            .ctx()?
+            .receive
+            .clone()
+            .ok_or_else(|| Self::not_applicable("the IUT config has no [receive] section"))?;
+        self.message = Some(r.message);
+        self.message_type()
+    }
+
+    async fn deliver(
+        &mut self,
+        body: &Value,
+        id: &str,
+        label: &'static str,
+    ) -> anyhow::Result<u16> {
+        let m = self.message_type()?;
+        let ex = self
+            .post(
+                &m.endpoint,
+                Some("application/json".into()),
+                serde_json::to_vec(body)?,
+            )
+            .await?;
+        let status = match &ex.outcome {
+            ExchangeOutcome::Response { status, .. } => *status,
+            ExchangeOutcome::Refused { refusal } => {
+                bail!("delivering {id} ({label}) failed: {}", refusal.describe())
+            }
+        };
+        self.resend.deliveries.push((id.to_string(), status, label));
+        self.record(json!({"delivery": {"id": id, "kind": label, "status": status}}));
+        Ok(status)
+    }
+}
+
+fn fresh(m: &crate::iut::MessageType) -> anyhow::Result<(String, Value)> {
+    let mut v = m.examples.first().cloned().unwrap_or(Value::Null);
+    let id = super::schema::plant_id(m, &mut v)
+        .ok_or_else(|| anyhow!("message type {:?} declares no id_pointer", m.name))?;
+    Ok((id, v))
+}
+
+#[when("the client delivers a valid message twice with the same id")]
+async fn deliver_twice(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let m = w.receive_message()?;
+    let (id, v) = fresh(&m)?;
+    w.deliver(&v, &id, "original").await?;
+    w.deliver(&v, &id, "exact duplicate").await?;
+    Ok(())
+}
+
+#[when("the client delivers a valid message, then the same id with a changed body")]
+async fn deliver_changed(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let m = w.receive_message()?;
+    let (id, v) = fresh(&m)?;
+    w.deliver(&v, &id, "original").await?;
+    let mut changed = v.clone();
+    let again = super::schema::plant_id(&m, &mut changed);
+    // Same id, other content: re-plant the original id over a re-randomised copy.
+    if let (Some(ptr), Some(_)) = (m.id_pointer.as_deref(), again) {
+        let mut other = fresh(&m)?.1;
+        if let Some(slot) = other.pointer_mut(ptr) {
+            *slot = Value::String(id.clone());
+        }
+        changed = other;
+    }
+    if changed == v {
+        bail!(
+            "could not make a different valid body for message type {:?}",
+            m.name
+        );
+    }
+    w.deliver(&changed, &id, "changed duplicate").await?;
+    Ok(())
+}
+
+#[when(expr = "the client delivers {int} valid messages in reverse order, each twice")]
+async fn deliver_reverse(w: &mut ProvstenWorld, n: usize) -> anyhow::Result<()> {
+    let m = w.receive_message()?;
+    let mut msgs = Vec::new();
+    for _ in 0..n.max(2) {
+        msgs.push(fresh(&m)?);
+    }
+    for (id, v) in msgs.iter().rev() {
+        w.deliver(v, id, "original").await?;
+    }
+    for (id, v) in msgs.iter() {
+        w.deliver(v, id, "exact duplicate").await?;
+    }
+    Ok(())
+}
+
+#[then("every delivery is answered with success")]
+async fn all_success(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let bad: Vec<_> = w
+        .resend
+        .deliveries
+        .iter()
+        .filter(|(_, s, _)| !(200..300).contains(s))
+        .collect();
+    if !bad.is_empty() {
+        bail!("deliveries not answered with 2xx: {bad:?} (a resend after a lost acknowledgement must be answered with success)");
+    }
+    Ok(())
+}
+
+#[then("the changed duplicate is refused with a conflict status")]
+async fn changed_refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let allowed = w
+        .ctx()?
+        .receive
+        .as_ref()
+        .map(|r| r.changed_duplicate_statuses.clone())
+        .unwrap_or_default();
+    let Some((id, status, _)) = w
+        .resend
+        .deliveries
+        .iter()
+        .find(|(_, _, k)| *k == "changed duplicate")
+        .cloned()
+    else {
+        bail!("no changed duplicate was delivered");
+    };
+    if !allowed.contains(&status) {
+        bail!("a second message with id {id} but another body was answered {status}; the config declares {allowed:?} (receive.changed_duplicate_statuses)");
+    }
+    Ok(())
+}
+
+#[then("the IUT processed each message once")]
+async fn processed_once(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let mut ids: Vec<String> = w
+        .resend
+        .deliveries
+        .iter()
+        .map(|(i, _, _)| i.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let accepted = w.accepted_ids().await?;
+    let mut problems = Vec::new();
+    for id in &ids {
+        let n = accepted.iter().filter(|a| *a == id).count();
+        if n != 1 {
+            problems.push(format!("{id} processed {n} times"));
+        }
+    }
+    w.record(json!({"processed": ids.iter().map(|i| json!({"id": i, "times": accepted.iter().filter(|a| *a == i).count()})).collect::<Vec<_>>()}));
+    if !problems.is_empty() {
+        bail!(
+            "{} (observe.accepted_url lists one entry per processing)",
+            problems.join("; ")
+        );
+    }
+    Ok(())
+}
