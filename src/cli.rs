@@ -249,6 +249,17 @@ pub struct ReferenceArgs {
     /// Seeded defect (repeatable; `provsten defects` lists them).
     #[arg(long = "defect", value_name = "NAME")]
     pub defects: Vec<Defect>,
+    /// Durable outbox of the sender (created if missing): queued messages, their attempts
+    /// and state survive a restart.
+    #[arg(long, value_name = "DIR")]
+    pub outbox: Option<PathBuf>,
+    /// The resend policy as JSON (provsten writes it to {out}/resend-policy.json). Without
+    /// it the sender is off and POST /admin/send answers 503.
+    #[arg(long, value_name = "FILE")]
+    pub resend_policy: Option<PathBuf>,
+    /// Catalogue name of the client certificate the sender presents.
+    #[arg(long, value_name = "NAME", default_value = crate::reference::DEFAULT_CLIENT_CERT)]
+    pub client_cert: String,
 }
 
 fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {

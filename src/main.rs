@@ -75,16 +75,28 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::COMPLIANT)
         }
         Command::ReferenceIut(a) => {
-            reference::run(reference::ReferenceOptions {
-                pki_dir: a.pki,
-                api: a.api,
-                admin: a.admin,
-                allowlist: a.allowlist,
-                trusted_proxies: a.trusted_proxies,
-                server_cert: a.server_cert,
-                registered_orgs: a.orgs,
-                defects: reference::defects::Defects::new(a.defects),
-            })
+            let policy = a
+                .resend_policy
+                .as_deref()
+                .map(reference::load_policy)
+                .transpose()?;
+            reference::run(
+                reference::ReferenceOptions {
+                    pki_dir: a.pki,
+                    api: a.api,
+                    admin: a.admin,
+                    allowlist: a.allowlist,
+                    trusted_proxies: a.trusted_proxies,
+                    server_cert: a.server_cert,
+                    registered_orgs: a.orgs,
+                    defects: reference::defects::Defects::new(a.defects),
+                },
+                reference::SenderOptions {
+                    outbox: a.outbox,
+                    policy,
+                    client_cert: a.client_cert,
+                },
+            )
             .await?;
             Ok(exit::COMPLIANT)
         }

@@ -35,6 +35,17 @@ pub enum Defect {
     TrustAnyRoot,
     TrustsForwardedHeaders,
     UntrustedServerCert,
+    NoRetry,
+    RetryTooFast,
+    RetryOnFourXx,
+    NewIdPerAttempt,
+    IgnoreRetryAfter,
+    GiveUpEarly,
+    ResendStorm,
+    DuplicateProcessing,
+    LoseOnRestart,
+    NoAudit,
+    SenderAcceptsBadCert,
 }
 
 impl Defect {
@@ -65,6 +76,17 @@ impl Defect {
         Defect::LeakStackTrace,
         Defect::NoVersionCheck,
         Defect::RefuseValidClients,
+        Defect::NoRetry,
+        Defect::RetryTooFast,
+        Defect::RetryOnFourXx,
+        Defect::NewIdPerAttempt,
+        Defect::IgnoreRetryAfter,
+        Defect::GiveUpEarly,
+        Defect::ResendStorm,
+        Defect::DuplicateProcessing,
+        Defect::LoseOnRestart,
+        Defect::NoAudit,
+        Defect::SenderAcceptsBadCert,
     ];
 
     pub fn name(self) -> &'static str {
@@ -95,6 +117,17 @@ impl Defect {
             Defect::SkipProofOfPossession => "skip-proof-of-possession",
             Defect::TrustAnyRoot => "trust-any-root",
             Defect::UntrustedServerCert => "untrusted-server-cert",
+            Defect::NoRetry => "no-retry",
+            Defect::RetryTooFast => "retry-too-fast",
+            Defect::RetryOnFourXx => "retry-on-4xx",
+            Defect::NewIdPerAttempt => "new-id-per-attempt",
+            Defect::IgnoreRetryAfter => "ignore-retry-after",
+            Defect::GiveUpEarly => "give-up-early",
+            Defect::ResendStorm => "resend-storm",
+            Defect::DuplicateProcessing => "duplicate-processing",
+            Defect::LoseOnRestart => "lose-on-restart",
+            Defect::NoAudit => "no-audit",
+            Defect::SenderAcceptsBadCert => "sender-accepts-bad-cert",
         }
     }
 
@@ -136,6 +169,17 @@ impl Defect {
                 "EB-MTLS-2",
                 "FMK-2.1-MTLS",
             ],
+            Defect::NoRetry
+            | Defect::RetryTooFast
+            | Defect::RetryOnFourXx
+            | Defect::NewIdPerAttempt
+            | Defect::IgnoreRetryAfter
+            | Defect::GiveUpEarly
+            | Defect::ResendStorm
+            | Defect::DuplicateProcessing
+            | Defect::LoseOnRestart => &["FMK-2.6.3-RESEND"],
+            Defect::NoAudit => &["FMK-2.6.4-LOG", "SDK-5.1-TRACE"],
+            Defect::SenderAcceptsBadCert => &["FMK-2.1-MTLS", "FMK-2.6.3-RESEND"],
         }
     }
 
@@ -180,6 +224,29 @@ impl Defect {
             Defect::RefuseValidClients => "the protected resource is refused to every client, its owners included (a check that only looks for refusals would pass it)",
             Defect::ShortReadTimeout => {
                 "connections that take over 300 ms to complete the TLS handshake are dropped (a slow or lossy link breaks them)"
+            }
+            Defect::NoRetry => "the sender makes one delivery attempt and never retries",
+            Defect::RetryTooFast => "the sender waits a quarter of the declared delay between attempts",
+            Defect::RetryOnFourXx => {
+                "the sender retries permanent failures (4xx) like temporary ones"
+            }
+            Defect::NewIdPerAttempt => {
+                "each resend carries a new message id (X-Message-Id and the id in the body get -N appended)"
+            }
+            Defect::IgnoreRetryAfter => "the sender ignores the receiver's Retry-After",
+            Defect::GiveUpEarly => "the sender gives up one attempt before the declared limit",
+            Defect::ResendStorm => {
+                "after an outage the backlog is flushed at once (backlog_rate not honoured)"
+            }
+            Defect::DuplicateProcessing => {
+                "the receiver processes a resent message again, and accepts a reused id with a different body"
+            }
+            Defect::LoseOnRestart => {
+                "the outbox is kept in memory only: queued messages are lost when the sender restarts"
+            }
+            Defect::NoAudit => "nothing is written to the audit log",
+            Defect::SenderAcceptsBadCert => {
+                "the sender does not verify the receiver's server certificate"
             }
         }
     }

@@ -1,13 +1,16 @@
 //! The reference IUT as a receiver of messages: registry notifications and e-Evidence
 //! orders, validated strictly against the shipped schemas (a real implementation uses a
-//! validator too), recorded once per id. Seeded defects loosen exactly one rule each.
+//! validator too), processed once per id: a resend (same id, same body) is answered as
+//! the first delivery was, a reused id with another body is a conflict. Seeded defects
+//! loosen exactly one rule each.
 
-use std::collections::BTreeSet;
-use std::sync::{Mutex, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
+use super::audit::{Audit, Direction};
 use super::defects::{Defect, Defects};
 use crate::schema::{MessageValidator, Validator};
 
@@ -19,7 +22,11 @@ const ENDPOINTS: &[(&str, &str, &str)] = &[
 ];
 
 pub(super) struct Receiver {
+    /// One entry per processing.
     accepted: Mutex<Vec<String>>,
+    /// Processed ids and the digest of their (parsed) body.
+    seen: Mutex<HashMap<String, [u8; 32]>>,
+    audit: Arc<Audit>,
 }
 
 fn validators() -> &'static Vec<(String, Option<Validator>)> {
@@ -33,9 +40,11 @@ fn validators() -> &'static Vec<(String, Option<Validator>)> {
 }
 
 impl Receiver {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(audit: Arc<Audit>) -> Self {
         Receiver {
             accepted: Mutex::new(Vec::new()),
+            seen: Mutex::new(HashMap::new()),
+            audit,
         }
     }
 
@@ -132,8 +141,9 @@ impl Receiver {
                 .collect();
             return refuse(status, "invalid message", json!({"violations": list}));
         }
-        let id = serde_json::from_slice::<Value>(body)
-            .ok()
+        let parsed = serde_json::from_slice::<Value>(body).ok();
+        let id = parsed
+            .as_ref()
             .and_then(|v| {
                 v.pointer(id_pointer).map(|x| {
                     x.as_str()
@@ -142,12 +152,42 @@ impl Receiver {
                 })
             })
             .unwrap_or_default();
-        if let Ok(mut a) = self.accepted.lock() {
-            // Idempotent: a resent message is answered the same and recorded once.
-            let seen: BTreeSet<&String> = a.iter().collect();
-            if !seen.contains(&id) {
-                a.push(id.clone());
+        // The parsed body, re-serialised: the same message however it is spaced.
+        let digest: [u8; 32] = {
+            use sha2::Digest;
+            let canonical = parsed.map(|v| v.to_string()).unwrap_or_default();
+            sha2::Sha256::digest(canonical.as_bytes()).into()
+        };
+        let mut seen = match self.seen.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        if !d.has(Defect::DuplicateProcessing) {
+            match seen.get(&id) {
+                // Idempotent: a resent message is answered the same and processed once.
+                Some(prev) if *prev == digest => {
+                    return (
+                        StatusCode::OK,
+                        json!({"status": "accepted", "id": id, "duplicate": true}),
+                    )
+                }
+                Some(_) => {
+                    return refuse(
+                        StatusCode::CONFLICT,
+                        "duplicate id with a different body",
+                        json!({}),
+                    )
+                }
+                None => {}
             }
+        }
+        let first = seen.insert(id.clone(), digest).is_none();
+        drop(seen);
+        if let Ok(mut a) = self.accepted.lock() {
+            a.push(id.clone());
+        }
+        if first || d.has(Defect::DuplicateProcessing) {
+            self.audit.record(&id, Direction::Received);
         }
         (StatusCode::OK, json!({"status": "accepted", "id": id}))
     }

@@ -2,14 +2,18 @@
 //! defects (`--defect`). It is judged like a stranger: it runs as a child process, is
 //! reached only over the network, and never imports the steps, peers or report.
 
+mod audit;
 pub mod defects;
 mod ip_filter;
 mod legacy_tls;
 mod messages;
+mod outbox;
+mod sender;
 mod server;
 mod verifier;
 
-pub use server::{run, shutdown_signal, start, ReferenceOptions, Running};
+pub use sender::{load_policy, SenderOptions, DEFAULT_CLIENT_CERT};
+pub use server::{run, shutdown_signal, start, start_with, ReferenceOptions, Running};
 
 #[cfg(test)]
 mod tests;

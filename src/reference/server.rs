@@ -18,10 +18,13 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use super::audit::Audit;
 use super::defects::{Defect, Defects};
 use super::ip_filter::{Admission, IpFilter};
 use super::legacy_tls::answer_legacy_hello;
 use super::messages::Receiver;
+use super::outbox::State as MessageState;
+use super::sender::{Sender, SenderOptions};
 use super::verifier::PolicyVerifier;
 use crate::pki::{org_number, Pki};
 
@@ -52,6 +55,8 @@ struct State {
     filter: IpFilter,
     defects: Defects,
     log: Mutex<Vec<serde_json::Value>>,
+    audit: Arc<Audit>,
+    sender: Option<Arc<Sender>>,
 }
 
 /// What the TLS layer established about the caller.
@@ -71,10 +76,14 @@ pub struct Running {
     pub api: Vec<SocketAddr>,
     pub admin: SocketAddr,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    sender: Option<Arc<Sender>>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if let Some(s) = &self.sender {
+            s.stop();
+        }
         for t in &self.tasks {
             t.abort();
         }
@@ -82,15 +91,21 @@ impl Drop for Running {
 }
 
 /// Runs until Ctrl-C or SIGTERM.
-pub async fn run(opts: ReferenceOptions) -> anyhow::Result<()> {
-    let running = start(opts).await?;
+pub async fn run(opts: ReferenceOptions, sender: SenderOptions) -> anyhow::Result<()> {
+    let running = start_with(opts, sender).await?;
     shutdown_signal().await;
     drop(running);
     Ok(())
 }
 
-/// Binds the ports, prints the ready line and serves in background tasks.
+/// Binds the ports, prints the ready line and serves in background tasks (sender off).
 pub async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
+    start_with(opts, SenderOptions::default()).await
+}
+
+/// As [`start`], with the sender on when `sender.policy` is set; pending messages in the
+/// outbox are resumed.
+pub async fn start_with(opts: ReferenceOptions, sender: SenderOptions) -> anyhow::Result<Running> {
     if !opts.admin.ip().is_loopback() {
         bail!(
             "--admin {} is not a loopback address: the admin port is for local observation only",
@@ -127,8 +142,19 @@ pub async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
     let admin = TcpListener::bind(opts.admin)
         .await
         .with_context(|| format!("binding the admin port {}", opts.admin))?;
+    let audit = Arc::new(Audit::new(!opts.defects.has(Defect::NoAudit)));
+    let sender = match &sender.policy {
+        Some(policy) => Some(Arc::new(Sender::new(
+            &pki,
+            policy.clone(),
+            &sender,
+            opts.defects.clone(),
+            audit.clone(),
+        )?)),
+        None => None,
+    };
     let state = Arc::new(State {
-        receiver: Receiver::new(),
+        receiver: Receiver::new(audit.clone()),
         registered: opts.registered_orgs.iter().cloned().collect(),
         filter: IpFilter::new(
             opts.allowlist.clone(),
@@ -137,6 +163,8 @@ pub async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
         )?,
         defects: opts.defects.clone(),
         log: Mutex::new(Vec::new()),
+        audit,
+        sender: sender.clone(),
     });
     let defects: Vec<_> = opts.defects.iter().map(|d| d.name()).collect();
     let mut api_addrs = Vec::new();
@@ -162,10 +190,14 @@ pub async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
         tasks.push(tokio::spawn(serve_api(l, acceptor.clone(), state.clone())));
     }
     tasks.push(tokio::spawn(serve_admin(admin, state)));
+    if let Some(s) = &sender {
+        s.resume();
+    }
     Ok(Running {
         api: api_addrs,
         admin: admin_addr,
         tasks,
+        sender,
     })
 }
 
@@ -430,12 +462,28 @@ async fn serve_admin(listener: TcpListener, state: Arc<State>) {
                 let state = state.clone();
                 async move {
                     let resp = match (req.method(), req.uri().path()) {
+                        (&Method::POST, "/admin/send") => {
+                            let (status, body) = admin_send(&state, req).await;
+                            json_response(status, body)
+                        }
+                        (_, "/admin/undeliverable") => json_response(
+                            StatusCode::OK,
+                            json!(sender_ids(&state, MessageState::Undeliverable)),
+                        ),
+                        (_, "/admin/outbox") => json_response(
+                            StatusCode::OK,
+                            json!(sender_ids(&state, MessageState::Pending)),
+                        ),
+                        (_, "/admin/audit") => {
+                            json_response(StatusCode::OK, json!(state.audit.entries()))
+                        }
                         (_, "/admin/status") => json_response(
                             StatusCode::OK,
                             json!({
                                 "defects": state.defects.iter().map(|d| d.name()).collect::<Vec<_>>(),
                                 "registered_orgs": state.registered,
                                 "registered_ranges": state.filter.ranges(),
+                                "sender": state.sender.as_ref().map(|s| s.describe()),
                             }),
                         ),
                         (&Method::POST, "/admin/reload") => match state.filter.reload() {
@@ -462,4 +510,41 @@ async fn serve_admin(listener: TcpListener, state: Arc<State>) {
             let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
         });
     }
+}
+
+fn sender_ids(state: &State, which: MessageState) -> Vec<String> {
+    state
+        .sender
+        .as_ref()
+        .map(|s| s.ids(which))
+        .unwrap_or_default()
+}
+
+/// Largest `POST /admin/send` request read.
+const SEND_REQUEST_LIMIT: usize = 4 << 20;
+
+async fn admin_send(
+    state: &State,
+    req: Request<hyper::body::Incoming>,
+) -> (StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt;
+    let Some(sender) = &state.sender else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "the sender is off: start the reference IUT with --resend-policy FILE (and --outbox DIR)"}),
+        );
+    };
+    let body = match http_body_util::Limited::new(req.into_body(), SEND_REQUEST_LIMIT)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("the request body could not be read ({e}); at most {SEND_REQUEST_LIMIT} bytes")}),
+            )
+        }
+    };
+    sender.queue(&body)
 }

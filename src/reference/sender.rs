@@ -1,0 +1,645 @@
+//! The reference IUT as a sender (FMK-2.6.3-RESEND): messages queued on the admin port
+//! are written to the outbox first, then POSTed over mutual TLS, and retried as the
+//! declared [`ResendPolicy`] says: its delays (scaled), jitter, Retry-After, limits, the
+//! backlog pace and per-entity order. Every attempt's state is on disk before and after
+//! it, so a killed sender resumes where it stopped.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rand::Rng;
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, RootCertStore};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+use super::audit::{now_rfc3339, Audit, Direction};
+use super::defects::{Defect, Defects};
+use super::outbox::{now_ms, until_ms, Outbox, Record, State};
+use crate::iut::resend_policy::{Decision, Outcome, ResendPolicy};
+use crate::pki::Pki;
+
+/// The catalogue certificate the sender presents unless told otherwise.
+pub const DEFAULT_CLIENT_CERT: &str = "client-5560000001";
+/// Attempts the policy type itself never exceeds.
+const ATTEMPTS_CAP: u32 = 10_000;
+
+/// How the reference IUT sends. Without a policy the sender is off.
+#[derive(Debug, Clone)]
+pub struct SenderOptions {
+    /// Durable outbox directory (created if missing); None: memory only.
+    pub outbox: Option<PathBuf>,
+    pub policy: Option<ResendPolicy>,
+    /// Catalogue name of the client certificate presented to receivers.
+    pub client_cert: String,
+}
+
+impl Default for SenderOptions {
+    fn default() -> Self {
+        SenderOptions {
+            outbox: None,
+            policy: None,
+            client_cert: DEFAULT_CLIENT_CERT.to_string(),
+        }
+    }
+}
+
+/// Reads a policy as the harness writes it (`serde_json::to_string(&policy)`).
+pub fn load_policy(path: &Path) -> anyhow::Result<ResendPolicy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--resend-policy {}: cannot read it", path.display()))?;
+    let p: ResendPolicy = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--resend-policy {}: not a resend policy as provsten writes it (resend-policy.json)",
+            path.display()
+        )
+    })?;
+    let bad = |what: String| -> anyhow::Result<ResendPolicy> {
+        bail!("--resend-policy {}: {what}", path.display())
+    };
+    if !(p.time_scale.is_finite() && p.time_scale > 0.0 && p.time_scale <= 1.0) {
+        return bad(format!(
+            "time_scale {} is not above 0 and at most 1",
+            p.time_scale
+        ));
+    }
+    if !(0.0..=1.0).contains(&p.jitter) {
+        return bad(format!("jitter {} is not a fraction from 0 to 1", p.jitter));
+    }
+    if p.delivery_timeout.is_zero() {
+        return bad("delivery_timeout is 0".into());
+    }
+    if p.max_attempts == Some(0) {
+        return bad("max_attempts is 0 (the first attempt counts)".into());
+    }
+    if p.max_attempts.is_none() && p.max_total.is_none() {
+        return bad("the policy never gives up (neither max_attempts nor max_total)".into());
+    }
+    if let Some(r) = p.backlog_rate {
+        if !(r.is_finite() && r > 0.0) {
+            return bad(format!("backlog_rate {r} is not above 0"));
+        }
+    }
+    Ok(p)
+}
+
+/// Where a message goes, from its `https://` URL.
+#[derive(Debug, Clone)]
+struct Target {
+    /// host:port to connect to (IPv6 in brackets).
+    connect: String,
+    authority: String,
+    path: String,
+    server_name: ServerName<'static>,
+}
+
+fn parse_target(to: &str) -> Result<Target, String> {
+    let uri: hyper::Uri = to
+        .parse()
+        .map_err(|e| format!("\"to\" {to:?} is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(format!(
+            "\"to\" {to:?} is not an https:// URL (messages go over mutual TLS)"
+        ));
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(format!("\"to\" {to:?} has no host"));
+    };
+    let host = authority.host();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let server_name = ServerName::try_from(bare.to_string())
+        .map_err(|e| format!("\"to\" {to:?}: host {host:?} is not a server name: {e}"))?;
+    let port = authority.port_u16().unwrap_or(443);
+    Ok(Target {
+        connect: format!("{host}:{port}"),
+        authority: authority.as_str().to_string(),
+        path: uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into()),
+        server_name,
+    })
+}
+
+pub(super) struct Sender {
+    policy: ResendPolicy,
+    defects: Defects,
+    connector: TlsConnector,
+    outbox: Mutex<Outbox>,
+    /// A message became final: ordered successors may go.
+    changed: Notify,
+    /// The global pace: when the next attempt may start.
+    pacer: Mutex<Option<Instant>>,
+    audit: Arc<Audit>,
+    tasks: Mutex<JoinSet<()>>,
+    stopped: AtomicBool,
+}
+
+impl Sender {
+    pub(super) fn new(
+        pki: &Pki,
+        policy: ResendPolicy,
+        opts: &SenderOptions,
+        defects: Defects,
+        audit: Arc<Audit>,
+    ) -> anyhow::Result<Sender> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let (chain, key) = pki
+            .identity(&opts.client_cert)
+            .with_context(|| format!("loading the client certificate {:?}", opts.client_cert))?;
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?;
+        let builder = if defects.has(Defect::SenderAcceptsBadCert) {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(
+                    crate::peers::danger::AcceptAnyServerCert::new(provider),
+                ))
+        } else {
+            let mut roots = RootCertStore::empty();
+            for c in pki.trust_roots()? {
+                roots
+                    .add(c)
+                    .context("adding a PKI trust root for the sender")?;
+            }
+            let verifier =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
+            builder.with_webpki_verifier(verifier)
+        };
+        let mut config = builder
+            .with_client_auth_cert(chain, key)
+            .with_context(|| format!("the client certificate {:?}", opts.client_cert))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let dir = if defects.has(Defect::LoseOnRestart) {
+            None
+        } else {
+            opts.outbox.as_deref()
+        };
+        let outbox = Outbox::open(dir)?;
+        for r in outbox.all() {
+            if let (State::Delivered, Some(at)) = (r.state, &r.finished_at) {
+                audit.record_at(&r.id, Direction::Sent, at.clone());
+            }
+        }
+        Ok(Sender {
+            policy,
+            defects,
+            connector: TlsConnector::from(Arc::new(config)),
+            outbox: Mutex::new(outbox),
+            changed: Notify::new(),
+            pacer: Mutex::new(None),
+            audit,
+            tasks: Mutex::new(JoinSet::new()),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    pub(super) fn describe(&self) -> String {
+        self.policy.describe()
+    }
+
+    /// Resumes every pending message (after a restart).
+    pub(super) fn resume(self: &Arc<Self>) {
+        let pending: Vec<u64> = self
+            .lock()
+            .all()
+            .filter(|r| r.state == State::Pending)
+            .map(|r| r.seq)
+            .collect();
+        for seq in pending {
+            self.spawn(seq);
+        }
+    }
+
+    /// Stops delivering; nothing is written afterwards.
+    pub(super) fn stop(&self) {
+        let _guard = self.lock();
+        self.stopped.store(true, Ordering::SeqCst);
+        if let Ok(mut t) = self.tasks.lock() {
+            t.abort_all();
+        }
+    }
+
+    pub(super) fn ids(&self, state: State) -> Vec<String> {
+        self.lock().ids_in(state)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn spawn(self: &Arc<Self>, seq: u64) {
+        let me = self.clone();
+        if let Ok(mut t) = self.tasks.lock() {
+            while t.try_join_next().is_some() {}
+            t.spawn(async move { me.deliver(seq).await });
+        }
+    }
+
+    fn put(&self, outbox: &mut Outbox, r: Record) -> anyhow::Result<()> {
+        if self.stopped.load(Ordering::SeqCst) {
+            bail!("the sender is stopping");
+        }
+        outbox.put(r)
+    }
+
+    /// `POST /admin/send`: checks the request, writes it to the outbox, then answers.
+    pub(super) fn queue(self: &Arc<Self>, body: &[u8]) -> (StatusCode, Value) {
+        let bad = |why: String| (StatusCode::BAD_REQUEST, json!({"error": why}));
+        let hint = "(expected {\"to\": \"https://127.0.0.1:PORT/v1/notifications\", \"message_id\": \"ID\", \"entity\": \"E\", \"body\": {...}})";
+        let req: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return bad(format!("the request is not JSON: {e} {hint}")),
+        };
+        let Some(obj) = req.as_object() else {
+            return bad(format!("the request is not a JSON object {hint}"));
+        };
+        let to = match obj.get("to").and_then(Value::as_str) {
+            Some(t) => t.to_string(),
+            None => return bad(format!("\"to\" is missing or not a string {hint}")),
+        };
+        if let Err(e) = parse_target(&to) {
+            return bad(e);
+        }
+        let id = match obj.get("message_id").and_then(Value::as_str) {
+            Some(i) if !i.trim().is_empty() => i.to_string(),
+            _ => {
+                return bad(format!(
+                    "\"message_id\" is missing, empty or not a string {hint}"
+                ))
+            }
+        };
+        let entity = match obj.get("entity") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(e)) => Some(e.clone()),
+            Some(_) => return bad("\"entity\" is not a string".into()),
+        };
+        let Some(payload) = obj.get("body").cloned() else {
+            return bad(format!("\"body\" is missing {hint}"));
+        };
+        let seq = {
+            let mut outbox = self.lock();
+            if let Some(old) = outbox.find_id(&id) {
+                return if old.to == to && old.body == payload && old.entity == entity {
+                    (StatusCode::ACCEPTED, json!({"queued": id}))
+                } else {
+                    (
+                        StatusCode::CONFLICT,
+                        json!({"error": "message_id already queued with a different message"}),
+                    )
+                };
+            }
+            let seq = outbox.next_seq();
+            let record = Record {
+                seq,
+                id: id.clone(),
+                to,
+                entity,
+                body: payload,
+                state: State::Pending,
+                attempts: 0,
+                next_due_ms: now_ms(),
+                first_attempt_ms: None,
+                policy_offset_ns: 0,
+                finished_at: None,
+                last_outcome: None,
+            };
+            if let Err(e) = self.put(&mut outbox, record) {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": format!("{e:#}")}),
+                );
+            }
+            seq
+        };
+        self.spawn(seq);
+        (StatusCode::ACCEPTED, json!({"queued": id}))
+    }
+
+    /// Waits until every earlier message of the same entity is final.
+    async fn wait_turn(&self, seq: u64) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let blocked = {
+                let outbox = self.lock();
+                let entity = outbox.get(seq).and_then(|r| r.entity.clone());
+                entity.is_some()
+                    && outbox
+                        .all()
+                        .any(|r| r.seq < seq && r.entity == entity && r.state == State::Pending)
+            };
+            if !blocked {
+                return;
+            }
+            // The timeout is a backstop only; a final message notifies.
+            let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+        }
+    }
+
+    async fn pace(&self) {
+        let Some(rate) = self.policy.backlog_rate else {
+            return;
+        };
+        if self.defects.has(Defect::ResendStorm) {
+            return;
+        }
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let slot = {
+            let mut next = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let slot = next.map_or(now, |n| n.max(now));
+            *next = Some(slot + interval);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    async fn deliver(self: Arc<Self>, seq: u64) {
+        if self.policy.ordered {
+            self.wait_turn(seq).await;
+        }
+        loop {
+            let Some(due) = self
+                .lock()
+                .get(seq)
+                .filter(|r| r.state == State::Pending)
+                .map(|r| r.next_due_ms)
+            else {
+                return;
+            };
+            tokio::time::sleep(until_ms(due)).await;
+            self.pace().await;
+            // The attempt is on disk before it is made.
+            let record = {
+                let mut outbox = self.lock();
+                let Some(mut r) = outbox.get(seq).cloned() else {
+                    return;
+                };
+                r.attempts += 1;
+                r.first_attempt_ms.get_or_insert_with(now_ms);
+                r.next_due_ms = now_ms();
+                if self.put(&mut outbox, r.clone()).is_err() {
+                    return;
+                }
+                r
+            };
+            let n = record.attempts;
+            let outcome = self.attempt(&record, n).await;
+            tracing::debug!(id = %record.id, attempt = n, ?outcome, "delivery attempt");
+            let mut decision = self.policy.decide(&outcome);
+            if decision == Decision::Permanent && self.defects.has(Defect::RetryOnFourXx) {
+                decision = Decision::Retry;
+            }
+            let mut r = record;
+            r.last_outcome = Some(describe(&outcome));
+            let next = match decision {
+                Decision::Delivered => None,
+                Decision::Permanent => Some(None),
+                Decision::Retry => Some(self.schedule(&mut r, n, &outcome)),
+            };
+            match next {
+                None => {
+                    r.state = State::Delivered;
+                    r.finished_at = Some(now_rfc3339());
+                }
+                Some(None) => {
+                    r.state = State::Undeliverable;
+                    r.finished_at = Some(now_rfc3339());
+                }
+                Some(Some(wait)) => {
+                    r.next_due_ms = now_ms() + wait.as_millis() as u64;
+                }
+            }
+            let state = r.state;
+            let id = r.id.clone();
+            {
+                let mut outbox = self.lock();
+                if self.put(&mut outbox, r).is_err() {
+                    return;
+                }
+            }
+            if state == State::Delivered {
+                self.audit.record(&id, Direction::Sent);
+            }
+            if state != State::Pending {
+                self.changed.notify_waiters();
+                return;
+            }
+        }
+    }
+
+    /// After failed attempt `n`: how long until the next, or None when the limits say stop.
+    /// Updates the record's policy-time offset.
+    fn schedule(&self, r: &mut Record, n: u32, outcome: &Outcome) -> Option<Duration> {
+        let p = &self.policy;
+        if self.defects.has(Defect::NoRetry) {
+            return None;
+        }
+        let next = n + 1;
+        if p.max_attempts.is_some_and(|m| next > m) || next > ATTEMPTS_CAP {
+            return None;
+        }
+        if self.defects.has(Defect::GiveUpEarly) && next >= p.attempt_limit() {
+            return None;
+        }
+        let mut delay = p.delay(next);
+        if self.defects.has(Defect::RetryTooFast) {
+            delay /= 4;
+        }
+        if p.jitter > 0.0 {
+            let f = rand::thread_rng().gen_range(-p.jitter..=p.jitter);
+            delay = delay.mul_f64((1.0 + f).max(0.0));
+        }
+        let retry_after = match outcome {
+            Outcome::Status {
+                retry_after: Some(ra),
+                ..
+            } if p.honour_retry_after && !self.defects.has(Defect::IgnoreRetryAfter) => Some(*ra),
+            _ => None,
+        };
+        // The offset in the policy's own time: the nominal delay, or longer when a
+        // Retry-After (real time) pushed the attempt later.
+        let mut step = p.nominal_delay(next);
+        if let Some(ra) = retry_after {
+            let scaled = p.delay(next);
+            if ra > scaled {
+                step += (ra - scaled).div_f64(p.time_scale);
+            }
+        }
+        let offset = Duration::from_nanos(r.policy_offset_ns).saturating_add(step);
+        if p.max_total.is_some_and(|t| offset > t) {
+            return None;
+        }
+        r.policy_offset_ns = u64::try_from(offset.as_nanos()).unwrap_or(u64::MAX);
+        Some(retry_after.map_or(delay, |ra| delay.max(ra)))
+    }
+
+    async fn attempt(&self, r: &Record, n: u32) -> Outcome {
+        let mut id = r.id.clone();
+        let mut body = r.body.clone();
+        if self.defects.has(Defect::NewIdPerAttempt) && n >= 2 {
+            id = format!("{}-{n}", r.id);
+            for pointer in ["/Identity", "/orderId"] {
+                if let Some(v) = body.pointer_mut(pointer) {
+                    if let Some(s) = v.as_str() {
+                        *v = Value::String(format!("{s}-{n}"));
+                        break;
+                    }
+                }
+            }
+        }
+        let target = match parse_target(&r.to) {
+            Ok(t) => t,
+            Err(_) => return Outcome::Refused,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        match tokio::time::timeout(
+            self.policy.delivery_timeout,
+            self.post(&target, &id, n, bytes),
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(_) => Outcome::Timeout,
+        }
+    }
+
+    async fn post(&self, t: &Target, id: &str, n: u32, body: Vec<u8>) -> Outcome {
+        let tcp = match TcpStream::connect(&t.connect).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Outcome::Refused,
+            Err(_) => return Outcome::Refused,
+        };
+        let tls = match self.connector.connect(t.server_name.clone(), tcp).await {
+            Ok(s) => s,
+            Err(e) => {
+                return if is_tls(&e) {
+                    Outcome::Tls
+                } else {
+                    Outcome::Reset
+                }
+            }
+        };
+        let (mut send, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(tls)).await
+        {
+            Ok(x) => x,
+            Err(e) => {
+                return if is_tls(&e) {
+                    Outcome::Tls
+                } else {
+                    Outcome::Reset
+                }
+            }
+        };
+        let conn = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = Request::post(t.path.as_str())
+            .header(hyper::header::HOST, t.authority.as_str())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header("x-message-id", id)
+            .header("x-attempt", n.to_string())
+            .body(Full::new(Bytes::from(body)));
+        let req = match req {
+            Ok(r) => r,
+            // An id that cannot be a header value: the receiver could never take it.
+            Err(_) => {
+                conn.abort();
+                return Outcome::Status {
+                    status: 400,
+                    retry_after: None,
+                };
+            }
+        };
+        let outcome = match send.send_request(req).await {
+            Ok(resp) => Outcome::Status {
+                status: resp.status().as_u16(),
+                retry_after: resp
+                    .headers()
+                    .get(hyper::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after),
+            },
+            Err(e) => {
+                if is_tls(&e) {
+                    Outcome::Tls
+                } else {
+                    Outcome::Reset
+                }
+            }
+        };
+        conn.abort();
+        outcome
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn describe(o: &Outcome) -> String {
+    match o {
+        Outcome::Status {
+            status,
+            retry_after,
+        } => match retry_after {
+            Some(ra) => format!("{status} (Retry-After {} ms)", ra.as_millis()),
+            None => status.to_string(),
+        },
+        Outcome::Timeout => "timeout".into(),
+        Outcome::Reset => "reset".into(),
+        Outcome::Refused => "refused".into(),
+        Outcome::Tls => "tls".into(),
+    }
+}
+
+/// Whether a rustls error is somewhere in the chain (io::Error hides its inner error
+/// from `source()`, so look inside each one).
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if inner.is::<rustls::Error>() {
+                    return true;
+                }
+            }
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date (made relative to now).
+pub(super) fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let d = at - time::OffsetDateTime::now_utc();
+    Some(Duration::try_from(d).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+#[path = "sender_tests.rs"]
+mod tests;
