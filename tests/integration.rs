@@ -8,6 +8,7 @@ mod it {
     pub mod fastapi;
     pub mod html;
     pub mod nginx;
+    pub mod outbox;
     pub mod proxy;
     pub mod report;
     pub mod tls_probe;

@@ -4,6 +4,7 @@
 //! backlog pace and per-entity order. Every attempt's state is on disk before and after
 //! it, so a killed sender resumes where it stopped.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -144,6 +145,8 @@ pub(super) struct Sender {
     pacer: Mutex<Option<Instant>>,
     audit: Arc<Audit>,
     tasks: Mutex<JoinSet<()>>,
+    /// Messages with a delivery task: never two for one message.
+    active: Mutex<HashSet<u64>>,
     stopped: AtomicBool,
 }
 
@@ -202,6 +205,7 @@ impl Sender {
             pacer: Mutex::new(None),
             audit,
             tasks: Mutex::new(JoinSet::new()),
+            active: Mutex::new(HashSet::new()),
             stopped: AtomicBool::new(false),
         })
     }
@@ -241,10 +245,23 @@ impl Sender {
     }
 
     fn spawn(self: &Arc<Self>, seq: u64) {
+        let fresh = self
+            .active
+            .lock()
+            .map(|mut a| a.insert(seq))
+            .unwrap_or(false);
+        if !fresh {
+            return;
+        }
         let me = self.clone();
         if let Ok(mut t) = self.tasks.lock() {
             while t.try_join_next().is_some() {}
-            t.spawn(async move { me.deliver(seq).await });
+            t.spawn(async move {
+                me.clone().deliver(seq).await;
+                if let Ok(mut a) = me.active.lock() {
+                    a.remove(&seq);
+                }
+            });
         }
     }
 

@@ -185,14 +185,15 @@ pub async fn start_with(opts: ReferenceOptions, sender: SenderOptions) -> anyhow
             defects.join(",")
         }
     );
+    // Resumed before the admin port serves: a message queued now is not resumed twice.
+    if let Some(s) = &sender {
+        s.resume();
+    }
     let mut tasks = Vec::new();
     for l in apis {
         tasks.push(tokio::spawn(serve_api(l, acceptor.clone(), state.clone())));
     }
     tasks.push(tokio::spawn(serve_admin(admin, state)));
-    if let Some(s) = &sender {
-        s.resume();
-    }
     Ok(Running {
         api: api_addrs,
         admin: admin_addr,
