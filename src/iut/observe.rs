@@ -71,8 +71,8 @@ pub async fn ids(url: &str) -> anyhow::Result<Vec<String>> {
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 120 {
-        format!("{}…", &s[..s.floor_char_boundary(120)])
+    if s.chars().count() > 120 {
+        format!("{}…", s.chars().take(120).collect::<String>())
     } else {
         s
     }

@@ -50,8 +50,8 @@ pub struct ResendSection {
     /// How far an observed interval may stray from the expected one (real time).
     #[serde(default = "default_tolerance")]
     pub tolerance: HumanDuration,
-    /// After an outage, the backlog is not sent faster than this (messages per second,
-    /// real time).
+    /// After an outage, the backlog to one receiver is not sent faster than this
+    /// (attempts per second, real time).
     #[serde(default)]
     pub backlog_rate: Option<f64>,
     /// Messages of one entity are delivered in the order they were sent.

@@ -42,6 +42,7 @@ pub enum Defect {
     IgnoreRetryAfter,
     GiveUpEarly,
     ResendStorm,
+    IgnoreEntityOrder,
     DuplicateProcessing,
     LoseOnRestart,
     NoAudit,
@@ -83,6 +84,7 @@ impl Defect {
         Defect::IgnoreRetryAfter,
         Defect::GiveUpEarly,
         Defect::ResendStorm,
+        Defect::IgnoreEntityOrder,
         Defect::DuplicateProcessing,
         Defect::LoseOnRestart,
         Defect::NoAudit,
@@ -124,6 +126,7 @@ impl Defect {
             Defect::IgnoreRetryAfter => "ignore-retry-after",
             Defect::GiveUpEarly => "give-up-early",
             Defect::ResendStorm => "resend-storm",
+            Defect::IgnoreEntityOrder => "ignore-entity-order",
             Defect::DuplicateProcessing => "duplicate-processing",
             Defect::LoseOnRestart => "lose-on-restart",
             Defect::NoAudit => "no-audit",
@@ -176,6 +179,7 @@ impl Defect {
             | Defect::IgnoreRetryAfter
             | Defect::GiveUpEarly
             | Defect::ResendStorm
+            | Defect::IgnoreEntityOrder
             | Defect::DuplicateProcessing
             | Defect::LoseOnRestart => &["FMK-2.6.3-RESEND"],
             Defect::NoAudit => &["FMK-2.6.4-LOG", "SDK-5.1-TRACE"],
@@ -235,6 +239,9 @@ impl Defect {
             }
             Defect::IgnoreRetryAfter => "the sender ignores the receiver's Retry-After",
             Defect::GiveUpEarly => "the sender gives up one attempt before the declared limit",
+            Defect::IgnoreEntityOrder => {
+                "messages about one entity are delivered independently, so a resent one is overtaken by its successors"
+            }
             Defect::ResendStorm => {
                 "after an outage the backlog is flushed at once (backlog_rate not honoured)"
             }

@@ -141,8 +141,9 @@ pub(super) struct Sender {
     outbox: Mutex<Outbox>,
     /// A message became final: ordered successors may go.
     changed: Notify,
-    /// The global pace: when the next attempt may start.
-    pacer: Mutex<Option<Instant>>,
+    /// The pace per receiver (its URL's authority): when the next attempt to it may start.
+    /// Per receiver, since the rate protects a receiver recovering from an outage.
+    pacer: Mutex<std::collections::HashMap<String, Instant>>,
     audit: Arc<Audit>,
     tasks: Mutex<JoinSet<()>>,
     /// Messages with a delivery task: never two for one message.
@@ -202,7 +203,7 @@ impl Sender {
             connector: TlsConnector::from(Arc::new(config)),
             outbox: Mutex::new(outbox),
             changed: Notify::new(),
-            pacer: Mutex::new(None),
+            pacer: Mutex::new(std::collections::HashMap::new()),
             audit,
             tasks: Mutex::new(JoinSet::new()),
             active: Mutex::new(HashSet::new()),
@@ -367,7 +368,7 @@ impl Sender {
         }
     }
 
-    async fn pace(&self) {
+    async fn pace(&self, to: &str) {
         let Some(rate) = self.policy.backlog_rate else {
             return;
         };
@@ -376,30 +377,36 @@ impl Sender {
         }
         let interval = Duration::from_secs_f64(1.0 / rate);
         let slot = {
-            let mut next = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pacer = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
+            let key = to
+                .split("://")
+                .nth(1)
+                .and_then(|r| r.split('/').next())
+                .unwrap_or(to)
+                .to_string();
             let now = Instant::now();
-            let slot = next.map_or(now, |n| n.max(now));
-            *next = Some(slot + interval);
+            let slot = pacer.get(&key).map_or(now, |n| (*n).max(now));
+            pacer.insert(key, slot + interval);
             slot
         };
         tokio::time::sleep_until(slot).await;
     }
 
     async fn deliver(self: Arc<Self>, seq: u64) {
-        if self.policy.ordered {
+        if self.policy.ordered && !self.defects.has(Defect::IgnoreEntityOrder) {
             self.wait_turn(seq).await;
         }
         loop {
-            let Some(due) = self
+            let Some((due, to)) = self
                 .lock()
                 .get(seq)
                 .filter(|r| r.state == State::Pending)
-                .map(|r| r.next_due_ms)
+                .map(|r| (r.next_due_ms, r.to.clone()))
             else {
                 return;
             };
             tokio::time::sleep(until_ms(due)).await;
-            self.pace().await;
+            self.pace(&to).await;
             // The attempt is on disk before it is made.
             let record = {
                 let mut outbox = self.lock();

@@ -53,6 +53,9 @@ impl std::fmt::Debug for Receiver {
     }
 }
 
+/// Exit codes of command triggers by message id, filled in as the commands end.
+type Exits = Arc<Mutex<Vec<(String, Option<i32>)>>>;
+
 #[derive(Debug, Default)]
 pub struct ResendState {
     rules: Vec<PendingRule>,
@@ -60,7 +63,7 @@ pub struct ResendState {
     receiver: Option<Receiver>,
     sent: Vec<Sent>,
     /// Exit codes of command triggers, by message id (None: still running or killed).
-    exits: Arc<Mutex<Vec<(String, Option<i32>)>>>,
+    exits: Exits,
     /// The outage the program declares, for the backlog check.
     outage_end: Option<Duration>,
     /// The Retry-After the scenario programmed (minimum wait it implies).
@@ -480,8 +483,44 @@ fn attempts_of<'a>(all: &'a [Attempt], id: &str) -> Vec<&'a Attempt> {
         .collect()
 }
 
-fn timeline(all: &[Attempt]) -> Value {
-    json!(all)
+impl ProvstenWorld {
+    /// The attempts as evidence, and the first message's as a `resend_timeline` the HTML
+    /// report draws against the policy's schedule; replaces an earlier record of them.
+    fn record_attempts(&mut self, all: &[Attempt]) {
+        self.evidence
+            .retain(|e| e.get("attempts").is_none() && e.get("resend_timeline").is_none());
+        self.record(json!({"attempts": all}));
+        let (Ok(p), Some(first)) = (self.policy(), self.resend.sent.first()) else {
+            return;
+        };
+        let mine: Vec<&Attempt> = all
+            .iter()
+            .filter(|a| {
+                a.message_id.as_deref() == Some(first.id.as_str()) || a.handshake_error.is_some()
+            })
+            .collect();
+        let Some(t0) = mine.first().map(|a| a.at) else {
+            return;
+        };
+        let t = crate::report::model::ResendTimeline {
+            message_id: first.id.clone(),
+            attempts: mine
+                .iter()
+                .map(|a| crate::report::model::ResendAttempt {
+                    at_ms: a.at.duration_since(t0).as_millis() as u64,
+                    outcome: a.answer.clone(),
+                    accepted: a.acknowledged,
+                })
+                .collect(),
+            expected_ms: p
+                .expected_offsets()
+                .iter()
+                .map(|d| d.as_millis() as u64)
+                .collect(),
+            tolerance_ms: p.tolerance.as_millis() as u64,
+        };
+        self.record(json!({"resend_timeline": t}));
+    }
 }
 
 impl ProvstenWorld {
@@ -514,7 +553,7 @@ impl ProvstenWorld {
         let (_, attempts) = recv
             .wait_until(Instant::now() + span, |a| a.len() > limit)
             .await;
-        self.record(json!({"attempts": timeline(&attempts)}));
+        self.record_attempts(&attempts);
         Ok(attempts)
     }
 
@@ -534,7 +573,7 @@ impl ProvstenWorld {
             })
             .await;
         if !ok {
-            self.record(json!({"attempts": timeline(&attempts)}));
+            self.record_attempts(&attempts);
             let missing: Vec<&String> = want
                 .iter()
                 .filter(|id| {
@@ -561,7 +600,7 @@ impl ProvstenWorld {
         let (_, attempts) = recv
             .wait_until(Instant::now() + settle, |a| a.len() > attempts.len())
             .await;
-        self.record(json!({"attempts": timeline(&attempts)}));
+        self.record_attempts(&attempts);
         Ok(attempts)
     }
 }
@@ -614,7 +653,7 @@ async fn one_attempt(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let (_, attempts) = recv
         .wait_until(Instant::now() + window, |a| a.len() > 1)
         .await;
-    w.record(json!({"attempts": timeline(&attempts)}));
+    w.record_attempts(&attempts);
     if attempts.len() != 1 {
         bail!(
             "a permanent failure was retried: {} attempts within {} ms: {}",
@@ -637,11 +676,7 @@ async fn intervals(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         let observed = pair[1].at.duration_since(pair[0].at);
         let expected = p.delay(n);
         let allowed = p.allowance(expected);
-        let diff = if observed > expected {
-            observed - expected
-        } else {
-            expected - observed
-        };
+        let diff = observed.abs_diff(expected);
         let ok = diff <= allowed;
         rows.push(json!({
             "attempt": n,
@@ -1043,6 +1078,57 @@ fn fresh(m: &crate::iut::MessageType) -> anyhow::Result<(String, Value)> {
     Ok((id, v))
 }
 
+/// The same message with one field other than the id changed, still valid.
+fn vary(m: &crate::iut::MessageType, v: &Value) -> Option<Value> {
+    let id_ptr = m.id_pointer.clone().unwrap_or_default();
+    let mut leaves = Vec::new();
+    collect_leaves(v, String::new(), &mut leaves);
+    for (ptr, leaf) in leaves {
+        if ptr == id_ptr {
+            continue;
+        }
+        let candidates: Vec<Value> = match &leaf {
+            Value::String(s) => vec![
+                Value::String(format!("{s} (amended)")),
+                Value::String(s.chars().rev().collect()),
+            ],
+            Value::Number(n) => n
+                .as_i64()
+                .map(|i| vec![json!(i + 1), json!(i - 1)])
+                .unwrap_or_default(),
+            Value::Bool(b) => vec![json!(!b)],
+            _ => Vec::new(),
+        };
+        for c in candidates {
+            let mut out = v.clone();
+            if let Some(slot) = out.pointer_mut(&ptr) {
+                *slot = c;
+            }
+            if out != *v && m.validator.validate(&out).is_empty() {
+                return Some(out);
+            }
+        }
+    }
+    None
+}
+
+fn collect_leaves(v: &Value, at: String, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                let key = k.replace('~', "~0").replace('/', "~1");
+                collect_leaves(x, format!("{at}/{key}"), out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                collect_leaves(x, format!("{at}/{i}"), out);
+            }
+        }
+        other => out.push((at, other.clone())),
+    }
+}
+
 #[when("the client delivers a valid message twice with the same id")]
 async fn deliver_twice(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let m = w.receive_message()?;
@@ -1057,22 +1143,12 @@ async fn deliver_changed(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let m = w.receive_message()?;
     let (id, v) = fresh(&m)?;
     w.deliver(&v, &id, "original").await?;
-    let mut changed = v.clone();
-    let again = super::schema::plant_id(&m, &mut changed);
-    // Same id, other content: re-plant the original id over a re-randomised copy.
-    if let (Some(ptr), Some(_)) = (m.id_pointer.as_deref(), again) {
-        let mut other = fresh(&m)?.1;
-        if let Some(slot) = other.pointer_mut(ptr) {
-            *slot = Value::String(id.clone());
-        }
-        changed = other;
-    }
-    if changed == v {
-        bail!(
-            "could not make a different valid body for message type {:?}",
+    let changed = vary(&m, &v).ok_or_else(|| {
+        anyhow!(
+            "could not make another valid body with the same id for message type {:?} (hint: give it a free-text field, or a second example)",
             m.name
-        );
-    }
+        )
+    })?;
     w.deliver(&changed, &id, "changed duplicate").await?;
     Ok(())
 }
