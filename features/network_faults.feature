@@ -13,7 +13,7 @@ Feature: The API survives a flaky network
 
   Scenario: the API answers completely when the client's writes are torn into small pieces
     Given a client presenting the certificate "client-5560000001"
-    And the link "iut-api" slices the client's writes into 8-byte pieces 20 ms apart
+    And the link "iut-api" slices the client's writes into 32-byte pieces 10 ms apart
     When the client requests its own organisation's data
     Then the request succeeds with the organisation's data
 

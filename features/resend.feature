@@ -24,7 +24,7 @@ Feature: Resend policies
 
   @role:sender @req:FMK-2.6.3-RESEND
   Scenario: a permanent error is not retried
-    Given a simulated receiver that answers 400 to every attempt
+    Given a simulated receiver that answers a permanent error to every attempt
     When the IUT sends a message to the simulated receiver
     Then the receiver gets exactly one attempt
     And the IUT reports the message as undeliverable

@@ -4,6 +4,7 @@
 
 mod it {
     pub mod cli;
+    pub mod curl;
     pub mod defects;
     pub mod fastapi;
     pub mod html;

@@ -321,8 +321,9 @@ impl ConnCtx {
         self.changed.notify_waiters();
     }
 
-    fn blank(&self) -> Attempt {
-        let at = Instant::now();
+    /// A fresh record; `at` is when the connection was accepted, the moment closest to the
+    /// sender's attempt (a handshake under load would blur intervals otherwise).
+    fn blank(&self, at: Instant) -> Attempt {
         Attempt {
             n: 0,
             at_ms: at.duration_since(self.started).as_secs_f64() * 1000.0,
@@ -383,7 +384,8 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, ctx: Arc<ConnCtx>)
         };
         listener = Some(l);
         let ctx = ctx.clone();
-        tokio::spawn(async move { serve(tcp, ctx).await });
+        let at = Instant::now();
+        tokio::spawn(async move { serve(tcp, at, ctx).await });
     }
 }
 
@@ -402,7 +404,7 @@ async fn bind_again(addr: SocketAddr) -> Option<TcpListener> {
     }
 }
 
-async fn serve(tcp: TcpStream, ctx: Arc<ConnCtx>) {
+async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
     let _ = tcp.set_nodelay(true);
     let cert_rule = ctx.take(None, true);
     let config = match &cert_rule {
@@ -419,7 +421,7 @@ async fn serve(tcp: TcpStream, ctx: Arc<ConnCtx>) {
     let mut tls = match handshake {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
-            let mut a = ctx.blank();
+            let mut a = ctx.blank(accepted_at);
             a.handshake_error = Some(e.to_string());
             a.answer = cert_rule
                 .map(|r| r.label())
@@ -428,7 +430,7 @@ async fn serve(tcp: TcpStream, ctx: Arc<ConnCtx>) {
             return;
         }
         Err(_) => {
-            let mut a = ctx.blank();
+            let mut a = ctx.blank(accepted_at);
             a.handshake_error = Some("no TLS handshake within 10 s".into());
             a.answer = "handshake timed out".into();
             ctx.record(a);
@@ -442,13 +444,34 @@ async fn serve(tcp: TcpStream, ctx: Arc<ConnCtx>) {
         _ => None,
     };
     let mut buf = Vec::with_capacity(4096);
+    let mut requests = 0usize;
     loop {
         let req = match tokio::time::timeout(READ_DEADLINE, read_request(&mut tls, &mut buf)).await
         {
             Ok(Ok(Some(r))) => r,
-            _ => return,
+            _ => {
+                if requests == 0 {
+                    if let Some(name) = &accepted_bad {
+                        // Some clients (curl with OpenSSL) check the host name after the
+                        // handshake and hang up: a refusal all the same.
+                        let mut a = ctx.blank(accepted_at);
+                        identify(&tls, &mut a);
+                        a.answer = format!("server certificate {name}");
+                        a.handshake_error = Some(
+                            "the sender closed the connection after the handshake without sending a request".into(),
+                        );
+                        ctx.record(a);
+                    }
+                }
+                return;
+            }
         };
-        let mut a = ctx.blank();
+        requests += 1;
+        let mut a = ctx.blank(if requests == 1 {
+            accepted_at
+        } else {
+            Instant::now()
+        });
         identify(&tls, &mut a);
         a.bad_certificate_accepted = accepted_bad.clone();
         a.headers = req.headers.clone();

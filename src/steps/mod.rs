@@ -263,6 +263,7 @@ pub const VOCABULARY: &[(&str, &str, &str)] = &[
     ("When", "the client's address is added to the IUT's registered ranges", "When the client's address is added to the IUT's registered ranges"),
     ("When", "the client's address is removed from the IUT's registered ranges", "When the client's address is removed from the IUT's registered ranges"),
     ("Given", "a simulated receiver that answers N to every attempt but the last the policy allows", "Given a simulated receiver that answers 503 to every attempt but the last the policy allows"),
+    ("Given", "a simulated receiver that answers a permanent error to every attempt", "Given a simulated receiver that answers a permanent error to every attempt"),
     ("Given", "a simulated receiver that answers N to every attempt", "Given a simulated receiver that answers 503 to every attempt"),
     ("Given", "a simulated receiver that answers N to every attempt during the first N ms", "Given a simulated receiver that answers 503 to every attempt during the first 1500 ms"),
     ("Given", "a simulated receiver that answers N to the first message's first N attempts", "Given a simulated receiver that answers 503 to the first message's first 2 attempts"),

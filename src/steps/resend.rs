@@ -142,6 +142,28 @@ async fn answers_always(w: &mut ProvstenWorld, status: u16) -> anyhow::Result<()
     Ok(())
 }
 
+#[given("a simulated receiver that answers a permanent error to every attempt")]
+async fn answers_permanent(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let p = w.policy()?;
+    w.sender_ctx()?;
+    let status = [400u16, 422, 409, 404, 413, 501]
+        .into_iter()
+        .find(|s| {
+            p.decide(&PolicyOutcome::Status {
+                status: *s,
+                retry_after: None,
+            }) == Decision::Permanent
+        })
+        .ok_or_else(|| {
+            ProvstenWorld::not_applicable(
+                "the declared policy retries every status (permanent = [])",
+            )
+        })?;
+    w.push_rule(Answer::status(status), None);
+    w.record(json!({"permanent_status": status}));
+    Ok(())
+}
+
 #[given(
     expr = "a simulated receiver that answers {int} to every attempt during the first {int} ms"
 )]

@@ -488,8 +488,8 @@ fn timeline_evidence_renders_as_svg_charts_in_chromium() {
 
     let page = out.join("report.html");
     let dom = dump_dom(&chromium, &page);
-    assert_eq!(dom.matches("<svg").count(), 2, "two charts");
     let article = element(&dom, "article", &key);
+    assert_eq!(article.matches("<svg").count(), 2, "two charts");
     for shape in [
         format!("{}-resend_timeline", observations - 1),
         format!("{observations}-exercise_timeline"),

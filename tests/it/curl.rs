@@ -1,0 +1,115 @@
+//! A real third-party sender: `curl --retry 2`, run once per message as the IUT's trigger
+//! command (tests/fixtures/curl-sender.toml declares curl's documented policy). The harness
+//! must measure curl's backoff (1 s, then doubled) and pass it, and fail a config that
+//! declares another schedule than curl keeps.
+//!
+//! CI installs curl with apt; `PROVSTEN_SKIP_CURL=1` skips on machines without it.
+
+use std::path::Path;
+
+use super::util::{run, Run};
+
+fn curl_available() -> bool {
+    if std::env::var_os("PROVSTEN_SKIP_CURL").is_some_and(|v| v == "1") {
+        eprintln!("skipping: PROVSTEN_SKIP_CURL=1");
+        return false;
+    }
+    let ok = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "curl is needed (apt-get install curl), or PROVSTEN_SKIP_CURL=1"
+    );
+    true
+}
+
+fn certify(config_text: &str, tags: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("curl.toml");
+    std::fs::write(&cfg, config_text).unwrap();
+    run(
+        &dir.path().join("out"),
+        &["--config", cfg.to_str().unwrap(), "--tags", tags],
+    )
+}
+
+fn fixture() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/curl-sender.toml");
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// Observed intervals (ms) of the schedule scenario's attempts.
+fn intervals(r: &Run) -> Vec<(u64, u64)> {
+    r.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("a failed delivery is resent"))
+        })
+        .flat_map(|s| s["evidence"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e.get("intervals").cloned())
+        .flat_map(|i| i.as_array().cloned().unwrap_or_default())
+        .map(|row| {
+            (
+                row["expected_ms"].as_u64().unwrap(),
+                row["observed_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn curl_retry_is_measured_and_certified_against_its_documented_policy() {
+    if !curl_available() {
+        return;
+    }
+    let r = certify(&fixture(), "@role:sender");
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    let pass = r.with_verdict("pass");
+    assert!(pass.contains("FMK-2.6.3-RESEND"), "{}", r.explain());
+    assert!(pass.contains("FMK-2.1-MTLS"), "{}", r.explain());
+    // curl's backoff as measured: 1 s, then 2 s.
+    let iv = intervals(&r);
+    assert_eq!(
+        iv.iter().map(|(e, _)| *e).collect::<Vec<_>>(),
+        vec![1000, 2000],
+        "{iv:?}"
+    );
+    for (expected, observed) in &iv {
+        assert!(observed.abs_diff(*expected) <= 300, "{iv:?}");
+    }
+    // What curl cannot do is reported as such, not silently passed.
+    let na = r.with_verdict("not-applicable");
+    assert!(na.is_empty() || !na.contains("FMK-2.6.3-RESEND"), "{na:?}");
+}
+
+#[test]
+fn a_config_declaring_another_schedule_than_curls_fails() {
+    if !curl_available() {
+        return;
+    }
+    let wrong = fixture().replace(
+        "exponential = { initial = \"1s\", factor = 2.0, cap = \"10m\" }",
+        "exponential = { initial = \"2s\", factor = 2.0, cap = \"10m\" }",
+    );
+    let r = certify(
+        &wrong,
+        "@role:sender and @req:FMK-2.6.3-RESEND and not @serial",
+    );
+    assert_eq!(r.code(), 1, "{}", r.explain());
+    assert!(
+        r.with_verdict("fail").contains("FMK-2.6.3-RESEND"),
+        "{}",
+        r.explain()
+    );
+    assert!(
+        r.stdout().contains("the policy says 2000 ms"),
+        "{}",
+        r.explain()
+    );
+}
