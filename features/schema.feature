@@ -88,3 +88,9 @@ Feature: Invalid messages are refused, valid ones accepted
     When the client calls the deprecated API version
     Then the call succeeds
     And the answer carries Deprecation and Sunset headers
+
+  @role:sender @req:FMK-2.6.2-VALIDATE
+  Scenario: the messages the IUT sends are valid against their schema
+    Given a simulated receiver that answers 200
+    When the IUT sends 3 messages to the simulated receiver
+    Then every message the IUT sent is valid against its schema

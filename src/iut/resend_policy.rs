@@ -507,6 +507,14 @@ impl ResendPolicy {
         self.tolerance + expected.mul_f64(self.jitter)
     }
 
+    /// How much later than `expected` an attempt may come. Early is the sender's fault;
+    /// late may be the test machine's (a loaded CI runner wakes timers late), so lateness
+    /// gets the tolerance again plus half the interval, which still catches a sender that
+    /// waits twice as long as declared.
+    pub fn late_allowance(&self, expected: Duration) -> Duration {
+        self.allowance(expected) + self.tolerance.max(expected / 2)
+    }
+
     /// A plain-text summary for the report and failure messages.
     pub fn describe(&self) -> String {
         let sched = match &self.schedule {

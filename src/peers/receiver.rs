@@ -169,6 +169,8 @@ pub struct Attempt {
     pub handshake_error: Option<String>,
     /// The bad server certificate the sender accepted on this attempt's connection.
     pub bad_certificate_accepted: Option<String>,
+    /// Schema violations of the body ("pointer: message"); empty when valid or unchecked.
+    pub violations: Vec<String>,
     /// The message was processed (2xx answered, or processed with the answer lost).
     pub processed: bool,
     /// The sender got a 2xx.
@@ -203,6 +205,8 @@ pub struct ReceiverSpec {
     pub cert: String,
     /// JSON pointer of the message id in the body.
     pub id_pointer: Option<String>,
+    /// Every body received is checked against it (the sender must send valid messages).
+    pub validator: Option<Arc<crate::schema::Validator>>,
     pub rules: Vec<Rule>,
     /// Nothing listens until this long after start.
     pub down_for: Option<Duration>,
@@ -255,6 +259,7 @@ impl SimulatedReceiver {
             changed: changed.clone(),
             started,
             id_pointer: spec.id_pointer,
+            validator: spec.validator,
         });
         let task = tokio::spawn(accept_loop(listener, addr, ctx));
         Ok(SimulatedReceiver {
@@ -310,6 +315,7 @@ struct ConnCtx {
     changed: Arc<Notify>,
     started: Instant,
     id_pointer: Option<String>,
+    validator: Option<Arc<crate::schema::Validator>>,
 }
 
 impl ConnCtx {
@@ -340,6 +346,7 @@ impl ConnCtx {
             answer: String::new(),
             handshake_error: None,
             bad_certificate_accepted: None,
+            violations: Vec::new(),
             processed: false,
             acknowledged: false,
         }
@@ -486,6 +493,22 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
             .as_deref()
             .and_then(|p| body_id(&req.body, p))
             .or_else(|| a.header_id.clone());
+        if let Some(v) = &ctx.validator {
+            use crate::schema::MessageValidator;
+            if let Err(found) = v.validate_bytes(&req.body) {
+                a.violations = found
+                    .iter()
+                    .map(|x| {
+                        let at = if x.instance_path.is_empty() {
+                            "(body)"
+                        } else {
+                            x.instance_path.as_str()
+                        };
+                        format!("{at}: {}", x.message)
+                    })
+                    .collect();
+            }
+        }
         a.body = req.body;
         let answer = ctx
             .take(a.message_id.as_deref(), false)

@@ -43,6 +43,7 @@ pub enum Defect {
     GiveUpEarly,
     ResendStorm,
     IgnoreEntityOrder,
+    SendsInvalidMessages,
     DuplicateProcessing,
     LoseOnRestart,
     NoAudit,
@@ -85,6 +86,7 @@ impl Defect {
         Defect::GiveUpEarly,
         Defect::ResendStorm,
         Defect::IgnoreEntityOrder,
+        Defect::SendsInvalidMessages,
         Defect::DuplicateProcessing,
         Defect::LoseOnRestart,
         Defect::NoAudit,
@@ -127,6 +129,7 @@ impl Defect {
             Defect::GiveUpEarly => "give-up-early",
             Defect::ResendStorm => "resend-storm",
             Defect::IgnoreEntityOrder => "ignore-entity-order",
+            Defect::SendsInvalidMessages => "sends-invalid-messages",
             Defect::DuplicateProcessing => "duplicate-processing",
             Defect::LoseOnRestart => "lose-on-restart",
             Defect::NoAudit => "no-audit",
@@ -183,6 +186,7 @@ impl Defect {
             | Defect::DuplicateProcessing
             | Defect::LoseOnRestart => &["FMK-2.6.3-RESEND"],
             Defect::NoAudit => &["FMK-2.6.4-LOG", "SDK-5.1-TRACE"],
+            Defect::SendsInvalidMessages => &["FMK-2.6.2-VALIDATE"],
             Defect::SenderAcceptsBadCert => &["FMK-2.1-MTLS", "FMK-2.6.3-RESEND"],
         }
     }
@@ -239,6 +243,9 @@ impl Defect {
             }
             Defect::IgnoreRetryAfter => "the sender ignores the receiver's Retry-After",
             Defect::GiveUpEarly => "the sender gives up one attempt before the declared limit",
+            Defect::SendsInvalidMessages => {
+                "the sender puts an undeclared value in the messages it sends (Type 99 in a notification)"
+            }
             Defect::IgnoreEntityOrder => {
                 "messages about one entity are delivered independently, so a resent one is overtaken by its successors"
             }

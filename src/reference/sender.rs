@@ -526,6 +526,16 @@ impl Sender {
                 }
             }
         }
+        if self.defects.has(Defect::SendsInvalidMessages) {
+            match body.pointer_mut("/Type") {
+                Some(t) => *t = Value::from(99),
+                None => {
+                    if let Some(o) = body.as_object_mut() {
+                        o.insert("undeclared".into(), Value::Bool(true));
+                    }
+                }
+            }
+        }
         let target = match parse_target(&r.to) {
             Ok(t) => t,
             Err(_) => return Outcome::Refused,

@@ -285,6 +285,7 @@ pub const VOCABULARY: &[(&str, &str, &str)] = &[
     ("Then", "every attempt carries the same message id and body", "Then every attempt carries the same message id and body"),
     ("Then", "the message is accepted exactly once", "Then the message is accepted exactly once"),
     ("Then", "every message is accepted exactly once", "Then every message is accepted exactly once"),
+    ("Then", "every message the IUT sent is valid against its schema", "Then every message the IUT sent is valid against its schema"),
     ("Then", "the IUT reports the message as undeliverable", "Then the IUT reports the message as undeliverable"),
     ("Then", "the retry waits at least the Retry-After", "Then the retry waits at least the Retry-After"),
     ("Then", "the IUT refuses the receiver's certificate", "Then the IUT refuses the receiver's certificate"),
