@@ -47,6 +47,8 @@ pub enum Defect {
     LoseOnRestart,
     NoAudit,
     SenderAcceptsBadCert,
+    WindowExcludesStart,
+    WindowLeaksOtherOrgs,
 }
 
 impl Defect {
@@ -89,6 +91,8 @@ impl Defect {
         Defect::LoseOnRestart,
         Defect::NoAudit,
         Defect::SenderAcceptsBadCert,
+        Defect::WindowExcludesStart,
+        Defect::WindowLeaksOtherOrgs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -131,6 +135,8 @@ impl Defect {
             Defect::LoseOnRestart => "lose-on-restart",
             Defect::NoAudit => "no-audit",
             Defect::SenderAcceptsBadCert => "sender-accepts-bad-cert",
+            Defect::WindowExcludesStart => "window-excludes-start",
+            Defect::WindowLeaksOtherOrgs => "window-leaks-other-orgs",
         }
     }
 
@@ -171,6 +177,7 @@ impl Defect {
                 "EB-MTLS-1",
                 "EB-MTLS-2",
                 "FMK-2.1-MTLS",
+                "FMK-2.6.1-NOTIFY",
             ],
             Defect::NoRetry
             | Defect::RetryTooFast
@@ -184,6 +191,7 @@ impl Defect {
             | Defect::LoseOnRestart => &["FMK-2.6.3-RESEND"],
             Defect::NoAudit => &["FMK-2.6.4-LOG", "SDK-5.1-TRACE"],
             Defect::SenderAcceptsBadCert => &["FMK-2.1-MTLS", "FMK-2.6.3-RESEND"],
+            Defect::WindowExcludesStart | Defect::WindowLeaksOtherOrgs => &["FMK-2.6.1-NOTIFY"],
         }
     }
 
@@ -254,6 +262,12 @@ impl Defect {
             Defect::NoAudit => "nothing is written to the audit log",
             Defect::SenderAcceptsBadCert => {
                 "the sender does not verify the receiver's server certificate"
+            }
+            Defect::WindowExcludesStart => {
+                "a time window leaves out a change made exactly at its start (from < changedAt instead of from <= changedAt)"
+            }
+            Defect::WindowLeaksOtherOrgs => {
+                "a time window lists every organisation's changes, not only the asking organisation's"
             }
         }
     }
