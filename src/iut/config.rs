@@ -103,6 +103,88 @@ pub struct IutConfig {
     /// Role `receiver`: how the IUT treats resent messages.
     #[serde(default)]
     pub receive: Option<ReceiveSection>,
+    /// Role `server`: changes to the holding and iteration over a time window
+    /// (FMK-2.6.1-NOTIFY).
+    #[serde(default)]
+    pub iteration: Option<IterationSection>,
+}
+
+/// Role `server`: how the harness makes a change to an organisation's holding, and how it
+/// asks for what changed between two times (FMK-2.6.1-NOTIFY).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IterationSection {
+    /// POST creates or changes one item; the 2xx JSON answer carries its id and change
+    /// time. May use {org}.
+    pub create_path: String,
+    /// GET with {from} and {to} (URL-encoded RFC 3339), and usually {org}: the items
+    /// changed in that window.
+    pub window_path: String,
+    /// JSON pointer of the items array in the window answer ("": the answer is the array).
+    #[serde(default)]
+    pub items_pointer: String,
+    /// JSON pointer of the id, in each item and in the create answer.
+    #[serde(default = "default_id_pointer")]
+    pub id_pointer: String,
+    /// JSON pointer of the change time (RFC 3339) in the create answer (and, when there,
+    /// in each item).
+    #[serde(default = "default_changed_at_pointer")]
+    pub changed_at_pointer: String,
+    /// The window includes a change made exactly at its start.
+    #[serde(default = "yes")]
+    pub from_inclusive: bool,
+    /// The window includes a change made exactly at its end.
+    #[serde(default)]
+    pub to_inclusive: bool,
+    /// The JSON body of each create request (default `{}`).
+    #[serde(default)]
+    pub create_body: Option<String>,
+}
+
+fn default_id_pointer() -> String {
+    "/id".into()
+}
+fn default_changed_at_pointer() -> String {
+    "/changedAt".into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl IterationSection {
+    /// The create body, parsed (checked when the config is parsed).
+    pub fn body(&self) -> serde_json::Value {
+        self.create_body
+            .as_deref()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or_else(|| serde_json::json!({}))
+    }
+
+    pub fn create_path_for(&self, org: &str) -> String {
+        self.create_path.replace("{org}", org)
+    }
+
+    /// The window query for `org` between two RFC 3339 times (URL-encoded here).
+    pub fn window_path_for(&self, org: &str, from: &str, to: &str) -> String {
+        self.window_path
+            .replace("{org}", org)
+            .replace("{from}", &url_encode(from))
+            .replace("{to}", &url_encode(to))
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (so `+` and `:` in an
+/// RFC 3339 time survive a query string).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Role `sender`: the harness asks the IUT to send one message to a simulated receiver.
@@ -456,6 +538,7 @@ pub fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConfig> {
         }
     }
     check_resend(&cfg, source)?;
+    check_iteration(&cfg, source)?;
     if cfg.pki.crl_base_url.is_some() && !cfg.pki.generate {
         bail!("{}: pki.crl_base_url only applies with pki.generate = true (a PKI made by `provsten pki init` carries its own)", source.name());
     }
@@ -501,6 +584,50 @@ fn check_resend(cfg: &IutConfig, source: &ConfigSource) -> anyhow::Result<()> {
                 r.message
             );
         }
+    }
+    Ok(())
+}
+
+/// `[iteration]`: paths with the placeholders they need, pointers, a JSON create body.
+fn check_iteration(cfg: &IutConfig, source: &ConfigSource) -> anyhow::Result<()> {
+    let name = source.name();
+    let Some(it) = &cfg.iteration else {
+        return Ok(());
+    };
+    if cfg.api.is_none() {
+        bail!(
+            "{name}: [iteration] needs an [api] section (base_url, server_name, registered_orgs)"
+        );
+    }
+    for (key, path) in [
+        ("create_path", &it.create_path),
+        ("window_path", &it.window_path),
+    ] {
+        if !path.starts_with('/') {
+            bail!("{name}: iteration.{key} {path:?} must start with / (hint: \"/v1/orgs/{{org}}/fullmakter\")");
+        }
+    }
+    for p in ["{from}", "{to}"] {
+        if !it.window_path.contains(p) {
+            bail!("{name}: iteration.window_path {:?} has no {p} placeholder (hint: \"/v1/orgs/{{org}}/fullmakter?changedFrom={{from}}&changedTo={{to}}\")", it.window_path);
+        }
+    }
+    for (key, ptr) in [
+        ("items_pointer", &it.items_pointer),
+        ("id_pointer", &it.id_pointer),
+        ("changed_at_pointer", &it.changed_at_pointer),
+    ] {
+        if !ptr.is_empty() && !ptr.starts_with('/') {
+            bail!("{name}: iteration.{key} {ptr:?} is not a JSON pointer (hint: \"/{}\", or \"\" for the whole document)", ptr.trim_start_matches('#'));
+        }
+    }
+    if it.id_pointer.is_empty() || it.changed_at_pointer.is_empty() {
+        bail!("{name}: iteration.id_pointer and iteration.changed_at_pointer must point inside the answer (hint: \"/id\", \"/changedAt\")");
+    }
+    if let Some(b) = &it.create_body {
+        serde_json::from_str::<serde_json::Value>(b).map_err(|e| {
+            anyhow!("{name}: iteration.create_body is not JSON: {e} (hint: create_body = '{{\"omfattning\": \"forsakringsinformation\"}}')")
+        })?;
     }
     Ok(())
 }
@@ -566,7 +693,8 @@ impl Placeholders {
                 "pki" => self.pki.display().to_string(),
                 "org" => "{org}".to_string(),         // filled per request
                 "version" => "{version}".to_string(), // filled per request
-                // Filled per message by the sender trigger.
+                "from" => "{from}".to_string(),       // filled per window query ({to} below)
+                // Filled per message by the sender trigger ({to} also per window query).
                 "to" | "message_id" | "message_file" | "entity" => format!("{{{name}}}"),
                 n if n.starts_with("port:") => self.port(&n[5..])?.to_string(),
                 other => bail!(
@@ -718,5 +846,85 @@ mod tests {
             e.contains("iut.start.command[2]") && e.contains("unknown placeholder {prot:api}"),
             "{e}"
         );
+    }
+
+    fn with_iteration(section: &str) -> anyhow::Result<IutConfig> {
+        // The embedded config declares its own [iteration]; test against a copy without it.
+        let base: String = DEFAULT_CONFIG
+            .split("\n[")
+            .filter(|part| !part.starts_with("iteration]"))
+            .collect::<Vec<_>>()
+            .join("\n[");
+        parse(
+            &format!("{base}\n{section}"),
+            &ConfigSource::File("x/provsten.toml".into()),
+        )
+    }
+
+    #[test]
+    fn iteration_defaults_and_placeholders() {
+        let cfg = with_iteration(
+            "[iteration]\ncreate_path = \"/v1/orgs/{org}/f\"\nwindow_path = \"/v1/orgs/{org}/f?a={from}&b={to}\"\n",
+        )
+        .unwrap();
+        let it = cfg.iteration.unwrap();
+        assert_eq!(it.items_pointer, "");
+        assert_eq!(it.id_pointer, "/id");
+        assert_eq!(it.changed_at_pointer, "/changedAt");
+        assert!(it.from_inclusive && !it.to_inclusive);
+        assert_eq!(it.body(), serde_json::json!({}));
+        assert_eq!(
+            it.window_path_for("556", "2026-01-02T03:04:05.000001+01:00", "x y"),
+            "/v1/orgs/556/f?a=2026-01-02T03%3A04%3A05.000001%2B01%3A00&b=x%20y"
+        );
+        assert_eq!(it.create_path_for("556"), "/v1/orgs/556/f");
+        let mut p = Placeholders::new("/p".into(), "/c".into(), "/o".into(), "/k".into(), vec![]);
+        assert_eq!(
+            p.expand(
+                &it.window_path,
+                "iteration.window_path",
+                &ConfigSource::Embedded
+            )
+            .unwrap(),
+            it.window_path
+        );
+    }
+
+    #[test]
+    fn iteration_errors_name_the_file_and_key() {
+        let cases = [
+            (
+                "[iteration]\ncreate_path = \"/c\"\nwindow_path = \"/w?from={from}\"\n",
+                "iteration.window_path",
+                "{to}",
+            ),
+            (
+                "[iteration]\ncreate_path = \"c\"\nwindow_path = \"/w?{from}{to}\"\n",
+                "iteration.create_path",
+                "must start with /",
+            ),
+            (
+                "[iteration]\ncreate_path = \"/c\"\nwindow_path = \"/w?{from}{to}\"\nid_pointer = \"id\"\n",
+                "iteration.id_pointer",
+                "hint: \"/id\"",
+            ),
+            (
+                "[iteration]\ncreate_path = \"/c\"\nwindow_path = \"/w?{from}{to}\"\ncreate_body = \"{x\"\n",
+                "iteration.create_body",
+                "not JSON",
+            ),
+            (
+                "[iteration]\ncreate_path = \"/c\"\nwindow_path = \"/w?{from}{to}\"\nfrom_inclusiv = true\n",
+                "from_inclusiv",
+                "from_inclusive",
+            ),
+        ];
+        for (section, key, what) in cases {
+            let e = with_iteration(section).unwrap_err().to_string();
+            assert!(
+                e.contains("x/provsten.toml") && e.contains(key) && e.contains(what),
+                "{section}: {e}"
+            );
+        }
     }
 }

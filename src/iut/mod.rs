@@ -48,6 +48,8 @@ pub struct Iut {
     /// Role `sender`: how to make the IUT send.
     pub sender: Option<SenderContext>,
     pub receive: Option<config::ReceiveSection>,
+    /// Role `server`: changes and iteration over a time window, paths expanded.
+    pub iteration: Option<config::IterationSection>,
     pub undeliverable_url: Option<String>,
     pub audit_url: Option<String>,
     pub config_source: ConfigSource,
@@ -421,6 +423,14 @@ impl Iut {
             "observe.undeliverable_url",
         )?;
         let audit_url = observe_url(&mut ph, &cfg.observe.audit_url, "observe.audit_url")?;
+        let iteration = match &cfg.iteration {
+            None => None,
+            Some(it) => Some(config::IterationSection {
+                create_path: ph.expand(&it.create_path, "iteration.create_path", &source)?,
+                window_path: ph.expand(&it.window_path, "iteration.window_path", &source)?,
+                ..it.clone()
+            }),
+        };
 
         let ready_identity = match &cfg.iut.ready.client_cert {
             Some(name) => Some(Identity::from_pki(&pki, name)?),
@@ -501,6 +511,7 @@ impl Iut {
             resend,
             sender,
             receive: cfg.receive.clone(),
+            iteration,
             undeliverable_url,
             audit_url,
             config_source: source,

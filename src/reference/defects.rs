@@ -48,6 +48,8 @@ pub enum Defect {
     LoseOnRestart,
     NoAudit,
     SenderAcceptsBadCert,
+    WindowExcludesStart,
+    WindowLeaksOtherOrgs,
 }
 
 impl Defect {
@@ -91,6 +93,8 @@ impl Defect {
         Defect::LoseOnRestart,
         Defect::NoAudit,
         Defect::SenderAcceptsBadCert,
+        Defect::WindowExcludesStart,
+        Defect::WindowLeaksOtherOrgs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -134,6 +138,8 @@ impl Defect {
             Defect::LoseOnRestart => "lose-on-restart",
             Defect::NoAudit => "no-audit",
             Defect::SenderAcceptsBadCert => "sender-accepts-bad-cert",
+            Defect::WindowExcludesStart => "window-excludes-start",
+            Defect::WindowLeaksOtherOrgs => "window-leaks-other-orgs",
         }
     }
 
@@ -174,6 +180,7 @@ impl Defect {
                 "EB-MTLS-1",
                 "EB-MTLS-2",
                 "FMK-2.1-MTLS",
+                "FMK-2.6.1-NOTIFY",
             ],
             Defect::NoRetry
             | Defect::RetryTooFast
@@ -188,6 +195,7 @@ impl Defect {
             Defect::NoAudit => &["FMK-2.6.4-LOG", "SDK-5.1-TRACE"],
             Defect::SendsInvalidMessages => &["FMK-2.6.2-VALIDATE"],
             Defect::SenderAcceptsBadCert => &["FMK-2.1-MTLS", "FMK-2.6.3-RESEND"],
+            Defect::WindowExcludesStart | Defect::WindowLeaksOtherOrgs => &["FMK-2.6.1-NOTIFY"],
         }
     }
 
@@ -261,6 +269,12 @@ impl Defect {
             Defect::NoAudit => "nothing is written to the audit log",
             Defect::SenderAcceptsBadCert => {
                 "the sender does not verify the receiver's server certificate"
+            }
+            Defect::WindowExcludesStart => {
+                "a time window leaves out a change made exactly at its start (from < changedAt instead of from <= changedAt)"
+            }
+            Defect::WindowLeaksOtherOrgs => {
+                "a time window lists every organisation's changes, not only the asking organisation's"
             }
         }
     }

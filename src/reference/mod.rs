@@ -3,6 +3,7 @@
 //! reached only over the network, and never imports the steps, peers or report.
 
 mod audit;
+mod changes;
 pub mod defects;
 mod ip_filter;
 mod legacy_tls;

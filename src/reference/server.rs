@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::audit::Audit;
+use super::changes::{self, Changes};
 use super::defects::{Defect, Defects};
 use super::ip_filter::{Admission, IpFilter};
 use super::legacy_tls::answer_legacy_hello;
@@ -57,6 +58,8 @@ struct State {
     log: Mutex<Vec<serde_json::Value>>,
     audit: Arc<Audit>,
     sender: Option<Arc<Sender>>,
+    /// Changes to each organisation's holding (FMK-2.6.1-NOTIFY).
+    changes: Changes,
 }
 
 /// What the TLS layer established about the caller.
@@ -165,6 +168,7 @@ pub async fn start_with(opts: ReferenceOptions, sender: SenderOptions) -> anyhow
         log: Mutex::new(Vec::new()),
         audit,
         sender: sender.clone(),
+        changes: Changes::default(),
     });
     let defects: Vec<_> = opts.defects.iter().map(|d| d.name()).collect();
     let mut api_addrs = Vec::new();
@@ -292,6 +296,7 @@ async fn api(
 ) -> Response<Full<Bytes>> {
     use http_body_util::BodyExt;
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
     let method = req.method().clone();
     let client_ip = if caller.check_headers {
         IpFilter::client_from_headers(req.headers(), caller.client_ip)
@@ -320,7 +325,7 @@ async fn api(
             state,
             caller,
             &method,
-            &path,
+            (&path, &query),
             content_type.as_deref(),
             &body,
             &mut extra,
@@ -334,6 +339,7 @@ async fn api(
                 "org": caller.org,
                 "method": method.as_str(),
                 "path": path,
+                "query": (!query.is_empty()).then_some(&query),
                 "status": status.as_u16(),
             }));
         }
@@ -351,7 +357,7 @@ fn route(
     state: &State,
     caller: &Caller,
     method: &Method,
-    path: &str,
+    (path, query): (&str, &str),
     content_type: Option<&str>,
     body: &[u8],
     extra: &mut Vec<(&'static str, String)>,
@@ -389,7 +395,12 @@ fn route(
     }
     match (method, rest) {
         (&Method::GET, ["health"]) => (StatusCode::OK, json!({"status": "ok", "version": version})),
-        (&Method::GET, ["orgs", org, "fullmakter"]) => fullmakter(state, caller, org),
+        (&Method::GET, ["orgs", org, "fullmakter"]) => match changes::window_query(query) {
+            Ok(None) => fullmakter(state, caller, org),
+            Ok(Some((from, to))) => changed_in_window(state, caller, org, from, to),
+            Err(e) => (StatusCode::BAD_REQUEST, json!({"error": e})),
+        },
+        (&Method::POST, ["orgs", org, "fullmakter"]) => change(state, caller, org, body),
         (&Method::POST, [endpoint]) if Receiver::handles(endpoint) => {
             state
                 .receiver
@@ -399,29 +410,42 @@ fn route(
     }
 }
 
-/// The protected resource: the powers of attorney registered for one organisation.
-fn fullmakter(state: &State, caller: &Caller, org: &str) -> (StatusCode, serde_json::Value) {
+/// Whether the caller may see or change `org`'s holding: `Some` refusal if not.
+fn refusal(state: &State, caller: &Caller, org: &str) -> Option<(StatusCode, serde_json::Value)> {
     let d = &state.defects;
     if d.has(Defect::RefuseValidClients) {
-        return forbidden("access denied");
+        return Some(forbidden("access denied"));
     }
     // Only reachable without a certificate under the accept-no-cert defect.
     if caller.has_cert || !d.has(Defect::AcceptNoCert) {
         match &caller.org {
             None if !d.has(Defect::IgnoreOrgNumber) => {
-                return forbidden("the client certificate carries no organisation number");
+                return Some(forbidden(
+                    "the client certificate carries no organisation number",
+                ));
             }
             Some(own) if !state.registered.contains(own) && !d.has(Defect::IgnoreOrgNumber) => {
-                return forbidden("the organisation in the client certificate is not registered");
+                return Some(forbidden(
+                    "the organisation in the client certificate is not registered",
+                ));
             }
             Some(own) if own != org && !d.has(Defect::NoTenantIsolation) => {
                 // Same answer as for an unknown organisation: do not confirm it exists.
-                return (StatusCode::NOT_FOUND, json!({"error": "not found"}));
+                return Some((StatusCode::NOT_FOUND, json!({"error": "not found"})));
             }
             _ => {}
         }
     }
-    let records = if state.registered.contains(org) {
+    None
+}
+
+/// The protected resource: the powers of attorney registered for one organisation, then
+/// the items changed through the API, oldest first.
+fn fullmakter(state: &State, caller: &Caller, org: &str) -> (StatusCode, serde_json::Value) {
+    if let Some(r) = refusal(state, caller, org) {
+        return r;
+    }
+    let mut records = if state.registered.contains(org) {
         vec![json!({
             "id": format!("FM-{org}-001"),
             "organisation": org,
@@ -432,9 +456,83 @@ fn fullmakter(state: &State, caller: &Caller, org: &str) -> (StatusCode, serde_j
     } else {
         Vec::new()
     };
+    records.extend(state.changes.of_org(org).iter().map(|c| c.item()));
     (
         StatusCode::OK,
         json!({"organisation": org, "fullmakter": records}),
+    )
+}
+
+/// `POST /v1/orgs/{org}/fullmakter`: one change to the holding, with a fresh id and a
+/// change time later than every earlier one.
+fn change(
+    state: &State,
+    caller: &Caller,
+    org: &str,
+    body: &[u8],
+) -> (StatusCode, serde_json::Value) {
+    if let Some(r) = refusal(state, caller, org) {
+        return r;
+    }
+    if !state.registered.contains(org) {
+        return (StatusCode::NOT_FOUND, json!({"error": "not found"}));
+    }
+    let fields = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Object(m)) => m,
+            Ok(_) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": "the body must be a JSON object"}),
+                )
+            }
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("the body is not JSON: {e}")}),
+                )
+            }
+        }
+    };
+    match state.changes.record(org, fields) {
+        Some(c) => (
+            StatusCode::CREATED,
+            json!({"id": c.id, "changedAt": changes::format_time(c.at)}),
+        ),
+        None => (
+            StatusCode::INSUFFICIENT_STORAGE,
+            json!({"error": "the reference IUT keeps at most 100000 changes"}),
+        ),
+    }
+}
+
+/// `GET /v1/orgs/{org}/fullmakter?changedFrom=…&changedTo=…`: what changed in the window.
+fn changed_in_window(
+    state: &State,
+    caller: &Caller,
+    org: &str,
+    from: time::OffsetDateTime,
+    to: time::OffsetDateTime,
+) -> (StatusCode, serde_json::Value) {
+    if let Some(r) = refusal(state, caller, org) {
+        return r;
+    }
+    let items: Vec<_> = state
+        .changes
+        .window(org, from, to, &state.defects)
+        .iter()
+        .map(|c| c.item())
+        .collect();
+    (
+        StatusCode::OK,
+        json!({
+            "organisation": org,
+            "changedFrom": changes::format_time(from),
+            "changedTo": changes::format_time(to),
+            "fullmakter": items,
+        }),
     )
 }
 

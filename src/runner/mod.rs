@@ -199,6 +199,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         resend: iut.resend.clone(),
         sender: iut.sender.clone(),
         receive: iut.receive.clone(),
+        iteration: iut.iteration.clone(),
         undeliverable_url: iut.undeliverable_url.clone(),
         audit_url: iut.audit_url.clone(),
         restarter: iut.restarter(),

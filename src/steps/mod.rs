@@ -3,6 +3,7 @@
 //! records what it saw as evidence, and failing steps say what was expected and observed.
 
 pub mod ip_filter;
+pub mod iteration;
 pub mod mtls;
 pub mod network;
 pub mod resend;
@@ -50,6 +51,8 @@ pub struct RunContext {
     pub resend: Option<crate::iut::resend_policy::ResendPolicy>,
     pub sender: Option<crate::iut::SenderContext>,
     pub receive: Option<crate::iut::config::ReceiveSection>,
+    /// Role `server`: changes and iteration over a time window (FMK-2.6.1-NOTIFY).
+    pub iteration: Option<crate::iut::config::IterationSection>,
     pub undeliverable_url: Option<String>,
     pub audit_url: Option<String>,
     /// Kills and restarts the IUT, when provsten started it.
@@ -113,6 +116,8 @@ pub struct ProvstenWorld {
     pub probe_refused: Option<bool>,
     /// Role `sender`: the simulated receiver's program, its run, and what was sent.
     pub resend: resend::ResendState,
+    /// Role `server`: the changes this scenario made (FMK-2.6.1-NOTIFY).
+    pub iteration: iteration::IterationState,
     /// Observations as data, copied into the report.
     pub evidence: Vec<serde_json::Value>,
 }
@@ -142,6 +147,7 @@ impl ProvstenWorld {
             probe_accepted: None,
             probe_refused: None,
             resend: Default::default(),
+            iteration: Default::default(),
             evidence: Vec::new(),
         }
     }
@@ -299,6 +305,12 @@ pub const VOCABULARY: &[(&str, &str, &str)] = &[
     ("Then", "every delivery is answered with success", "Then every delivery is answered with success"),
     ("Then", "the changed duplicate is refused with a conflict status", "Then the changed duplicate is refused with a conflict status"),
     ("Then", "the IUT processed each message once", "Then the IUT processed each message once"),
+    ("When", "the client makes N changes to its own organisation's holding", "When the client makes 3 changes to its own organisation's holding"),
+    ("When", "another organisation makes a change to its own holding", "When another organisation makes a change to its own holding"),
+    ("Then", "a window from the first change to the last returns exactly the changes the declared edges include", "Then a window from the first change to the last returns exactly the changes the declared edges include"),
+    ("Then", "a window just after the last|before the first change returns none of them", "Then a window just after the last change returns none of them"),
+    ("Then", "the whole holding includes every change", "Then the whole holding includes every change"),
+    ("Then", "the other organisation's change appears in none of the client's windows or holding", "Then the other organisation's change appears in none of the client's windows or holding"),
     (
         "Then",
         "the request is refused without protected data",
