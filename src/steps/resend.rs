@@ -570,11 +570,17 @@ impl ProvstenWorld {
         }
         let n = self.resend.sent.len().max(1);
         let limit = p.attempt_limit() as usize * n;
-        let span = self.span_allowance(&p)
-            + p.delay(p.attempt_limit() + 1)
-            + p.allowance(p.delay(p.attempt_limit() + 1));
+        // Every allowed attempt, then as long again as the next delay would be (and its
+        // late allowance) for one that should not come.
+        let (_, _) = recv
+            .wait_until(Instant::now() + self.span_allowance(&p), |a| {
+                a.len() >= limit
+            })
+            .await;
+        let next = p.delay(p.attempt_limit() + 1);
+        let settle = next + p.late_allowance(next) + Duration::from_millis(300);
         let (_, attempts) = recv
-            .wait_until(Instant::now() + span, |a| a.len() > limit)
+            .wait_until(Instant::now() + settle, |a| a.len() > limit)
             .await;
         self.record_attempts(&attempts);
         Ok(attempts)
