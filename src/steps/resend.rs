@@ -88,6 +88,21 @@ impl ProvstenWorld {
         })
     }
 
+    /// What every `Given a simulated receiver …` needs: a declared policy and a way to
+    /// make the IUT send (else the scenario is not applicable).
+    fn receiver_program(&self) -> anyhow::Result<ResendPolicy> {
+        self.sender_ctx()?;
+        self.policy()
+    }
+
+    /// Programs one failure on the first attempt, as the sender will see it.
+    fn fail_once(&mut self, answer: Answer, seen_as: PolicyOutcome) -> anyhow::Result<()> {
+        self.receiver_program()?;
+        self.push_rule(answer, Some(1));
+        self.resend.failure = Some(seen_as);
+        Ok(())
+    }
+
     fn push_rule(&mut self, answer: Answer, times: Option<usize>) {
         self.resend.rules.push(PendingRule {
             answer,
@@ -122,8 +137,7 @@ impl ProvstenWorld {
     expr = "a simulated receiver that answers {int} to every attempt but the last the policy allows"
 )]
 async fn answers_but_last(w: &mut ProvstenWorld, status: u16) -> anyhow::Result<()> {
-    let p = w.policy()?;
-    w.sender_ctx()?;
+    let p = w.receiver_program()?;
     let limit = p.attempt_limit() as usize;
     if limit < 2 {
         return Err(ProvstenWorld::not_applicable(
@@ -136,16 +150,14 @@ async fn answers_but_last(w: &mut ProvstenWorld, status: u16) -> anyhow::Result<
 
 #[given(expr = "a simulated receiver that answers {int} to every attempt")]
 async fn answers_always(w: &mut ProvstenWorld, status: u16) -> anyhow::Result<()> {
-    w.policy()?;
-    w.sender_ctx()?;
+    w.receiver_program()?;
     w.push_rule(Answer::status(status), None);
     Ok(())
 }
 
 #[given("a simulated receiver that answers a permanent error to every attempt")]
 async fn answers_permanent(w: &mut ProvstenWorld) -> anyhow::Result<()> {
-    let p = w.policy()?;
-    w.sender_ctx()?;
+    let p = w.receiver_program()?;
     let status = [400u16, 422, 409, 404, 413, 501]
         .into_iter()
         .find(|s| {
@@ -168,8 +180,7 @@ async fn answers_permanent(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     expr = "a simulated receiver that answers {int} to every attempt during the first {int} ms"
 )]
 async fn answers_during(w: &mut ProvstenWorld, status: u16, ms: u64) -> anyhow::Result<()> {
-    w.policy()?;
-    w.sender_ctx()?;
+    w.receiver_program()?;
     let d = Duration::from_millis(ms);
     w.resend.rules.push(PendingRule {
         answer: Answer::status(status),
@@ -185,8 +196,7 @@ async fn answers_during(w: &mut ProvstenWorld, status: u16, ms: u64) -> anyhow::
     expr = "a simulated receiver that answers {int} to the first message's first {int} attempts"
 )]
 async fn answers_first_message(w: &mut ProvstenWorld, status: u16, n: usize) -> anyhow::Result<()> {
-    w.policy()?;
-    w.sender_ctx()?;
+    w.receiver_program()?;
     w.resend.rules.push(PendingRule {
         answer: Answer::status(status),
         times: Some(n),
@@ -196,10 +206,15 @@ async fn answers_first_message(w: &mut ProvstenWorld, status: u16, n: usize) -> 
     Ok(())
 }
 
-#[given(expr = "a simulated receiver that answers {int} with Retry-After {int} seconds once")]
-async fn retry_after_seconds(w: &mut ProvstenWorld, status: u16, secs: u64) -> anyhow::Result<()> {
-    let p = w.policy()?;
-    w.sender_ctx()?;
+/// One answer with a Retry-After, then the program's default; `min_wait` is the least the
+/// sender must then wait.
+fn retry_after_once(
+    w: &mut ProvstenWorld,
+    status: u16,
+    retry_after: RetryAfter,
+    min_wait: Duration,
+) -> anyhow::Result<()> {
+    let p = w.receiver_program()?;
     if !p.honour_retry_after {
         return Err(ProvstenWorld::not_applicable(
             "the declared policy does not honour Retry-After",
@@ -208,81 +223,61 @@ async fn retry_after_seconds(w: &mut ProvstenWorld, status: u16, secs: u64) -> a
     w.push_rule(
         Answer::Status {
             status,
-            retry_after: Some(RetryAfter::Seconds(secs)),
+            retry_after: Some(retry_after),
         },
         Some(1),
     );
-    w.resend.retry_after_min = Some(Duration::from_secs(secs));
+    w.resend.retry_after_min = Some(min_wait);
     Ok(())
+}
+
+#[given(expr = "a simulated receiver that answers {int} with Retry-After {int} seconds once")]
+async fn retry_after_seconds(w: &mut ProvstenWorld, status: u16, secs: u64) -> anyhow::Result<()> {
+    let wait = Duration::from_secs(secs);
+    retry_after_once(w, status, RetryAfter::Seconds(secs), wait)
 }
 
 #[given(
     expr = "a simulated receiver that answers {int} with a Retry-After date {int} seconds ahead once"
 )]
 async fn retry_after_date(w: &mut ProvstenWorld, status: u16, secs: u64) -> anyhow::Result<()> {
-    let p = w.policy()?;
-    w.sender_ctx()?;
-    if !p.honour_retry_after {
-        return Err(ProvstenWorld::not_applicable(
-            "the declared policy does not honour Retry-After",
-        ));
-    }
-    w.push_rule(
-        Answer::Status {
-            status,
-            retry_after: Some(RetryAfter::DateIn(Duration::from_secs(secs))),
-        },
-        Some(1),
-    );
     // An HTTP date has whole seconds: the wait it asks for may be up to 1 s shorter.
-    w.resend.retry_after_min = Some(Duration::from_secs(secs.saturating_sub(1)));
-    Ok(())
+    let wait = Duration::from_secs(secs.saturating_sub(1));
+    retry_after_once(
+        w,
+        status,
+        RetryAfter::DateIn(Duration::from_secs(secs)),
+        wait,
+    )
 }
 
 #[given("a simulated receiver that drops the acknowledgement once")]
 async fn lose_ack(w: &mut ProvstenWorld) -> anyhow::Result<()> {
-    w.policy()?;
-    w.sender_ctx()?;
-    w.push_rule(Answer::LoseAck, Some(1));
-    w.resend.failure = Some(PolicyOutcome::Reset);
-    Ok(())
+    // The sender sees the connection end without an answer.
+    w.fail_once(Answer::LoseAck, PolicyOutcome::Reset)
 }
 
 #[given("a simulated receiver that resets the connection once")]
 async fn reset_once(w: &mut ProvstenWorld) -> anyhow::Result<()> {
-    w.policy()?;
-    w.sender_ctx()?;
-    w.push_rule(Answer::Reset, Some(1));
-    w.resend.failure = Some(PolicyOutcome::Reset);
-    Ok(())
+    w.fail_once(Answer::Reset, PolicyOutcome::Reset)
 }
 
 #[given("a simulated receiver that hangs past the delivery timeout once")]
 async fn hang_once(w: &mut ProvstenWorld) -> anyhow::Result<()> {
-    let p = w.policy()?;
-    w.sender_ctx()?;
-    w.push_rule(
-        Answer::Hang(p.delivery_timeout + p.tolerance + Duration::from_secs(1)),
-        Some(1),
-    );
-    w.resend.failure = Some(PolicyOutcome::Timeout);
-    Ok(())
+    let p = w.receiver_program()?;
+    let past = p.delivery_timeout + p.tolerance + Duration::from_secs(1);
+    w.fail_once(Answer::Hang(past), PolicyOutcome::Timeout)
 }
 
 #[given(expr = "a simulated receiver that presents the certificate {string} once")]
 async fn bad_cert_once(w: &mut ProvstenWorld, cert: String) -> anyhow::Result<()> {
-    w.policy()?;
-    w.sender_ctx()?;
     w.ctx()?.pki.cert(&cert)?;
-    w.push_rule(Answer::BadCert(cert), Some(1));
-    w.resend.failure = Some(PolicyOutcome::Tls);
-    Ok(())
+    w.fail_once(Answer::BadCert(cert), PolicyOutcome::Tls)
 }
 
 #[given("a simulated receiver that is down for the first attempt")]
 async fn down_first(w: &mut ProvstenWorld) -> anyhow::Result<()> {
-    let p = w.policy()?;
-    w.sender_ctx()?;
+    let p = w.receiver_program()?;
     if p.attempt_limit() < 2 {
         return Err(ProvstenWorld::not_applicable(
             "the declared policy never retries (one attempt in all)",
@@ -297,8 +292,7 @@ async fn down_first(w: &mut ProvstenWorld) -> anyhow::Result<()> {
 
 #[given("a simulated receiver that answers 200")]
 async fn answers_ok(w: &mut ProvstenWorld) -> anyhow::Result<()> {
-    w.policy()?;
-    w.sender_ctx()?;
+    w.receiver_program()?;
     Ok(())
 }
 
