@@ -234,7 +234,12 @@ impl Iut {
         opts: &PrepareOptions,
     ) -> anyhow::Result<Iut> {
         let config_dir = match &source {
-            ConfigSource::File(p) => absolute(p.parent().unwrap_or(Path::new("."))),
+            // `provsten.toml` alone has the empty path as its parent: the current folder.
+            ConfigSource::File(p) => absolute(
+                p.parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new(".")),
+            ),
             ConfigSource::Embedded => absolute(Path::new(".")),
         };
         let provsten = std::env::current_exe().context("locating the provsten binary")?;

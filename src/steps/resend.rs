@@ -54,7 +54,7 @@ impl std::fmt::Debug for Receiver {
 }
 
 /// Exit codes of command triggers by message id, filled in as the commands end.
-type Exits = Arc<Mutex<Vec<(String, Option<i32>)>>>;
+type Exits = Arc<Mutex<Vec<(String, Option<i32>, String)>>>;
 
 #[derive(Debug, Default)]
 pub struct ResendState {
@@ -416,10 +416,16 @@ async fn trigger(
                 .kill_on_drop(true);
             let mut child = cmd
                 .spawn()
-                .map_err(|e| anyhow!("sender.trigger.command: starting {:?}: {e}", argv[0]))?;
+                .map_err(|e| {
+                    anyhow!(
+                        "sender.trigger.command: starting {:?} in {}: {e} (hint: is it installed and on PATH?)",
+                        argv[0],
+                        workdir.display()
+                    )
+                })?;
             let exits = w.resend.exits.clone();
             if let Ok(mut e) = exits.lock() {
-                e.push((id.to_string(), None));
+                e.push((id.to_string(), None, String::new()));
             }
             let id = id.to_string();
             let limit = w
@@ -428,8 +434,21 @@ async fn trigger(
                 .unwrap_or(Duration::from_secs(60));
             // The command runs as the sender does (curl retries inside it); it is killed
             // at the scenario's deadline.
+            let stderr = child.stderr.take();
             tokio::spawn(async move {
-                let status = tokio::time::timeout(limit, child.wait()).await;
+                // What the command says on stderr is its reason (e.g. curl's "(60) SSL
+                // certificate problem"); kept for the evidence, bounded.
+                let said = async {
+                    let mut text = String::new();
+                    if let Some(mut err) = stderr {
+                        use tokio::io::AsyncReadExt;
+                        let mut buf = Vec::new();
+                        let _ = (&mut err).take(4096).read_to_end(&mut buf).await;
+                        text = String::from_utf8_lossy(&buf).trim().to_string();
+                    }
+                    text
+                };
+                let (status, said) = tokio::join!(tokio::time::timeout(limit, child.wait()), said);
                 let code = match status {
                     Ok(Ok(st)) => st.code(),
                     _ => {
@@ -438,8 +457,9 @@ async fn trigger(
                     }
                 };
                 if let Ok(mut e) = exits.lock() {
-                    if let Some(slot) = e.iter_mut().find(|(i, _)| *i == id) {
+                    if let Some(slot) = e.iter_mut().find(|(i, _, _)| *i == id) {
                         slot.1 = Some(code.unwrap_or(-1));
+                        slot.2 = said;
                     }
                 }
             });
@@ -888,11 +908,12 @@ async fn undeliverable(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             (_, Some(url)) => observe::ids(url).await?.contains(&id),
             (Trigger::Command { .. }, None) => {
                 let exits = w.resend.exits.lock().map(|e| e.clone()).unwrap_or_default();
-                match exits.iter().find(|(i, _)| *i == id) {
-                    Some((_, Some(code))) => {
+                match exits.iter().find(|(i, _, _)| *i == id) {
+                    Some((_, Some(code), said)) => {
                         if *code == 0 {
                             bail!("the trigger command exited 0 for {id}: it reports the message delivered although it was not");
                         }
+                        w.record(json!({"trigger_command": {"exit": code, "stderr": said}}));
                         true
                     }
                     _ => false,

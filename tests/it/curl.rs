@@ -113,3 +113,61 @@ fn a_config_declaring_another_schedule_than_curls_fails() {
         r.explain()
     );
 }
+
+#[test]
+fn curl_retry_all_errors_is_certified_with_every_failure_retried() {
+    if !curl_available() {
+        return;
+    }
+    // curl's manual: --retry-all-errors retries on any error, 4xx, refused connections and
+    // TLS failures included; so the policy declares no permanent outcome.
+    let all = fixture()
+        .replace(
+            "\"--retry\", \"2\",",
+            "\"--retry\", \"2\", \"--retry-all-errors\",",
+        )
+        .replace(
+            "retry_on = [\"408\", \"429\", \"500\", \"502\", \"503\", \"504\", \"timeout\"]",
+            "retry_on = [\"4xx\", \"5xx\", \"timeout\", \"reset\", \"refused\", \"tls\"]",
+        )
+        .replace(
+            "permanent = [\"4xx\", \"5xx\", \"reset\", \"refused\", \"tls\"]",
+            "permanent = []",
+        );
+    assert!(all.contains("--retry-all-errors") && all.contains("permanent = []"));
+    let r = certify(&all, "@role:sender and not @serial");
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    assert!(
+        r.with_verdict("pass").contains("FMK-2.6.3-RESEND"),
+        "{}",
+        r.explain()
+    );
+    // A lost acknowledgement, a reset and a refused connection are now retried and the
+    // message arrives once; the "permanent error" scenario has nothing to send.
+    let scenarios = r.report()["scenarios"].as_array().unwrap();
+    let status = |prefix: &str| {
+        scenarios
+            .iter()
+            .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            .map(|s| s["status"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        status("a lost acknowledgement"),
+        "passed",
+        "{}",
+        r.explain()
+    );
+    assert_eq!(
+        status("a receiver that is down"),
+        "passed",
+        "{}",
+        r.explain()
+    );
+    assert_eq!(
+        status("a permanent error is not retried"),
+        "not-applicable",
+        "{}",
+        r.explain()
+    );
+}
