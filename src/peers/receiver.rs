@@ -368,7 +368,11 @@ impl ConnCtx {
 
 async fn accept_loop(listener: TcpListener, addr: SocketAddr, ctx: Arc<ConnCtx>) {
     let mut listener = Some(listener);
+    // Owned by this task: when the receiver is dropped and the task aborted, every open
+    // connection (a hang included) is closed with it.
+    let mut conns = tokio::task::JoinSet::new();
     loop {
+        while conns.try_join_next().is_some() {}
         let down = ctx.state.lock().ok().and_then(|s| s.down_until);
         if let Some(until) = down.filter(|u| *u > Instant::now()) {
             // Closing the socket makes the kernel refuse connections, as a host that is down.
@@ -392,7 +396,7 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, ctx: Arc<ConnCtx>)
         listener = Some(l);
         let ctx = ctx.clone();
         let at = Instant::now();
-        tokio::spawn(async move { serve(tcp, at, ctx).await });
+        conns.spawn(async move { serve(tcp, at, ctx).await });
     }
 }
 
