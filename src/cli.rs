@@ -36,6 +36,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the suite against the IUT and write the compliance report.
     Run(RunArgs),
+    /// Run an outage exercise: a fault timeline on the router's routes under a steady
+    /// load, with per-phase detection time, RTO, losses, duplicates, latency and per-route
+    /// throughput. Outputs and exit codes as for `run`.
+    Exercise(ExerciseArgs),
     /// Scaffold a commented IUT config and a PKI for an IUT of your own.
     Init {
         /// Directory to create (default: current directory).
@@ -202,6 +206,29 @@ pub struct RunArgs {
         env = "PROVSTEN_SIGNING_KEY",
         help_heading = "Output"
     )]
+    pub sign: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExerciseArgs {
+    /// The exercise: a timeline file (scenarios/NAME.toml) or a shipped exercise's name
+    /// (primary-node-outage, black-holed-primary, flapping-primary, degraded-network,
+    /// total-outage-and-recovery).
+    pub exercise: PathBuf,
+    /// IUT config (its role `router`). Default: the embedded reference IUT.
+    #[arg(long, env = "PROVSTEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Seed a defect into the reference IUT (repeatable).
+    #[arg(long = "defect", value_name = "NAME")]
+    pub defects: Vec<Defect>,
+    /// Report directory.
+    #[arg(long, default_value = "provsten-report", env = "PROVSTEN_OUT")]
+    pub out: PathBuf,
+    /// No live progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Sign report.json with this Ed25519 private key.
+    #[arg(long, value_name = "KEY", env = "PROVSTEN_SIGNING_KEY")]
     pub sign: Option<PathBuf>,
 }
 

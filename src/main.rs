@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser as _;
 
-use provsten::cli::{exit, Cli, Command, PkiCommand, ReportCommand, RunArgs};
+use provsten::cli::{exit, Cli, Command, ExerciseArgs, PkiCommand, ReportCommand, RunArgs};
 use provsten::iut::SetupError;
 use provsten::report::model::RunVerdict;
 use provsten::report::writers;
@@ -42,6 +42,7 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => run(args).await,
+        Command::Exercise(args) => exercise(args).await,
         Command::Init { dir, force } => init(&dir, force),
         Command::Pki {
             command:
@@ -194,8 +195,54 @@ async fn run(a: RunArgs) -> anyhow::Result<u8> {
         shard: a.shard,
         timelines: a.timelines,
         progress: !a.quiet,
+        exercise: None,
     };
-    if let Some(key) = &a.sign {
+    run_plan(plan, a.sign.as_deref()).await
+}
+
+/// `provsten exercise FILE|NAME`: the run of one generated scenario.
+async fn exercise(a: ExerciseArgs) -> anyhow::Result<u8> {
+    let path = &a.exercise;
+    let (name, timelines) = if path.is_file() {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        (name, vec![dir])
+    } else {
+        let name = path.display().to_string();
+        let shipped = provsten::network::timeline::shipped_names();
+        if name.contains('/') || name.ends_with(".toml") || !shipped.contains(&name) {
+            eprintln!(
+                "provsten: exercise {name:?}: no such file, and not a shipped exercise (shipped: {})",
+                shipped.join(", ")
+            );
+            return Ok(exit::RUN_ERROR);
+        }
+        (name, Vec::new())
+    };
+    let plan = RunPlan {
+        config: a.config.clone(),
+        profile: "all".into(),
+        tags: None,
+        defects: a.defects.clone(),
+        out: a.out.clone(),
+        concurrency: 1,
+        features: Vec::new(),
+        shard: None,
+        timelines,
+        progress: !a.quiet,
+        exercise: Some(name),
+    };
+    run_plan(plan, a.sign.as_deref()).await
+}
+
+async fn run_plan(plan: RunPlan, sign: Option<&std::path::Path>) -> anyhow::Result<u8> {
+    if let Some(key) = sign {
         // Fail before the run, not after it.
         std::fs::metadata(key)
             .with_context(|| format!("--sign {}: cannot read the signing key", key.display()))?;
@@ -216,7 +263,7 @@ async fn run(a: RunArgs) -> anyhow::Result<u8> {
         }
     };
     let mut report = report;
-    if let Some(key) = &a.sign {
+    if let Some(key) = sign {
         provsten::report::sign::sign(&mut report, key)?;
     }
     let written = writers::write_all(&report, &plan.out)?;

@@ -107,6 +107,86 @@ pub struct IutConfig {
     /// (FMK-2.6.1-NOTIFY).
     #[serde(default)]
     pub iteration: Option<IterationSection>,
+    /// Role `router`: its routes, failover time, failback and delivery promises
+    /// (CONT-ROUTE-1, CONT-ROUTE-2, CONT-NOLOSS, CONT-FAILBACK).
+    #[serde(default)]
+    pub router: Option<RouterSection>,
+}
+
+/// Role `router`: the IUT delivers each message through its primary route, or through
+/// its ordered fallbacks while the primary is out. Each route is a simulated receiver the
+/// harness puts behind a fault-proxy link listening at `listen`, the address the IUT is
+/// configured to deliver to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSection {
+    /// The `[[message]]` type the IUT routes.
+    pub message: String,
+    /// How to make the IUT route one message. Placeholders: {message_id}, {message_file},
+    /// {entity} (a URL trigger POSTs `{"message_id", "entity", "body"}`, no "to").
+    pub trigger: TriggerSection,
+    /// The path the IUT posts to on every route.
+    #[serde(default = "default_receiver_path")]
+    pub receiver_path: String,
+    /// Catalogue name of the certificate the IUT must present on every route.
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    /// In priority order: the primary first, then the fallbacks.
+    pub routes: Vec<RouteSection>,
+    /// From a route failing to the first delivery through the next one.
+    pub failover_time: HumanDuration,
+    /// `"stay"`, or how soon after the primary recovers deliveries return to it.
+    pub failback: Failback,
+    pub delivery: Delivery,
+    /// Slack on every declared time (a loaded machine is not a slow router).
+    #[serde(default = "quarter_second")]
+    pub tolerance: HumanDuration,
+    /// How long the harness waits for a message's first delivery when no fault is active.
+    #[serde(default = "ten_seconds")]
+    pub first_delivery_timeout: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// `primary`, `fallback-1`, …: the fault-proxy link is `route-NAME`.
+    pub name: String,
+    /// host:port the IUT delivers to for this route (e.g. "127.0.0.1:{port:route-primary}").
+    pub listen: String,
+}
+
+/// What the router promises once the primary is back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failback {
+    Stay,
+    Within(Duration),
+}
+
+impl<'de> Deserialize<'de> for Failback {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "stay" {
+            return Ok(Failback::Stay);
+        }
+        humantime::parse_duration(s.trim())
+            .map(Failback::Within)
+            .map_err(|_| {
+                de::Error::custom(format!(
+                    "{s:?} is neither \"stay\" nor a duration (hint: failback = \"2s\": back on the primary within 2 s of its recovery)"
+                ))
+            })
+    }
+}
+
+/// Delivery semantics across routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Every message arrives once.
+    ExactlyOnce,
+    /// A message whose acknowledgement may have been lost in a fault may arrive again,
+    /// with the same id; any other repeat is a duplicate.
+    AtLeastOnce,
 }
 
 /// Role `server`: how the harness makes a change to an organisation's holding, and how it
@@ -424,6 +504,9 @@ pub struct ObserveSection {
 fn five_seconds() -> HumanDuration {
     HumanDuration(Duration::from_secs(5))
 }
+fn quarter_second() -> HumanDuration {
+    HumanDuration(Duration::from_millis(250))
+}
 fn ten_seconds() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
 }
@@ -539,6 +622,7 @@ pub fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConfig> {
     }
     check_resend(&cfg, source)?;
     check_iteration(&cfg, source)?;
+    check_router(&cfg, source)?;
     if cfg.pki.crl_base_url.is_some() && !cfg.pki.generate {
         bail!("{}: pki.crl_base_url only applies with pki.generate = true (a PKI made by `provsten pki init` carries its own)", source.name());
     }
@@ -584,6 +668,55 @@ fn check_resend(cfg: &IutConfig, source: &ConfigSource) -> anyhow::Result<()> {
                 r.message
             );
         }
+    }
+    Ok(())
+}
+
+/// `[router]`: a declared message type, a trigger, at least two uniquely named routes.
+fn check_router(cfg: &IutConfig, source: &ConfigSource) -> anyhow::Result<()> {
+    let name = source.name();
+    if cfg.iut.roles.contains(&Role::Router) && cfg.router.is_none() {
+        bail!("{name}: the role \"router\" needs a [router] section (routes, failover_time, failback, delivery; hint: see the README's \"Fallback routes\")");
+    }
+    let Some(r) = &cfg.router else {
+        return Ok(());
+    };
+    if !cfg.messages.iter().any(|x| x.name == r.message) {
+        bail!("{name}: router.message {:?} is not a declared [[message]] (hint: add a [[message]] with name = {:?})", r.message, r.message);
+    }
+    if r.trigger.command.is_some() == r.trigger.url.is_some() {
+        bail!("{name}: router.trigger needs exactly one of `command` or `url` (hint: trigger = {{ url = \"http://127.0.0.1:9000/admin/send\" }})");
+    }
+    if r.trigger.command.as_ref().is_some_and(|c| c.is_empty()) {
+        bail!("{name}: router.trigger.command is empty");
+    }
+    if r.routes.len() < 2 {
+        bail!("{name}: router.routes has {} route(s); a router needs a primary and at least one fallback (hint: routes = [{{ name = \"primary\", listen = \"127.0.0.1:{{port:route-primary}}\" }}, {{ name = \"fallback-1\", listen = \"127.0.0.1:{{port:route-fallback-1}}\" }}])", r.routes.len());
+    }
+    for (i, route) in r.routes.iter().enumerate() {
+        let ok = !route.name.is_empty()
+            && route
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            bail!("{name}: router.routes[{i}].name {:?} must be letters, digits, - or _ (it names the link route-NAME)", route.name);
+        }
+        if r.routes[..i].iter().any(|o| o.name == route.name) {
+            bail!(
+                "{name}: router.routes[{i}]: the name {:?} is used twice",
+                route.name
+            );
+        }
+    }
+    if !r.receiver_path.starts_with('/') {
+        bail!(
+            "{name}: router.receiver_path {:?} must start with /",
+            r.receiver_path
+        );
+    }
+    if r.failover_time.0.is_zero() {
+        bail!("{name}: router.failover_time is 0 (hint: the time from a route failing to the first delivery through the next, e.g. \"2s\")");
     }
     Ok(())
 }

@@ -47,6 +47,8 @@ pub struct Iut {
     pub resend: Option<resend_policy::ResendPolicy>,
     /// Role `sender`: how to make the IUT send.
     pub sender: Option<SenderContext>,
+    /// Role `router`: routes, promises and how to make it route.
+    pub router: Option<RouterContext>,
     pub receive: Option<config::ReceiveSection>,
     /// Role `server`: changes and iteration over a time window, paths expanded.
     pub iteration: Option<config::IterationSection>,
@@ -132,6 +134,39 @@ pub struct SenderContext {
     pub first_attempt_timeout: Duration,
     /// Where message files for command triggers are written.
     pub work_dir: PathBuf,
+}
+
+/// Role `router`, expanded for this run.
+#[derive(Debug, Clone)]
+pub struct RouterContext {
+    pub message: String,
+    pub trigger: Trigger,
+    pub receiver_path: String,
+    pub client_cert: Option<String>,
+    /// Priority order: the primary first.
+    pub routes: Vec<Route>,
+    pub failover_time: Duration,
+    pub failback: config::Failback,
+    pub delivery: config::Delivery,
+    pub tolerance: Duration,
+    pub first_delivery_timeout: Duration,
+    /// Where message files for command triggers are written.
+    pub work_dir: PathBuf,
+}
+
+/// One of the router's routes: where the IUT delivers, which the harness's fault-proxy
+/// link `route-NAME` listens on.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub listen: std::net::SocketAddr,
+}
+
+impl Route {
+    /// The logical fault-proxy link of this route.
+    pub fn link(&self) -> String {
+        format!("route-{}", self.name)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -419,6 +454,61 @@ impl Iut {
                 })
             }
         };
+        let router = match &cfg.router {
+            None => None,
+            Some(r) => {
+                let trigger = match (&r.trigger.command, &r.trigger.url) {
+                    (Some(argv), _) => {
+                        let mut expanded = Vec::new();
+                        for (i, a) in argv.iter().enumerate() {
+                            expanded.push(ph.expand(
+                                a,
+                                &format!("router.trigger.command[{i}]"),
+                                &source,
+                            )?);
+                        }
+                        Trigger::Command {
+                            argv: expanded,
+                            workdir: config_dir.clone(),
+                        }
+                    }
+                    (None, Some(u)) => Trigger::Url(ph.expand(u, "router.trigger.url", &source)?),
+                    (None, None) => bail!(SetupError(format!(
+                        "{}: router.trigger needs `command` or `url`",
+                        source.name()
+                    ))),
+                };
+                let mut routes = Vec::new();
+                for (i, route) in r.routes.iter().enumerate() {
+                    let key = format!("router.routes[{i}].listen");
+                    let listen = ph.expand(&route.listen, &key, &source)?;
+                    let listen = listen.parse().map_err(|e| {
+                        SetupError(format!(
+                            "{}: {key} {listen:?} is not host:port ({e}; hint: \"127.0.0.1:{{port:route-{}}}\")",
+                            source.name(),
+                            route.name
+                        ))
+                    })?;
+                    routes.push(Route {
+                        name: route.name.clone(),
+                        listen,
+                    });
+                }
+                Some(RouterContext {
+                    message: r.message.clone(),
+                    trigger,
+                    receiver_path: r.receiver_path.clone(),
+                    client_cert: r.client_cert.clone(),
+                    routes,
+                    failover_time: r.failover_time.0,
+                    failback: r.failback,
+                    delivery: r.delivery,
+                    tolerance: r.tolerance.0,
+                    first_delivery_timeout: r.first_delivery_timeout.0,
+                    work_dir: out.join("messages"),
+                })
+            }
+        };
         let observe_url = |ph: &mut Placeholders, u: &Option<String>, key: &str| {
             u.as_ref().map(|u| ph.expand(u, key, &source)).transpose()
         };
@@ -515,6 +605,7 @@ impl Iut {
             versions: cfg.versions.clone(),
             resend,
             sender,
+            router,
             receive: cfg.receive.clone(),
             iteration,
             undeliverable_url,

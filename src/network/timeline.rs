@@ -25,6 +25,8 @@ pub struct Phase {
     pub start: Duration,
     pub duration: Duration,
     pub faults: Vec<Fault>,
+    /// Exercises: messages per second the IUT is asked to route during the phase.
+    pub load: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +73,9 @@ impl Timeline {
 struct FileTimeline {
     #[serde(default)]
     description: String,
+    /// Exercises: messages per second in every phase that sets none.
+    #[serde(default)]
+    load: Option<f64>,
     #[serde(rename = "phase")]
     phases: Vec<Spanned<FilePhase>>,
 }
@@ -81,6 +86,8 @@ struct FilePhase {
     name: String,
     start: String,
     duration: String,
+    #[serde(default)]
+    load: Option<f64>,
     #[serde(default, rename = "fault")]
     faults: Vec<Spanned<FileFault>>,
 }
@@ -130,6 +137,12 @@ pub fn parse(
         if duration.is_zero() {
             bail!("{origin}:{at}: phase {:?} has a zero duration", p.name);
         }
+        let load = p.load.or(file.load);
+        if let Some(l) = load {
+            if !(l.is_finite() && (0.0..=10_000.0).contains(&l)) {
+                bail!("{origin}:{at}: phase {:?}: load {l} is not a rate from 0 to 10000 messages per second", p.name);
+            }
+        }
         let mut faults = Vec::new();
         for sf in &p.faults {
             let fat = line(sf.span());
@@ -171,6 +184,7 @@ pub fn parse(
             start,
             duration,
             faults,
+            load,
         });
     }
     phases.sort_by_key(|p| p.start);

@@ -210,6 +210,8 @@ pub struct ReceiverSpec {
     pub rules: Vec<Rule>,
     /// Nothing listens until this long after start.
     pub down_for: Option<Duration>,
+    /// Notified on every attempt; shared by receivers watched together (routes).
+    pub changed: Option<Arc<Notify>>,
 }
 
 fn server_config(pki: &Pki, cert: &str) -> anyhow::Result<Arc<ServerConfig>> {
@@ -251,7 +253,7 @@ impl SimulatedReceiver {
             attempts: Vec::new(),
             down_until: spec.down_for.map(|d| started + d),
         }));
-        let changed = Arc::new(Notify::new());
+        let changed = spec.changed.unwrap_or_default();
         let ctx = Arc::new(ConnCtx {
             good,
             bad,
@@ -277,6 +279,13 @@ impl SimulatedReceiver {
 
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// Adds a line to the program of a running receiver.
+    pub fn add_rule(&self, rule: Rule) {
+        if let Ok(mut s) = self.state.lock() {
+            s.rules.push(rule);
+        }
     }
 
     pub fn attempts(&self) -> Vec<Attempt> {

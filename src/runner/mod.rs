@@ -47,6 +47,15 @@ pub struct RunPlan {
     /// Extra directories of fault timelines.
     pub timelines: Vec<PathBuf>,
     pub progress: bool,
+    /// `provsten exercise`: run only this outage exercise (a timeline name).
+    pub exercise: Option<String>,
+}
+
+/// The one scenario `provsten exercise NAME` runs (CONT-EXERCISE).
+pub fn exercise_feature(name: &str) -> String {
+    format!(
+        "@role:router\nFeature: Outage exercise {name}\n  An outage exercise run with `provsten exercise`.\n\n  @req:CONT-EXERCISE\n  Scenario: the outage exercise {name}\n    Given the router's routes run through the fault proxy\n    When the outage exercise \"{name}\" runs\n    Then the exercise meets the router's declared promises\n"
+    )
 }
 
 struct Planned {
@@ -71,7 +80,10 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         None => None,
     };
 
-    let mut sources = features::shipped();
+    let mut sources = match &plan.exercise {
+        Some(name) => vec![(format!("exercise/{name}.feature"), exercise_feature(name))],
+        None => features::shipped(),
+    };
     for dir in &plan.features {
         sources.extend(features::from_dir(dir)?);
     }
@@ -198,6 +210,8 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         versions: iut.versions.clone(),
         resend: iut.resend.clone(),
         sender: iut.sender.clone(),
+        router: iut.router.clone(),
+        progress: plan.progress && plan.exercise.is_some(),
         receive: iut.receive.clone(),
         iteration: iut.iteration.clone(),
         undeliverable_url: iut.undeliverable_url.clone(),

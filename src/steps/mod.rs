@@ -2,6 +2,8 @@
 //! scenario. Steps only observe the IUT through simulated peers and probes; every step
 //! records what it saw as evidence, and failing steps say what was expected and observed.
 
+pub mod exercise;
+pub mod fallback;
 pub mod ip_filter;
 pub mod iteration;
 pub mod mtls;
@@ -50,6 +52,10 @@ pub struct RunContext {
     pub versions: Option<crate::iut::config::VersionsSection>,
     pub resend: Option<crate::iut::resend_policy::ResendPolicy>,
     pub sender: Option<crate::iut::SenderContext>,
+    /// Role `router`: its routes and promises.
+    pub router: Option<crate::iut::RouterContext>,
+    /// Exercise mode: progress lines on the console while an exercise runs.
+    pub progress: bool,
     pub receive: Option<crate::iut::config::ReceiveSection>,
     /// Role `server`: changes and iteration over a time window (FMK-2.6.1-NOTIFY).
     pub iteration: Option<crate::iut::config::IterationSection>,
@@ -118,6 +124,10 @@ pub struct ProvstenWorld {
     pub resend: resend::ResendState,
     /// Role `server`: the changes this scenario made (FMK-2.6.1-NOTIFY).
     pub iteration: iteration::IterationState,
+    /// Role `router`: its routes, what was sent, and the faults applied.
+    pub fallback: fallback::FallbackState,
+    /// An outage exercise's figures (CONT-EXERCISE).
+    pub exercise: exercise::ExerciseState,
     /// Observations as data, copied into the report.
     pub evidence: Vec<serde_json::Value>,
 }
@@ -148,6 +158,8 @@ impl ProvstenWorld {
             probe_refused: None,
             resend: Default::default(),
             iteration: Default::default(),
+            fallback: Default::default(),
+            exercise: Default::default(),
             evidence: Vec::new(),
         }
     }
@@ -185,6 +197,8 @@ impl ProvstenWorld {
     /// scenario, failed ones included).
     pub async fn cleanup(&mut self) {
         self.remove_links().await;
+        // Route receivers stop and the next router scenario gets its turn.
+        drop(std::mem::take(&mut self.fallback));
         if !self.allowlist_changed {
             return;
         }
@@ -340,6 +354,116 @@ pub const VOCABULARY: &[(&str, &str, &str)] = &[
         "Then",
         "the IUT refuses the handshake",
         "Then the IUT refuses the handshake",
+    ),
+    (
+        "Given",
+        "the router's routes run through the fault proxy",
+        "Given the router's routes run through the fault proxy",
+    ),
+    (
+        "Given",
+        "the router delivers through the primary",
+        "Given the router delivers through the primary",
+    ),
+    (
+        "Given",
+        "the route \"NAME\" is down",
+        "Given the route \"primary\" is down",
+    ),
+    (
+        "Given",
+        "the route \"NAME\" black-holes traffic",
+        "Given the route \"primary\" black-holes traffic",
+    ),
+    (
+        "Given",
+        "the route \"NAME\" resets every connection",
+        "Given the route \"primary\" resets every connection",
+    ),
+    (
+        "Given",
+        "the route \"NAME\" is slower than the failover time",
+        "Given the route \"primary\" is slower than the failover time",
+    ),
+    (
+        "Given",
+        "the route \"NAME\" tears writes into N-byte pieces M ms apart",
+        "Given the route \"primary\" tears writes into 16-byte pieces 20 ms apart",
+    ),
+    (
+        "Given",
+        "the primary holds the next message without answering",
+        "Given the primary holds the next message without answering",
+    ),
+    (
+        "When",
+        "the router is asked to send N messages, M ms apart",
+        "When the router is asked to send 5 messages, 50 ms apart",
+    ),
+    (
+        "When",
+        "the primary has the message in flight",
+        "When the primary has the message in flight",
+    ),
+    (
+        "When",
+        "the route \"NAME\" starts black-holing traffic",
+        "When the route \"primary\" starts black-holing traffic",
+    ),
+    (
+        "When",
+        "the route \"NAME\" goes down",
+        "When the route \"primary\" goes down",
+    ),
+    (
+        "When",
+        "the route \"NAME\" recovers",
+        "When the route \"primary\" recovers",
+    ),
+    (
+        "When",
+        "every route recovers",
+        "When every route recovers",
+    ),
+    (
+        "When",
+        "the router is killed and restarted",
+        "When the router is killed and restarted",
+    ),
+    (
+        "When",
+        "the fault timeline \"NAME\" runs while the router is asked to send a message every N ms",
+        "When the fault timeline \"flapping-primary\" runs while the router is asked to send a message every 100 ms",
+    ),
+    (
+        "When",
+        "the outage exercise \"NAME\" runs",
+        "When the outage exercise \"primary-node-outage\" runs",
+    ),
+    (
+        "Then",
+        "every message sent during the outage arrives through a fallback within the failover time",
+        "Then every message sent during the outage arrives through a fallback within the failover time",
+    ),
+    (
+        "Then",
+        "the fallback deliveries are valid and carry the router's identity",
+        "Then the fallback deliveries are valid and carry the router's identity",
+    ),
+    (
+        "Then",
+        "no message is lost or delivered twice",
+        "Then no message is lost or delivered twice",
+    ),
+    (
+        "Then",
+        "deliveries return to the primary within the failback time",
+        "Then deliveries return to the primary within the failback time",
+    ),
+    (
+        "Then",
+        "the exercise meets the router's declared promises",
+        "Then the exercise meets the router's declared promises",
     ),
 ];
 

@@ -23,10 +23,13 @@ impl ProvstenWorld {
     }
 
     /// Creates the scenario's `iut-api` link if needed; later requests go through it.
-    async fn ensure_link(&mut self, logical: &str) -> anyhow::Result<String> {
+    pub(super) async fn ensure_link(&mut self, logical: &str) -> anyhow::Result<String> {
+        if let Some(real) = self.route_link(logical) {
+            return Ok(real);
+        }
         if logical != API_LINK {
             return Err(ProvstenWorld::not_applicable(format!(
-                "link {logical:?} is not one this IUT's roles route through (server scenarios have {API_LINK:?})"
+                "link {logical:?} is not one this IUT's roles route through (server scenarios have {API_LINK:?}; router scenarios have route-NAME once `Given the router's routes run through the fault proxy`)"
             )));
         }
         let name = self.link_name(logical);
@@ -44,7 +47,7 @@ impl ProvstenWorld {
         Ok(name)
     }
 
-    async fn add_toxic(
+    pub(super) async fn add_toxic(
         &mut self,
         logical: &str,
         kind: &str,
@@ -63,7 +66,32 @@ impl ProvstenWorld {
         crate::network::toxics::check(&toxic).map_err(|e| anyhow::anyhow!("{e}"))?;
         self.record(json!({"toxic": toxic, "link": logical}));
         self.ctx()?.faults.add_toxic(&link, toxic.clone()).await?;
+        self.note_fault(
+            logical,
+            &format!("{kind} {} {}", stream.as_str(), toxic.attributes),
+        );
         self.toxics.push((link, toxic.name));
+        Ok(())
+    }
+
+    /// Removes the scenario's toxics from a link and enables it again.
+    pub(super) async fn restore_link(&mut self, logical: &str) -> anyhow::Result<()> {
+        let name = self.ensure_link(logical).await?;
+        let faults = self.ctx()?.faults.clone();
+        let mine: Vec<(String, String)> = self
+            .toxics
+            .iter()
+            .filter(|(l, _)| *l == name)
+            .cloned()
+            .collect();
+        for (l, t) in &mine {
+            faults.remove_toxic(l, t).await?;
+        }
+        self.toxics.retain(|(l, _)| *l != name);
+        self.deadline = None;
+        faults.set_enabled(&name, true).await?;
+        self.note_lifted(logical);
+        self.record(json!({"link": logical, "restored": true, "toxics_removed": mine.len()}));
         Ok(())
     }
 
@@ -137,28 +165,14 @@ async fn reset_peer(w: &mut ProvstenWorld, link: String, ms: u64) -> anyhow::Res
 async fn link_down(w: &mut ProvstenWorld, link: String) -> anyhow::Result<()> {
     let name = w.ensure_link(&link).await?;
     w.ctx()?.faults.set_enabled(&name, false).await?;
+    w.note_fault(&link, "down (connections refused, open ones closed)");
     w.record(json!({"link": link, "down": true}));
     Ok(())
 }
 
 #[when(regex = r#"^the link "([^"]+)" is restored$"#)]
 async fn restored(w: &mut ProvstenWorld, link: String) -> anyhow::Result<()> {
-    let name = w.ensure_link(&link).await?;
-    let faults = w.ctx()?.faults.clone();
-    let mine: Vec<(String, String)> = w
-        .toxics
-        .iter()
-        .filter(|(l, _)| *l == name)
-        .cloned()
-        .collect();
-    for (l, t) in &mine {
-        faults.remove_toxic(l, t).await?;
-    }
-    w.toxics.retain(|(l, _)| *l != name);
-    w.deadline = None;
-    faults.set_enabled(&name, true).await?;
-    w.record(json!({"link": link, "restored": true, "toxics_removed": mine.len()}));
-    Ok(())
+    w.restore_link(&link).await
 }
 
 /// Runs a named timeline on the scenario's links while the client keeps asking for its
@@ -194,40 +208,7 @@ async fn run_timeline(w: &mut ProvstenWorld, name: String, every_ms: u64) -> any
         .iter()
         .map(|l| (l.clone(), w.link_name(l)))
         .collect();
-    let phases = t.phases.clone();
-    let driver = tokio::spawn(async move {
-        let real = |logical: &str| {
-            links
-                .iter()
-                .find(|(l, _)| l == logical)
-                .map(|(_, r)| r.clone())
-                .unwrap_or_default()
-        };
-        let mut log = Vec::new();
-        for p in phases {
-            tokio::time::sleep_until((start + p.start).into()).await;
-            for f in &p.faults {
-                let r = match f {
-                    Fault::Down { link } => faults.set_enabled(&real(link), false).await,
-                    Fault::Toxic { link, toxic } => {
-                        faults.add_toxic(&real(link), toxic.clone()).await
-                    }
-                };
-                log.push(json!({"phase": p.name, "at_ms": start.elapsed().as_millis() as u64, "apply": format!("{f:?}"), "ok": r.is_ok()}));
-            }
-            tokio::time::sleep_until((start + p.start + p.duration).into()).await;
-            for f in &p.faults {
-                let r = match f {
-                    Fault::Down { link } => faults.set_enabled(&real(link), true).await,
-                    Fault::Toxic { link, toxic } => {
-                        faults.remove_toxic(&real(link), &toxic.name).await
-                    }
-                };
-                log.push(json!({"phase": p.name, "at_ms": start.elapsed().as_millis() as u64, "lift": format!("{f:?}"), "ok": r.is_ok()}));
-            }
-        }
-        log
-    });
+    let driver = spawn_timeline(t.phases.clone(), links, faults, start);
     let mut all = Vec::new();
     while start.elapsed() < total {
         let tick = Instant::now();
@@ -237,13 +218,95 @@ async fn run_timeline(w: &mut ProvstenWorld, name: String, every_ms: u64) -> any
         // The request rate is what the step asks for; wait out the rest of the interval.
         tokio::time::sleep_until(next.into()).await;
     }
-    let log = tokio::time::timeout(total + Duration::from_secs(10), driver)
-        .await
-        .map_err(|_| anyhow::anyhow!("the timeline driver did not finish"))?
-        .map_err(|e| anyhow::anyhow!("the timeline driver failed: {e}"))?;
+    let log: Vec<serde_json::Value> = finish_timeline(driver, total)
+        .await?
+        .iter()
+        .map(|a| a.to_json(start))
+        .collect();
     w.record(json!({"timeline": name, "description": t.description, "duration_ms": total.as_millis() as u64, "requests": all.len(), "phases": log}));
     w.exchanges = all;
     Ok(())
+}
+
+/// One fault a timeline applied or lifted.
+#[derive(Debug, Clone)]
+pub(super) struct Applied {
+    pub phase: String,
+    /// The logical link (`route-primary`).
+    pub link: String,
+    pub fault: String,
+    pub at: Instant,
+    /// Applied (true) or lifted.
+    pub apply: bool,
+    pub ok: bool,
+}
+
+impl Applied {
+    fn to_json(&self, start: Instant) -> serde_json::Value {
+        let key = if self.apply { "apply" } else { "lift" };
+        json!({"phase": self.phase, "at_ms": self.at.saturating_duration_since(start).as_millis() as u64, key: self.fault, "ok": self.ok})
+    }
+}
+
+/// Applies and lifts each phase's faults at its offsets from `start`, in a task of its
+/// own; `links` maps logical link names to the fault proxy's.
+pub(super) fn spawn_timeline(
+    phases: Vec<timeline::Phase>,
+    links: Vec<(String, String)>,
+    faults: std::sync::Arc<dyn crate::network::backend::FaultBackend>,
+    start: Instant,
+) -> tokio::task::JoinHandle<Vec<Applied>> {
+    tokio::spawn(async move {
+        let real = |logical: &str| {
+            links
+                .iter()
+                .find(|(l, _)| l == logical)
+                .map(|(_, r)| r.clone())
+                .unwrap_or_default()
+        };
+        let mut log = Vec::new();
+        for p in phases {
+            for apply in [true, false] {
+                let at = if apply {
+                    start + p.start
+                } else {
+                    start + p.start + p.duration
+                };
+                tokio::time::sleep_until(at.into()).await;
+                for f in &p.faults {
+                    let r = match (f, apply) {
+                        (Fault::Down { link }, _) => faults.set_enabled(&real(link), !apply).await,
+                        (Fault::Toxic { link, toxic }, true) => {
+                            faults.add_toxic(&real(link), toxic.clone()).await
+                        }
+                        (Fault::Toxic { link, toxic }, false) => {
+                            faults.remove_toxic(&real(link), &toxic.name).await
+                        }
+                    };
+                    log.push(Applied {
+                        phase: p.name.clone(),
+                        link: f.link().to_string(),
+                        fault: format!("{f:?}"),
+                        at: Instant::now(),
+                        apply,
+                        ok: r.is_ok(),
+                    });
+                }
+            }
+        }
+        log
+    })
+}
+
+/// Waits for a timeline's driver (it ends `total` after its start, plus slack).
+pub(super) async fn finish_timeline(
+    driver: tokio::task::JoinHandle<Vec<Applied>>,
+    total: Duration,
+) -> anyhow::Result<Vec<Applied>> {
+    tokio::time::timeout(total + Duration::from_secs(10), driver)
+        .await
+        .map_err(|_| anyhow::anyhow!("the timeline driver did not finish"))?
+        .map_err(|e| anyhow::anyhow!("the timeline driver failed: {e}"))
 }
 
 #[then("the client gets no answer")]

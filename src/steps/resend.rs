@@ -54,7 +54,7 @@ impl std::fmt::Debug for Receiver {
 }
 
 /// Exit codes of command triggers by message id, filled in as the commands end.
-type Exits = Arc<Mutex<Vec<(String, Option<i32>, String)>>>;
+pub(super) type Exits = Arc<Mutex<Vec<(String, Option<i32>, String)>>>;
 
 #[derive(Debug, Default)]
 pub struct ResendState {
@@ -352,6 +352,7 @@ async fn send(w: &mut ProvstenWorld, n: usize, same_entity: bool) -> anyhow::Res
             })
             .collect(),
         down_for: w.resend.down_for,
+        changed: None,
     })
     .await?;
     let to = receiver.url(&s.receiver_path);
@@ -385,23 +386,67 @@ async fn trigger(
     bytes: &[u8],
     body: &Value,
 ) -> anyhow::Result<()> {
-    match &s.trigger {
+    let limit = w
+        .policy()
+        .map(|p| w.span_allowance(&p) + s.first_attempt_timeout)
+        .unwrap_or(Duration::from_secs(60));
+    fire(Fire {
+        role: "sender",
+        trigger: &s.trigger,
+        work_dir: &s.work_dir,
+        to: Some(to),
+        id,
+        entity,
+        bytes,
+        body,
+        exits: w.resend.exits.clone(),
+        limit,
+    })
+    .await
+}
+
+/// One message for the IUT to send (role `sender`, to `to`) or route (role `router`).
+pub(super) struct Fire<'a> {
+    /// The config section, for errors.
+    pub role: &'static str,
+    pub trigger: &'a Trigger,
+    pub work_dir: &'a std::path::Path,
+    pub to: Option<&'a str>,
+    pub id: &'a str,
+    pub entity: &'a str,
+    pub bytes: &'a [u8],
+    pub body: &'a Value,
+    /// Command triggers' exit codes and stderr land here.
+    pub exits: Exits,
+    /// A command trigger still running after this is killed.
+    pub limit: Duration,
+}
+
+/// Asks the IUT to send one message: a POST to the trigger URL, or the trigger command
+/// (which runs on in the background; its exit and stderr are kept in `exits`).
+pub(super) async fn fire(f: Fire<'_>) -> anyhow::Result<()> {
+    let (role, id, entity) = (f.role, f.id, f.entity);
+    match f.trigger {
         Trigger::Url(url) => {
-            let req = json!({"to": to, "message_id": id, "entity": entity, "body": body});
+            let req = match f.to {
+                Some(to) => json!({"to": to, "message_id": id, "entity": entity, "body": f.body}),
+                None => json!({"message_id": id, "entity": entity, "body": f.body}),
+            };
             let (status, answer) = observe::call("POST", url, Some(&req))
                 .await
-                .map_err(|e| anyhow!("sender.trigger.url: {e:#}"))?;
+                .map_err(|e| anyhow!("{role}.trigger.url: {e:#}"))?;
             if !(200..300).contains(&status) {
                 bail!(
-                    "sender.trigger.url {url} answered {status} ({answer}) when asked to send {id}"
+                    "{role}.trigger.url {url} answered {status} ({answer}) when asked to send {id}"
                 );
             }
         }
         Trigger::Command { argv, workdir } => {
-            let file = s.work_dir.join(format!("{id}.json"));
-            std::fs::write(&file, bytes)?;
+            let file = f.work_dir.join(format!("{id}.json"));
+            std::fs::create_dir_all(f.work_dir)?;
+            std::fs::write(&file, f.bytes)?;
             let fill = |a: &str| {
-                a.replace("{to}", to)
+                a.replace("{to}", f.to.unwrap_or_default())
                     .replace("{message_id}", id)
                     .replace("{entity}", entity)
                     .replace("{message_file}", &file.display().to_string())
@@ -414,24 +459,19 @@ async fn trigger(
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
                 .kill_on_drop(true);
-            let mut child = cmd
-                .spawn()
-                .map_err(|e| {
-                    anyhow!(
-                        "sender.trigger.command: starting {:?} in {}: {e} (hint: is it installed and on PATH?)",
-                        argv[0],
-                        workdir.display()
-                    )
-                })?;
-            let exits = w.resend.exits.clone();
+            let mut child = cmd.spawn().map_err(|e| {
+                anyhow!(
+                    "{role}.trigger.command: starting {:?} in {}: {e} (hint: is it installed and on PATH?)",
+                    argv[0],
+                    workdir.display()
+                )
+            })?;
+            let exits = f.exits.clone();
             if let Ok(mut e) = exits.lock() {
                 e.push((id.to_string(), None, String::new()));
             }
             let id = id.to_string();
-            let limit = w
-                .policy()
-                .map(|p| w.span_allowance(&p) + s.first_attempt_timeout)
-                .unwrap_or(Duration::from_secs(60));
+            let limit = f.limit;
             // The command runs as the sender does (curl retries inside it); it is killed
             // at the scenario's deadline.
             let stderr = child.stderr.take();
