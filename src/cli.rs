@@ -108,6 +108,26 @@ pub enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// A day of national volume through the reference IUT's router across a primary-node
+    /// outage, counting every id: wall time, messages/s, duplicates, unaccounted, CPU and
+    /// peak RSS of the harness and of the IUT.
+    Router {
+        /// Messages to route (one day of the national message system: 1.5 million).
+        #[arg(long, default_value_t = 1_500_000)]
+        messages: u64,
+        /// Messages per second offered (the acceleration).
+        #[arg(long, default_value_t = 5_000.0)]
+        rate: f64,
+        /// Messages per /admin/send-batch request.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// The IUT's outbox directory (default: a temporary one).
+        #[arg(long)]
+        outbox: Option<PathBuf>,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Invalid messages per second against the reference IUT, and the time to shrink a
     /// counter-example, against valid messages in the same run.
     Schema {

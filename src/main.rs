@@ -146,6 +146,43 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 }
                 Ok(exit::COMPLIANT)
             }
+            provsten::cli::BenchCommand::Router {
+                messages,
+                rate,
+                batch,
+                outbox,
+                json,
+            } => {
+                use provsten::bench::router::{run, RouterBenchOptions};
+                let opts = RouterBenchOptions {
+                    messages,
+                    rate,
+                    batch,
+                    outbox,
+                    ..RouterBenchOptions::default()
+                };
+                eprintln!("provsten bench router: {messages} messages at {rate:.0}/s through the reference IUT's router, the primary down for the middle 30 % of the send time…");
+                // Ctrl-C drops the run, and with it the reference IUT child.
+                let b = tokio::select! {
+                    r = run(&opts) => r?,
+                    _ = reference::shutdown_signal() => {
+                        eprintln!("provsten: interrupted");
+                        return Ok(exit::INTERRUPTED);
+                    }
+                };
+                print!("{}", b.table());
+                if let Some(p) = json {
+                    std::fs::write(&p, serde_json::to_string_pretty(&b)?)
+                        .with_context(|| format!("writing {}", p.display()))?;
+                }
+                // The goal is zero unaccounted; repeats after a cut connection are the
+                // at-least-once the reference declares, reported as figures.
+                Ok(if b.unaccounted == 0 {
+                    exit::COMPLIANT
+                } else {
+                    exit::NON_COMPLIANT
+                })
+            }
             provsten::cli::BenchCommand::Schema { messages, json } => {
                 eprintln!("provsten bench schema: {messages} valid and {messages} invalid notifications, then a shrink run…");
                 let b = provsten::bench::schema::run(messages).await?;
@@ -225,6 +262,16 @@ async fn exercise(a: ExerciseArgs) -> anyhow::Result<u8> {
         }
         (name, Vec::new())
     };
+    // A bad file is exit 2 before anything starts, naming file and line.
+    let check = |spec: &provsten::network::proxy::ToxicSpec| {
+        provsten::network::toxics::check(spec)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    if let Err(e) = provsten::network::timeline::find(&name, &timelines, &check) {
+        eprintln!("provsten: exercise: {e:#}");
+        return Ok(exit::RUN_ERROR);
+    }
     let plan = RunPlan {
         config: a.config.clone(),
         profile: "all".into(),

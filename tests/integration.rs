@@ -6,6 +6,7 @@ mod it {
     pub mod cli;
     pub mod curl;
     pub mod defects;
+    pub mod exercise;
     pub mod fastapi;
     pub mod html;
     pub mod nginx;

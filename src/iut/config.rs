@@ -904,6 +904,61 @@ mod tests {
     }
 
     #[test]
+    fn router_section_is_checked() {
+        let cfg = parse(DEFAULT_CONFIG, &ConfigSource::Embedded).unwrap();
+        let r = cfg.router.unwrap();
+        assert_eq!(r.routes.len(), 2);
+        assert_eq!(r.failback, Failback::Within(Duration::from_secs(1)));
+        assert_eq!(r.delivery, Delivery::AtLeastOnce);
+        let bad = |from: &str, to: &str| {
+            let text = DEFAULT_CONFIG.replace(from, to);
+            assert_ne!(text, DEFAULT_CONFIG, "{from:?} not in the default config");
+            parse(&text, &ConfigSource::Embedded)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad("failback = \"1s\"", "failback = \"soon\"");
+        assert!(e.contains("neither \"stay\" nor a duration"), "{e}");
+        let e = bad("delivery = \"at-least-once\"", "delivery = \"twice\"");
+        assert!(e.contains("exactly-once"), "{e}");
+        let e = bad(
+            "    { name = \"fallback-1\", listen = \"127.0.0.1:{port:route-fallback-1}\" },\n",
+            "",
+        );
+        assert!(e.contains("at least one fallback"), "{e}");
+        let e = bad("{ name = \"fallback-1\"", "{ name = \"primary\"");
+        assert!(e.contains("used twice"), "{e}");
+        let e = bad("{ name = \"fallback-1\"", "{ name = \"fall back\"");
+        assert!(e.contains("letters, digits"), "{e}");
+        let e = bad("failover_time = \"1s\"", "failover_time = \"0s\"");
+        assert!(e.contains("failover_time is 0"), "{e}");
+        let e = bad(
+            "roles = [\"server\", \"receiver\", \"sender\", \"router\"]",
+            "roles = [\"server\", \"receiver\", \"sender\", \"router\"]\n[x]",
+        );
+        assert!(e.contains('x'), "{e}");
+        let text = DEFAULT_CONFIG.replace("[router]", "[router_off]");
+        let e = parse(&text, &ConfigSource::Embedded)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("router_off"), "{e}");
+        let stay = DEFAULT_CONFIG.replace("failback = \"1s\"", "failback = \"stay\"");
+        let cfg = parse(&stay, &ConfigSource::Embedded).unwrap();
+        assert_eq!(cfg.router.unwrap().failback, Failback::Stay);
+    }
+
+    #[test]
+    fn the_router_role_needs_its_section() {
+        let start = DEFAULT_CONFIG.find("[router]").unwrap();
+        let end = DEFAULT_CONFIG.find("# Role receiver").unwrap();
+        let text = format!("{}{}", &DEFAULT_CONFIG[..start], &DEFAULT_CONFIG[end..]);
+        let e = parse(&text, &ConfigSource::Embedded)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs a [router] section"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let text = DEFAULT_CONFIG.replace("[iut.ready]", "[iut.ready]\nchek = \"tcp\"");
         let err = parse(&text, &ConfigSource::Embedded)

@@ -310,6 +310,19 @@ attributes = { latency = 200, jitter = 10 }
     }
 
     #[test]
+    fn load_per_phase_inherits_the_default_and_is_checked() {
+        let text = format!("load = 20.0\n{FLAPPING}")
+            .replace("name = \"slow\"", "name = \"slow\"\nload = 5.0");
+        let t = parse(&text, "x.toml", "x", &any).unwrap();
+        assert_eq!(t.phases[0].load, Some(20.0));
+        assert_eq!(t.phases[1].load, Some(5.0));
+        let bad = FLAPPING.replace("name = \"slow\"", "name = \"slow\"\nload = -1.0");
+        let e = parse(&bad, "x.toml", "x", &any).unwrap_err().to_string();
+        assert!(e.contains("x.toml:"), "{e}");
+        assert!(e.contains("load -1"), "{e}");
+    }
+
+    #[test]
     fn every_shipped_timeline_is_valid() {
         let check = |t: &ToxicSpec| {
             crate::network::toxics::check(t)
