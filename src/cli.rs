@@ -304,9 +304,30 @@ pub struct ReferenceArgs {
     /// it the sender is off and POST /admin/send answers 503.
     #[arg(long, value_name = "FILE")]
     pub resend_policy: Option<PathBuf>,
-    /// Catalogue name of the client certificate the sender presents.
+    /// Catalogue name of the client certificate the sender presents (on every route too).
     #[arg(long, value_name = "NAME", default_value = crate::reference::DEFAULT_CLIENT_CERT)]
     pub client_cert: String,
+    /// A route for messages queued without "to" (role router): NAME=https://HOST:PORT/PATH.
+    /// Repeatable, in priority order: the first is the primary, the rest are fallbacks tried
+    /// in order. Needs --resend-policy.
+    #[arg(long = "route", value_name = "NAME=URL")]
+    pub routes: Vec<crate::reference::RouteSpec>,
+    /// Deadline of one attempt on one route: connect, TLS, request and answer.
+    #[arg(long, value_name = "DUR", default_value = "300ms", value_parser = parse_duration)]
+    pub route_timeout: std::time::Duration,
+    /// While the primary route is not active, probe it this often (TCP connect and TLS
+    /// handshake); when it answers, traffic returns to it.
+    #[arg(long, value_name = "DUR", default_value = "100ms", value_parser = parse_duration)]
+    pub failback_probe: std::time::Duration,
+}
+
+/// A humantime duration above zero ("300ms", "2s", "1m").
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if d.is_zero() => Err(format!("{s:?} is zero (e.g. 300ms)")),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{s:?} is not a duration: {e} (e.g. 300ms, 2s)")),
+    }
 }
 
 fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
@@ -342,6 +363,47 @@ mod tests {
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn routes_keep_their_order_and_bad_ones_name_the_option_and_the_fix() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["provsten", "reference-iut", "--pki", "p"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+        };
+        let cli = parse(&[
+            "--route",
+            "primary=https://127.0.0.1:9001/v1/notifications",
+            "--route",
+            "backup=https://127.0.0.1:9002/v1/notifications",
+            "--route-timeout",
+            "1s",
+        ])
+        .unwrap();
+        let Command::ReferenceIut(a) = cli.command else {
+            panic!("not reference-iut")
+        };
+        let names: Vec<&str> = a.routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["primary", "backup"]);
+        assert_eq!(a.route_timeout, std::time::Duration::from_secs(1));
+        assert_eq!(a.failback_probe, std::time::Duration::from_millis(100));
+        for bad in [
+            "primary",
+            "=https://127.0.0.1:1/",
+            "p=http://127.0.0.1:1/",
+            "p=https://127.0.0.1/x",
+        ] {
+            let e = parse(&["--route", bad]).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            let text = e.to_string();
+            assert!(
+                text.contains("--route") && text.contains("NAME=https://HOST:PORT/PATH"),
+                "{bad}: {text}"
+            );
+        }
+        let e = parse(&["--route-timeout", "0s"]).unwrap_err();
+        assert!(e.to_string().contains("--route-timeout"), "{e}");
     }
 
     #[test]

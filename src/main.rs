@@ -96,6 +96,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     outbox: a.outbox,
                     policy,
                     client_cert: a.client_cert,
+                    router: reference::RouterOptions {
+                        routes: a.routes,
+                        route_timeout: a.route_timeout,
+                        failback_probe: a.failback_probe,
+                    },
                 },
             )
             .await?;

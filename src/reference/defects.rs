@@ -50,6 +50,12 @@ pub enum Defect {
     SenderAcceptsBadCert,
     WindowExcludesStart,
     WindowLeaksOtherOrgs,
+    NoFailover,
+    SlowFailover,
+    LosesInFlight,
+    DuplicatesOnFailback,
+    NeverFailsBack,
+    FallbackWrongIdentity,
 }
 
 impl Defect {
@@ -95,6 +101,12 @@ impl Defect {
         Defect::SenderAcceptsBadCert,
         Defect::WindowExcludesStart,
         Defect::WindowLeaksOtherOrgs,
+        Defect::NoFailover,
+        Defect::SlowFailover,
+        Defect::LosesInFlight,
+        Defect::DuplicatesOnFailback,
+        Defect::NeverFailsBack,
+        Defect::FallbackWrongIdentity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -140,6 +152,12 @@ impl Defect {
             Defect::SenderAcceptsBadCert => "sender-accepts-bad-cert",
             Defect::WindowExcludesStart => "window-excludes-start",
             Defect::WindowLeaksOtherOrgs => "window-leaks-other-orgs",
+            Defect::NoFailover => "no-failover",
+            Defect::SlowFailover => "slow-failover",
+            Defect::LosesInFlight => "loses-in-flight",
+            Defect::DuplicatesOnFailback => "duplicates-on-failback",
+            Defect::NeverFailsBack => "never-fails-back",
+            Defect::FallbackWrongIdentity => "fallback-wrong-identity",
         }
     }
 
@@ -196,6 +214,12 @@ impl Defect {
             Defect::SendsInvalidMessages => &["FMK-2.6.2-VALIDATE"],
             Defect::SenderAcceptsBadCert => &["FMK-2.1-MTLS", "FMK-2.6.3-RESEND"],
             Defect::WindowExcludesStart | Defect::WindowLeaksOtherOrgs => &["FMK-2.6.1-NOTIFY"],
+            Defect::NoFailover => &["CONT-EXERCISE", "CONT-ROUTE-1", "CONT-ROUTE-2"],
+            Defect::SlowFailover => &["CONT-EXERCISE", "CONT-ROUTE-1"],
+            Defect::LosesInFlight => &["CONT-FAULT-PROC", "CONT-NOLOSS", "CONT-ROUTE-1"],
+            Defect::DuplicatesOnFailback => &["CONT-NOLOSS"],
+            Defect::NeverFailsBack => &["CONT-FAILBACK"],
+            Defect::FallbackWrongIdentity => &["CONT-ROUTE-2"],
         }
     }
 
@@ -264,7 +288,7 @@ impl Defect {
                 "the receiver processes a resent message again, and accepts a reused id with a different body"
             }
             Defect::LoseOnRestart => {
-                "the outbox is kept in memory only: queued messages are lost when the sender restarts"
+                "the outbox is kept in memory only: queued (and routed) messages are lost when the sender restarts"
             }
             Defect::NoAudit => "nothing is written to the audit log",
             Defect::SenderAcceptsBadCert => {
@@ -275,6 +299,24 @@ impl Defect {
             }
             Defect::WindowLeaksOtherOrgs => {
                 "a time window lists every organisation's changes, not only the asking organisation's"
+            }
+            Defect::NoFailover => {
+                "the router never uses a fallback route: it retries only the primary (at the policy's delays)"
+            }
+            Defect::SlowFailover => {
+                "after the primary first fails, the router retries only the primary for 3 s before failing over"
+            }
+            Defect::LosesInFlight => {
+                "an attempt that times out is taken as delivered on that route and never resent"
+            }
+            Defect::DuplicatesOnFailback => {
+                "on failback, every message delivered through a fallback since the last failover is sent again through the primary"
+            }
+            Defect::NeverFailsBack => {
+                "the router never probes the primary after a failover: it stays on the fallback"
+            }
+            Defect::FallbackWrongIdentity => {
+                "on fallback routes the router presents another organisation's certificate (client-5560000002)"
             }
         }
     }

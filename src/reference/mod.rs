@@ -9,10 +9,12 @@ mod ip_filter;
 mod legacy_tls;
 mod messages;
 mod outbox;
+mod router;
 mod sender;
 mod server;
 mod verifier;
 
+pub use router::{RouteSpec, RouterOptions, DEFAULT_FAILBACK_PROBE, DEFAULT_ROUTE_TIMEOUT};
 pub use sender::{load_policy, SenderOptions, DEFAULT_CLIENT_CERT};
 pub use server::{run, shutdown_signal, start, start_with, ReferenceOptions, Running};
 

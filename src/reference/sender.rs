@@ -4,7 +4,7 @@
 //! backlog pace and per-entity order. Every attempt's state is on disk before and after
 //! it, so a killed sender resumes where it stopped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +28,8 @@ use tokio_rustls::TlsConnector;
 
 use super::audit::{now_rfc3339, Audit, Direction};
 use super::defects::{Defect, Defects};
-use super::outbox::{now_ms, until_ms, Outbox, Record, State};
+use super::outbox::{now_ms, until_ms, Durable, Outbox, Record, State};
+use super::router::{Router, RouterOptions};
 use crate::iut::resend_policy::{Decision, Outcome, ResendPolicy};
 use crate::pki::Pki;
 
@@ -43,8 +44,10 @@ pub struct SenderOptions {
     /// Durable outbox directory (created if missing); None: memory only.
     pub outbox: Option<PathBuf>,
     pub policy: Option<ResendPolicy>,
-    /// Catalogue name of the client certificate presented to receivers.
+    /// Catalogue name of the client certificate presented to receivers (and routes).
     pub client_cert: String,
+    /// The routes of messages queued without a `to`; none: the router is off.
+    pub router: RouterOptions,
 }
 
 impl Default for SenderOptions {
@@ -53,6 +56,7 @@ impl Default for SenderOptions {
             outbox: None,
             policy: None,
             client_cert: DEFAULT_CLIENT_CERT.to_string(),
+            router: RouterOptions::default(),
         }
     }
 }
@@ -98,30 +102,38 @@ pub fn load_policy(path: &Path) -> anyhow::Result<ResendPolicy> {
 
 /// Where a message goes, from its `https://` URL.
 #[derive(Debug, Clone)]
-struct Target {
+pub(super) struct Target {
     /// host:port to connect to (IPv6 in brackets).
-    connect: String,
-    authority: String,
-    path: String,
-    server_name: ServerName<'static>,
+    pub connect: String,
+    pub authority: String,
+    pub path: String,
+    pub server_name: ServerName<'static>,
+    /// The URL names its port (else 443).
+    pub explicit_port: bool,
 }
 
-fn parse_target(to: &str) -> Result<Target, String> {
+/// A message's `"to"`.
+pub(super) fn parse_target(to: &str) -> Result<Target, String> {
+    parse_url("\"to\"", to)
+}
+
+/// An `https://` URL; `what` names it in errors.
+pub(super) fn parse_url(what: &str, to: &str) -> Result<Target, String> {
     let uri: hyper::Uri = to
         .parse()
-        .map_err(|e| format!("\"to\" {to:?} is not a URL: {e}"))?;
+        .map_err(|e| format!("{what} {to:?} is not a URL: {e}"))?;
     if uri.scheme_str() != Some("https") {
         return Err(format!(
-            "\"to\" {to:?} is not an https:// URL (messages go over mutual TLS)"
+            "{what} {to:?} is not an https:// URL (messages go over mutual TLS)"
         ));
     }
     let Some(authority) = uri.authority() else {
-        return Err(format!("\"to\" {to:?} has no host"));
+        return Err(format!("{what} {to:?} has no host"));
     };
     let host = authority.host();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let server_name = ServerName::try_from(bare.to_string())
-        .map_err(|e| format!("\"to\" {to:?}: host {host:?} is not a server name: {e}"))?;
+        .map_err(|e| format!("{what} {to:?}: host {host:?} is not a server name: {e}"))?;
     let port = authority.port_u16().unwrap_or(443);
     Ok(Target {
         connect: format!("{host}:{port}"),
@@ -131,7 +143,98 @@ fn parse_target(to: &str) -> Result<Target, String> {
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into()),
         server_name,
+        explicit_port: authority.port_u16().is_some(),
     })
+}
+
+/// A TLS client presenting the catalogue certificate `cert`, checking servers against the
+/// PKI's roots (or, `accept_any`, not at all).
+pub(super) fn client_connector(
+    pki: &Pki,
+    cert: &str,
+    accept_any: bool,
+) -> anyhow::Result<TlsConnector> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let (chain, key) = pki
+        .identity(cert)
+        .with_context(|| format!("loading the client certificate {cert:?}"))?;
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?;
+    let builder = if accept_any {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(
+                crate::peers::danger::AcceptAnyServerCert::new(provider),
+            ))
+    } else {
+        let mut roots = RootCertStore::empty();
+        for c in pki.trust_roots()? {
+            roots
+                .add(c)
+                .context("adding a PKI trust root for the sender")?;
+        }
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
+        builder.with_webpki_verifier(verifier)
+    };
+    let mut config = builder
+        .with_client_auth_cert(chain, key)
+        .with_context(|| format!("the client certificate {cert:?}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// One message of `POST /admin/send` or `/admin/send-batch`, checked.
+#[derive(Debug, Clone, PartialEq)]
+struct NewMessage {
+    id: String,
+    /// None: routed.
+    to: Option<String>,
+    entity: Option<String>,
+    body: Value,
+}
+
+const SEND_HINT: &str = "(expected {\"to\": \"https://127.0.0.1:PORT/v1/notifications\", \"message_id\": \"ID\", \"entity\": \"E\", \"body\": {...}}; without \"to\" the message is routed)";
+
+fn parse_message(req: &Value) -> Result<NewMessage, String> {
+    let hint = SEND_HINT;
+    let Some(obj) = req.as_object() else {
+        return Err(format!("the request is not a JSON object {hint}"));
+    };
+    let to = match obj.get("to") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => {
+            parse_target(t)?;
+            Some(t.clone())
+        }
+        Some(_) => return Err(format!("\"to\" is not a string {hint}")),
+    };
+    let id = match obj.get("message_id").and_then(Value::as_str) {
+        Some(i) if !i.trim().is_empty() => i.to_string(),
+        _ => {
+            return Err(format!(
+                "\"message_id\" is missing, empty or not a string {hint}"
+            ))
+        }
+    };
+    let entity = match obj.get("entity") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(e)) => Some(e.clone()),
+        Some(_) => return Err("\"entity\" is not a string".into()),
+    };
+    let Some(body) = obj.get("body").cloned() else {
+        return Err(format!("\"body\" is missing {hint}"));
+    };
+    Ok(NewMessage {
+        id,
+        to,
+        entity,
+        body,
+    })
+}
+
+fn same_message(r: &Record, m: &NewMessage) -> bool {
+    r.to == m.to && r.body == m.body && r.entity == m.entity
 }
 
 pub(super) struct Sender {
@@ -149,6 +252,8 @@ pub(super) struct Sender {
     /// Messages with a delivery task: never two for one message.
     active: Mutex<HashSet<u64>>,
     stopped: AtomicBool,
+    /// Delivers messages queued without a `to`; None without `--route`.
+    router: Option<Router>,
 }
 
 impl Sender {
@@ -159,33 +264,16 @@ impl Sender {
         defects: Defects,
         audit: Arc<Audit>,
     ) -> anyhow::Result<Sender> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let (chain, key) = pki
-            .identity(&opts.client_cert)
-            .with_context(|| format!("loading the client certificate {:?}", opts.client_cert))?;
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?;
-        let builder = if defects.has(Defect::SenderAcceptsBadCert) {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(
-                    crate::peers::danger::AcceptAnyServerCert::new(provider),
-                ))
+        let connector = client_connector(
+            pki,
+            &opts.client_cert,
+            defects.has(Defect::SenderAcceptsBadCert),
+        )?;
+        let router = if opts.router.routes.is_empty() {
+            None
         } else {
-            let mut roots = RootCertStore::empty();
-            for c in pki.trust_roots()? {
-                roots
-                    .add(c)
-                    .context("adding a PKI trust root for the sender")?;
-            }
-            let verifier =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
-            builder.with_webpki_verifier(verifier)
+            Some(Router::new(pki, &opts.router, &opts.client_cert, &defects)?)
         };
-        let mut config = builder
-            .with_client_auth_cert(chain, key)
-            .with_context(|| format!("the client certificate {:?}", opts.client_cert))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let dir = if defects.has(Defect::LoseOnRestart) {
             None
         } else {
@@ -200,7 +288,8 @@ impl Sender {
         Ok(Sender {
             policy,
             defects,
-            connector: TlsConnector::from(Arc::new(config)),
+            connector,
+            router,
             outbox: Mutex::new(outbox),
             changed: Notify::new(),
             pacer: Mutex::new(std::collections::HashMap::new()),
@@ -215,16 +304,35 @@ impl Sender {
         self.policy.describe()
     }
 
-    /// Resumes every pending message (after a restart).
+    /// Resumes every pending message (after a restart), and starts the router.
     pub(super) fn resume(self: &Arc<Self>) {
-        let pending: Vec<u64> = self
-            .lock()
-            .all()
-            .filter(|r| r.state == State::Pending)
-            .map(|r| r.seq)
-            .collect();
-        for seq in pending {
+        let (addressed, routed): (Vec<_>, Vec<_>) = {
+            let outbox = self.lock();
+            let ordered = self.policy.ordered;
+            let mut addressed = Vec::new();
+            let mut routed = Vec::new();
+            for r in outbox.pending() {
+                if r.to.is_some() {
+                    addressed.push(r.seq);
+                } else if !(ordered && outbox.waits_for_predecessor(r.seq)) {
+                    routed.push(r.seq);
+                }
+            }
+            (addressed, routed)
+        };
+        for seq in addressed {
             self.spawn(seq);
+        }
+        match &self.router {
+            Some(router) => {
+                router.enqueue(routed);
+                Router::start(self);
+            }
+            None if !routed.is_empty() => tracing::warn!(
+                count = routed.len(),
+                "routed messages wait in the outbox: start with --route to deliver them"
+            ),
+            None => {}
         }
     }
 
@@ -241,8 +349,71 @@ impl Sender {
         self.lock().ids_in(state)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
+    /// `GET /admin/outbox?detail`: every record without its body; `?id=ID`: one record.
+    pub(super) fn records(&self, id: Option<&str>) -> Option<Value> {
+        let outbox = self.lock();
+        match id {
+            Some(id) => outbox.find_id(id).map(Record::summary),
+            None => Some(Value::Array(outbox.all().map(Record::summary).collect())),
+        }
+    }
+
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
         self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn router(&self) -> Option<&Router> {
+        self.router.as_ref()
+    }
+
+    pub(super) fn policy(&self) -> &ResendPolicy {
+        &self.policy
+    }
+
+    pub(super) fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// Runs `task` until the sender stops.
+    pub(super) fn spawn_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        if let Ok(mut t) = self.tasks.lock() {
+            while t.try_join_next().is_some() {}
+            t.spawn(task);
+        }
+    }
+
+    /// Keeps routed records and appends them to the journal (see [`Outbox::stage`]).
+    pub(super) fn stage(&self, records: Vec<Record>) -> anyhow::Result<Durable> {
+        let mut outbox = self.lock();
+        if self.stopped.load(Ordering::SeqCst) {
+            bail!("the sender is stopping");
+        }
+        Ok(outbox.stage(records))
+    }
+
+    /// Appends a routed record to the journal; keep it (`lock().keep`) once on disk.
+    pub(super) fn append(&self, r: &Record) -> anyhow::Result<Durable> {
+        let outbox = self.lock();
+        if self.stopped.load(Ordering::SeqCst) {
+            bail!("the sender is stopping");
+        }
+        Ok(outbox.append(std::slice::from_ref(r)))
+    }
+
+    /// A message of `entity` became final: its successor's turn (ordered policies).
+    pub(super) fn after_final(&self, entity: Option<&str>) {
+        if let (Some(e), Some(router)) = (entity, &self.router) {
+            if self.policy.ordered {
+                let next = {
+                    let outbox = self.lock();
+                    outbox
+                        .first_pending_of(e)
+                        .filter(|s| outbox.get(*s).is_some_and(|r| r.to.is_none()))
+                };
+                router.enqueue(next);
+            }
+        }
+        self.changed.notify_waiters();
     }
 
     fn spawn(self: &Arc<Self>, seq: u64) {
@@ -274,76 +445,142 @@ impl Sender {
     }
 
     /// `POST /admin/send`: checks the request, writes it to the outbox, then answers.
-    pub(super) fn queue(self: &Arc<Self>, body: &[u8]) -> (StatusCode, Value) {
-        let bad = |why: String| (StatusCode::BAD_REQUEST, json!({"error": why}));
-        let hint = "(expected {\"to\": \"https://127.0.0.1:PORT/v1/notifications\", \"message_id\": \"ID\", \"entity\": \"E\", \"body\": {...}})";
+    pub(super) async fn queue(self: &Arc<Self>, body: &[u8]) -> (StatusCode, Value) {
         let req: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(e) => return bad(format!("the request is not JSON: {e} {hint}")),
-        };
-        let Some(obj) = req.as_object() else {
-            return bad(format!("the request is not a JSON object {hint}"));
-        };
-        let to = match obj.get("to").and_then(Value::as_str) {
-            Some(t) => t.to_string(),
-            None => return bad(format!("\"to\" is missing or not a string {hint}")),
-        };
-        if let Err(e) = parse_target(&to) {
-            return bad(e);
-        }
-        let id = match obj.get("message_id").and_then(Value::as_str) {
-            Some(i) if !i.trim().is_empty() => i.to_string(),
-            _ => {
-                return bad(format!(
-                    "\"message_id\" is missing, empty or not a string {hint}"
-                ))
-            }
-        };
-        let entity = match obj.get("entity") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(e)) => Some(e.clone()),
-            Some(_) => return bad("\"entity\" is not a string".into()),
-        };
-        let Some(payload) = obj.get("body").cloned() else {
-            return bad(format!("\"body\" is missing {hint}"));
-        };
-        let seq = {
-            let mut outbox = self.lock();
-            if let Some(old) = outbox.find_id(&id) {
-                return if old.to == to && old.body == payload && old.entity == entity {
-                    (StatusCode::ACCEPTED, json!({"queued": id}))
-                } else {
-                    (
-                        StatusCode::CONFLICT,
-                        json!({"error": "message_id already queued with a different message"}),
-                    )
-                };
-            }
-            let seq = outbox.next_seq();
-            let record = Record {
-                seq,
-                id: id.clone(),
-                to,
-                entity,
-                body: payload,
-                state: State::Pending,
-                attempts: 0,
-                next_due_ms: now_ms(),
-                first_attempt_ms: None,
-                policy_offset_ns: 0,
-                finished_at: None,
-                last_outcome: None,
-            };
-            if let Err(e) = self.put(&mut outbox, record) {
+            Err(e) => {
                 return (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"error": format!("{e:#}")}),
-                );
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("the request is not JSON: {e} {SEND_HINT}")}),
+                )
             }
-            seq
         };
-        self.spawn(seq);
-        (StatusCode::ACCEPTED, json!({"queued": id}))
+        let m = match parse_message(&req) {
+            Ok(m) => m,
+            Err(e) => return (StatusCode::BAD_REQUEST, json!({"error": e})),
+        };
+        let id = m.id.clone();
+        match self.queue_all(vec![m]).await {
+            Ok(()) => (StatusCode::ACCEPTED, json!({"queued": id})),
+            Err(e) => e,
+        }
+    }
+
+    /// `POST /admin/send-batch`: a JSON array of what `/admin/send` takes, queued all or
+    /// nothing; the routed ones in one durable write.
+    pub(super) async fn queue_batch(self: &Arc<Self>, body: &[u8]) -> (StatusCode, Value) {
+        let bad = |why: String| (StatusCode::BAD_REQUEST, json!({"error": why}));
+        let req: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return bad(format!("the request is not JSON: {e} (expected a JSON array of messages as /admin/send takes them)")),
+        };
+        let Some(items) = req.as_array() else {
+            return bad("the request is not a JSON array (expected a JSON array of messages as /admin/send takes them)".into());
+        };
+        let mut msgs = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match parse_message(item) {
+                Ok(m) => msgs.push(m),
+                Err(e) => return bad(format!("message {i}: {e}")),
+            }
+        }
+        let n = msgs.len();
+        match self.queue_all(msgs).await {
+            Ok(()) => (StatusCode::ACCEPTED, json!({"queued": n})),
+            Err(e) => e,
+        }
+    }
+
+    /// Checks the messages against the outbox and each other, writes the new ones, then
+    /// starts their delivery. Nothing is queued when one of them is refused.
+    async fn queue_all(self: &Arc<Self>, msgs: Vec<NewMessage>) -> Result<(), (StatusCode, Value)> {
+        let routed_any = msgs.iter().any(|m| m.to.is_none());
+        if routed_any && self.router.is_none() {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                json!({"error": "no \"to\" and no route: give the message a \"to\", or start the reference IUT with --route NAME=https://HOST:PORT/PATH (repeatable; the first is the primary)"}),
+            ));
+        }
+        let conflict = |id: &str| {
+            (
+                StatusCode::CONFLICT,
+                json!({"error": "message_id already queued with a different message", "message_id": id}),
+            )
+        };
+        let internal = |e: anyhow::Error| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": format!("{e:#}")}),
+            )
+        };
+        let (addressed, routed, durable) = {
+            let mut outbox = self.lock();
+            let mut seen: HashMap<&str, &NewMessage> = HashMap::new();
+            let mut fresh = Vec::new();
+            for m in &msgs {
+                if let Some(old) = outbox.find_id(&m.id) {
+                    if !same_message(old, m) {
+                        return Err(conflict(&m.id));
+                    }
+                    continue;
+                }
+                match seen.get(m.id.as_str()) {
+                    Some(prev) if *prev != m => return Err(conflict(&m.id)),
+                    Some(_) => continue,
+                    None => {
+                        seen.insert(&m.id, m);
+                        fresh.push(m);
+                    }
+                }
+            }
+            let mut seq = outbox.next_seq();
+            let mut addressed = Vec::new();
+            let mut routed = Vec::new();
+            for m in fresh {
+                let r = Record::new(
+                    seq,
+                    m.id.clone(),
+                    m.to.clone(),
+                    m.entity.clone(),
+                    m.body.clone(),
+                );
+                seq += 1;
+                if m.to.is_some() {
+                    if let Err(e) = self.put(&mut outbox, r) {
+                        return Err(internal(e));
+                    }
+                    addressed.push(seq - 1);
+                } else {
+                    routed.push(r);
+                }
+            }
+            if !routed.is_empty() && self.stopped.load(Ordering::SeqCst) {
+                return Err(internal(anyhow::anyhow!("the sender is stopping")));
+            }
+            let seqs: Vec<u64> = routed.iter().map(|r| r.seq).collect();
+            let durable = (!routed.is_empty()).then(|| outbox.stage(routed));
+            (addressed, seqs, durable)
+        };
+        for seq in addressed {
+            self.spawn(seq);
+        }
+        if let Some(d) = durable {
+            if let Err(e) = d.wait().await {
+                self.lock().forget(&routed);
+                return Err(internal(e));
+            }
+            if let Some(router) = &self.router {
+                let ready: Vec<u64> = {
+                    let outbox = self.lock();
+                    routed
+                        .into_iter()
+                        .filter(|s| !(self.policy.ordered && outbox.waits_for_predecessor(*s)))
+                        .collect()
+                };
+                router.enqueue(ready);
+            }
+        }
+        Ok(())
     }
 
     /// Waits until every earlier message of the same entity is final.
@@ -352,15 +589,7 @@ impl Sender {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let blocked = {
-                let outbox = self.lock();
-                let entity = outbox.get(seq).and_then(|r| r.entity.clone());
-                entity.is_some()
-                    && outbox
-                        .all()
-                        .any(|r| r.seq < seq && r.entity == entity && r.state == State::Pending)
-            };
-            if !blocked {
+            if !self.lock().waits_for_predecessor(seq) {
                 return;
             }
             // The timeout is a backstop only; a final message notifies.
@@ -401,7 +630,7 @@ impl Sender {
                 .lock()
                 .get(seq)
                 .filter(|r| r.state == State::Pending)
-                .map(|r| (r.next_due_ms, r.to.clone()))
+                .map(|r| (r.next_due_ms, r.to.clone().unwrap_or_default()))
             else {
                 return;
             };
@@ -450,6 +679,7 @@ impl Sender {
             }
             let state = r.state;
             let id = r.id.clone();
+            let entity = r.entity.clone();
             {
                 let mut outbox = self.lock();
                 if self.put(&mut outbox, r).is_err() {
@@ -460,7 +690,7 @@ impl Sender {
                 self.audit.record(&id, Direction::Sent);
             }
             if state != State::Pending {
-                self.changed.notify_waiters();
+                self.after_final(entity.as_deref());
                 return;
             }
         }
@@ -536,9 +766,9 @@ impl Sender {
                 }
             }
         }
-        let target = match parse_target(&r.to) {
-            Ok(t) => t,
-            Err(_) => return Outcome::Refused,
+        let target = match r.to.as_deref().map(parse_target) {
+            Some(Ok(t)) => t,
+            _ => return Outcome::Refused,
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         match tokio::time::timeout(
@@ -627,7 +857,7 @@ impl Drop for Sender {
     }
 }
 
-fn describe(o: &Outcome) -> String {
+pub(super) fn describe(o: &Outcome) -> String {
     match o {
         Outcome::Status {
             status,
@@ -645,7 +875,7 @@ fn describe(o: &Outcome) -> String {
 
 /// Whether a rustls error is somewhere in the chain (io::Error hides its inner error
 /// from `source()`, so look inside each one).
-fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(super) fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(e) = cur {
         if e.is::<rustls::Error>() {
@@ -676,4 +906,4 @@ pub(super) fn parse_retry_after(v: &str) -> Option<Duration> {
 
 #[cfg(test)]
 #[path = "sender_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -19,12 +19,12 @@ use crate::pki::{generate, Catalog, GenerateOptions};
 use crate::reference::defects::{Defect, Defects};
 use crate::reference::server::{start_with, ReferenceOptions, Running};
 
-struct Fixture {
+pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
-    pki: Pki,
+    pub(crate) pki: Pki,
 }
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let catalog = Catalog::parse(crate::pki::catalog::DEFAULT_CATALOG, "catalog").unwrap();
     generate(&catalog, dir.path(), &GenerateOptions::default()).unwrap();
@@ -32,7 +32,7 @@ fn fixture() -> Fixture {
     Fixture { _dir: dir, pki }
 }
 
-fn policy(toml_text: &str) -> ResendPolicy {
+pub(crate) fn policy(toml_text: &str) -> ResendPolicy {
     toml::from_str::<ResendSection>(toml_text)
         .unwrap()
         .resolve("test")
@@ -207,6 +207,7 @@ async fn iut(
             outbox: outbox.map(Path::to_path_buf),
             policy: p,
             client_cert: DEFAULT_CLIENT_CERT.into(),
+            ..SenderOptions::default()
         },
     )
     .await
@@ -214,7 +215,12 @@ async fn iut(
 }
 
 /// A plain HTTP/1.1 exchange with the admin port.
-async fn admin(r: &Running, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+pub(crate) async fn admin(
+    r: &Running,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let mut tcp = tokio::net::TcpStream::connect(r.admin).await.unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let req = format!(
@@ -247,7 +253,7 @@ async fn send(r: &Running, to: &str, id: &str, entity: Option<&str>) {
 }
 
 /// Polls `cond` until it holds; panics with `what` after the deadline.
-async fn until<F: std::future::Future<Output = bool>>(
+pub(crate) async fn until<F: std::future::Future<Output = bool>>(
     what: &str,
     secs: u64,
     mut cond: impl FnMut() -> F,
@@ -259,7 +265,7 @@ async fn until<F: std::future::Future<Output = bool>>(
     }
 }
 
-async fn list(r: &Running, path: &str) -> Vec<String> {
+pub(crate) async fn list(r: &Running, path: &str) -> Vec<String> {
     let (_, v) = admin(r, "GET", path, None).await;
     v.as_array()
         .unwrap_or(&Vec::new())

@@ -145,6 +145,9 @@ pub async fn start_with(opts: ReferenceOptions, sender: SenderOptions) -> anyhow
     let admin = TcpListener::bind(opts.admin)
         .await
         .with_context(|| format!("binding the admin port {}", opts.admin))?;
+    if sender.policy.is_none() && !sender.router.routes.is_empty() {
+        bail!("--route needs --resend-policy FILE: the router retries by the declared resend policy (provsten writes it to {{out}}/resend-policy.json)");
+    }
     let audit = Arc::new(Audit::new(!opts.defects.has(Defect::NoAudit)));
     let sender = match &sender.policy {
         Some(policy) => Some(Arc::new(Sender::new(
@@ -562,17 +565,27 @@ async fn serve_admin(listener: TcpListener, state: Arc<State>) {
                 async move {
                     let resp = match (req.method(), req.uri().path()) {
                         (&Method::POST, "/admin/send") => {
-                            let (status, body) = admin_send(&state, req).await;
+                            let (status, body) = admin_send(&state, req, false).await;
                             json_response(status, body)
+                        }
+                        (&Method::POST, "/admin/send-batch") => {
+                            let (status, body) = admin_send(&state, req, true).await;
+                            json_response(status, body)
+                        }
+                        (_, "/admin/routes") => {
+                            match state.sender.as_ref().and_then(|s| s.router()) {
+                                Some(r) => json_response(StatusCode::OK, r.describe()),
+                                None => json_response(
+                                    StatusCode::SERVICE_UNAVAILABLE,
+                                    json!({"error": "the router is off: start the reference IUT with --route NAME=https://HOST:PORT/PATH (repeatable) and --resend-policy FILE"}),
+                                ),
+                            }
                         }
                         (_, "/admin/undeliverable") => json_response(
                             StatusCode::OK,
                             json!(sender_ids(&state, MessageState::Undeliverable)),
                         ),
-                        (_, "/admin/outbox") => json_response(
-                            StatusCode::OK,
-                            json!(sender_ids(&state, MessageState::Pending)),
-                        ),
+                        (_, "/admin/outbox") => outbox(&state, req.uri().query()),
                         (_, "/admin/audit") => {
                             json_response(StatusCode::OK, json!(state.audit.entries()))
                         }
@@ -611,6 +624,65 @@ async fn serve_admin(listener: TcpListener, state: Arc<State>) {
     }
 }
 
+/// `GET /admin/outbox`: the pending ids; `?detail`: every record (state, route,
+/// attempts…, no body); `?id=ID`: that one record.
+fn outbox(state: &State, query: Option<&str>) -> Response<Full<Bytes>> {
+    let mut detail = false;
+    let mut id = None;
+    for pair in query.unwrap_or_default().split('&') {
+        match pair.split_once('=') {
+            Some(("id", v)) => id = Some(percent_decode(v)),
+            None if pair == "detail" => detail = true,
+            Some(("detail", v)) => detail = v != "0" && v != "false",
+            _ => {}
+        }
+    }
+    if !detail && id.is_none() {
+        return json_response(
+            StatusCode::OK,
+            json!(sender_ids(state, MessageState::Pending)),
+        );
+    }
+    let found = state.sender.as_ref().and_then(|s| s.records(id.as_deref()));
+    match (found, id) {
+        (Some(v), _) => json_response(StatusCode::OK, v),
+        (None, Some(id)) => json_response(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("no message {id:?} in the outbox")}),
+        ),
+        (None, None) => json_response(StatusCode::OK, json!([])),
+    }
+}
+
+/// `%XX` escapes and `+` of a query value.
+fn percent_decode(v: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn sender_ids(state: &State, which: MessageState) -> Vec<String> {
     state
         .sender
@@ -621,10 +693,13 @@ fn sender_ids(state: &State, which: MessageState) -> Vec<String> {
 
 /// Largest `POST /admin/send` request read.
 const SEND_REQUEST_LIMIT: usize = 4 << 20;
+/// Largest `POST /admin/send-batch` request read.
+const BATCH_REQUEST_LIMIT: usize = 64 << 20;
 
 async fn admin_send(
     state: &State,
     req: Request<hyper::body::Incoming>,
+    batch: bool,
 ) -> (StatusCode, serde_json::Value) {
     use http_body_util::BodyExt;
     let Some(sender) = &state.sender else {
@@ -633,7 +708,12 @@ async fn admin_send(
             json!({"error": "the sender is off: start the reference IUT with --resend-policy FILE (and --outbox DIR)"}),
         );
     };
-    let body = match http_body_util::Limited::new(req.into_body(), SEND_REQUEST_LIMIT)
+    let limit = if batch {
+        BATCH_REQUEST_LIMIT
+    } else {
+        SEND_REQUEST_LIMIT
+    };
+    let body = match http_body_util::Limited::new(req.into_body(), limit)
         .collect()
         .await
     {
@@ -641,9 +721,13 @@ async fn admin_send(
         Err(e) => {
             return (
                 StatusCode::BAD_REQUEST,
-                json!({"error": format!("the request body could not be read ({e}); at most {SEND_REQUEST_LIMIT} bytes")}),
+                json!({"error": format!("the request body could not be read ({e}); at most {limit} bytes")}),
             )
         }
     };
-    sender.queue(&body)
+    if batch {
+        sender.queue_batch(&body).await
+    } else {
+        sender.queue(&body).await
+    }
 }
