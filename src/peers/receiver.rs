@@ -152,6 +152,10 @@ pub struct Attempt {
     pub at_ms: f64,
     #[serde(skip)]
     pub at: Instant,
+    /// When the request began to arrive: the accept for a connection's first request,
+    /// else its first bytes (a request held up by the network started long before `at`).
+    #[serde(skip)]
+    pub started: Instant,
     pub wall: String,
     /// The id in the body (at the message type's pointer), else the `X-Message-Id` header.
     pub message_id: Option<String>,
@@ -343,6 +347,7 @@ impl ConnCtx {
             n: 0,
             at_ms: at.duration_since(self.started).as_secs_f64() * 1000.0,
             at,
+            started: at,
             wall: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             message_id: None,
             header_id: None,
@@ -492,6 +497,9 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
         } else {
             Instant::now()
         });
+        if requests > 1 {
+            a.started = req.started;
+        }
         identify(&tls, &mut a);
         a.bad_certificate_accepted = accepted_bad.clone();
         a.headers = req.headers.clone();
@@ -615,6 +623,8 @@ struct Request {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     close: bool,
+    /// When its first bytes were read.
+    started: Instant,
 }
 
 /// Reads one HTTP/1.1 request (Content-Length bodies); `None` at a clean end of stream.
@@ -622,6 +632,7 @@ async fn read_request(
     io: &mut (impl tokio::io::AsyncRead + Unpin),
     buf: &mut Vec<u8>,
 ) -> anyhow::Result<Option<Request>> {
+    let mut started = (!buf.is_empty()).then(Instant::now);
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
@@ -663,6 +674,7 @@ async fn read_request(
                 headers,
                 body,
                 close,
+                started: started.unwrap_or_else(Instant::now),
             }));
         }
         if buf.len() > MAX_HEAD {
@@ -673,6 +685,7 @@ async fn read_request(
         if n == 0 {
             return Ok(None);
         }
+        started.get_or_insert_with(Instant::now);
         buf.extend_from_slice(&chunk[..n]);
     }
 }

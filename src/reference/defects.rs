@@ -208,8 +208,9 @@ impl Defect {
             | Defect::GiveUpEarly
             | Defect::ResendStorm
             | Defect::IgnoreEntityOrder
-            | Defect::DuplicateProcessing
-            | Defect::LoseOnRestart => &["FMK-2.6.3-RESEND"],
+            | Defect::DuplicateProcessing => &["FMK-2.6.3-RESEND"],
+            // The router's outbox is the sender's: a killed router loses what it held.
+            Defect::LoseOnRestart => &["CONT-NOLOSS", "FMK-2.6.3-RESEND"],
             Defect::NoAudit => &["FMK-2.6.4-LOG", "SDK-5.1-TRACE"],
             Defect::SendsInvalidMessages => &["FMK-2.6.2-VALIDATE"],
             Defect::SenderAcceptsBadCert => &["FMK-2.1-MTLS", "FMK-2.6.3-RESEND"],
@@ -217,8 +218,18 @@ impl Defect {
             Defect::NoFailover => &["CONT-EXERCISE", "CONT-ROUTE-1", "CONT-ROUTE-2"],
             Defect::SlowFailover => &["CONT-EXERCISE", "CONT-ROUTE-1"],
             Defect::LosesInFlight => &["CONT-FAULT-PROC", "CONT-NOLOSS", "CONT-ROUTE-1"],
-            Defect::DuplicatesOnFailback => &["CONT-NOLOSS"],
-            Defect::NeverFailsBack => &["CONT-FAILBACK"],
+            Defect::DuplicatesOnFailback => &["CONT-EXERCISE", "CONT-FAULT-PROC", "CONT-NOLOSS"],
+            // Router scenarios each start on the primary; stuck on the fallback after the
+            // first outage, the router fails every later one there (each requirement has
+            // at least two router scenarios, so which runs first does not matter).
+            Defect::NeverFailsBack => &[
+                "CONT-EXERCISE",
+                "CONT-FAILBACK",
+                "CONT-FAULT-PROC",
+                "CONT-NOLOSS",
+                "CONT-ROUTE-1",
+                "CONT-ROUTE-2",
+            ],
             Defect::FallbackWrongIdentity => &["CONT-ROUTE-2"],
         }
     }

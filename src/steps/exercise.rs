@@ -227,9 +227,7 @@ impl ProvstenWorld {
                         latencies.push(ms(v[0].at.saturating_duration_since(s.at)));
                         for i in 1..v.len() {
                             let excused = r.delivery == Delivery::AtLeastOnce
-                                && v[..i]
-                                    .iter()
-                                    .any(|e| self.unconfirmed_arrival(e, grace, r.tolerance));
+                                && self.allowed_repeat(&v[..i], &v[i], grace, r.tolerance);
                             if excused {
                                 repeats += 1;
                             } else {

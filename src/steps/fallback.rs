@@ -309,16 +309,32 @@ impl ProvstenWorld {
 
     /// Whether an arrival's acknowledgement may have been lost in a fault: it came through
     /// a route whose link was faulty then (or shortly after).
-    pub(super) fn unconfirmed_arrival(
+    pub(super) fn unconfirmed_arrival(&self, a: &Arrival, grace: Duration, tolerance: Duration) -> bool {
+        let link = format!("route-{}", a.route);
+        self.fallback.windows.iter().any(|w| {
+            w.link == link
+                && a.at + tolerance >= w.from
+                && w.to.is_none_or(|to| a.at <= to + grace)
+        })
+    }
+
+    /// Whether a repeat is one at-least-once allows: an earlier arrival's acknowledgement
+    /// may have been lost, or this one began while its own route was faulty (the late
+    /// arrival of an attempt the router had given up on).
+    pub(super) fn allowed_repeat(
         &self,
-        a: &Arrival,
+        earlier: &[Arrival],
+        repeat: &Arrival,
         grace: Duration,
         tolerance: Duration,
     ) -> bool {
-        let link = format!("route-{}", a.route);
-        self.fallback.windows.iter().any(|w| {
-            w.link == link && a.at + tolerance >= w.from && w.to.is_none_or(|to| a.at <= to + grace)
-        })
+        let link = format!("route-{}", repeat.route);
+        let began_in_fault = self.fallback.windows.iter().any(|w| {
+            w.link == link
+                && repeat.attempt.started + tolerance >= w.from
+                && w.to.is_none_or(|to| repeat.attempt.started <= to)
+        });
+        began_in_fault || earlier.iter().any(|e| self.unconfirmed_arrival(e, grace, tolerance))
     }
 
     /// Every sent message accepted at least once (waiting up to `wait`); the arrivals.
@@ -573,6 +589,23 @@ async fn all_recover(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     for l in links {
         w.restore_link(&l).await?;
     }
+    Ok(())
+}
+
+/// Keeps the current faults for up to the failover time: long enough for the router to
+/// give up on a broken route and deliver elsewhere, over as soon as everything arrived.
+#[when("the router has had the failover time to deliver what was sent")]
+async fn failover_window(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let r = w.router()?;
+    let ids: Vec<String> = w.fallback.sent.iter().map(|s| s.id.clone()).collect();
+    let started = Instant::now();
+    let (all, arrivals) = w
+        .wait_arrivals(started + r.failover_time + r.tolerance, |a| {
+            ids.iter().all(|id| a.contains_key(id))
+        })
+        .await;
+    let arrived = ids.iter().filter(|id| arrivals.contains_key(*id)).count();
+    w.record(json!({"failover_window": {"waited_ms": ms(started.elapsed()), "arrived": arrived, "sent": ids.len(), "all": all}}));
     Ok(())
 }
 

@@ -402,6 +402,11 @@ pub const VOCABULARY: &[(&str, &str, &str)] = &[
     ),
     (
         "When",
+        "the router has had the failover time to deliver what was sent",
+        "When the router has had the failover time to deliver what was sent",
+    ),
+    (
+        "When",
         "the primary has the message in flight",
         "When the primary has the message in flight",
     ),
