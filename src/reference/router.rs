@@ -374,7 +374,7 @@ impl Router {
             self.done(seq, scout);
             return;
         };
-        let body = Bytes::from(serde_json::to_vec(&r.body).unwrap_or_default());
+        let body = Bytes::from(serde_json::to_vec(&*r.body.value()).unwrap_or_default());
         for idx in self.round() {
             r.attempts = r.attempts.saturating_add(1);
             r.first_attempt_ms.get_or_insert_with(now_ms);
@@ -594,7 +594,7 @@ impl Router {
             let Some(r) = s.lock().get(seq).cloned() else {
                 continue;
             };
-            let body = Bytes::from(serde_json::to_vec(&r.body).unwrap_or_default());
+            let body = Bytes::from(serde_json::to_vec(&*r.body.value()).unwrap_or_default());
             let n = r.attempts.saturating_add(1);
             let outcome = self.attempt(0, &r.id, n, body).await;
             tracing::debug!(id = %r.id, ?outcome, "sent again through the primary");

@@ -49,6 +49,9 @@ struct Shared {
     hits: Mutex<Vec<Hit>>,
     handshakes: AtomicUsize,
     mode: Mutex<Mode>,
+    /// Only count requests (measurements), instead of recording each.
+    count_only: std::sync::atomic::AtomicBool,
+    count: AtomicUsize,
 }
 
 /// A route's receiver on a fixed port, which can go down and come back.
@@ -92,6 +95,8 @@ impl RouteRx {
                 hits: Mutex::new(Vec::new()),
                 handshakes: AtomicUsize::new(0),
                 mode: Mutex::new(mode),
+                count_only: std::sync::atomic::AtomicBool::new(false),
+                count: AtomicUsize::new(0),
             }),
             task: Mutex::new(None),
         };
@@ -191,6 +196,11 @@ async fn connection(shared: Arc<Shared>, tcp: tokio::net::TcpStream) {
                 Mode::Answer(s) => s,
                 Mode::BlackHole => 503,
             };
+            shared.count.fetch_add(1, Ordering::SeqCst);
+            if shared.count_only.load(Ordering::SeqCst) {
+                let r = hyper::Response::new(Full::new(Bytes::from_static(b"{}")));
+                return Ok::<_, std::convert::Infallible>(r);
+            }
             shared.hits.lock().unwrap().push(Hit {
                 at,
                 id,
@@ -785,21 +795,26 @@ async fn fallback_wrong_identity_presents_another_organisation_on_fallbacks() {
 }
 
 /// Messages per second through the router to a local receiver, durable outbox included:
-/// `cargo test --lib router_throughput -- --ignored --nocapture`.
+/// `cargo test --lib router_throughput -- --ignored --nocapture` (ROUTER_BENCH_MESSAGES=N
+/// for another count, ROUTER_BENCH_MEMORY=1 for a memory-only outbox).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a check"]
 async fn router_throughput() {
     let f = fixture();
     let primary = RouteRx::new(&f.pki, Mode::Answer(200), true).await;
+    primary.shared.count_only.store(true, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(&[("primary", &primary)]);
-    setup.outbox = Some(dir.path());
+    if std::env::var_os("ROUTER_BENCH_MEMORY").is_none() {
+        setup.outbox = Some(dir.path());
+    }
     let r = setup.start(&f).await;
     let total: u64 = std::env::var("ROUTER_BENCH_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let per_batch = 1000;
+    let rss_before = rss_kib();
     let t0 = Instant::now();
     let mut queued = 0;
     while queued < total {
@@ -817,8 +832,19 @@ async fn router_throughput() {
     .await;
     let all = t0.elapsed();
     println!(
-        "router throughput: {total} messages queued in {queue_time:?}, delivered in {all:?}: {:.0} msg/s",
-        total as f64 / all.as_secs_f64()
+        "router throughput: {total} messages queued in {queue_time:?}, delivered in {all:?}: {:.0} msg/s; resident memory +{} KiB ({} bytes a message)",
+        total as f64 / all.as_secs_f64(),
+        rss_kib() - rss_before,
+        (rss_kib() - rss_before) * 1024 / total as i64,
     );
-    assert_eq!(primary.hits().len() as u64, total);
+    assert_eq!(primary.shared.count.load(Ordering::SeqCst) as u64, total);
+}
+
+fn rss_kib() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }

@@ -544,7 +544,11 @@ fn forbidden(why: &str) -> (StatusCode, serde_json::Value) {
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    json_text_response(status, body.to_string())
+}
+
+fn json_text_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -587,7 +591,7 @@ async fn serve_admin(listener: TcpListener, state: Arc<State>) {
                         ),
                         (_, "/admin/outbox") => outbox(&state, req.uri().query()),
                         (_, "/admin/audit") => {
-                            json_response(StatusCode::OK, json!(state.audit.entries()))
+                            json_text_response(StatusCode::OK, state.audit.json())
                         }
                         (_, "/admin/status") => json_response(
                             StatusCode::OK,
