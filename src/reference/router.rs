@@ -3,29 +3,37 @@
 //! being the primary and the rest fallbacks in order.
 //!
 //! - One shared `active` route, the primary at start. A message is tried on `active`; a
-//!   failure the policy retries (refused, reset, timeout, TLS, 5xx, 429…) marks the route
-//!   failed, records a failover event, moves `active` on to the next route (when the failed
-//!   one was `active`) and tries the message there at once, and so on through every route.
-//! - Only when every route failed in one round does the router wait the policy's delay
-//!   before the next round. The wait is shared: while every route is down, messages are
-//!   held and one of them (the oldest) tries a round each time the delay passes, so an
-//!   outage costs one round per delay instead of one per held message. The first answer
-//!   from any route, or a primary that answers the failback probe, releases them all.
+//!   failure (refused, reset, timeout, TLS, or a status the policy retries: 5xx, 429…)
+//!   marks the route failed, records a failover event, moves `active` on to the next route
+//!   in priority order, wrapping round (when the failed one was `active`), and tries the
+//!   message there at once, and so on through every route: one round.
+//! - Only when every route failed in one round does the message wait the policy's delay
+//!   before its next round. When no route took any message during that round or the
+//!   policy's first delay before it, every route is taken as down and the wait is shared:
+//!   all messages are held, and each time the delay passes one of them (a different one
+//!   each time) tries a round, so an outage costs one round per delay, not one per held
+//!   message. The first message a route takes, or a primary that answers the failback
+//!   probe, releases them all.
 //! - In router mode the policy's limits (`max_attempts`, `max_total`) do not apply: the
-//!   router never gives up on a failure the policy retries, it holds the message until a
-//!   route returns. A permanent status (per the policy, e.g. 4xx) makes the message
-//!   undeliverable, as in the sender. Each attempt on one route has `--route-timeout` for
-//!   connect, TLS, request and answer; there is no backlog pacing.
+//!   router never gives up on a failure, it holds the message until a route returns. A
+//!   refused, reset, timed-out or TLS-failed attempt is always a route failure; a status
+//!   is judged by the policy: a permanent one (e.g. 4xx) makes the message undeliverable,
+//!   as in the sender. One attempt on one route has `--route-timeout` for connect, TLS,
+//!   request and answer. There is no backlog pacing; `ordered` keeps per-entity order.
 //! - While `active` is not the primary, the primary is probed every `--failback-probe`
-//!   (TCP connect and TLS handshake with the router's client certificate); when it
-//!   answers, `active` is the primary again (a failback event).
+//!   (TCP connect and TLS handshake with the router's client certificate, within the
+//!   route timeout); when it answers, `active` is the primary again (a failback event).
 //! - At least once: an attempt that failed after its request was sent is tried again on
 //!   the next route, with the same message id and body on every route. Every route sees
 //!   the same client certificate (`--client-cert`) and has its server certificate checked.
 //! - Each route keeps a small pool of HTTP/1.1 keep-alive connections; a connection that
-//!   fails in any way is dropped.
+//!   fails in any way is dropped. A kept-alive connection the receiver closed meanwhile is
+//!   replaced by a fresh one within the same attempt.
+//! - Routed messages live in the sender's outbox (its journal), so a restarted router
+//!   resumes them; the route that delivered each is in its record.
 
-use std::collections::{HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -169,9 +177,17 @@ struct Hold {
 struct Queue {
     /// Messages whose turn it is, oldest first.
     ready: VecDeque<u64>,
-    /// Messages ready or in delivery: never two deliveries of one message.
+    /// Messages ready, waiting or in delivery: never two deliveries of one message.
     queued: HashSet<u64>,
+    /// Every route down: all wait, a scout tries.
     hold: Option<Hold>,
+    /// Messages waiting out their own delay after a round that failed while routes
+    /// answered other messages (a flaky network, not an outage), by due time.
+    delayed: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Failed rounds of each message, for its delay.
+    rounds: HashMap<u64, u32>,
+    /// When a route last answered.
+    last_answer: Option<Instant>,
 }
 
 pub(super) struct Router {
@@ -329,13 +345,22 @@ impl Router {
             let until = {
                 let mut guard = lock(&self.queue);
                 let q = &mut *guard;
-                match &mut q.hold {
+                let now = Instant::now();
+                while let Some(Reverse((due, seq))) = q.delayed.peek().copied() {
+                    if due > now {
+                        break;
+                    }
+                    q.delayed.pop();
+                    q.ready.push_back(seq);
+                }
+                let next_due = q.delayed.peek().map(|Reverse((due, _))| *due);
+                let held = match &mut q.hold {
                     None => match q.ready.pop_front() {
                         Some(seq) => return (seq, false),
                         None => None,
                     },
                     Some(h) if h.scout_out || q.ready.is_empty() => None,
-                    Some(h) if Instant::now() >= h.until => {
+                    Some(h) if now >= h.until => {
                         h.scout_out = true;
                         if let Some(seq) = q.ready.pop_front() {
                             return (seq, true);
@@ -343,6 +368,10 @@ impl Router {
                         None
                     }
                     Some(h) => Some(h.until),
+                };
+                match (held, next_due) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
                 }
             };
             match until {
@@ -375,6 +404,7 @@ impl Router {
             return;
         };
         let body = Bytes::from(serde_json::to_vec(&*r.body.value()).unwrap_or_default());
+        let started = Instant::now();
         for idx in self.round() {
             r.attempts = r.attempts.saturating_add(1);
             r.first_attempt_ms.get_or_insert_with(now_ms);
@@ -386,7 +416,13 @@ impl Router {
                 self.routes[idx].name
             ));
             let lost = outcome == Outcome::Timeout && self.defects.has(Defect::LosesInFlight);
-            match s.policy().decide(&outcome) {
+            // A route that cannot be reached has failed, whatever the policy says of the
+            // outcome; only an answer can be permanent.
+            let decision = match outcome {
+                Outcome::Status { .. } => s.policy().decide(&outcome),
+                _ => Decision::Retry,
+            };
+            match decision {
                 Decision::Delivered => return self.finish(s, r, Some(idx), scout).await,
                 _ if lost => return self.finish(s, r, Some(idx), scout).await,
                 Decision::Permanent => return self.finish(s, r, None, scout).await,
@@ -403,7 +439,7 @@ impl Router {
         if let Ok(d) = s.stage(vec![r]) {
             drop(d);
         }
-        self.round_failed(s, seq, scout);
+        self.round_failed(s, seq, scout, started);
     }
 
     /// A message is final: delivered through `via`, or (None) undeliverable.
@@ -448,6 +484,7 @@ impl Router {
     fn done(&self, seq: u64, scout: bool) {
         let mut q = lock(&self.queue);
         q.queued.remove(&seq);
+        q.rounds.remove(&seq);
         if scout {
             if let Some(h) = &mut q.hold {
                 h.scout_out = false;
@@ -457,20 +494,49 @@ impl Router {
         }
     }
 
+    /// A route answered: held messages may go.
     fn release_hold(&self) {
-        let had = lock(&self.queue).hold.take().is_some();
+        let had = {
+            let mut q = lock(&self.queue);
+            q.last_answer = Some(Instant::now());
+            q.hold.take().is_some()
+        };
         if had {
             self.wake.notify_waiters();
         }
     }
 
-    /// After a failed round: the message goes back to the front, and messages are held for
-    /// the policy's delay (a held round that failed holds them for the next delay).
-    fn round_failed(&self, s: &Sender, seq: u64, scout: bool) {
+    /// After a round (begun at `started`) failed on every route it tried.
+    ///
+    /// When a route took a message during the round or within the policy's first delay
+    /// before it, the failure is this message's (a flaky link, a receiver refusing this
+    /// one): it waits the policy's delay on its own and the others go on. Otherwise every
+    /// route is taken as down: all messages are held for the policy's delay, then one
+    /// scout tries a round (a held round that failed holds them for the next delay). The
+    /// failed message goes to the back, so the next scout is another one: a message no
+    /// route takes cannot hold the others.
+    fn round_failed(&self, s: &Sender, seq: u64, scout: bool, started: Instant) {
         let now = Instant::now();
+        let window = s.policy().delay(2);
         {
-            let mut q = lock(&self.queue);
-            q.ready.push_front(seq);
+            let mut guard = lock(&self.queue);
+            let q = &mut *guard;
+            let rounds = q.rounds.entry(seq).or_insert(0);
+            *rounds = rounds.saturating_add(1);
+            let rounds = *rounds;
+            if q.last_answer.is_some_and(|t| t + window >= started) {
+                q.delayed
+                    .push(Reverse((now + self.round_delay(s, rounds), seq)));
+                if scout {
+                    if let Some(h) = &mut q.hold {
+                        h.scout_out = false;
+                    }
+                }
+                drop(guard);
+                self.wake.notify_waiters();
+                return;
+            }
+            q.ready.push_back(seq);
             match &mut q.hold {
                 None => {
                     q.hold = Some(Hold {

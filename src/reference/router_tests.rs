@@ -49,6 +49,8 @@ struct Shared {
     hits: Mutex<Vec<Hit>>,
     handshakes: AtomicUsize,
     mode: Mutex<Mode>,
+    /// Ids answered 503 whatever the mode.
+    refuse_ids: Mutex<std::collections::HashSet<String>>,
     /// Only count requests (measurements), instead of recording each.
     count_only: std::sync::atomic::AtomicBool,
     count: AtomicUsize,
@@ -95,6 +97,7 @@ impl RouteRx {
                 hits: Mutex::new(Vec::new()),
                 handshakes: AtomicUsize::new(0),
                 mode: Mutex::new(mode),
+                refuse_ids: Mutex::new(Default::default()),
                 count_only: std::sync::atomic::AtomicBool::new(false),
                 count: AtomicUsize::new(0),
             }),
@@ -193,6 +196,7 @@ async fn connection(shared: Arc<Shared>, tcp: tokio::net::TcpStream) {
                 .to_string();
             let body = req.into_body().collect().await.unwrap().to_bytes();
             let status = match *shared.mode.lock().unwrap() {
+                _ if shared.refuse_ids.lock().unwrap().contains(&id) => 503,
                 Mode::Answer(s) => s,
                 Mode::BlackHole => 503,
             };
@@ -428,6 +432,62 @@ async fn with_every_route_down_messages_are_held_then_delivered_once_a_route_ret
     send(&r, "after").await;
     until("after delivered", 20, || async { backup.has("after") }).await;
     assert_eq!(backup.hits().len(), n + 1);
+}
+
+#[tokio::test]
+async fn a_message_no_route_takes_waits_alone_and_holds_no_other() {
+    let f = fixture();
+    let primary = RouteRx::new(&f.pki, Mode::Answer(200), true).await;
+    let backup = RouteRx::new(&f.pki, Mode::Answer(200), true).await;
+    for rx in [&primary, &backup] {
+        rx.shared.refuse_ids.lock().unwrap().insert("bad".into());
+    }
+    let r = Setup::new(&[("primary", &primary), ("backup", &backup)])
+        .start(&f)
+        .await;
+    send(&r, "warm").await;
+    until_final(&r, "warm").await;
+    send(&r, "bad").await;
+    until("bad refused by both routes", 20, || async {
+        backup.has("bad")
+    })
+    .await;
+    for i in 0..20 {
+        let id = format!("g{i}");
+        let t0 = Instant::now();
+        send(&r, &id).await;
+        until(&format!("{id} delivered"), 20, || async {
+            primary.has(&id) || backup.has(&id)
+        })
+        .await;
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "{id}: {:?}",
+            t0.elapsed()
+        );
+    }
+    until("bad retried", 20, || async {
+        primary.hits_for("bad").len() + backup.hits_for("bad").len() >= 6
+    })
+    .await;
+    // Its own rounds keep the policy's delay (100 ms) apart.
+    let mut at: Vec<Instant> = primary
+        .hits_for("bad")
+        .iter()
+        .chain(backup.hits_for("bad").iter())
+        .map(|h| h.at)
+        .collect();
+    at.sort();
+    let gaps = at
+        .windows(2)
+        .filter(|w| w[1] - w[0] >= Duration::from_millis(90))
+        .count();
+    assert!(gaps >= 2, "{at:?}");
+    for rx in [&primary, &backup] {
+        rx.shared.refuse_ids.lock().unwrap().clear();
+    }
+    until_final(&r, "bad").await;
+    assert_eq!(record(&r, "bad").await["state"], "delivered");
 }
 
 #[tokio::test]
