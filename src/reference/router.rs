@@ -48,7 +48,7 @@ use rand::Rng;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
@@ -67,8 +67,13 @@ pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_millis(300);
 pub const DEFAULT_FAILBACK_PROBE: Duration = Duration::from_millis(100);
 /// Routed messages in delivery at once.
 const WORKERS: usize = 32;
+/// Attempts in flight on one route at once, so connections to it at most.
+const ROUTE_SLOTS: usize = 16;
+/// Connections being opened to one route at once: a burst of TLS handshakes (a batch on
+/// an empty pool, a failback) would miss the route timeout on a busy machine.
+const ROUTE_CONNECTING: usize = 2;
 /// Idle keep-alive connections kept per route.
-const POOL_IDLE: usize = 32;
+const POOL_IDLE: usize = ROUTE_SLOTS;
 /// Route events kept for `GET /admin/routes`.
 const EVENTS_CAP: usize = 10_000;
 /// How long the `slow-failover` defect sticks to a failing primary.
@@ -153,6 +158,12 @@ struct Route {
     connector: TlsConnector,
     idle: Mutex<Vec<Conn>>,
     delivered: AtomicU64,
+    /// Waited for before an attempt's deadline starts: local queueing is not the route's
+    /// fault.
+    slots: Semaphore,
+    connecting: Semaphore,
+    /// When an attempt on it last failed.
+    failed_at: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -265,6 +276,9 @@ impl Router {
                 connector,
                 idle: Mutex::new(Vec::new()),
                 delivered: AtomicU64::new(0),
+                slots: Semaphore::new(ROUTE_SLOTS),
+                connecting: Semaphore::new(ROUTE_CONNECTING),
+                failed_at: Mutex::new(None),
             });
         }
         Ok(Router {
@@ -406,9 +420,10 @@ impl Router {
         let body = Bytes::from(serde_json::to_vec(&*r.body.value()).unwrap_or_default());
         let started = Instant::now();
         for idx in self.round() {
-            r.attempts = r.attempts.saturating_add(1);
-            r.first_attempt_ms.get_or_insert_with(now_ms);
-            let outcome = self.attempt(idx, &r.id, r.attempts, body.clone()).await;
+            let Some(outcome) = self.attempt(idx, &mut r, body.clone(), Some(started)).await else {
+                // The route failed for another message while this one waited for it.
+                continue;
+            };
             tracing::debug!(id = %r.id, route = %self.routes[idx].name, attempt = r.attempts, ?outcome, "routed attempt");
             r.last_outcome = Some(format!(
                 "{} via {}",
@@ -579,6 +594,7 @@ impl Router {
     /// Route `idx` failed: a failover when it was the active one. Whether the round goes
     /// on to the next route.
     fn route_failed(&self, idx: usize, outcome: &Outcome) -> bool {
+        *lock(&self.routes[idx].failed_at) = Some(Instant::now());
         let n = self.routes.len();
         if self.defects.has(Defect::NoFailover) || n < 2 {
             return false;
@@ -657,47 +673,81 @@ impl Router {
     /// `duplicates-on-failback`: messages already delivered go through the primary again.
     async fn send_again(&self, s: &Sender, seqs: Vec<u64>) {
         for seq in seqs {
-            let Some(r) = s.lock().get(seq).cloned() else {
+            let Some(mut r) = s.lock().get(seq).cloned() else {
                 continue;
             };
             let body = Bytes::from(serde_json::to_vec(&*r.body.value()).unwrap_or_default());
-            let n = r.attempts.saturating_add(1);
-            let outcome = self.attempt(0, &r.id, n, body).await;
+            let outcome = self.attempt(0, &mut r, body, None).await;
             tracing::debug!(id = %r.id, ?outcome, "sent again through the primary");
         }
     }
 
     /// TCP connect and TLS handshake with the route's client certificate, within the
-    /// route timeout.
+    /// route timeout (no request is sent).
+    /// The connection it opened is kept for the traffic that follows.
     async fn probe(&self, idx: usize) -> bool {
         let route = &self.routes[idx];
-        let handshake = async {
-            let tcp = TcpStream::connect(&route.target.connect).await.ok()?;
-            route
-                .connector
-                .connect(route.target.server_name.clone(), tcp)
-                .await
-                .ok()
-        };
-        matches!(
-            tokio::time::timeout(self.timeout, handshake).await,
-            Ok(Some(_))
-        )
-    }
-
-    /// One attempt on one route, within the route timeout.
-    async fn attempt(&self, idx: usize, id: &str, n: u32, body: Bytes) -> Outcome {
-        let route = &self.routes[idx];
-        match tokio::time::timeout(self.timeout, self.exchange(route, id, n, body)).await {
-            Ok(o) => o,
-            Err(_) => Outcome::Timeout,
+        match tokio::time::timeout(self.timeout, connect(route)).await {
+            Ok(Ok(conn)) => {
+                put_idle(route, conn);
+                true
+            }
+            _ => false,
         }
     }
 
-    async fn exchange(&self, route: &Route, id: &str, n: u32, body: Bytes) -> Outcome {
-        let mut may_reuse = true;
+    /// One attempt of `r` on route `idx`, within the route timeout (counted in
+    /// `r.attempts`). First a slot on the route, and a turn to connect when no kept-alive
+    /// connection is free; None when, meanwhile, the route failed after the round began
+    /// (`started`) and is no longer the active one.
+    async fn attempt(
+        &self,
+        idx: usize,
+        r: &mut Record,
+        body: Bytes,
+        started: Option<Instant>,
+    ) -> Option<Outcome> {
+        let route = &self.routes[idx];
+        let failed_since_start = || {
+            started.is_some_and(|t| {
+                self.active.load(Ordering::SeqCst) != idx
+                    && lock(&route.failed_at).is_some_and(|f| f >= t)
+            })
+        };
+        // The semaphores are never closed.
+        let _slot = route.slots.acquire().await.ok()?;
+        let mut pooled = take_idle(route);
+        let _connecting = match pooled {
+            Some(_) => None,
+            None => {
+                let permit = route.connecting.acquire().await.ok()?;
+                // One may have come back while this attempt waited.
+                pooled = take_idle(route);
+                Some(permit)
+            }
+        };
+        if failed_since_start() {
+            return None;
+        }
+        r.attempts = r.attempts.saturating_add(1);
+        r.first_attempt_ms.get_or_insert_with(now_ms);
+        let exchange = self.exchange(route, pooled, &r.id, r.attempts, body);
+        Some(match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(o) => o,
+            Err(_) => Outcome::Timeout,
+        })
+    }
+
+    async fn exchange(
+        &self,
+        route: &Route,
+        mut pooled: Option<Conn>,
+        id: &str,
+        n: u32,
+        body: Bytes,
+    ) -> Outcome {
         loop {
-            let pooled = if may_reuse { take_idle(route) } else { None };
+            let pooled = pooled.take();
             let reused = pooled.is_some();
             let mut conn = match pooled {
                 Some(c) => c,
@@ -721,7 +771,6 @@ impl Router {
             };
             if conn.send.ready().await.is_err() {
                 if reused {
-                    may_reuse = false;
                     continue;
                 }
                 return Outcome::Reset;
@@ -754,7 +803,6 @@ impl Router {
                     // was not taken (or not answered at all); a fresh connection decides.
                     let unsent = e.message().is_some();
                     if reused && (unsent || e.error().is_incomplete_message()) {
-                        may_reuse = false;
                         continue;
                     }
                     return if is_tls(e.error()) {
