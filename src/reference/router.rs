@@ -400,7 +400,10 @@ impl Router {
     /// The routes of one round, in the order they are tried.
     fn round(&self) -> Vec<usize> {
         let n = self.routes.len();
-        if self.defects.has(Defect::NoFailover) || n == 0 {
+        if n == 0 {
+            return Vec::new();
+        }
+        if self.defects.has(Defect::NoFailover) {
             return vec![0];
         }
         let a = self.active.load(Ordering::SeqCst) % n;
