@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use serde_json::{json, Value};
+use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -13,9 +13,17 @@ pub(super) enum Direction {
     Received,
 }
 
+/// One entry; kept as a struct, not a JSON value: a router logs millions.
+#[derive(Debug, Clone, Serialize)]
+struct Entry {
+    id: String,
+    direction: &'static str,
+    at: String,
+}
+
 pub(super) struct Audit {
     enabled: bool,
-    entries: Mutex<Vec<Value>>,
+    entries: Mutex<Vec<Entry>>,
 }
 
 /// Now, as RFC 3339.
@@ -46,11 +54,20 @@ impl Audit {
             Direction::Received => "received",
         };
         if let Ok(mut e) = self.entries.lock() {
-            e.push(json!({"id": id, "direction": direction, "at": at}));
+            e.push(Entry {
+                id: id.to_string(),
+                direction,
+                at,
+            });
         }
     }
 
-    pub(super) fn entries(&self) -> Vec<Value> {
-        self.entries.lock().map(|e| e.clone()).unwrap_or_default()
+    /// The log as a JSON array of `{"id", "direction", "at"}`.
+    pub(super) fn json(&self) -> String {
+        self.entries
+            .lock()
+            .ok()
+            .and_then(|e| serde_json::to_string(&*e).ok())
+            .unwrap_or_else(|| "[]".into())
     }
 }

@@ -3,29 +3,37 @@
 //! being the primary and the rest fallbacks in order.
 //!
 //! - One shared `active` route, the primary at start. A message is tried on `active`; a
-//!   failure the policy retries (refused, reset, timeout, TLS, 5xx, 429…) marks the route
-//!   failed, records a failover event, moves `active` on to the next route (when the failed
-//!   one was `active`) and tries the message there at once, and so on through every route.
-//! - Only when every route failed in one round does the router wait the policy's delay
-//!   before the next round. The wait is shared: while every route is down, messages are
-//!   held and one of them (the oldest) tries a round each time the delay passes, so an
-//!   outage costs one round per delay instead of one per held message. The first answer
-//!   from any route, or a primary that answers the failback probe, releases them all.
+//!   failure (refused, reset, timeout, TLS, or a status the policy retries: 5xx, 429…)
+//!   marks the route failed, records a failover event, moves `active` on to the next route
+//!   in priority order, wrapping round (when the failed one was `active`), and tries the
+//!   message there at once, and so on through every route: one round.
+//! - Only when every route failed in one round does the message wait the policy's delay
+//!   before its next round. When no route took any message during that round or the
+//!   policy's first delay before it, every route is taken as down and the wait is shared:
+//!   all messages are held, and each time the delay passes one of them (a different one
+//!   each time) tries a round, so an outage costs one round per delay, not one per held
+//!   message. The first message a route takes, or a primary that answers the failback
+//!   probe, releases them all.
 //! - In router mode the policy's limits (`max_attempts`, `max_total`) do not apply: the
-//!   router never gives up on a failure the policy retries, it holds the message until a
-//!   route returns. A permanent status (per the policy, e.g. 4xx) makes the message
-//!   undeliverable, as in the sender. Each attempt on one route has `--route-timeout` for
-//!   connect, TLS, request and answer; there is no backlog pacing.
+//!   router never gives up on a failure, it holds the message until a route returns. A
+//!   refused, reset, timed-out or TLS-failed attempt is always a route failure; a status
+//!   is judged by the policy: a permanent one (e.g. 4xx) makes the message undeliverable,
+//!   as in the sender. One attempt on one route has `--route-timeout` for connect, TLS,
+//!   request and answer. There is no backlog pacing; `ordered` keeps per-entity order.
 //! - While `active` is not the primary, the primary is probed every `--failback-probe`
-//!   (TCP connect and TLS handshake with the router's client certificate); when it
-//!   answers, `active` is the primary again (a failback event).
+//!   (TCP connect and TLS handshake with the router's client certificate, within the
+//!   route timeout); when it answers, `active` is the primary again (a failback event).
 //! - At least once: an attempt that failed after its request was sent is tried again on
 //!   the next route, with the same message id and body on every route. Every route sees
 //!   the same client certificate (`--client-cert`) and has its server certificate checked.
 //! - Each route keeps a small pool of HTTP/1.1 keep-alive connections; a connection that
-//!   fails in any way is dropped.
+//!   fails in any way is dropped. A kept-alive connection the receiver closed meanwhile is
+//!   replaced by a fresh one within the same attempt.
+//! - Routed messages live in the sender's outbox (its journal), so a restarted router
+//!   resumes them; the route that delivered each is in its record.
 
-use std::collections::{HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,7 +48,7 @@ use rand::Rng;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
@@ -59,8 +67,13 @@ pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_millis(300);
 pub const DEFAULT_FAILBACK_PROBE: Duration = Duration::from_millis(100);
 /// Routed messages in delivery at once.
 const WORKERS: usize = 32;
+/// Attempts in flight on one route at once, so connections to it at most.
+const ROUTE_SLOTS: usize = 16;
+/// Connections being opened to one route at once: a burst of TLS handshakes (a batch on
+/// an empty pool, a failback) would miss the route timeout on a busy machine.
+const ROUTE_CONNECTING: usize = 2;
 /// Idle keep-alive connections kept per route.
-const POOL_IDLE: usize = 32;
+const POOL_IDLE: usize = ROUTE_SLOTS;
 /// Route events kept for `GET /admin/routes`.
 const EVENTS_CAP: usize = 10_000;
 /// How long the `slow-failover` defect sticks to a failing primary.
@@ -145,6 +158,12 @@ struct Route {
     connector: TlsConnector,
     idle: Mutex<Vec<Conn>>,
     delivered: AtomicU64,
+    /// Waited for before an attempt's deadline starts: local queueing is not the route's
+    /// fault.
+    slots: Semaphore,
+    connecting: Semaphore,
+    /// When an attempt on it last failed.
+    failed_at: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,9 +188,17 @@ struct Hold {
 struct Queue {
     /// Messages whose turn it is, oldest first.
     ready: VecDeque<u64>,
-    /// Messages ready or in delivery: never two deliveries of one message.
+    /// Messages ready, waiting or in delivery: never two deliveries of one message.
     queued: HashSet<u64>,
+    /// Every route down: all wait, a scout tries.
     hold: Option<Hold>,
+    /// Messages waiting out their own delay after a round that failed while routes
+    /// answered other messages (a flaky network, not an outage), by due time.
+    delayed: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Failed rounds of each message, for its delay.
+    rounds: HashMap<u64, u32>,
+    /// When a route last answered.
+    last_answer: Option<Instant>,
 }
 
 pub(super) struct Router {
@@ -249,6 +276,9 @@ impl Router {
                 connector,
                 idle: Mutex::new(Vec::new()),
                 delivered: AtomicU64::new(0),
+                slots: Semaphore::new(ROUTE_SLOTS),
+                connecting: Semaphore::new(ROUTE_CONNECTING),
+                failed_at: Mutex::new(None),
             });
         }
         Ok(Router {
@@ -329,13 +359,22 @@ impl Router {
             let until = {
                 let mut guard = lock(&self.queue);
                 let q = &mut *guard;
-                match &mut q.hold {
+                let now = Instant::now();
+                while let Some(Reverse((due, seq))) = q.delayed.peek().copied() {
+                    if due > now {
+                        break;
+                    }
+                    q.delayed.pop();
+                    q.ready.push_back(seq);
+                }
+                let next_due = q.delayed.peek().map(|Reverse((due, _))| *due);
+                let held = match &mut q.hold {
                     None => match q.ready.pop_front() {
                         Some(seq) => return (seq, false),
                         None => None,
                     },
                     Some(h) if h.scout_out || q.ready.is_empty() => None,
-                    Some(h) if Instant::now() >= h.until => {
+                    Some(h) if now >= h.until => {
                         h.scout_out = true;
                         if let Some(seq) = q.ready.pop_front() {
                             return (seq, true);
@@ -343,6 +382,10 @@ impl Router {
                         None
                     }
                     Some(h) => Some(h.until),
+                };
+                match (held, next_due) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
                 }
             };
             match until {
@@ -357,7 +400,10 @@ impl Router {
     /// The routes of one round, in the order they are tried.
     fn round(&self) -> Vec<usize> {
         let n = self.routes.len();
-        if self.defects.has(Defect::NoFailover) || n == 0 {
+        if n == 0 {
+            return Vec::new();
+        }
+        if self.defects.has(Defect::NoFailover) {
             return vec![0];
         }
         let a = self.active.load(Ordering::SeqCst) % n;
@@ -374,11 +420,13 @@ impl Router {
             self.done(seq, scout);
             return;
         };
-        let body = Bytes::from(serde_json::to_vec(&r.body).unwrap_or_default());
+        let body = Bytes::from(serde_json::to_vec(&*r.body.value()).unwrap_or_default());
+        let started = Instant::now();
         for idx in self.round() {
-            r.attempts = r.attempts.saturating_add(1);
-            r.first_attempt_ms.get_or_insert_with(now_ms);
-            let outcome = self.attempt(idx, &r.id, r.attempts, body.clone()).await;
+            let Some(outcome) = self.attempt(idx, &mut r, body.clone(), Some(started)).await else {
+                // The route failed for another message while this one waited for it.
+                continue;
+            };
             tracing::debug!(id = %r.id, route = %self.routes[idx].name, attempt = r.attempts, ?outcome, "routed attempt");
             r.last_outcome = Some(format!(
                 "{} via {}",
@@ -386,7 +434,13 @@ impl Router {
                 self.routes[idx].name
             ));
             let lost = outcome == Outcome::Timeout && self.defects.has(Defect::LosesInFlight);
-            match s.policy().decide(&outcome) {
+            // A route that cannot be reached has failed, whatever the policy says of the
+            // outcome; only an answer can be permanent.
+            let decision = match outcome {
+                Outcome::Status { .. } => s.policy().decide(&outcome),
+                _ => Decision::Retry,
+            };
+            match decision {
                 Decision::Delivered => return self.finish(s, r, Some(idx), scout).await,
                 _ if lost => return self.finish(s, r, Some(idx), scout).await,
                 Decision::Permanent => return self.finish(s, r, None, scout).await,
@@ -403,7 +457,7 @@ impl Router {
         if let Ok(d) = s.stage(vec![r]) {
             drop(d);
         }
-        self.round_failed(s, seq, scout);
+        self.round_failed(s, seq, scout, started);
     }
 
     /// A message is final: delivered through `via`, or (None) undeliverable.
@@ -448,6 +502,7 @@ impl Router {
     fn done(&self, seq: u64, scout: bool) {
         let mut q = lock(&self.queue);
         q.queued.remove(&seq);
+        q.rounds.remove(&seq);
         if scout {
             if let Some(h) = &mut q.hold {
                 h.scout_out = false;
@@ -457,20 +512,49 @@ impl Router {
         }
     }
 
+    /// A route answered: held messages may go.
     fn release_hold(&self) {
-        let had = lock(&self.queue).hold.take().is_some();
+        let had = {
+            let mut q = lock(&self.queue);
+            q.last_answer = Some(Instant::now());
+            q.hold.take().is_some()
+        };
         if had {
             self.wake.notify_waiters();
         }
     }
 
-    /// After a failed round: the message goes back to the front, and messages are held for
-    /// the policy's delay (a held round that failed holds them for the next delay).
-    fn round_failed(&self, s: &Sender, seq: u64, scout: bool) {
+    /// After a round (begun at `started`) failed on every route it tried.
+    ///
+    /// When a route took a message during the round or within the policy's first delay
+    /// before it, the failure is this message's (a flaky link, a receiver refusing this
+    /// one): it waits the policy's delay on its own and the others go on. Otherwise every
+    /// route is taken as down: all messages are held for the policy's delay, then one
+    /// scout tries a round (a held round that failed holds them for the next delay). The
+    /// failed message goes to the back, so the next scout is another one: a message no
+    /// route takes cannot hold the others.
+    fn round_failed(&self, s: &Sender, seq: u64, scout: bool, started: Instant) {
         let now = Instant::now();
+        let window = s.policy().delay(2);
         {
-            let mut q = lock(&self.queue);
-            q.ready.push_front(seq);
+            let mut guard = lock(&self.queue);
+            let q = &mut *guard;
+            let rounds = q.rounds.entry(seq).or_insert(0);
+            *rounds = rounds.saturating_add(1);
+            let rounds = *rounds;
+            if q.last_answer.is_some_and(|t| t + window >= started) {
+                q.delayed
+                    .push(Reverse((now + self.round_delay(s, rounds), seq)));
+                if scout {
+                    if let Some(h) = &mut q.hold {
+                        h.scout_out = false;
+                    }
+                }
+                drop(guard);
+                self.wake.notify_waiters();
+                return;
+            }
+            q.ready.push_back(seq);
             match &mut q.hold {
                 None => {
                     q.hold = Some(Hold {
@@ -513,6 +597,7 @@ impl Router {
     /// Route `idx` failed: a failover when it was the active one. Whether the round goes
     /// on to the next route.
     fn route_failed(&self, idx: usize, outcome: &Outcome) -> bool {
+        *lock(&self.routes[idx].failed_at) = Some(Instant::now());
         let n = self.routes.len();
         if self.defects.has(Defect::NoFailover) || n < 2 {
             return false;
@@ -591,47 +676,81 @@ impl Router {
     /// `duplicates-on-failback`: messages already delivered go through the primary again.
     async fn send_again(&self, s: &Sender, seqs: Vec<u64>) {
         for seq in seqs {
-            let Some(r) = s.lock().get(seq).cloned() else {
+            let Some(mut r) = s.lock().get(seq).cloned() else {
                 continue;
             };
-            let body = Bytes::from(serde_json::to_vec(&r.body).unwrap_or_default());
-            let n = r.attempts.saturating_add(1);
-            let outcome = self.attempt(0, &r.id, n, body).await;
+            let body = Bytes::from(serde_json::to_vec(&*r.body.value()).unwrap_or_default());
+            let outcome = self.attempt(0, &mut r, body, None).await;
             tracing::debug!(id = %r.id, ?outcome, "sent again through the primary");
         }
     }
 
     /// TCP connect and TLS handshake with the route's client certificate, within the
-    /// route timeout.
+    /// route timeout (no request is sent).
+    /// The connection it opened is kept for the traffic that follows.
     async fn probe(&self, idx: usize) -> bool {
         let route = &self.routes[idx];
-        let handshake = async {
-            let tcp = TcpStream::connect(&route.target.connect).await.ok()?;
-            route
-                .connector
-                .connect(route.target.server_name.clone(), tcp)
-                .await
-                .ok()
-        };
-        matches!(
-            tokio::time::timeout(self.timeout, handshake).await,
-            Ok(Some(_))
-        )
-    }
-
-    /// One attempt on one route, within the route timeout.
-    async fn attempt(&self, idx: usize, id: &str, n: u32, body: Bytes) -> Outcome {
-        let route = &self.routes[idx];
-        match tokio::time::timeout(self.timeout, self.exchange(route, id, n, body)).await {
-            Ok(o) => o,
-            Err(_) => Outcome::Timeout,
+        match tokio::time::timeout(self.timeout, connect(route)).await {
+            Ok(Ok(conn)) => {
+                put_idle(route, conn);
+                true
+            }
+            _ => false,
         }
     }
 
-    async fn exchange(&self, route: &Route, id: &str, n: u32, body: Bytes) -> Outcome {
-        let mut may_reuse = true;
+    /// One attempt of `r` on route `idx`, within the route timeout (counted in
+    /// `r.attempts`). First a slot on the route, and a turn to connect when no kept-alive
+    /// connection is free; None when, meanwhile, the route failed after the round began
+    /// (`started`) and is no longer the active one.
+    async fn attempt(
+        &self,
+        idx: usize,
+        r: &mut Record,
+        body: Bytes,
+        started: Option<Instant>,
+    ) -> Option<Outcome> {
+        let route = &self.routes[idx];
+        let failed_since_start = || {
+            started.is_some_and(|t| {
+                self.active.load(Ordering::SeqCst) != idx
+                    && lock(&route.failed_at).is_some_and(|f| f >= t)
+            })
+        };
+        // The semaphores are never closed.
+        let _slot = route.slots.acquire().await.ok()?;
+        let mut pooled = take_idle(route);
+        let _connecting = match pooled {
+            Some(_) => None,
+            None => {
+                let permit = route.connecting.acquire().await.ok()?;
+                // One may have come back while this attempt waited.
+                pooled = take_idle(route);
+                Some(permit)
+            }
+        };
+        if failed_since_start() {
+            return None;
+        }
+        r.attempts = r.attempts.saturating_add(1);
+        r.first_attempt_ms.get_or_insert_with(now_ms);
+        let exchange = self.exchange(route, pooled, &r.id, r.attempts, body);
+        Some(match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(o) => o,
+            Err(_) => Outcome::Timeout,
+        })
+    }
+
+    async fn exchange(
+        &self,
+        route: &Route,
+        mut pooled: Option<Conn>,
+        id: &str,
+        n: u32,
+        body: Bytes,
+    ) -> Outcome {
         loop {
-            let pooled = if may_reuse { take_idle(route) } else { None };
+            let pooled = pooled.take();
             let reused = pooled.is_some();
             let mut conn = match pooled {
                 Some(c) => c,
@@ -655,7 +774,6 @@ impl Router {
             };
             if conn.send.ready().await.is_err() {
                 if reused {
-                    may_reuse = false;
                     continue;
                 }
                 return Outcome::Reset;
@@ -688,7 +806,6 @@ impl Router {
                     // was not taken (or not answered at all); a fresh connection decides.
                     let unsent = e.message().is_some();
                     if reused && (unsent || e.error().is_incomplete_message()) {
-                        may_reuse = false;
                         continue;
                     }
                     return if is_tls(e.error()) {

@@ -234,7 +234,7 @@ fn parse_message(req: &Value) -> Result<NewMessage, String> {
 }
 
 fn same_message(r: &Record, m: &NewMessage) -> bool {
-    r.to == m.to && r.body == m.body && r.entity == m.entity
+    r.to == m.to && r.entity == m.entity && r.body.is(&m.body)
 }
 
 pub(super) struct Sender {
@@ -744,7 +744,7 @@ impl Sender {
 
     async fn attempt(&self, r: &Record, n: u32) -> Outcome {
         let mut id = r.id.clone();
-        let mut body = r.body.clone();
+        let mut body = r.body.value().into_owned();
         if self.defects.has(Defect::NewIdPerAttempt) && n >= 2 {
             id = format!("{}-{n}", r.id);
             for pointer in ["/Identity", "/orderId"] {
