@@ -7,6 +7,7 @@ mod it {
     pub mod curl;
     pub mod defects;
     pub mod fastapi;
+    pub mod haproxy;
     pub mod html;
     pub mod nginx;
     pub mod outbox;
