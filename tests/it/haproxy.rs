@@ -1,7 +1,9 @@
 //! A real third-party router: HAProxy in `mode tcp`, with the primary route as its server
 //! and the fallback route as a `backup` server, both behind TCP-connect health checks
 //! (`check inter 100ms downinter 10ms fall 1 rise 1`), `retries 3`, `option redispatch 1`
-//! and `timeout connect 100ms` (tests/fixtures/haproxy-router.toml and .sh). Each message is
+//! and `timeout connect 100ms`; with every server DOWN it still tries the primary
+//! (`use-server` + `force-persist`) rather than close the connection at once
+//! (tests/fixtures/haproxy-router.toml and .sh). Each message is
 //! one `curl` POST through HAProxy with organisation 5560000001's client certificate; TLS
 //! passes through, so the route receivers see curl's own identity. curl makes one attempt:
 //! what is certified is what HAProxy itself does.
@@ -9,7 +11,7 @@
 //! What HAProxy guarantees, as measured here:
 //! - a primary that **refuses connections** is left for the backup: the refused connect is
 //!   retried 100 ms later and, with redispatch, the retry goes to the backup once the health
-//!   check has marked the primary DOWN. Failover measured at 110-120 ms for the first
+//!   check has marked the primary DOWN. Failover measured at 110-130 ms for the first
 //!   messages, 10-30 ms after that; failback within 0-110 ms of the primary's recovery;
 //! - what goes through the backup is byte for byte what the client sent, with the client's
 //!   own certificate, and nothing is ever delivered twice.
@@ -108,7 +110,8 @@ fn assert_status(r: &Run, prefix: &str, want: &str) -> Value {
 
 /// A scenario that passes, or fails only the way HAProxy is known to lose messages: one
 /// that was in flight at the instant the primary went down (the fault proxy cuts open
-/// connections), or, on a loaded machine, deliveries late by more than the declared times.
+/// connections). On a starved machine (two busy loops on this 2-core box) these steady-load
+/// scenarios also lost messages curl gave up on, and delivered late: no resend covers it.
 fn assert_passed_or_lost_in_flight(r: &Run, prefix: &str) -> Value {
     let s = scenario(r, prefix).clone();
     let m = message(&s);
@@ -140,6 +143,40 @@ fn assert_no_failover(r: &Run, prefix: &str) {
         rows.iter().all(|m| m["route"].is_null()),
         "{prefix:?}: nothing went through the fallback: {rows:?}"
     );
+}
+
+/// "After a black hole, the fallback deliveries are still valid": HAProxy sends nothing
+/// to the backup, so the scenario fails ("did not fail over"). It passes only through a
+/// harness artefact: the routes are created per scenario, so HAProxy saw both down just
+/// before and, when the backup's check happens to succeed first, the scenario's baseline
+/// message goes through the backup; the check counts that pre-fault delivery. Returns
+/// whether it passed, after checking that a pass is only that.
+fn black_hole_coordination_is_only_the_baseline(s: &Value) -> bool {
+    if status(s) == "failed" {
+        assert!(message(s).contains("did not fail over"), "{}", message(s));
+        return false;
+    }
+    assert_eq!(status(s), "passed", "{}", message(s));
+    let baseline: Vec<&Value> = s["evidence"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("baseline"))
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter(|b| b["route"] == "fallback-1")
+        .map(|b| &b["id"])
+        .collect();
+    let rows = evidence(s, "coordination").expect("coordination evidence")["fallback_deliveries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !rows.is_empty() && rows.iter().all(|d| baseline.contains(&&d["id"])),
+        "a black hole passed with deliveries through the backup other than the baseline's: {rows:?} (baseline through fallback-1: {baseline:?})"
+    );
+    eprintln!("note: the black-hole coordination scenario passed on its baseline message only (harness artefact)");
+    true
 }
 
 #[test]
@@ -199,11 +236,13 @@ fn haproxy_fails_over_from_a_refusing_primary_but_loses_what_a_connect_check_can
         "{coord}"
     );
     // ... but after a black hole nothing reaches the backup at all.
-    let bh = assert_status(&r, "after a black hole, the fallback deliveries", "failed");
+    let bh = scenario(&r, "after a black hole, the fallback deliveries");
+    let route2_passed = black_hole_coordination_is_only_the_baseline(bh);
+    let route2 = if route2_passed { "pass" } else { "fail" };
     assert!(
-        message(&bh).contains("did not fail over"),
-        "{}",
-        message(&bh)
+        r.with_verdict(route2).contains("CONT-ROUTE-2"),
+        "CONT-ROUTE-2 should {route2}: {}",
+        r.explain()
     );
 
     // CONT-NOLOSS / CONT-FAULT-PROC, in flight: the primary read the message and never
@@ -260,12 +299,7 @@ fn haproxy_fails_over_from_a_refusing_primary_but_loses_what_a_connect_check_can
     }
 
     let fail = r.with_verdict("fail");
-    for id in [
-        "CONT-ROUTE-1",
-        "CONT-ROUTE-2",
-        "CONT-NOLOSS",
-        "CONT-FAULT-PROC",
-    ] {
+    for id in ["CONT-ROUTE-1", "CONT-NOLOSS", "CONT-FAULT-PROC"] {
         assert!(fail.contains(id), "{id} should fail: {fail:?}");
     }
     assert!(
