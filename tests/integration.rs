@@ -8,6 +8,7 @@ mod it {
     pub mod defects;
     pub mod exercise;
     pub mod fastapi;
+    pub mod haproxy;
     pub mod html;
     pub mod nginx;
     pub mod outbox;

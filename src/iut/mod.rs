@@ -185,6 +185,9 @@ pub struct Restarter {
     identity: Option<Identity>,
     ready_path: String,
     ready_timeout: Duration,
+    /// `[iut.ready] check`: a TCP-only IUT (a TLS pass-through router) cannot answer HTTPS
+    /// while its routes are down.
+    ready_check: ReadyCheck,
 }
 
 impl std::fmt::Debug for Restarter {
@@ -206,11 +209,19 @@ impl Restarter {
         drop(guard);
         let deadline = tokio::time::Instant::now() + self.ready_timeout;
         loop {
-            let spec = ClientSpec::new(self.identity.clone(), Duration::from_secs(2));
-            if let Ok(ex) = peers::request(&self.target, &spec, "GET", &self.ready_path).await {
-                if ex.status().is_some() {
-                    return Ok(started.elapsed());
+            let ready = match self.ready_check {
+                ReadyCheck::Tcp => peers::client::connect_tcp(self.target.addr, None)
+                    .await
+                    .is_ok(),
+                ReadyCheck::Https => {
+                    let spec = ClientSpec::new(self.identity.clone(), Duration::from_secs(2));
+                    peers::request(&self.target, &spec, "GET", &self.ready_path)
+                        .await
+                        .is_ok_and(|ex| ex.status().is_some())
                 }
+            };
+            if ready {
+                return Ok(started.elapsed());
             }
             if tokio::time::Instant::now() >= deadline {
                 let mut guard = self.process.lock().await;
@@ -583,6 +594,7 @@ impl Iut {
                     .clone()
                     .unwrap_or_else(|| api.health_path.clone()),
                 ready_timeout: cfg.iut.ready.timeout.0,
+                ready_check: cfg.iut.ready.check,
             });
         } else if !opts.defects.is_empty() {
             bail!(SetupError(
@@ -614,8 +626,12 @@ impl Iut {
             process,
             crl_server,
         };
+        // Without [api] there is no readiness target (ApiSection::absent points nowhere):
+        // say so rather than silently skip a declared [iut.ready].
         if cfg.api.is_some() {
             iut.wait_ready(cfg).await?;
+        } else if cfg.iut.start.is_some() && cfg.iut.ready.check == ReadyCheck::Tcp {
+            eprintln!("provsten: [iut.ready] check = \"tcp\" needs [api] base_url as its target; without [api] the IUT is not waited for");
         }
         Ok(iut)
     }
