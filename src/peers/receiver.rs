@@ -429,8 +429,59 @@ async fn bind_again(addr: SocketAddr) -> Option<TcpListener> {
     }
 }
 
+/// The socket, noting when raw bytes first arrive after each reset: TLS shows a request
+/// only once its whole record is in, which through a slow link is long after it began.
+struct Timed {
+    inner: TcpStream,
+    first: Arc<Mutex<Option<Instant>>>,
+}
+
+impl tokio::io::AsyncRead for Timed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            if let Ok(mut f) = self.first.lock() {
+                f.get_or_insert_with(Instant::now);
+            }
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Timed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
     let _ = tcp.set_nodelay(true);
+    let first_bytes = Arc::new(Mutex::new(None));
+    let tcp = Timed {
+        inner: tcp,
+        first: first_bytes.clone(),
+    };
     let cert_rule = ctx.take(None, true);
     let config = match &cert_rule {
         Some(Answer::BadCert(name)) => ctx
@@ -471,6 +522,11 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
     let mut buf = Vec::with_capacity(4096);
     let mut requests = 0usize;
     loop {
+        if buf.is_empty() {
+            if let Ok(mut f) = first_bytes.lock() {
+                *f = None;
+            }
+        }
         let req = match tokio::time::timeout(READ_DEADLINE, read_request(&mut tls, &mut buf)).await
         {
             Ok(Ok(Some(r))) => r,
@@ -498,7 +554,8 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
             Instant::now()
         });
         if requests > 1 {
-            a.started = req.started;
+            let raw = first_bytes.lock().ok().and_then(|f| *f);
+            a.started = raw.map_or(req.started, |r| r.min(req.started));
         }
         identify(&tls, &mut a);
         a.bad_certificate_accepted = accepted_bad.clone();
@@ -579,7 +636,7 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
             Answer::Reset => {
                 ctx.record(a);
                 let (tcp, _) = tls.into_inner();
-                let _ = tcp.set_zero_linger();
+                let _ = tcp.inner.set_zero_linger();
                 drop(tcp);
                 return;
             }
@@ -594,7 +651,7 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
     }
 }
 
-fn identify(tls: &tokio_rustls::server::TlsStream<TcpStream>, a: &mut Attempt) {
+fn identify(tls: &tokio_rustls::server::TlsStream<Timed>, a: &mut Attempt) {
     let (_, conn) = tls.get_ref();
     a.tls_version = conn.protocol_version().map(|v| format!("{v:?}"));
     if let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) {

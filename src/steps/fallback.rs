@@ -312,12 +312,15 @@ impl ProvstenWorld {
 
     /// Whether an arrival's acknowledgement may have been lost in a fault: it came through
     /// a route whose link was faulty then (or shortly after).
-    pub(super) fn unconfirmed_arrival(&self, a: &Arrival, grace: Duration, tolerance: Duration) -> bool {
+    pub(super) fn unconfirmed_arrival(
+        &self,
+        a: &Arrival,
+        grace: Duration,
+        tolerance: Duration,
+    ) -> bool {
         let link = format!("route-{}", a.route);
         self.fallback.windows.iter().any(|w| {
-            w.link == link
-                && a.at + tolerance >= w.from
-                && w.to.is_none_or(|to| a.at <= to + grace)
+            w.link == link && a.at + tolerance >= w.from && w.to.is_none_or(|to| a.at <= to + grace)
         })
     }
 
@@ -337,7 +340,10 @@ impl ProvstenWorld {
                 && repeat.attempt.started + tolerance >= w.from
                 && w.to.is_none_or(|to| repeat.attempt.started <= to)
         });
-        began_in_fault || earlier.iter().any(|e| self.unconfirmed_arrival(e, grace, tolerance))
+        began_in_fault
+            || earlier
+                .iter()
+                .any(|e| self.unconfirmed_arrival(e, grace, tolerance))
     }
 
     /// Every sent message accepted at least once (waiting up to `wait`); the arrivals.
@@ -830,11 +836,9 @@ async fn no_loss(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         }
         for (i, a) in got.iter().enumerate().skip(1) {
             let earlier = &got[..i];
-            let row = json!({"id": s.id, "route": a.route, "at_ms": w.since_epoch(a.at), "earlier": earlier.iter().map(|e| json!({"route": e.route, "at_ms": w.since_epoch(e.at)})).collect::<Vec<_>>()});
+            let row = json!({"id": s.id, "route": a.route, "at_ms": w.since_epoch(a.at), "started_ms": w.since_epoch(a.attempt.started), "earlier": earlier.iter().map(|e| json!({"route": e.route, "at_ms": w.since_epoch(e.at)})).collect::<Vec<_>>()});
             let may_repeat = r.delivery == Delivery::AtLeastOnce
-                && earlier
-                    .iter()
-                    .any(|e| w.unconfirmed_arrival(e, grace, r.tolerance));
+                && w.allowed_repeat(earlier, a, grace, r.tolerance);
             if may_repeat {
                 excused.push(row);
             } else {
