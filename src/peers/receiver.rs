@@ -156,6 +156,9 @@ pub struct Attempt {
     /// else its first bytes (a request held up by the network started long before `at`).
     #[serde(skip)]
     pub started: Instant,
+    /// When its connection was accepted.
+    #[serde(skip)]
+    pub connection_at: Instant,
     pub wall: String,
     /// The id in the body (at the message type's pointer), else the `X-Message-Id` header.
     pub message_id: Option<String>,
@@ -348,6 +351,7 @@ impl ConnCtx {
             at_ms: at.duration_since(self.started).as_secs_f64() * 1000.0,
             at,
             started: at,
+            connection_at: at,
             wall: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             message_id: None,
             header_id: None,
@@ -553,6 +557,7 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
         } else {
             Instant::now()
         });
+        a.connection_at = accepted_at;
         if requests > 1 {
             let raw = first_bytes.lock().ok().and_then(|f| *f);
             a.started = raw.map_or(req.started, |r| r.min(req.started));

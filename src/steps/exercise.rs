@@ -17,7 +17,7 @@ use super::network::{finish_timeline, spawn_timeline};
 use super::ProvstenWorld;
 use crate::iut::config::{Delivery, Failback};
 use crate::network::proxy::ToxicSpec;
-use crate::network::timeline::{self, Timeline};
+use crate::network::timeline::{self, Fault, Timeline};
 use crate::report::model::{ExercisePhase, ExerciseTimeline, RouteSeries};
 
 /// Messages per second in a phase that declares no `load`.
@@ -220,6 +220,7 @@ impl ProvstenWorld {
             let mut lost = Vec::new();
             let mut duplicates = 0u64;
             let mut repeats = 0u64;
+            let mut repeated = Vec::new();
             for s in &in_phase {
                 match arrivals.get(&s.id) {
                     None => lost.push(s.id.clone()),
@@ -232,6 +233,13 @@ impl ProvstenWorld {
                                 repeats += 1;
                             } else {
                                 duplicates += 1;
+                            }
+                            if repeated.len() < 10 {
+                                repeated.push(json!({
+                                    "id": s.id,
+                                    "allowed": excused,
+                                    "arrivals": v.iter().map(|a| json!({"route": a.route, "at_ms": ms(a.at.saturating_duration_since(start)), "began_ms": ms(a.attempt.started.saturating_duration_since(start))})).collect::<Vec<_>>(),
+                                }));
                             }
                         }
                     }
@@ -250,14 +258,17 @@ impl ProvstenWorld {
                 .iter()
                 .map(|(k, v)| (k, (*v as f64 / secs * 10.0).round() / 10.0))
                 .collect();
+            let out = r.failover_time;
             let primary_out = p
                 .faults
                 .iter()
-                .any(|f| f.link() == format!("route-{primary}"));
-            let fallback_up = !fallback_links
-                .iter()
-                .all(|l| p.faults.iter().any(|f| f.link() == l));
-            let outage = !p.faults.is_empty();
+                .any(|f| f.link() == format!("route-{primary}") && breaks_route(f, out));
+            let fallback_up = !fallback_links.iter().all(|l| {
+                p.faults
+                    .iter()
+                    .any(|f| f.link() == l && breaks_route(f, out))
+            });
+            let outage = p.faults.iter().any(|f| breaks_route(f, out));
             // The router's first move to a fallback: its first connection there.
             let detection = all_attempts
                 .iter()
@@ -289,6 +300,7 @@ impl ProvstenWorld {
                 "lost_ids": lost,
                 "duplicates": duplicates,
                 "repeats_after_unconfirmed_delivery": repeats,
+                "repeated": repeated,
                 "latency_p50_ms": percentile(&latencies, 0.5),
                 "latency_p99_ms": percentile(&latencies, 0.99),
                 "per_route": per_route,
@@ -404,6 +416,21 @@ impl ProvstenWorld {
                 .collect(),
             routes: series,
         }
+    }
+}
+
+/// Whether a fault takes a route out (the router must fail over), rather than degrading
+/// it: down, a black hole, resets, cut data, or latency of at least the failover time.
+fn breaks_route(f: &Fault, failover: Duration) -> bool {
+    match f {
+        Fault::Down { .. } => true,
+        Fault::Toxic { toxic, .. } => match toxic.kind.as_str() {
+            "timeout" | "reset_peer" | "limit_data" => true,
+            "latency" => toxic.attributes["latency"]
+                .as_u64()
+                .is_some_and(|ms| Duration::from_millis(ms) >= failover),
+            _ => false,
+        },
     }
 }
 

@@ -29,6 +29,12 @@ use crate::peers::receiver::{Answer, Attempt, ReceiverSpec, Rule, SimulatedRecei
 static TURN: LazyLock<Arc<tokio::sync::Mutex<()>>> = LazyLock::new(Default::default);
 /// A router scenario waits at most this long for the others to finish.
 const TURN_DEADLINE: Duration = Duration::from_secs(600);
+/// How long the no-loss check keeps watching for late repeats once everything arrived
+/// (a resend after failback comes within a failback probe or two).
+const QUIET: Duration = Duration::from_millis(500);
+/// Bytes a fault held (a black hole delays data until it is lifted, as Toxiproxy's does)
+/// reach the receiver this soon after the lift.
+const FLUSH: Duration = Duration::from_millis(50);
 /// Spacing of the messages a failback check sends.
 const FAILBACK_PROBE_EVERY: Duration = Duration::from_millis(100);
 
@@ -325,8 +331,9 @@ impl ProvstenWorld {
     }
 
     /// Whether a repeat is one at-least-once allows: an earlier arrival's acknowledgement
-    /// may have been lost, or this one began while its own route was faulty (the late
-    /// arrival of an attempt the router had given up on).
+    /// may have been lost, or this one is an attempt the router gave up on arriving late:
+    /// it began while its own route was faulty, or it was held on a connection opened
+    /// before the fault lifted and flushed when it did.
     pub(super) fn allowed_repeat(
         &self,
         earlier: &[Arrival],
@@ -335,12 +342,15 @@ impl ProvstenWorld {
         tolerance: Duration,
     ) -> bool {
         let link = format!("route-{}", repeat.route);
-        let began_in_fault = self.fallback.windows.iter().any(|w| {
+        let began = repeat.attempt.started;
+        let held_over = self.fallback.windows.iter().any(|w| {
             w.link == link
-                && repeat.attempt.started + tolerance >= w.from
-                && w.to.is_none_or(|to| repeat.attempt.started <= to)
+                && began + tolerance >= w.from
+                && w.to.is_none_or(|to| {
+                    began <= to || (repeat.attempt.connection_at <= to && began <= to + FLUSH)
+                })
         });
-        began_in_fault
+        held_over
             || earlier
                 .iter()
                 .any(|e| self.unconfirmed_arrival(e, grace, tolerance))
@@ -800,7 +810,7 @@ async fn no_loss(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .all_arrived(r.first_delivery_timeout + r.failover_time)
         .await;
     // Watch a little longer for late repeats (a resend after failback, say).
-    let quiet = r.failover_time.max(Duration::from_millis(500));
+    let quiet = QUIET;
     let ids: Vec<String> = w.fallback.sent.iter().map(|s| s.id.clone()).collect();
     let before = w.arrivals();
     let (_, arrivals) = w
