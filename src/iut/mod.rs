@@ -434,27 +434,7 @@ impl Iut {
         let sender = match &cfg.sender {
             None => None,
             Some(s) => {
-                let trigger = match (&s.trigger.command, &s.trigger.url) {
-                    (Some(argv), _) => {
-                        let mut expanded = Vec::new();
-                        for (i, a) in argv.iter().enumerate() {
-                            expanded.push(ph.expand(
-                                a,
-                                &format!("sender.trigger.command[{i}]"),
-                                &source,
-                            )?);
-                        }
-                        Trigger::Command {
-                            argv: expanded,
-                            workdir: config_dir.clone(),
-                        }
-                    }
-                    (None, Some(u)) => Trigger::Url(ph.expand(u, "sender.trigger.url", &source)?),
-                    (None, None) => bail!(SetupError(format!(
-                        "{}: sender.trigger needs `command` or `url`",
-                        source.name()
-                    ))),
-                };
+                let trigger = expand_trigger(&s.trigger, "sender", &mut ph, &source, &config_dir)?;
                 Some(SenderContext {
                     message: s.message.clone(),
                     trigger,
@@ -468,27 +448,7 @@ impl Iut {
         let router = match &cfg.router {
             None => None,
             Some(r) => {
-                let trigger = match (&r.trigger.command, &r.trigger.url) {
-                    (Some(argv), _) => {
-                        let mut expanded = Vec::new();
-                        for (i, a) in argv.iter().enumerate() {
-                            expanded.push(ph.expand(
-                                a,
-                                &format!("router.trigger.command[{i}]"),
-                                &source,
-                            )?);
-                        }
-                        Trigger::Command {
-                            argv: expanded,
-                            workdir: config_dir.clone(),
-                        }
-                    }
-                    (None, Some(u)) => Trigger::Url(ph.expand(u, "router.trigger.url", &source)?),
-                    (None, None) => bail!(SetupError(format!(
-                        "{}: router.trigger needs `command` or `url`",
-                        source.name()
-                    ))),
-                };
+                let trigger = expand_trigger(&r.trigger, "router", &mut ph, &source, &config_dir)?;
                 let mut routes = Vec::new();
                 for (i, route) in r.routes.iter().enumerate() {
                     let key = format!("router.routes[{i}].listen");
@@ -785,6 +745,37 @@ fn indent(lines: &[String]) -> String {
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A `[sender]` or `[router]` trigger with the run's placeholders filled in.
+fn expand_trigger(
+    t: &config::TriggerSection,
+    role: &str,
+    ph: &mut Placeholders,
+    source: &ConfigSource,
+    config_dir: &Path,
+) -> anyhow::Result<Trigger> {
+    match (&t.command, &t.url) {
+        (Some(argv), _) => {
+            let mut expanded = Vec::new();
+            for (i, a) in argv.iter().enumerate() {
+                expanded.push(ph.expand(a, &format!("{role}.trigger.command[{i}]"), source)?);
+            }
+            Ok(Trigger::Command {
+                argv: expanded,
+                workdir: config_dir.to_path_buf(),
+            })
+        }
+        (None, Some(u)) => Ok(Trigger::Url(ph.expand(
+            u,
+            &format!("{role}.trigger.url"),
+            source,
+        )?)),
+        (None, None) => bail!(SetupError(format!(
+            "{}: {role}.trigger needs `command` or `url`",
+            source.name()
+        ))),
+    }
 }
 
 pub fn setup_error(msg: impl Into<String>) -> anyhow::Error {

@@ -106,15 +106,7 @@ async fn exercise(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> {
     }
     tokio::time::sleep_until((start + total).into()).await;
     let applied = finish_timeline(driver, total).await?;
-    // The fault windows as the driver applied them.
-    for a in &applied {
-        if a.apply {
-            w.note_fault_at(&a.link, &a.fault, a.at);
-        } else {
-            w.note_lifted_at(&a.link, a.at);
-        }
-    }
-    w.mark_outage_sends();
+    w.note_applied(&applied);
     // Everything sent must be accounted for: wait for the stragglers.
     let ids: Vec<String> = w.fallback.sent[first..]
         .iter()

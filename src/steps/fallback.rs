@@ -101,6 +101,23 @@ impl std::fmt::Debug for FallbackState {
     }
 }
 
+/// The message type the router is asked to route.
+fn router_message(
+    ctx: &super::RunContext,
+    r: &RouterContext,
+) -> anyhow::Result<crate::iut::MessageType> {
+    ctx.messages
+        .iter()
+        .find(|m| m.name == r.message)
+        .cloned()
+        .ok_or_else(|| {
+            anyhow!(
+                "router.message {:?} is not a declared message type",
+                r.message
+            )
+        })
+}
+
 fn sha(b: &[u8]) -> String {
     Sha256::digest(b)
         .iter()
@@ -168,8 +185,20 @@ impl ProvstenWorld {
         }
     }
 
-    /// After a timeline: which sends fell inside a fault window.
-    pub(super) fn mark_outage_sends(&mut self) {
+    /// After a timeline: its fault windows as the driver applied them, and which sends fell
+    /// inside one.
+    pub(super) fn note_applied(&mut self, applied: &[super::network::Applied]) {
+        for a in applied {
+            if a.apply {
+                self.note_fault_at(&a.link, &a.fault, a.at);
+            } else {
+                self.note_lifted_at(&a.link, a.at);
+            }
+        }
+        self.mark_outage_sends();
+    }
+
+    fn mark_outage_sends(&mut self) {
         let windows = self.fallback.windows.clone();
         for s in &mut self.fallback.sent {
             s.during_outage = windows
@@ -253,17 +282,7 @@ impl ProvstenWorld {
     pub(super) async fn route_one(&mut self) -> anyhow::Result<String> {
         let r = self.router()?;
         let ctx = self.ctx()?;
-        let m = ctx
-            .messages
-            .iter()
-            .find(|m| m.name == r.message)
-            .cloned()
-            .ok_or_else(|| {
-                anyhow!(
-                    "router.message {:?} is not a declared message type",
-                    r.message
-                )
-            })?;
+        let m = router_message(&ctx, &r)?;
         let mut body = m.examples.first().cloned().unwrap_or(Value::Null);
         let n = self.fallback.sent.len();
         let id = super::schema::plant_id(&m, &mut body).unwrap_or_else(|| {
@@ -419,17 +438,7 @@ async fn routes_up(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         w.fallback.turn = Some(guard);
     }
     let ctx = w.ctx()?;
-    let m = ctx
-        .messages
-        .iter()
-        .find(|m| m.name == r.message)
-        .cloned()
-        .ok_or_else(|| {
-            anyhow!(
-                "router.message {:?} is not a declared message type",
-                r.message
-            )
-        })?;
+    let m = router_message(&ctx, &r)?;
     let mut shown = Vec::new();
     for route in &r.routes {
         let rx = SimulatedReceiver::start(ReceiverSpec {
@@ -1085,14 +1094,7 @@ async fn timeline_with_load(w: &mut ProvstenWorld, name: String, every: u64) -> 
         next += every;
     }
     let applied = super::network::finish_timeline(driver, total).await?;
-    for a in &applied {
-        if a.apply {
-            w.note_fault_at(&a.link, &a.fault, a.at);
-        } else {
-            w.note_lifted_at(&a.link, a.at);
-        }
-    }
-    w.mark_outage_sends();
+    w.note_applied(&applied);
     let log: Vec<Value> = applied
         .iter()
         .map(|a| json!({"phase": a.phase, "link": a.link, "fault": a.fault, "apply": a.apply, "at_ms": ms(a.at.saturating_duration_since(start)), "ok": a.ok}))

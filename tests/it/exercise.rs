@@ -5,20 +5,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::util::{provsten, Run};
+use super::util::{subcommand, Run};
 
 fn exercise(out: &Path, args: &[&str]) -> Run {
-    let output = provsten()
-        .arg("exercise")
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .expect("running provsten exercise");
-    let report = std::fs::read_to_string(out.join("report.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    Run { output, report }
+    subcommand("exercise", out, args)
 }
 
 /// The exercise evidence of the run's one scenario.

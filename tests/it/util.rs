@@ -62,9 +62,15 @@ impl Run {
 
 /// `provsten run -q --out OUT ARGS…`
 pub fn run(out: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["-q"];
+    all.extend_from_slice(args);
+    subcommand("run", out, &all)
+}
+
+/// `provsten COMMAND --out OUT ARGS…`, with the report it wrote, if any.
+pub fn subcommand(command: &str, out: &Path, args: &[&str]) -> Run {
     let output = provsten()
-        .arg("run")
-        .arg("-q")
+        .arg(command)
         .arg("--out")
         .arg(out)
         .args(args)
