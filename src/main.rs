@@ -284,12 +284,7 @@ async fn exercise(a: ExerciseArgs) -> anyhow::Result<u8> {
         (name, Vec::new())
     };
     // A bad file is exit 2 before anything starts, naming file and line.
-    let check = |spec: &provsten::network::proxy::ToxicSpec| {
-        provsten::network::toxics::check(spec)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    if let Err(e) = provsten::network::timeline::find(&name, &timelines, &check) {
+    if let Err(e) = provsten::network::timeline::find_checked(&name, &timelines) {
         eprintln!("provsten: exercise: {e:#}");
         return Ok(exit::RUN_ERROR);
     }

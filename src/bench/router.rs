@@ -233,7 +233,27 @@ fn cpu_s(pid: &str) -> f64 {
     (tick(14) + tick(15)) / 100.0
 }
 
+/// How long one admin call (a batch of messages written durably) may take.
+const ADMIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// One call to the IUT's admin port, within [`ADMIN_DEADLINE`].
 async fn admin(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> anyhow::Result<(u16, Bytes)> {
+    tokio::time::timeout(ADMIN_DEADLINE, admin_call(addr, method, path, body))
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "{method} {path}: no answer within {} s",
+                ADMIN_DEADLINE.as_secs()
+            )
+        })?
+}
+
+async fn admin_call(
     addr: SocketAddr,
     method: &str,
     path: &str,

@@ -238,6 +238,16 @@ pub fn find(
     }
 }
 
+/// [`find`], with toxics checked as the embedded proxy checks them.
+pub fn find_checked(name: &str, dirs: &[std::path::PathBuf]) -> anyhow::Result<Timeline> {
+    let check = |spec: &ToxicSpec| {
+        crate::network::toxics::check(spec)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    find(name, dirs, &check)
+}
+
 /// Loads `DIR/NAME.toml`, listing the timelines there when NAME is not one of them.
 pub fn load(dir: &Path, name: &str, check: ToxicCheck<'_>) -> anyhow::Result<Timeline> {
     let path = dir.join(format!("{name}.toml"));

@@ -309,18 +309,34 @@ impl SimulatedReceiver {
         deadline: Instant,
         done: impl Fn(&[Attempt]) -> bool,
     ) -> (bool, Vec<Attempt>) {
-        loop {
-            let notified = self.changed.notified();
+        wait_notified(&self.changed, deadline, || {
             let now = self.attempts();
-            if done(&now) {
-                return (true, now);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return (false, now);
-            }
-            let _ = tokio::time::timeout(left, notified).await;
+            (done(&now), now)
+        })
+        .await
+    }
+}
+
+/// Waits on `changed` until `probe` reports done or the deadline passes; returns the last
+/// probe. The waiter is registered before each probe, so no notification is missed.
+pub async fn wait_notified<T>(
+    changed: &Notify,
+    deadline: Instant,
+    mut probe: impl FnMut() -> (bool, T),
+) -> (bool, T) {
+    loop {
+        let notified = changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (done, now) = probe();
+        if done {
+            return (true, now);
         }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (false, now);
+        }
+        let _ = tokio::time::timeout(left, notified).await;
     }
 }
 

@@ -215,7 +215,15 @@ impl Defect {
             Defect::SendsInvalidMessages => &["FMK-2.6.2-VALIDATE"],
             Defect::SenderAcceptsBadCert => &["FMK-2.1-MTLS", "FMK-2.6.3-RESEND"],
             Defect::WindowExcludesStart | Defect::WindowLeaksOtherOrgs => &["FMK-2.6.1-NOTIFY"],
-            Defect::NoFailover => &["CONT-EXERCISE", "CONT-ROUTE-1", "CONT-ROUTE-2"],
+            // The fault-processing scenarios keep the primary broken: only a fallback
+            // delivers there.
+            Defect::NoFailover => &[
+                "CONT-EXERCISE",
+                "CONT-FAULT-PROC",
+                "CONT-NOLOSS",
+                "CONT-ROUTE-1",
+                "CONT-ROUTE-2",
+            ],
             Defect::SlowFailover => &["CONT-EXERCISE", "CONT-ROUTE-1"],
             // Never failing over (its timeouts count as deliveries), it loses what the
             // fallback should have carried.
@@ -225,7 +233,7 @@ impl Defect {
                 "CONT-ROUTE-1",
                 "CONT-ROUTE-2",
             ],
-            Defect::DuplicatesOnFailback => &["CONT-EXERCISE", "CONT-FAULT-PROC", "CONT-NOLOSS"],
+            Defect::DuplicatesOnFailback => &["CONT-EXERCISE", "CONT-NOLOSS"],
             // Router scenarios each start on the primary; stuck on the fallback after the
             // first outage, the router fails every later one there (each requirement has
             // at least two router scenarios, so which runs first does not matter).

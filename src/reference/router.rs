@@ -56,7 +56,7 @@ use tokio_rustls::TlsConnector;
 use super::audit::{now_rfc3339, Direction};
 use super::defects::{Defect, Defects};
 use super::outbox::{now_ms, Record, State};
-use super::sender::{client_connector, describe, is_tls, parse_retry_after, parse_url};
+use super::sender::{client_connector, describe, parse_retry_after, parse_url, tls_or_reset};
 use super::sender::{Sender, Target};
 use crate::iut::resend_policy::{Decision, Outcome};
 use crate::pki::Pki;
@@ -808,11 +808,7 @@ impl Router {
                     if reused && (unsent || e.error().is_incomplete_message()) {
                         continue;
                     }
-                    return if is_tls(e.error()) {
-                        Outcome::Tls
-                    } else {
-                        Outcome::Reset
-                    };
+                    return tls_or_reset(e.error());
                 }
             }
         }
@@ -846,22 +842,10 @@ async fn connect(route: &Route) -> Result<Conn, Outcome> {
         .connector
         .connect(t.server_name.clone(), tcp)
         .await
-        .map_err(|e| {
-            if is_tls(&e) {
-                Outcome::Tls
-            } else {
-                Outcome::Reset
-            }
-        })?;
+        .map_err(|e| tls_or_reset(&e))?;
     let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
-        .map_err(|e| {
-            if is_tls(&e) {
-                Outcome::Tls
-            } else {
-                Outcome::Reset
-            }
-        })?;
+        .map_err(|e| tls_or_reset(&e))?;
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });

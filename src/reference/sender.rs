@@ -790,24 +790,12 @@ impl Sender {
         };
         let tls = match self.connector.connect(t.server_name.clone(), tcp).await {
             Ok(s) => s,
-            Err(e) => {
-                return if is_tls(&e) {
-                    Outcome::Tls
-                } else {
-                    Outcome::Reset
-                }
-            }
+            Err(e) => return tls_or_reset(&e),
         };
         let (mut send, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(tls)).await
         {
             Ok(x) => x,
-            Err(e) => {
-                return if is_tls(&e) {
-                    Outcome::Tls
-                } else {
-                    Outcome::Reset
-                }
-            }
+            Err(e) => return tls_or_reset(&e),
         };
         let conn = tokio::spawn(async move {
             let _ = conn.await;
@@ -838,13 +826,7 @@ impl Sender {
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_retry_after),
             },
-            Err(e) => {
-                if is_tls(&e) {
-                    Outcome::Tls
-                } else {
-                    Outcome::Reset
-                }
-            }
+            Err(e) => tls_or_reset(&e),
         };
         conn.abort();
         outcome
@@ -875,6 +857,15 @@ pub(super) fn describe(o: &Outcome) -> String {
 
 /// Whether a rustls error is somewhere in the chain (io::Error hides its inner error
 /// from `source()`, so look inside each one).
+/// A failed connection as the policy classes it: refused by TLS, or cut.
+pub(super) fn tls_or_reset(e: &(dyn std::error::Error + 'static)) -> Outcome {
+    if is_tls(e) {
+        Outcome::Tls
+    } else {
+        Outcome::Reset
+    }
+}
+
 pub(super) fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(e) = cur {

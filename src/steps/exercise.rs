@@ -16,7 +16,6 @@ use super::fallback::Arrival;
 use super::network::{finish_timeline, spawn_timeline};
 use super::ProvstenWorld;
 use crate::iut::config::{Delivery, Failback};
-use crate::network::proxy::ToxicSpec;
 use crate::network::timeline::{self, Fault, Timeline};
 use crate::report::model::{ExercisePhase, ExerciseTimeline, RouteSeries};
 
@@ -50,13 +49,7 @@ fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
 
 /// Loads an exercise's timeline: shipped, or from the run's `--scenarios` directories.
 fn load(w: &ProvstenWorld, name: &str) -> anyhow::Result<Timeline> {
-    let ctx = w.ctx()?;
-    let check = |spec: &ToxicSpec| {
-        crate::network::toxics::check(spec)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    timeline::find(name, &ctx.timeline_dirs, &check)
+    timeline::find_checked(name, &w.ctx()?.timeline_dirs)
 }
 
 #[when(expr = "the outage exercise {string} runs")]

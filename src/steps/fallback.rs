@@ -23,7 +23,9 @@ use super::ProvstenWorld;
 use crate::iut::config::{Delivery, Failback};
 use crate::iut::RouterContext;
 use crate::network::proxy::Stream;
-use crate::peers::receiver::{Answer, Attempt, ReceiverSpec, Rule, SimulatedReceiver};
+use crate::peers::receiver::{
+    wait_notified, Answer, Attempt, ReceiverSpec, Rule, SimulatedReceiver,
+};
 
 /// Router scenarios share the IUT's route addresses: one at a time.
 static TURN: LazyLock<Arc<tokio::sync::Mutex<()>>> = LazyLock::new(Default::default);
@@ -262,20 +264,11 @@ impl ProvstenWorld {
         deadline: Instant,
         done: impl Fn(&BTreeMap<String, Vec<Arrival>>) -> bool,
     ) -> (bool, BTreeMap<String, Vec<Arrival>>) {
-        loop {
-            let notified = self.fallback.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+        wait_notified(&self.fallback.changed, deadline, || {
             let now = self.arrivals();
-            if done(&now) {
-                return (true, now);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return (false, now);
-            }
-            let _ = tokio::time::timeout(left, notified).await;
-        }
+            (done(&now), now)
+        })
+        .await
     }
 
     /// Asks the IUT to route one fresh message; returns its id.
@@ -1068,12 +1061,7 @@ async fn fails_back(w: &mut ProvstenWorld) -> anyhow::Result<()> {
 )]
 async fn timeline_with_load(w: &mut ProvstenWorld, name: String, every: u64) -> anyhow::Result<()> {
     let ctx = w.ctx()?;
-    let check = |spec: &crate::network::proxy::ToxicSpec| {
-        crate::network::toxics::check(spec)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    let t = crate::network::timeline::find(&name, &ctx.timeline_dirs, &check)?;
+    let t = crate::network::timeline::find_checked(&name, &ctx.timeline_dirs)?;
     let mut links = Vec::new();
     for l in t.links() {
         let real = w.route_link(&l).ok_or_else(|| {

@@ -182,12 +182,7 @@ async fn restored(w: &mut ProvstenWorld, link: String) -> anyhow::Result<()> {
 )]
 async fn run_timeline(w: &mut ProvstenWorld, name: String, every_ms: u64) -> anyhow::Result<()> {
     let ctx = w.ctx()?;
-    let check = |spec: &ToxicSpec| {
-        crate::network::toxics::check(spec)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    let t = timeline::find(&name, &ctx.timeline_dirs, &check)?;
+    let t = timeline::find_checked(&name, &ctx.timeline_dirs)?;
     for link in t.links() {
         w.ensure_link(&link).await?;
     }
