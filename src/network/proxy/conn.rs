@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ pub(super) async fn serve(
     link: Arc<str>,
     upstream: Arc<str>,
     chains: [watch::Receiver<Chain>; 2],
+    spliced: Arc<AtomicU64>,
 ) {
     let [upstream_chain, downstream_chain] = chains;
     // Toxicity is drawn for each toxic as the connection opens.
@@ -55,8 +57,8 @@ pub(super) async fn serve(
         let (mut client_read, mut client_write) = client.split();
         let (mut server_read, mut server_write) = server.split();
         both(
-            up.run(&mut client_read, &mut server_write),
-            down.run(&mut server_read, &mut client_write),
+            up.run_tcp(&mut client_read, &mut server_write, &spliced),
+            down.run_tcp(&mut server_read, &mut client_write, &spliced),
         )
         .await
     };

@@ -70,6 +70,8 @@ pub(super) struct Link {
     /// `chains` under this lock so every connection sees the same order of changes.
     toxics: Mutex<[Vec<Arc<ToxicEntry>>; 2]>,
     chains: Arc<[watch::Sender<Chain>; 2]>,
+    /// Bytes its connections moved with splice(2), never copied.
+    spliced: Arc<AtomicU64>,
 }
 
 impl Link {
@@ -85,11 +87,16 @@ impl Link {
             life: tokio::sync::Mutex::new(Life::default()),
             toxics: Mutex::new([Vec::new(), Vec::new()]),
             chains: Arc::new([chain(), chain()]),
+            spliced: Arc::default(),
         }
     }
 
     pub(super) fn name(&self) -> &str {
         &self.name
+    }
+
+    pub(super) fn spliced(&self) -> u64 {
+        self.spliced.load(Ordering::Relaxed)
     }
 
     pub(super) fn info(&self) -> LinkInfo {
@@ -173,6 +180,7 @@ impl Link {
             listener,
             upstream.into(),
             self.chains.clone(),
+            self.spliced.clone(),
             stopped,
         ));
         tracing::info!(link = %self.name, listen = %bound, "link listening");
@@ -284,6 +292,7 @@ async fn accept_loop(
     listener: TcpListener,
     upstream: Arc<str>,
     chains: Arc<[watch::Sender<Chain>; 2]>,
+    spliced: Arc<AtomicU64>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut connections = JoinSet::new();
@@ -294,7 +303,14 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
                     let watch = [chains[0].subscribe(), chains[1].subscribe()];
-                    connections.spawn(conn::serve(client, peer, link.clone(), upstream.clone(), watch));
+                    connections.spawn(conn::serve(
+                        client,
+                        peer,
+                        link.clone(),
+                        upstream.clone(),
+                        watch,
+                        spliced.clone(),
+                    ));
                 }
                 Err(e) => {
                     tracing::warn!(%link, error = %e, "accept failed");

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 mod conn;
 mod link;
 mod pump;
+mod splice;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -292,6 +293,11 @@ impl ProxyServer {
     /// Link `name`.
     pub fn get(&self, name: &str) -> Result<LinkInfo, ProxyError> {
         Ok(self.link(name)?.info())
+    }
+
+    /// Bytes link `name`'s connections moved with splice(2), without copying them.
+    pub fn spliced_bytes(&self, name: &str) -> Result<u64, ProxyError> {
+        Ok(self.link(name)?.spliced())
     }
 
     /// Changes link `name` as Toxiproxy does: a new listen address or upstream stops the

@@ -5,7 +5,9 @@
 //! requests) reads into [`SMALL_BUF`] bytes; one that fills them gets a [`BUF_SIZE`] buffer,
 //! given back after [`IDLE_RELEASE`] without input, so idle connections stay cheap.
 //!
-//! With no toxic acting on the stream, the pump is a plain copy through that buffer. With
+//! With no toxic acting on the stream, the pump is a plain copy through that buffer, or,
+//! between two TCP sockets once the stream carries bulk data, a splice through a pipe
+//! ([`super::splice`]): the kernel moves the bytes and the proxy never touches them. With
 //! toxics, it reads ahead (up to [`READ_AHEAD`] bytes, so a delay does not cost
 //! throughput) into a queue of timestamped chunks (split off the read buffer, not copied),
 //! asks the toxics what may leave and when ([`crate::network::toxics::Verdict`]), and
@@ -17,15 +19,18 @@
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant, Sleep};
 
 use super::link::{Chain, ToxicEntry};
+use super::splice::{self, Pipe};
 use crate::network::toxics::{DynState, Piece, Verdict};
 
 /// The read buffer of a stream that carries bulk data: large, as fewer reads and writes per
@@ -117,6 +122,12 @@ pub(crate) struct Pump {
     /// Set while the stream carries bulk data (reads of [`BUF_SIZE`]): the timer that gives
     /// the buffer back once input stops.
     hot: Option<Hot>,
+    /// Whether a hot plain stream may splice: set for TCP sockets, cleared for good when
+    /// the system refuses.
+    splice: bool,
+    /// The pipe of a hot stream that splices; dropped (its two descriptors closed) when
+    /// the stream goes quiet.
+    pipe: Option<Pipe>,
 }
 
 /// A stream carrying bulk data.
@@ -144,12 +155,15 @@ impl Pump {
             src_done: false,
             buf: BytesMut::new(),
             hot: None,
+            splice: false,
+            pipe: None,
         };
         pump.reconcile();
         pump
     }
 
-    /// Pumps until the stream ends.
+    /// Pumps until the stream ends, copying (the tests' streams are not sockets).
+    #[cfg(test)]
     pub(crate) async fn run<R, W>(mut self, src: &mut R, dst: &mut W) -> End
     where
         R: AsyncRead + Unpin + ?Sized,
@@ -160,6 +174,29 @@ impl Pump {
                 self.plain(src, dst).await
             } else {
                 self.step(src, dst).await
+            };
+            if let Some(end) = step {
+                return end;
+            }
+        }
+    }
+
+    /// Pumps between two TCP sockets until the stream ends, splicing while the stream is
+    /// plain and hot; adds what it splices to `spliced`.
+    pub(crate) async fn run_tcp(
+        mut self,
+        src: &mut ReadHalf<'_>,
+        dst: &mut WriteHalf<'_>,
+        spliced: &AtomicU64,
+    ) -> End {
+        self.splice = splice::enabled();
+        loop {
+            let step = if !self.is_plain() {
+                self.step(src, dst).await
+            } else if self.splice && self.hot.is_some() {
+                self.spliced(src, dst, spliced).await
+            } else {
+                self.plain(src, dst).await
             };
             if let Some(end) = step {
                 return end;
@@ -249,12 +286,9 @@ impl Pump {
         }
     }
 
-    /// The hot path: no toxic acts on the stream, nothing is queued. Returns `None` when a
-    /// toxic starts acting (the pump then continues with [`Pump::step`]).
-    //
-    // Zero-copy would go here: with no toxic, splice(2) through a pipe could move the bytes
-    // kernel-side. The crate forbids unsafe code, so that waits for a safe wrapper
-    // (rustix or nix); the plain copy costs two syscalls and one memcpy per chunk.
+    /// The copy path: no toxic acts on the stream, nothing is queued. Returns `None` when a
+    /// toxic starts acting (the pump then continues with [`Pump::step`]), or when the
+    /// stream turns hot and may splice ([`Pump::spliced`]).
     async fn plain<R, W>(&mut self, src: &mut R, dst: &mut W) -> Option<End>
     where
         R: AsyncRead + Unpin + ?Sized,
@@ -314,7 +348,118 @@ impl Pump {
                     },
                 }
             }
+            if self.splice && self.hot.is_some() {
+                // Bulk data: the kernel moves the rest.
+                return None;
+            }
         }
+    }
+
+    /// The zero-copy hot path: splices from `src` into a pipe and from the pipe into `dst`
+    /// until the stream ends, goes quiet (back to [`Pump::plain`]'s small buffer) or a
+    /// toxic starts acting (what the pipe holds then goes to the toxics, in order).
+    async fn spliced(
+        &mut self,
+        src: &mut ReadHalf<'_>,
+        dst: &mut WriteHalf<'_>,
+        spliced: &AtomicU64,
+    ) -> Option<End> {
+        // The kernel holds the bytes now: the copy path's big buffer can go.
+        self.buf = BytesMut::new();
+        let mut pipe = match self.pipe.take().map_or_else(Pipe::new, Ok) {
+            Ok(pipe) => pipe,
+            Err(e) => {
+                // Out of descriptors, say: this stream copies from now on.
+                tracing::debug!(error = %e, "no pipe for splice; copying");
+                self.splice = false;
+                return None;
+            }
+        };
+        let end = 'relay: loop {
+            tokio::select! {
+                biased;
+                changed = self.chain.changed() => {
+                    if changed.is_err() {
+                        break Some(End::Close);
+                    }
+                    self.reconcile();
+                    if !self.is_plain() {
+                        break None;
+                    }
+                    continue;
+                }
+                () = tick(&mut self.hot) => {
+                    self.tick();
+                    if self.hot.is_none() {
+                        break None;
+                    }
+                    continue;
+                }
+                ready = src.as_ref().readable() => {
+                    if let Err(e) = ready {
+                        break Some(End::from_error(&e));
+                    }
+                }
+            }
+            match pipe.fill(src.as_ref()) {
+                Ok(0) => {
+                    let _ = dst.shutdown().await;
+                    break Some(End::Eof);
+                }
+                Ok(_) => {
+                    if let Some(hot) = self.hot.as_mut() {
+                        hot.read = true;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if splice::unsupported(&e) => {
+                    tracing::debug!(error = %e, "splice refused; copying");
+                    self.splice = false;
+                    break None;
+                }
+                Err(e) => break Some(End::from_error(&e)),
+            }
+            while pipe.held() > 0 {
+                tokio::select! {
+                    biased;
+                    changed = self.chain.changed() => {
+                        if changed.is_err() {
+                            break 'relay Some(End::Close);
+                        }
+                        self.reconcile();
+                        if !self.is_plain() {
+                            // What the pipe holds goes through the toxics too.
+                            if let Err(e) = pipe.take(&mut self.buf) {
+                                tracing::warn!(error = %e, "cannot read back the splice pipe");
+                                break 'relay Some(End::Close);
+                            }
+                            let data = self.buf.split().freeze();
+                            self.push(data, Instant::now(), false);
+                            break 'relay None;
+                        }
+                        continue;
+                    }
+                    ready = dst.as_ref().writable() => {
+                        if let Err(e) = ready {
+                            break 'relay Some(End::from_error(&e));
+                        }
+                    }
+                }
+                match pipe.flush(dst.as_ref()) {
+                    Ok(0) => break 'relay Some(End::Close),
+                    Ok(n) => {
+                        spliced.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => break 'relay Some(End::from_error(&e)),
+                }
+            }
+        };
+        // A stream still hot keeps its (empty) pipe for the next spell of data.
+        if end.is_none() && self.hot.is_some() && pipe.held() == 0 {
+            self.pipe = Some(pipe);
+        }
+        end
     }
 
     /// One turn with toxics: plan, then wait for the plan's time, more input or a change

@@ -471,3 +471,185 @@ async fn shutdown_closes_every_listener_and_connection() {
     assert!(refused(addr).await);
     assert!(proxy.list().is_empty());
 }
+
+#[tokio::test]
+async fn bulk_streams_splice_and_small_requests_copy() {
+    let (proxy, addr) = echo_link("zero-copy").await;
+    let mut c = within(TcpStream::connect(addr)).await.expect("connect");
+    for _ in 0..50 {
+        rtt(&mut c).await;
+    }
+    drop(c);
+    assert_eq!(
+        proxy.spliced_bytes("zero-copy").expect("link"),
+        0,
+        "small requests went through a pipe"
+    );
+    let mut data = vec![0u8; 8 << 20];
+    rand::thread_rng().fill_bytes(&mut data);
+    let got = round_trip(addr, data.clone()).await;
+    assert!(got == data, "bytes changed on the way");
+    let spliced = proxy.spliced_bytes("zero-copy").expect("link");
+    // Both ways, less what each stream copied before it turned hot.
+    assert!(
+        spliced > (data.len() as u64) * 3 / 2,
+        "only {spliced} of {} bytes spliced",
+        2 * data.len()
+    );
+}
+
+/// A step of a random write pattern, as the client takes it.
+#[derive(Debug, Clone)]
+enum Op {
+    Write(usize),
+    Pause(u64),
+    /// Adds a toxic that keeps every byte and their order.
+    Add(Stream, ByteKeeping),
+    /// Removes every toxic added so far.
+    Clear,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ByteKeeping {
+    Latency {
+        ms: u64,
+        jitter: u64,
+    },
+    Slicer {
+        average: u64,
+        variation: u64,
+        delay_us: u64,
+    },
+    Bandwidth {
+        kb_s: u64,
+    },
+}
+
+impl ByteKeeping {
+    fn spec(self, stream: Stream) -> ToxicSpec {
+        match self {
+            ByteKeeping::Latency { ms, jitter } => {
+                toxic("latency", stream, json!({"latency": ms, "jitter": jitter}))
+            }
+            ByteKeeping::Slicer {
+                average,
+                variation,
+                delay_us,
+            } => toxic(
+                "slicer",
+                stream,
+                json!({"average_size": average, "size_variation": variation, "delay": delay_us}),
+            ),
+            ByteKeeping::Bandwidth { kb_s } => toxic("bandwidth", stream, json!({"rate": kb_s})),
+        }
+    }
+}
+
+fn ops() -> impl proptest::strategy::Strategy<Value = Vec<Op>> {
+    use proptest::prelude::*;
+    let stream = prop_oneof![Just(Stream::Upstream), Just(Stream::Downstream)];
+    let keeping = prop_oneof![
+        (0u64..3, 0u64..2).prop_map(|(ms, jitter)| ByteKeeping::Latency { ms, jitter }),
+        (64u64..4096, 0u64..64, 0u64..20).prop_map(|(average, variation, delay_us)| {
+            ByteKeeping::Slicer {
+                average,
+                variation: variation.min(average - 1),
+                delay_us,
+            }
+        }),
+        (20_000u64..200_000).prop_map(|kb_s| ByteKeeping::Bandwidth { kb_s }),
+    ];
+    let op = prop_oneof![
+        // Small writes (requests), medium ones, and bulk ones that turn a stream hot.
+        4 => (1usize..200).prop_map(Op::Write),
+        3 => (200usize..20_000).prop_map(Op::Write),
+        3 => (20_000usize..400_000).prop_map(Op::Write),
+        1 => (0u64..5).prop_map(Op::Pause),
+        2 => (stream, keeping).prop_map(|(s, k)| Op::Add(s, k)),
+        1 => Just(Op::Clear),
+    ];
+    proptest::collection::vec(op, 1..24)
+}
+
+/// One pattern through the link: the echo must bring back exactly what was written.
+async fn keeps_every_byte(
+    proxy: &ProxyServer,
+    link: &str,
+    addr: std::net::SocketAddr,
+    ops: &[Op],
+    seed: u8,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    let socket = within(TcpStream::connect(addr)).await.expect("connect");
+    let (mut r, mut w) = socket.into_split();
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.map(|_| got)
+    });
+    let mut sent = Vec::new();
+    let mut added = Vec::new();
+    for op in ops {
+        match *op {
+            Op::Write(n) => {
+                let start = sent.len();
+                sent.extend((start..start + n).map(|i| (i as u8) ^ seed));
+                within(w.write_all(&sent[start..])).await.expect("write");
+            }
+            Op::Pause(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Op::Add(stream, kind) => {
+                let mut spec = kind.spec(stream);
+                spec.name = format!("t{}", added.len());
+                proxy.add_toxic(link, spec.clone()).expect("add toxic");
+                added.push(spec.name);
+            }
+            Op::Clear => {
+                for name in added.drain(..) {
+                    proxy.remove_toxic(link, &name).expect("remove toxic");
+                }
+            }
+        }
+    }
+    within(w.shutdown()).await.expect("shutdown");
+    let got = tokio::time::timeout(Duration::from_secs(20), reader)
+        .await
+        .expect("the echo ends within 20 s")
+        .expect("reader task")
+        .expect("read");
+    for name in added {
+        proxy.remove_toxic(link, &name).expect("remove toxic");
+    }
+    proptest::prop_assert_eq!(got.len(), sent.len(), "bytes lost or added");
+    let first_diff = got.iter().zip(&sent).position(|(a, b)| a != b);
+    proptest::prop_assert!(
+        first_diff.is_none(),
+        "bytes changed or reordered from offset {:?}",
+        first_diff
+    );
+    Ok(())
+}
+
+/// The property: with no toxic that says so, no byte is lost, added or moved,
+/// whatever the writes look like and whatever toxics come and go on the live connection
+/// (which also moves the streams between the copy, splice and toxic paths).
+#[test]
+fn random_write_patterns_and_toxic_changes_keep_every_byte_in_order() {
+    use proptest::test_runner::{Config, TestRunner};
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (proxy, addr) = rt.block_on(echo_link("pattern"));
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let seed = std::cell::Cell::new(0u8);
+    let outcome = runner.run(&ops(), |ops| {
+        seed.set(seed.get().wrapping_add(37));
+        rt.block_on(keeps_every_byte(&proxy, "pattern", addr, &ops, seed.get()))
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+    assert!(
+        proxy.spliced_bytes("pattern").expect("link") > 0,
+        "no pattern reached the splice path"
+    );
+}
