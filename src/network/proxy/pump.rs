@@ -204,6 +204,14 @@ impl Pump {
         }
     }
 
+    /// Takes in a change of the stream's toxic list: whether the stream is still plain, or
+    /// how it ends when the link is gone.
+    fn follow(&mut self, changed: Result<(), watch::error::RecvError>) -> Result<bool, End> {
+        changed.map_err(|_| End::Close)?;
+        self.reconcile();
+        Ok(self.is_plain())
+    }
+
     fn is_plain(&self) -> bool {
         self.queue.is_empty() && self.active.iter().all(|a| !a.enabled)
     }
@@ -270,7 +278,7 @@ impl Pump {
     }
 
     /// The hot stream's timer fired: another period if input came, else the stream is
-    /// quiet again and its buffer is given back.
+    /// quiet again and its buffer and pipe are given back.
     fn tick(&mut self) {
         if let Some(hot) = self.hot.as_mut() {
             if hot.read {
@@ -280,6 +288,8 @@ impl Pump {
             }
         }
         self.hot = None;
+        // A quiet stream holds no descriptors (a kept pipe is always empty).
+        self.pipe = None;
         if self.buf.capacity() > SMALL_BUF {
             // What the toxic path split off still holds its part of the old buffer.
             self.buf = BytesMut::new();
@@ -300,16 +310,11 @@ impl Pump {
             let hot = self.hot.is_some();
             let n = tokio::select! {
                 biased;
-                changed = self.chain.changed() => {
-                    if changed.is_err() {
-                        return Some(End::Close);
-                    }
-                    self.reconcile();
-                    if !self.is_plain() {
-                        return None;
-                    }
-                    continue;
-                }
+                changed = self.chain.changed() => match self.follow(changed) {
+                    Err(end) => return Some(end),
+                    Ok(true) => continue,
+                    Ok(false) => return None,
+                },
                 () = tick(&mut self.hot), if hot => {
                     self.tick();
                     continue;
@@ -329,18 +334,16 @@ impl Pump {
             while off < n {
                 tokio::select! {
                     biased;
-                    changed = self.chain.changed() => {
-                        if changed.is_err() {
-                            return Some(End::Close);
-                        }
-                        self.reconcile();
-                        if !self.is_plain() {
+                    changed = self.chain.changed() => match self.follow(changed) {
+                        Err(end) => return Some(end),
+                        Ok(true) => {}
+                        Ok(false) => {
                             // The rest of this chunk goes through the toxics too.
                             let rest = self.buf.split().freeze().slice(off..);
                             self.push(rest, read_at, false);
                             return None;
                         }
-                    }
+                    },
                     written = dst.write(&self.buf[off..n]) => match written {
                         Ok(0) => return Some(End::Close),
                         Ok(k) => off += k,
@@ -378,16 +381,11 @@ impl Pump {
         let end = 'relay: loop {
             tokio::select! {
                 biased;
-                changed = self.chain.changed() => {
-                    if changed.is_err() {
-                        break Some(End::Close);
-                    }
-                    self.reconcile();
-                    if !self.is_plain() {
-                        break None;
-                    }
-                    continue;
-                }
+                changed = self.chain.changed() => match self.follow(changed) {
+                    Err(end) => break Some(end),
+                    Ok(true) => continue,
+                    Ok(false) => break None,
+                },
                 () = tick(&mut self.hot) => {
                     self.tick();
                     if self.hot.is_none() {
@@ -422,12 +420,10 @@ impl Pump {
             while pipe.held() > 0 {
                 tokio::select! {
                     biased;
-                    changed = self.chain.changed() => {
-                        if changed.is_err() {
-                            break 'relay Some(End::Close);
-                        }
-                        self.reconcile();
-                        if !self.is_plain() {
+                    changed = self.chain.changed() => match self.follow(changed) {
+                        Err(end) => break 'relay Some(end),
+                        Ok(true) => continue,
+                        Ok(false) => {
                             // What the pipe holds goes through the toxics too.
                             if let Err(e) = pipe.take(&mut self.buf) {
                                 tracing::warn!(error = %e, "cannot read back the splice pipe");
@@ -437,8 +433,7 @@ impl Pump {
                             self.push(data, Instant::now(), false);
                             break 'relay None;
                         }
-                        continue;
-                    }
+                    },
                     ready = dst.as_ref().writable() => {
                         if let Err(e) = ready {
                             break 'relay Some(End::from_error(&e));
@@ -497,13 +492,7 @@ impl Pump {
         };
         tokio::select! {
             biased;
-            changed = self.chain.changed() => {
-                if changed.is_err() {
-                    return Some(End::Close);
-                }
-                self.reconcile();
-                None
-            }
+            changed = self.chain.changed() => self.follow(changed).err(),
             fired = due, if at.is_some() => match (fired, plan) {
                 (Err(e), _) => Some(End::from_error(&e)),
                 (Ok(Some(0)), _) => Some(End::Close),
