@@ -108,7 +108,7 @@ pub struct BenchOptions {
     pub duration: Duration,
     /// MiB sent per bulk test (split evenly over the streams of the parallel test).
     pub bulk_mib: u64,
-    /// Streams of the parallel bulk test.
+    /// Streams of the parallel bulk test, and connections of the parallel request test.
     pub streams: usize,
     /// Bytes of each request (and response) of the request/response test.
     pub message_size: usize,
@@ -226,6 +226,9 @@ pub struct PathFigures {
     pub throughput_parallel_mb_s: f64,
     /// Request/response round trips per second on one connection.
     pub requests_per_s: f64,
+    /// Round trips per second over [`BenchOptions::streams`] connections at once, each
+    /// waiting for its answer before the next request.
+    pub requests_parallel_per_s: f64,
     /// Median round trip, µs.
     pub rtt_p50_us: f64,
     /// 99th-percentile round trip, µs.
@@ -305,6 +308,8 @@ pub struct Ratios {
     pub throughput_parallel: f64,
     /// Request rate.
     pub requests: f64,
+    /// Request rate over several connections.
+    pub requests_parallel: f64,
     /// Connection rate.
     pub connections: f64,
     /// p50 round trip less direct's, µs: what the hop adds.
@@ -696,6 +701,51 @@ async fn request_response(
         pct(0.50),
         pct(0.99),
     ))
+}
+
+/// Request/response on `conns` connections at once for `duration`: round trips per
+/// second, all connections together.
+async fn parallel_requests(
+    addr: SocketAddr,
+    size: usize,
+    conns: usize,
+    duration: Duration,
+) -> Result<f64> {
+    let run = async move {
+        let mut set = JoinSet::new();
+        for _ in 0..conns {
+            set.spawn(async move {
+                let mut conn = connect(addr).await?;
+                let msg = vec![0x42u8; size];
+                let mut buf = vec![0u8; size];
+                round_trip(&mut conn, &msg, &mut buf).await?;
+                Ok::<_, io::Error>((conn, msg, buf))
+            });
+        }
+        let mut ready = Vec::with_capacity(conns);
+        while let Some(joined) = set.join_next().await {
+            ready.push(joined.map_err(io::Error::other)??);
+        }
+        // Every connection is open and answered once before the clock starts.
+        let clock = Instant::now();
+        let mut set = JoinSet::new();
+        for (mut conn, msg, mut buf) in ready {
+            set.spawn(async move {
+                let mut n = 0u64;
+                while clock.elapsed() < duration {
+                    round_trip(&mut conn, &msg, &mut buf).await?;
+                    n += 1;
+                }
+                Ok::<_, io::Error>(n)
+            });
+        }
+        let mut total = 0u64;
+        while let Some(joined) = set.join_next().await {
+            total += joined.map_err(io::Error::other)??;
+        }
+        Ok(total as f64 / clock.elapsed().as_secs_f64())
+    };
+    spawned(duration + SLACK, "parallel request/response", run).await
 }
 
 /// Connect, 1-byte echo, close, repeated for `duration`: per second.
@@ -1148,6 +1198,7 @@ async fn measure(
             throughput_single_mb_s: 0.0,
             throughput_parallel_mb_s: 0.0,
             requests_per_s: 0.0,
+            requests_parallel_per_s: 0.0,
             rtt_p50_us: 0.0,
             rtt_p99_us: 0.0,
             connections_per_s: 0.0,
@@ -1195,6 +1246,16 @@ async fn measure(
     }
 
     for (i, t) in targets.iter().enumerate() {
+        tracing::info!(
+            path = t.kind.label(),
+            opts.streams,
+            "bench: parallel request/response"
+        );
+        figs[i].requests_parallel_per_s =
+            parallel_requests(t.ends.echo, opts.message_size, opts.streams, opts.duration).await?;
+    }
+
+    for (i, t) in targets.iter().enumerate() {
         tracing::info!(path = t.kind.label(), "bench: connection rate");
         figs[i].connections_per_s = connection_rate(t.ends.echo, opts.duration).await?;
     }
@@ -1239,6 +1300,7 @@ fn derive(figs: &mut [PathFigures]) {
             throughput_single: f.throughput_single_mb_s / direct.throughput_single_mb_s,
             throughput_parallel: f.throughput_parallel_mb_s / direct.throughput_parallel_mb_s,
             requests: f.requests_per_s / direct.requests_per_s,
+            requests_parallel: f.requests_parallel_per_s / direct.requests_parallel_per_s,
             connections: f.connections_per_s / direct.connections_per_s,
             added_p50_us: f.rtt_p50_us - direct.rtt_p50_us,
             added_p99_us: f.rtt_p99_us - direct.rtt_p99_us,
@@ -1308,7 +1370,7 @@ impl BenchReport {
         let tp = |v: f64| throughput(v);
         let rq = |v: f64| rate(v, "req");
         let cn = |v: f64| rate(v, "conn");
-        let lines: [Line<'_>; 4] = [
+        let lines: [Line<'_>; 5] = [
             (
                 format!("single-stream throughput ({} MiB)", o.bulk_mib),
                 direct.throughput_single_mb_s,
@@ -1326,6 +1388,15 @@ impl BenchReport {
                 direct.requests_per_s,
                 &rq,
                 |r| r.requests,
+            ),
+            (
+                format!(
+                    "request rate ({} B ping-pong on {} connections at once)",
+                    o.message_size, o.streams
+                ),
+                direct.requests_parallel_per_s,
+                &rq,
+                |r| r.requests_parallel,
             ),
             (
                 "connection rate (connect, 1 B echo, close)".into(),
@@ -1567,6 +1638,7 @@ mod tests {
             assert!(p.throughput_single_mb_s > 0.0, "{p:?}");
             assert!(p.throughput_parallel_mb_s > 0.0, "{p:?}");
             assert!(p.requests_per_s > 0.0, "{p:?}");
+            assert!(p.requests_parallel_per_s > 0.0, "{p:?}");
             assert!(p.rtt_p99_us >= p.rtt_p50_us, "{p:?}");
             assert!(p.connections_per_s > 0.0, "{p:?}");
             assert!(p.idle.is_some(), "{p:?}");
