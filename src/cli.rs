@@ -213,6 +213,10 @@ pub struct RunArgs {
         help_heading = "Output"
     )]
     pub out: PathBuf,
+    /// Certification mode: compliant only when every testable requirement of the profile
+    /// was tested and passed (a requirement left `not-tested` makes the run non-compliant).
+    #[arg(long, help_heading = "Selection")]
+    pub complete: bool,
     /// Scenarios run at the same time.
     #[arg(long, default_value_t = 8, help_heading = "Execution")]
     pub concurrency: usize,

@@ -254,6 +254,7 @@ async fn run(a: RunArgs) -> anyhow::Result<u8> {
         timelines: a.timelines,
         progress: !a.quiet,
         exercise: None,
+        complete: a.complete,
     };
     run_plan(plan, a.sign.as_deref()).await
 }
@@ -301,6 +302,7 @@ async fn exercise(a: ExerciseArgs) -> anyhow::Result<u8> {
         timelines,
         progress: !a.quiet,
         exercise: Some(name),
+        complete: false,
     };
     run_plan(plan, a.sign.as_deref()).await
 }
@@ -435,6 +437,20 @@ fn report_command(command: ReportCommand) -> anyhow::Result<u8> {
                     )),
                 }
             }
+            let c = &r.coverage;
+            println!(
+                "coverage: {} of {} testable requirements of profile {} tested, {} pass; certification {}",
+                c.tested,
+                c.testable,
+                r.profile,
+                c.passed,
+                match (c.complete_required, c.complete) {
+                    (true, true) => "complete (--complete: every testable requirement tested and passed)",
+                    (true, false) => "INCOMPLETE (--complete was asked, not every testable requirement was tested and passed)",
+                    (false, true) => "complete (every testable requirement tested and passed; --complete was not asked)",
+                    (false, false) => "not complete (--complete was not asked)",
+                }
+            );
             if problems.is_empty() {
                 println!("verified: {} (verdict {:?})", report.display(), r.verdict);
                 Ok(exit::COMPLIANT)

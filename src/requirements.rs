@@ -69,12 +69,19 @@ pub fn in_profile<'a>(all: &'a [Requirement], profile: &str) -> Vec<&'a Requirem
         .collect()
 }
 
+/// Why requirements without a selected scenario were left out of this run: requirement ID
+/// to reason (`--tags`, `--shard`). Built by the runner from the scenarios it did not select.
+pub type Unselected = BTreeMap<String, String>;
+
 /// The verdict per requirement of `profile`. A requirement with no scenario that ran is
-/// never `pass`.
+/// never `pass`: it is `not-tested` with the real reason (the distinct reasons its
+/// scenarios gave, or why none was selected), or `not-testable` for controls no API
+/// harness can observe.
 pub fn verdicts(
     all: &[Requirement],
     profile: &str,
     scenarios: &[ScenarioResult],
+    unselected: &Unselected,
 ) -> Vec<RequirementResult> {
     let mut by_req: BTreeMap<&str, Vec<&ScenarioResult>> = BTreeMap::new();
     for s in scenarios {
@@ -98,16 +105,8 @@ pub fn verdicts(
                 (Verdict::Error, None)
             } else if has(ScenarioStatus::Passed) {
                 (Verdict::Pass, None)
-            } else if has(ScenarioStatus::NotApplicable) {
-                (
-                    Verdict::NotApplicable,
-                    Some("its scenarios need a role the IUT does not declare".to_string()),
-                )
             } else {
-                (
-                    Verdict::NotTestable,
-                    Some("no scenario of the selected features checks it".to_string()),
-                )
+                (Verdict::NotTested, Some(not_tested_reason(req, &scs, unselected)))
             };
             RequirementResult {
                 id: req.id.clone(),
@@ -122,11 +121,48 @@ pub fn verdicts(
         .collect()
 }
 
-pub fn run_verdict(reqs: &[RequirementResult]) -> RunVerdict {
-    if reqs.iter().any(|r| r.verdict == Verdict::Fail) {
-        RunVerdict::NonCompliant
-    } else if reqs.iter().any(|r| r.verdict == Verdict::Error) {
+/// The scenarios' own reasons for not applying (a role, a config section), each once, in
+/// the order first seen; else why no scenario was selected.
+fn not_tested_reason(
+    req: &Requirement,
+    scenarios: &[&ScenarioResult],
+    unselected: &Unselected,
+) -> String {
+    let mut reasons: Vec<&str> = Vec::new();
+    for s in scenarios {
+        if let Some(m) = s.message.as_deref() {
+            if !reasons.contains(&m) {
+                reasons.push(m);
+            }
+        }
+    }
+    if !reasons.is_empty() {
+        return reasons.join("; ");
+    }
+    match unselected.get(&req.id) {
+        Some(why) => why.clone(),
+        None => "no scenario of the selected features checks it".to_string(),
+    }
+}
+
+/// The run verdict: `error` when a scenario could not be evaluated (a harness fault is
+/// never the IUT's failure) or when nothing passed (a run that tested nothing certifies
+/// nothing); `non-compliant` when a requirement fails or, with `complete_required`, when a
+/// testable requirement was not tested; else `compliant`.
+pub fn run_verdict(reqs: &[RequirementResult], complete_required: bool) -> RunVerdict {
+    let any = |v: Verdict| reqs.iter().any(|r| r.verdict == v);
+    if any(Verdict::Error) {
         RunVerdict::Error
+    } else if any(Verdict::Fail) {
+        RunVerdict::NonCompliant
+    } else if !any(Verdict::Pass) {
+        RunVerdict::Error
+    } else if complete_required
+        && reqs
+            .iter()
+            .any(|r| matches!(r.verdict, Verdict::NotTested | Verdict::NotApplicable))
+    {
+        RunVerdict::NonCompliant
     } else {
         RunVerdict::Compliant
     }
@@ -175,14 +211,76 @@ mod tests {
             sc("a:3", "EB-TLS-1", ScenarioStatus::Passed),
             sc("a:4", "EB-AUTH-1", ScenarioStatus::NotApplicable),
         ];
-        let v = verdicts(&c, "ebevis", &scs);
+        let v = verdicts(&c, "ebevis", &scs, &Unselected::new());
         let get = |id: &str| v.iter().find(|r| r.id == id).unwrap().verdict;
         assert_eq!(get("EB-MTLS-1"), Verdict::Fail);
         assert_eq!(get("EB-TLS-1"), Verdict::Pass);
-        assert_eq!(get("EB-AUTH-1"), Verdict::NotApplicable);
-        assert_eq!(get("EB-IP-1"), Verdict::NotTestable);
-        assert_eq!(run_verdict(&v), RunVerdict::NonCompliant);
+        assert_eq!(get("EB-AUTH-1"), Verdict::NotTested);
+        assert_eq!(get("EB-IP-1"), Verdict::NotTested);
+        assert_eq!(run_verdict(&v, false), RunVerdict::NonCompliant);
         assert!(v.iter().all(|r| r.profile == "ebevis"));
+    }
+
+    #[test]
+    fn nothing_passed_is_never_compliant_and_reasons_are_the_real_ones() {
+        let c = catalogue().unwrap();
+        let mut ip = sc("a:1", "EB-IP-2", ScenarioStatus::NotApplicable);
+        ip.message = Some("the IUT config declares no [ip_filter]".into());
+        let mut role = sc("a:2", "EB-AUTH-1", ScenarioStatus::NotApplicable);
+        role.message = Some("needs role server, which the IUT does not declare".into());
+        let unselected: Unselected = [(
+            "EB-TLS-1".to_string(),
+            "not selected by --tags @x".to_string(),
+        )]
+        .into();
+        let v = verdicts(&c, "ebevis", &[ip, role], &unselected);
+        let get = |id: &str| v.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(get("EB-IP-2").verdict, Verdict::NotTested);
+        assert_eq!(
+            get("EB-IP-2").reason.as_deref(),
+            Some("the IUT config declares no [ip_filter]")
+        );
+        assert!(get("EB-AUTH-1")
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("role server"));
+        assert_eq!(
+            get("EB-TLS-1").reason.as_deref(),
+            Some("not selected by --tags @x")
+        );
+        assert_eq!(run_verdict(&v, false), RunVerdict::Error);
+    }
+
+    #[test]
+    fn complete_requires_every_testable_requirement() {
+        let c = catalogue().unwrap();
+        let v = verdicts(
+            &c,
+            "ebevis",
+            &[sc("a:1", "EB-TLS-1", ScenarioStatus::Passed)],
+            &Unselected::new(),
+        );
+        assert_eq!(run_verdict(&v, false), RunVerdict::Compliant);
+        assert_eq!(run_verdict(&v, true), RunVerdict::NonCompliant);
+        let cov = crate::report::model::Coverage::of(&v, true);
+        assert_eq!((cov.tested, cov.passed, cov.complete), (1, 1, false));
+        let testable = v
+            .iter()
+            .filter(|r| r.verdict != Verdict::NotTestable)
+            .count();
+        assert_eq!(cov.testable, testable);
+    }
+
+    #[test]
+    fn a_harness_error_is_never_non_compliant() {
+        let c = catalogue().unwrap();
+        let scs = vec![
+            sc("a:1", "EB-TLS-1", ScenarioStatus::Failed),
+            sc("a:2", "EB-MTLS-1", ScenarioStatus::Error),
+        ];
+        let v = verdicts(&c, "ebevis", &scs, &Unselected::new());
+        assert_eq!(run_verdict(&v, false), RunVerdict::Error);
     }
 
     #[test]

@@ -82,9 +82,18 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
     }
     let scenarios: Vec<ScenarioResult> = scenarios.into_values().collect();
     let catalogue = requirements::catalogue().context("loading the requirement catalogue")?;
-    let reqs = requirements::verdicts(&catalogue, &first.profile, &scenarios);
+    // A requirement no shard ran was left out by the same --tags in every shard.
+    let unselected: requirements::Unselected = first
+        .requirements
+        .iter()
+        .filter(|r| r.scenarios.is_empty())
+        .filter_map(|r| Some((r.id.clone(), r.reason.clone()?)))
+        .collect();
+    let reqs = requirements::verdicts(&catalogue, &first.profile, &scenarios, &unselected);
     let mut merged = first.clone();
-    merged.verdict = requirements::run_verdict(&reqs);
+    let complete_required = first.coverage.complete_required;
+    merged.verdict = requirements::run_verdict(&reqs, complete_required);
+    merged.coverage = crate::report::model::Coverage::of(&reqs, complete_required);
     merged.requirements = reqs;
     merged.scenarios = scenarios;
     merged.started_at = reports

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Bumped whenever a field changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped whenever a field changes meaning or disappears. 2: requirement verdict
+/// `not-tested` (testable, not exercised) replaces `not-applicable` and `not-testable` for
+/// those; `coverage`; the run is never `compliant` when no requirement passed.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The whole compliance report, serialised as `report.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -21,6 +23,9 @@ pub struct Report {
     pub started_at: String,
     pub finished_at: String,
     pub verdict: RunVerdict,
+    /// How much of the profile this run tested (absent in schema 1 reports).
+    #[serde(default)]
+    pub coverage: Coverage,
     pub requirements: Vec<RequirementResult>,
     pub scenarios: Vec<ScenarioResult>,
     /// SHA-256 of what the run used, so a report can be tied to its inputs and shards of
@@ -41,6 +46,38 @@ pub struct Report {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Inputs {
     pub digests: BTreeMap<String, String>,
+}
+
+/// How much of the profile's testable requirements the run exercised.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Coverage {
+    /// Requirements of the profile a harness can observe (`not-testable` ones excluded).
+    pub testable: usize,
+    /// Testable requirements a scenario decided (`pass` or `fail`).
+    pub tested: usize,
+    pub passed: usize,
+    /// The run was asked to certify every testable requirement (`--complete`).
+    #[serde(default)]
+    pub complete_required: bool,
+    /// Every testable requirement of the profile was tested and passed.
+    #[serde(default)]
+    pub complete: bool,
+}
+
+impl Coverage {
+    pub fn of(requirements: &[RequirementResult], complete_required: bool) -> Self {
+        let count =
+            |f: &dyn Fn(Verdict) -> bool| requirements.iter().filter(|r| f(r.verdict)).count();
+        let testable = count(&|v| v != Verdict::NotTestable);
+        let passed = count(&|v| v == Verdict::Pass);
+        Coverage {
+            testable,
+            tested: count(&|v| matches!(v, Verdict::Pass | Verdict::Fail)),
+            passed,
+            complete_required,
+            complete: testable > 0 && passed == testable,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -139,8 +176,14 @@ pub enum RunVerdict {
 pub enum Verdict {
     Pass,
     Fail,
+    /// Only in schema 1 reports: now a requirement nothing exercised is `not-tested`.
     NotApplicable,
+    /// Testable, but this run did not exercise it (`reason` says why: not selected, a role
+    /// or a config section the IUT does not declare, no scenario for it yet).
+    NotTested,
+    /// A control no API harness can observe (organisational or user-interface).
     NotTestable,
+    /// A scenario of it could not be evaluated (harness error).
     Error,
 }
 
@@ -150,6 +193,7 @@ impl Verdict {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
             Verdict::NotApplicable => "not-applicable",
+            Verdict::NotTested => "not-tested",
             Verdict::NotTestable => "not-testable",
             Verdict::Error => "error",
         }
@@ -164,7 +208,7 @@ pub struct RequirementResult {
     pub source: String,
     pub profile: String,
     pub verdict: Verdict,
-    /// Why the verdict is what it is when no scenario decided it (not-testable, not-applicable).
+    /// Why the verdict is what it is when no scenario decided it (not-tested, not-testable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Scenario keys (`feature-path:line`) that carry this requirement.

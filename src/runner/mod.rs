@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::pki::generate::hex;
 use crate::report::model::{
-    Harness, Inputs, IutInfo, Report, ScenarioResult, ScenarioStatus, Shard, StepResult,
+    Coverage, Harness, Inputs, IutInfo, Report, ScenarioResult, ScenarioStatus, Shard, StepResult,
     StepStatus, SCHEMA_VERSION,
 };
 use crate::requirements;
@@ -49,6 +49,9 @@ pub struct RunPlan {
     pub progress: bool,
     /// `provsten exercise`: run only this outage exercise (a timeline name).
     pub exercise: Option<String>,
+    /// `--complete`: compliant only when every testable requirement of the profile was
+    /// tested and passed.
+    pub complete: bool,
 }
 
 /// The one scenario `provsten exercise NAME` runs (CONT-EXERCISE).
@@ -120,6 +123,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         .map(|r| r.id.clone())
         .collect();
     let mut planned = Vec::new();
+    let mut unselected = requirements::Unselected::new();
     for f in parsed {
         let feature = Arc::new(f);
         let scenarios = feature.scenarios.iter().map(|s| (None, s)).chain(
@@ -130,20 +134,32 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         );
         for (rule, sc) in scenarios {
             let tags = features::all_tags(&feature, rule, sc);
-            if let Some(t) = &tag_filter {
-                if !t.eval(tags.iter()) {
-                    continue;
-                }
-            }
             let reqs = features::requirement_ids(&tags);
             if !reqs.iter().any(|r| in_profile.contains(r)) {
                 continue;
+            }
+            if let Some(t) = &tag_filter {
+                if !t.eval(tags.iter()) {
+                    let why = format!(
+                        "not selected: its scenarios do not match --tags {:?}",
+                        plan.tags.as_deref().unwrap_or_default()
+                    );
+                    for r in &reqs {
+                        unselected.entry(r.clone()).or_insert_with(|| why.clone());
+                    }
+                    continue;
+                }
             }
             let key = collector::key(&feature, sc);
             if let Some((i, n)) = plan.shard {
                 let mut h = DefaultHasher::new();
                 key.hash(&mut h);
                 if h.finish() % n != i - 1 {
+                    for r in &reqs {
+                        unselected.entry(r.clone()).or_insert_with(|| {
+                            format!("its scenarios are in other shards than {i}/{n}")
+                        });
+                    }
                     continue;
                 }
             }
@@ -151,7 +167,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
             let not_applicable = (!needed.is_empty() && !needed.iter().any(|r| roles.contains(r)))
                 .then(|| {
                     format!(
-                        "needs role {} which the IUT does not declare (iut.roles = {:?})",
+                        "needs role {}, which the IUT does not declare (iut.roles = {:?})",
                         needed.join(" or "),
                         roles
                     )
@@ -172,6 +188,9 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
             plan.profile,
             plan.tags.as_deref().unwrap_or("none")
         )));
+    }
+    if planned.iter().all(|p| p.not_applicable.is_some()) {
+        return Err(setup_error(nothing_applies(&planned, &roles)));
     }
 
     let started_at = now_rfc3339();
@@ -259,8 +278,9 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
     for p in &planned {
         results.push(result_for(p, store.scenarios.remove(&p.key)));
     }
-    let reqs = requirements::verdicts(&catalogue, &plan.profile, &results);
-    let verdict = requirements::run_verdict(&reqs);
+    let reqs = requirements::verdicts(&catalogue, &plan.profile, &results, &unselected);
+    let verdict = requirements::run_verdict(&reqs, plan.complete);
+    let coverage = Coverage::of(&reqs, plan.complete);
     Ok(Report {
         schema_version: SCHEMA_VERSION,
         harness: Harness {
@@ -277,12 +297,29 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         started_at,
         finished_at: now_rfc3339(),
         verdict,
+        coverage,
         requirements: reqs,
         scenarios: results,
         inputs: Inputs { digests },
         shard: plan.shard.map(|(index, count)| Shard { index, count }),
         signature: None,
     })
+}
+
+/// Why a run in which every selected scenario needs a role the IUT lacks tests nothing.
+fn nothing_applies(planned: &[Planned], roles: &[String]) -> String {
+    let mut needed: Vec<String> = planned
+        .iter()
+        .flat_map(|p| features::role_tags(&p.tags))
+        .collect();
+    needed.sort();
+    needed.dedup();
+    format!(
+        "nothing to test: the {} selected scenarios need role {}, and the IUT config declares iut.roles = {:?} (hint: declare the roles your IUT plays, or select scenarios of its roles with --tags/--profile)",
+        planned.len(),
+        needed.join(" or "),
+        roles
+    )
 }
 
 async fn run_cucumber(to_run: &[&Planned], store: collector::Shared, plan: &RunPlan) {

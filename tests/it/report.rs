@@ -55,6 +55,11 @@ fn signed_report_verifies_and_a_flipped_verdict_is_caught() {
     let (code, text) = verify(&report, &public, &["--ca", trust.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("ca_certificate: ok"), "{text}");
+    assert!(
+        text.contains("of 29 testable requirements of profile all tested")
+            && text.contains("certification not complete (--complete was not asked)"),
+        "{text}"
+    );
 
     // One verdict flipped.
     let mut v: serde_json::Value =

@@ -8,8 +8,9 @@
 use std::fmt::{self, Write as _};
 
 use super::{
-    condense_evidence, format_duration_ms, needs_attention, run_verdict_label, scenario_tally,
-    scenarios_by_key, status_label, truncate, verdict_label, verdict_reason,
+    condense_evidence, coverage_line, format_duration_ms, id_list, needs_attention,
+    run_verdict_label, scenario_tally, scenarios_by_key, status_label, truncate, verdict_label,
+    verdict_reason,
 };
 use crate::report::model::*;
 
@@ -80,7 +81,7 @@ fn verdict_colour(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Error => YELLOW,
         Verdict::Fail => RED,
-        Verdict::NotApplicable | Verdict::NotTestable => DIM,
+        Verdict::NotApplicable | Verdict::NotTested | Verdict::NotTestable => DIM,
         Verdict::Pass => GREEN,
     }
 }
@@ -129,6 +130,30 @@ fn write_summary(out: &mut String, report: &Report, paint: Paint) -> fmt::Result
         )?;
     }
 
+    // Why requirements were not tested, each reason once with the IDs it covers.
+    let mut not_tested: Vec<(&str, Vec<&str>)> = Vec::new();
+    for r in &report.requirements {
+        if !matches!(r.verdict, Verdict::NotTested | Verdict::NotApplicable) {
+            continue;
+        }
+        let why = r.reason.as_deref().unwrap_or("no reason recorded");
+        match not_tested.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, ids)) => ids.push(&r.id),
+            None => not_tested.push((why, vec![&r.id])),
+        }
+    }
+    if !not_tested.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", paint.paint(BOLD, "not tested, and why:"))?;
+        let detail_width = WIDTH - DETAIL_INDENT;
+        for (why, ids) in not_tested {
+            writeln!(out, "  {}", id_list(&ids, 8))?;
+            for line in two_lines(why, detail_width) {
+                writeln!(out, "{:DETAIL_INDENT$}{}", "", paint.paint(DIM, &line))?;
+            }
+        }
+    }
+
     let attention: Vec<&ScenarioResult> = report
         .scenarios
         .iter()
@@ -169,6 +194,12 @@ fn write_summary(out: &mut String, report: &Report, paint: Paint) -> fmt::Result
     }
 
     writeln!(out)?;
+    writeln!(
+        out,
+        "{} {}",
+        paint.paint(BOLD, "coverage:"),
+        coverage_line(report)
+    )?;
     let label = run_verdict_label(report.verdict);
     let label = match report.verdict {
         RunVerdict::Compliant => paint.paint(GREEN, label),
@@ -233,7 +264,7 @@ mod tests {
         assert!(table.contains(&format!("{RED}FAIL")), "{table}");
         assert!(table.contains(&format!("{GREEN}PASS")), "{table}");
         assert!(table.contains(&format!("{YELLOW}ERROR")), "{table}");
-        assert!(table.contains(&format!("{DIM}NOT-APPLICABLE")), "{table}");
+        assert!(table.contains(&format!("{DIM}NOT-TESTED")), "{table}");
     }
 
     #[test]
@@ -285,7 +316,7 @@ mod tests {
         assert_eq!(
             table.lines().last().unwrap(),
             "verdict: NON-COMPLIANT — 1 of 5 requirements fails (EB-MTLS-1); \
-             1 could not be evaluated (FMK-4-RESEND)"
+             1 could not be evaluated: a harness error, not a failure of the IUT (FMK-4-RESEND)"
         );
     }
 

@@ -13,8 +13,9 @@ use std::fmt::{self, Write as _};
 use serde::Deserialize as _;
 
 use super::{
-    by_feature, evidence_json, format_duration_ms, key_path, needs_attention, run_verdict_label,
-    scenario_tally, scenarios_by_key, status_label, svg, verdict_label, verdict_reason,
+    by_feature, coverage_line, evidence_json, format_duration_ms, key_path, needs_attention,
+    run_verdict_label, scenario_tally, scenarios_by_key, status_label, svg, verdict_label,
+    verdict_reason,
 };
 use crate::report::model::*;
 
@@ -86,7 +87,7 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 .v-pass, .s-passed { color: var(--pass); background: var(--pass-bg); }
 .v-fail, .s-failed { color: var(--fail); background: var(--fail-bg); }
 .v-error, .s-error { color: var(--error); background: var(--error-bg); }
-.v-not-applicable, .v-not-testable, .s-not-applicable, .s-missing { color: var(--na); background: var(--na-bg); }
+.v-not-applicable, .v-not-tested, .v-not-testable, .s-not-applicable, .s-missing { color: var(--na); background: var(--na-bg); }
 table { width: 100%; border-collapse: collapse; font-size: .92rem; }
 th, td { text-align: left; vertical-align: top; padding: .45rem .6rem; border-bottom: 1px solid var(--line); }
 th { color: var(--muted); font-size: .75rem; font-weight: 600; text-transform: uppercase; letter-spacing: .05em; }
@@ -221,6 +222,7 @@ fn write_header(out: &mut String, report: &Report) -> fmt::Result {
         escape(&report.iut.roles.join(", "))
     };
     fact(out, "Roles", &roles)?;
+    fact(out, "Coverage", &escape(&coverage_line(report)))?;
     let fingerprint = match &report.iut.server_certificate_sha256 {
         Some(hex) => format!("<code>{}</code>", escape(&colon_hex(hex))),
         None => "none: the IUT never completed a TLS handshake".to_owned(),
@@ -291,6 +293,7 @@ fn write_counts(out: &mut String, report: &Report) -> fmt::Result {
         Verdict::Pass,
         Verdict::Fail,
         Verdict::Error,
+        Verdict::NotTested,
         Verdict::NotApplicable,
         Verdict::NotTestable,
     ] {

@@ -80,7 +80,7 @@ mod tests {
     #[test]
     fn rendered_json_is_pretty_and_uses_contract_names() {
         let text = render(&sample_report()).unwrap();
-        assert!(text.starts_with("{\n  \"schema_version\": 1,"), "{text}");
+        assert!(text.starts_with("{\n  \"schema_version\": 2,"), "{text}");
         assert!(text.contains("\"verdict\": \"non-compliant\""));
         assert!(text.contains("\"status\": \"not-applicable\""));
         assert!(text.ends_with("}\n"));
@@ -97,7 +97,7 @@ mod tests {
         fs::remove_file(&path).unwrap();
         assert!(err.contains(&path.display().to_string()), "{err}");
         assert!(err.contains("schema_version 999"), "{err}");
-        assert!(err.contains("reads schema_version 1"), "{err}");
+        assert!(err.contains("reads schema_version 2"), "{err}");
     }
 
     #[test]

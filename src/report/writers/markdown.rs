@@ -9,8 +9,8 @@ use std::fmt::{self, Write as _};
 
 use super::html::escape;
 use super::{
-    evidence_json, format_duration_ms, needs_attention, run_verdict_label, scenario_tally,
-    scenarios_by_key, status_label, truncate, verdict_label, verdict_reason,
+    coverage_line, evidence_json, format_duration_ms, needs_attention, run_verdict_label,
+    scenario_tally, scenarios_by_key, status_label, truncate, verdict_label, verdict_reason,
 };
 use crate::report::model::*;
 
@@ -39,6 +39,7 @@ fn write_summary(out: &mut String, report: &Report) -> fmt::Result {
         run_verdict_label(report.verdict)
     )?;
     writeln!(out, "{}.\n", text(&verdict_reason(report)))?;
+    writeln!(out, "Coverage: {}.\n", text(&coverage_line(report)))?;
 
     let roles = if report.iut.roles.is_empty() {
         "none".to_owned()
@@ -203,7 +204,7 @@ mod tests {
         let md = render(&sample_report());
         assert!(md.starts_with(
             "## provsten: NON-COMPLIANT\n\n1 of 5 requirements fails (EB-MTLS-1); \
-             1 could not be evaluated (FMK-4-RESEND).\n"
+             1 could not be evaluated: a harness error, not a failure of the IUT (FMK-4-RESEND).\n"
         ));
         assert!(md.contains("IUT `reference-iut` (roles: server, sender) · profile `all`"));
         assert!(md.contains("· provsten 0.1.0 · 2025-11-23T12:00:00Z → 2025-11-23T12:00:04.250Z\n"));

@@ -119,6 +119,7 @@ fn verdict_label(verdict: Verdict) -> &'static str {
         Verdict::Error => "ERROR",
         Verdict::Fail => "FAIL",
         Verdict::NotApplicable => "NOT-APPLICABLE",
+        Verdict::NotTested => "NOT-TESTED",
         Verdict::NotTestable => "NOT-TESTABLE",
         Verdict::Pass => "PASS",
     }
@@ -194,7 +195,9 @@ fn id_list(ids: &[&str], max: usize) -> String {
 }
 
 /// What the run verdict rests on, in one sentence without the verdict word itself:
-/// `2 of 9 requirements fail (EB-MTLS-1, FMK-2.1-REVOKE)`.
+/// `2 of 9 requirements fail (EB-MTLS-1, FMK-2.1-REVOKE)`, or the coverage of a passing
+/// run: `6 of 8 testable requirements of profile ebevis tested, all pass (2 not tested:
+/// EB-IP-1, EB-IP-2)`.
 fn verdict_reason(report: &Report) -> String {
     let total = report.requirements.len();
     if total == 0 {
@@ -230,25 +233,87 @@ fn verdict_reason(report: &Report) -> String {
             errors.len().to_string()
         };
         clauses.push(format!(
-            "{head} could not be evaluated ({})",
+            "{head} could not be evaluated: a harness error, not a failure of the IUT ({})",
             id_list(&errors, 6)
         ));
     }
-    if clauses.is_empty() {
-        let passed = with(Verdict::Pass).len();
-        let mut clause = format!("{passed} of {total} {noun} pass");
-        let others: Vec<String> = [Verdict::NotApplicable, Verdict::NotTestable]
-            .into_iter()
-            .map(|v| (v, with(v).len()))
-            .filter(|(_, n)| *n > 0)
-            .map(|(v, n)| format!("{n} {}", v.as_str().replace('-', " ")))
-            .collect();
-        if !others.is_empty() {
-            clause.push_str(&format!(" ({})", others.join(", ")));
-        }
-        clauses.push(clause);
+    if !clauses.is_empty() {
+        return clauses.join("; ");
     }
-    clauses.join("; ")
+    let not_tested: Vec<&RequirementResult> = report
+        .requirements
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::NotTested | Verdict::NotApplicable))
+        .collect();
+    let coverage = &report.coverage;
+    if coverage.passed == 0 {
+        let mut reasons: Vec<&str> = Vec::new();
+        for r in &not_tested {
+            if let Some(why) = r.reason.as_deref() {
+                if !reasons.contains(&why) {
+                    reasons.push(why);
+                }
+            }
+        }
+        let shown: Vec<&str> = reasons.iter().take(3).copied().collect();
+        let more = reasons.len().saturating_sub(shown.len());
+        return format!(
+            "nothing was tested: 0 of {} testable requirements of profile {} were exercised ({}{})",
+            coverage.testable,
+            report.profile,
+            shown.join("; "),
+            if more > 0 {
+                format!("; and {more} other reasons")
+            } else {
+                String::new()
+            }
+        );
+    }
+    let mut clause = format!(
+        "{} of {} testable requirements of profile {} tested, all pass",
+        coverage.tested, coverage.testable, report.profile
+    );
+    if !not_tested.is_empty() {
+        let ids: Vec<&str> = not_tested.iter().map(|r| r.id.as_str()).collect();
+        clause.push_str(&format!(
+            " ({} not tested: {})",
+            ids.len(),
+            id_list(&ids, 6)
+        ));
+    }
+    if coverage.complete_required && !coverage.complete {
+        clause = format!("incomplete certification (--complete): {clause}");
+    } else if coverage.complete_required {
+        clause.push_str("; complete certification");
+    }
+    clause
+}
+
+/// The coverage fact every writer states: `6 of 9 testable requirements of profile all
+/// tested (5 pass, 1 fail)`, and whether a `--complete` certification was complete.
+fn coverage_line(report: &Report) -> String {
+    let c = &report.coverage;
+    let failed = c.tested.saturating_sub(c.passed);
+    let mut line = format!(
+        "{} of {} testable requirements of profile {} tested ({} pass{})",
+        c.tested,
+        c.testable,
+        report.profile,
+        c.passed,
+        if failed > 0 {
+            format!(", {failed} fail")
+        } else {
+            String::new()
+        }
+    );
+    if c.complete_required {
+        line.push_str(if c.complete {
+            "; complete certification: every testable requirement tested and passed"
+        } else {
+            "; incomplete certification: not every testable requirement was tested and passed"
+        });
+    }
+    line
 }
 
 /// A one-line rendering of a scenario's evidence for terminals and summaries:
@@ -343,6 +408,13 @@ pub(crate) fn sample_report() -> Report {
         started_at: "2025-11-23T12:00:00Z".to_owned(),
         finished_at: "2025-11-23T12:00:04.250Z".to_owned(),
         verdict: RunVerdict::NonCompliant,
+        coverage: Coverage {
+            testable: 4,
+            tested: 2,
+            passed: 1,
+            complete_required: false,
+            complete: false,
+        },
         requirements: vec![
             requirement(
                 "EB-MTLS-1",
@@ -360,12 +432,12 @@ pub(crate) fn sample_report() -> Report {
                 &["features/mtls.feature:6"],
             ),
             RequirementResult {
-                reason: Some("the IUT does not declare role `receiver`".to_owned()),
+                reason: Some("needs role receiver, which the IUT does not declare".to_owned()),
                 ..requirement(
                     "FMK-3-IDEMPOTENT",
                     "The receiver is idempotent on resent notifications",
                     "fmk",
-                    Verdict::NotApplicable,
+                    Verdict::NotTested,
                     &["features/resend.feature:8"],
                 )
             },
@@ -573,7 +645,7 @@ mod tests {
     fn verdict_reason_names_failing_requirements() {
         assert_eq!(
             verdict_reason(&sample_report()),
-            "1 of 5 requirements fails (EB-MTLS-1); 1 could not be evaluated (FMK-4-RESEND)"
+            "1 of 5 requirements fails (EB-MTLS-1); 1 could not be evaluated: a harness error, not a failure of the IUT (FMK-4-RESEND)"
         );
     }
 
@@ -583,13 +655,35 @@ mod tests {
         report.requirements.retain(|r| {
             matches!(
                 r.verdict,
-                Verdict::Pass | Verdict::NotApplicable | Verdict::NotTestable
+                Verdict::Pass | Verdict::NotTested | Verdict::NotTestable
             )
         });
+        report.coverage = Coverage::of(&report.requirements, false);
         assert_eq!(
             verdict_reason(&report),
-            "1 of 3 requirements pass (1 not applicable, 1 not testable)"
+            "1 of 2 testable requirements of profile all tested, all pass (1 not tested: FMK-3-IDEMPOTENT)"
         );
+        report.coverage = Coverage::of(&report.requirements, true);
+        assert!(verdict_reason(&report).starts_with("incomplete certification"));
+        report.requirements.retain(|r| r.verdict != Verdict::Pass);
+        report.coverage = Coverage::of(&report.requirements, false);
+        assert_eq!(
+            verdict_reason(&report),
+            "nothing was tested: 0 of 1 testable requirements of profile all were exercised (needs role receiver, which the IUT does not declare)"
+        );
+    }
+
+    #[test]
+    fn coverage_line_counts_tested_and_says_if_complete() {
+        let mut report = sample_report();
+        assert_eq!(
+            coverage_line(&report),
+            "2 of 4 testable requirements of profile all tested (1 pass, 1 fail)"
+        );
+        report.coverage.complete_required = true;
+        assert!(coverage_line(&report).ends_with(
+            "; incomplete certification: not every testable requirement was tested and passed"
+        ));
     }
 
     #[test]
