@@ -244,6 +244,14 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         request_timeout: iut.request_timeout,
         ip: iut.ip.clone(),
     });
+    // Config sections the steps need, checked up front (so step order cannot matter).
+    for p in planned.iter_mut().filter(|p| p.not_applicable.is_none()) {
+        let background = p.feature.background.iter().flat_map(|b| b.steps.iter());
+        let texts = background
+            .chain(p.scenario.steps.iter())
+            .map(|s| s.value.as_str());
+        p.not_applicable = steps::unmet_need(&ctx, texts);
+    }
     steps::set_context(ctx);
     let server_fp = server_fingerprint(&iut).await;
     let trust = std::fs::read(iut.pki.path(&iut.pki.manifest.trust_bundle)).unwrap_or_default();

@@ -9,19 +9,59 @@ use ipnet::IpNet;
 use serde_json::json;
 
 use super::mtls::send;
-use super::{ProvstenWorld, Via};
+use super::{ProvstenWorld, RunContext, Via};
 use crate::network::addr::{self, Edge};
 use crate::network::proxy_protocol;
 use crate::peers::{ServerCheck, TlsVersions};
 
 fn require_loopback(ip: &crate::iut::IpFilterContext) -> anyhow::Result<()> {
-    if addr::registered_v4(&ip.registered).is_none() {
-        return Err(ProvstenWorld::not_applicable(format!(
-            "no registered range has an address this machine can connect from (ranges {:?}; loopback-only mode needs ranges inside 127.0.0.0/8)",
-            ip.registered.iter().map(|r| r.to_string()).collect::<Vec<_>>()
-        )));
+    loopback_problem(ip).map_or(Ok(()), |why| Err(ProvstenWorld::not_applicable(why)))
+}
+
+fn loopback_problem(ip: &crate::iut::IpFilterContext) -> Option<String> {
+    addr::registered_v4(&ip.registered).is_none().then(|| format!(
+        "no registered range has an address this machine can connect from (ranges {:?}; loopback-only mode needs ranges inside 127.0.0.0/8)",
+        ip.registered.iter().map(|r| r.to_string()).collect::<Vec<_>>()
+    ))
+}
+
+// What the steps here need of the IUT config, for the runner's check before a scenario
+// runs (`super::NEEDS`).
+
+fn filter(ctx: &RunContext) -> Result<&crate::iut::IpFilterContext, String> {
+    ctx.ip
+        .as_ref()
+        .ok_or_else(|| "the IUT config declares no [ip_filter]".to_string())
+}
+
+pub(super) fn need_loopback_ranges(ctx: &RunContext) -> Result<(), String> {
+    loopback_problem(filter(ctx)?).map_or(Ok(()), Err)
+}
+
+pub(super) fn need_ipv6(ctx: &RunContext) -> Result<(), String> {
+    let ip = filter(ctx)?;
+    if ip.ipv6_target.is_none() {
+        return Err("the IUT declares no IPv6 listener (ip_filter.ipv6_base_url)".into());
     }
     Ok(())
+}
+
+pub(super) fn need_dual_stack(ctx: &RunContext) -> Result<(), String> {
+    if filter(ctx)?.dual_stack_target.is_none() {
+        return Err(
+            "the IUT declares no dual-stack listener (ip_filter.dual_stack_base_url)".into(),
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn need_list_change(ctx: &RunContext) -> Result<(), String> {
+    let ip = filter(ctx)?;
+    match &ip.allowlist {
+        None => Err("the IUT config declares no ip_filter.allowlist_file and reload".into()),
+        Some(c) if c.reload.is_none() => Err("the IUT config declares no ip_filter.reload".into()),
+        Some(_) => need_loopback_ranges(ctx),
+    }
 }
 
 /// Addresses that are neither registered nor trusted proxies.

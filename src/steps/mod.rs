@@ -71,6 +71,38 @@ impl std::fmt::Debug for dyn crate::network::backend::FaultBackend {
     }
 }
 
+/// A check of what a step needs of the IUT config: `Err(reason)` when it is missing.
+pub type Need = fn(&RunContext) -> Result<(), String>;
+
+/// What steps need of the IUT config, by a phrase of their text. The runner checks every
+/// step of a scenario against this table before the scenario runs, so whether a scenario
+/// applies never depends on how far its steps got: a scenario whose third step needs an
+/// `[ip_filter]` reload is `not-applicable` without one, not failed by its first steps.
+/// (The steps check again when they run.)
+pub const NEEDS: &[(&str, Need)] = &[
+    ("the client connects from", ip_filter::need_loopback_ranges),
+    (
+        "header naming a registered address",
+        ip_filter::need_loopback_ranges,
+    ),
+    ("the client connects over IPv6", ip_filter::need_ipv6),
+    ("the IUT's dual-stack listener", ip_filter::need_dual_stack),
+    ("the IUT's registered ranges", ip_filter::need_list_change),
+];
+
+/// Why a scenario with these steps cannot apply to this IUT, if it cannot.
+pub fn unmet_need<'a>(
+    ctx: &RunContext,
+    steps: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    steps.into_iter().find_map(|text| {
+        NEEDS
+            .iter()
+            .filter(|(phrase, _)| text.contains(phrase))
+            .find_map(|(_, need)| need(ctx).err())
+    })
+}
+
 static CONTEXT: Mutex<Option<Arc<RunContext>>> = Mutex::new(None);
 static NEXT_WORLD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 

@@ -577,3 +577,47 @@ fn attaches_to_an_iut_that_is_already_running() {
         "provsten stopped an IUT it did not start"
     );
 }
+
+/// Issue 14 item 8: whether EB-IP-2 applies is decided before its scenario runs, from the
+/// config, never by how far its steps got. Here the IUT filters nothing (the scenario's
+/// first check would fail) and the config declares no `reload`: EB-IP-2 is `not-tested`
+/// naming `ip_filter.reload`, not `fail`.
+#[test]
+fn applicability_never_depends_on_step_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("provsten.toml");
+    pki_init(dir.path());
+    write(
+        &cfg,
+        &format!(
+            "{}\n[ip_filter]\nregistered_ranges = [\"127.0.0.1/32\"]\nallowlist_file = \"{}\"\n",
+            reference_config(dir.path()),
+            dir.path().join("allow.txt").display()
+        ),
+    );
+    let r = run(
+        &dir.path().join("out"),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--tags",
+            "@req:EB-IP-2 or @req:EB-TLS-1",
+        ],
+    );
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    let ip2 = r.report()["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == "EB-IP-2")
+        .unwrap()
+        .clone();
+    assert_eq!(ip2["verdict"], "not-tested", "{ip2}");
+    assert!(
+        ip2["reason"]
+            .as_str()
+            .unwrap()
+            .contains("declares no ip_filter.reload"),
+        "{ip2}"
+    );
+}
