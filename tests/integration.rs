@@ -16,4 +16,5 @@ mod it {
     pub mod report;
     pub mod tls_probe;
     pub mod util;
+    pub mod verdicts;
 }

@@ -172,10 +172,16 @@ fn record_step(run: &mut ScenarioRun, step: &gherkin::Step, ev: Step<ProvstenWor
             };
             match err {
                 StepError::NotFound | StepError::AmbiguousMatch(_) => run.error = Some(text),
-                StepError::Panic(_) => match text.strip_prefix(crate::steps::NOT_APPLICABLE) {
-                    Some(reason) => run.not_applicable = Some(reason.to_string()),
-                    None => run.failed = Some(text),
-                },
+                StepError::Panic(_) => {
+                    if let Some(reason) = text.strip_prefix(crate::steps::NOT_APPLICABLE) {
+                        run.not_applicable = Some(reason.to_string());
+                    } else if let Some(failure) = text.strip_prefix(crate::steps::IUT_FAILED) {
+                        run.failed = Some(failure.to_string());
+                    } else {
+                        // Not the IUT's doing: a harness fault, a bug or a panic.
+                        run.error = Some(format!("harness error: {text}"));
+                    }
+                }
             }
             StepStatus::Failed
         }
@@ -227,3 +233,49 @@ impl cucumber::Writer<ProvstenWorld> for Collector {
 
 // Events are keyed by scenario, so interleaved (unnormalised) order is fine here.
 impl cucumber::writer::Normalized for Collector {}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn outcome(text: &str) -> ScenarioRun {
+        let mut run = ScenarioRun::default();
+        let step = gherkin::Step {
+            keyword: "Then ".into(),
+            ty: gherkin::StepType::Then,
+            value: "the request is refused without protected data".into(),
+            docstring: None,
+            table: None,
+            span: Default::default(),
+            position: Default::default(),
+        };
+        let info: event::Info = Arc::new(text.to_string());
+        record_step(
+            &mut run,
+            &step,
+            Step::Failed(None, None, None, StepError::Panic(info)),
+        );
+        run
+    }
+
+    #[test]
+    fn only_a_declared_iut_failure_fails_a_scenario() {
+        let run = outcome(&format!(
+            "{}the IUT granted access",
+            crate::steps::IUT_FAILED
+        ));
+        assert_eq!(run.failed.as_deref(), Some("the IUT granted access"));
+        assert!(run.error.is_none());
+        let run = outcome(&format!("{}no [ip_filter]", crate::steps::NOT_APPLICABLE));
+        assert_eq!(run.not_applicable.as_deref(), Some("no [ip_filter]"));
+        // Anything else a step returns, or a panic of the harness, is never the IUT's.
+        let run = outcome("binding 127.0.0.1:4000: address in use");
+        assert!(run.failed.is_none());
+        assert_eq!(
+            run.error.as_deref(),
+            Some("harness error: binding 127.0.0.1:4000: address in use")
+        );
+    }
+}

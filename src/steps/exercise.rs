@@ -130,7 +130,7 @@ async fn exercise_verdict(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         bail!("no exercise ran (hint: `When the outage exercise \"primary-node-outage\" runs`)");
     }
     if !w.exercise.problems.is_empty() {
-        bail!(
+        fail!(
             "exercise {:?}: {}",
             w.exercise.name,
             w.exercise.problems.join("; ")

@@ -506,7 +506,7 @@ async fn on_primary(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         if !ok {
             let exits = w.trigger_exits(std::slice::from_ref(&id));
             w.record(json!({"baseline": {"id": id, "arrived": false, "trigger": exits}}));
-            bail!(
+            fail!(
                 "message {id} did not arrive through any route within {} with every route up (router.first_delivery_timeout)",
                 humantime::format_duration(r.first_delivery_timeout)
             );
@@ -525,7 +525,7 @@ async fn on_primary(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         }
         if Instant::now() >= deadline {
             w.record(json!({"baseline": seen}));
-            bail!(
+            fail!(
                 "with every route up, the router still delivers through {route:?}, not the primary {primary:?}: it has not returned to the primary within the failback time ({}) since an earlier outage",
                 humantime::format_duration(back_within)
             );
@@ -691,7 +691,7 @@ async fn in_flight(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         })
         .await;
     if !ok {
-        bail!(
+        fail!(
             "message {id} never reached the primary within {} ({} other attempts there)",
             humantime::format_duration(r.first_delivery_timeout),
             attempts.len()
@@ -778,7 +778,7 @@ async fn through_fallback(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let counts = w.route_counts(&arrivals);
     w.record(json!({"failover": {"onset_ms": w.since_epoch(onset), "messages": rows, "per_route": counts, "faults": w.fault_log()}}));
     if !bad.is_empty() {
-        bail!(
+        fail!(
             "{} of {} messages sent while {primary:?} was out did not arrive through a fallback within the failover time ({} + tolerance {}): {}",
             bad.len(),
             during.len(),
@@ -905,7 +905,7 @@ async fn no_loss(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         problems.push(format!("arrived changed: {}", changed.join("; ")));
     }
     if !problems.is_empty() {
-        bail!("{}", problems.join("; "));
+        fail!("{}", problems.join("; "));
     }
     Ok(())
 }
@@ -927,7 +927,7 @@ async fn coordinated(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             .and_then(|a| a.attempt.client_org.clone()),
     };
     let Some(expected_org) = expected_org else {
-        bail!("no identity to compare with: router.client_cert is not set and nothing arrived through the primary");
+        fail!("no identity to compare with: router.client_cert is not set and nothing arrived through the primary");
     };
     // Only messages sent while a route was out: a baseline message that went through the
     // fallback (the router still settling onto its primary) proves nothing here.
@@ -971,10 +971,10 @@ async fn coordinated(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     }
     w.record(json!({"coordination": {"expected_org": expected_org, "fallback_deliveries": rows}}));
     if fallback.is_empty() {
-        bail!("no message arrived through a fallback route, so what the fallback delivers could not be checked (the router did not fail over)");
+        fail!("no message arrived through a fallback route, so what the fallback delivers could not be checked (the router did not fail over)");
     }
     if !bad.is_empty() {
-        bail!(
+        fail!(
             "{} of {} fallback deliveries would not be accepted as the primary's: {}",
             bad.len(),
             fallback.len(),
@@ -1049,7 +1049,7 @@ async fn fails_back(w: &mut ProvstenWorld) -> anyhow::Result<()> {
                 humantime::format_duration(r.tolerance)
             )
         };
-        bail!("deliveries did not {want}: {}", bad.join("; "));
+        fail!("deliveries did not {want}: {}", bad.join("; "));
     }
     Ok(())
 }

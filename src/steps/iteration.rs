@@ -145,21 +145,21 @@ impl ProvstenWorld {
             .await?;
         if !ex.granted() {
             self.record(json!({"change": "refused", "exchange": ex}));
-            bail!(
+            fail!(
                 "expected HTTP 2xx with the new item's id and change time; {}: {}",
                 ex.describe(),
                 excerpt(ex.body())
             );
         }
         let answer: Value = serde_json::from_str(ex.body()).map_err(|e| {
-            anyhow!(
+            failure!(
                 "POST {path} answered HTTP {} but not JSON ({e}): {}",
                 ex.status().unwrap_or(0),
                 excerpt(ex.body())
             )
         })?;
         let id = id_at(&answer, &it.id_pointer).ok_or_else(|| {
-            anyhow!(
+            failure!(
                 "POST {path}: no id at {:?} (iteration.id_pointer) in the answer {}",
                 it.id_pointer,
                 excerpt(ex.body())
@@ -169,7 +169,7 @@ impl ProvstenWorld {
             .pointer(&it.changed_at_pointer)
             .and_then(Value::as_str)
             .ok_or_else(|| {
-                anyhow!(
+                failure!(
                     "POST {path}: no change time at {:?} (iteration.changed_at_pointer) in the answer {}",
                     it.changed_at_pointer,
                     excerpt(ex.body())
@@ -177,7 +177,7 @@ impl ProvstenWorld {
             })?
             .to_string();
         let at = parse_time(&changed_at).ok_or_else(|| {
-            anyhow!(
+            failure!(
                 "POST {path}: the change time {changed_at:?} of item {id} is not RFC 3339 (e.g. 2026-05-01T10:00:00.000001Z)"
             )
         })?;
@@ -197,14 +197,14 @@ impl ProvstenWorld {
         let ex = self.send_as(identity, "GET", path, None).await?;
         if !ex.granted() {
             self.record(json!({"query": path, "exchange": ex}));
-            bail!(
+            fail!(
                 "GET {path}: expected HTTP 2xx with the items; {}: {}",
                 ex.describe(),
                 excerpt(ex.body())
             );
         }
         let answer: Value = serde_json::from_str(ex.body()).map_err(|e| {
-            anyhow!(
+            failure!(
                 "GET {path}: the answer is not JSON ({e}): {}",
                 excerpt(ex.body())
             )
@@ -214,7 +214,7 @@ impl ProvstenWorld {
             .and_then(Value::as_array)
             .cloned()
             .ok_or_else(|| {
-                anyhow!(
+                failure!(
                     "GET {path}: no array at {:?} (iteration.items_pointer) in {}",
                     it.items_pointer,
                     excerpt(ex.body())
@@ -260,13 +260,13 @@ async fn make_changes(w: &mut ProvstenWorld, n: usize) -> anyhow::Result<()> {
         let made = w.make_change(&identity, &org).await?;
         if let Some(prev) = w.iteration.own.last() {
             if made.at() < prev.at() {
-                bail!(
+                fail!(
                     "change times go backwards: item {} was changed after item {} but is stamped {} < {}; an integrator iterating by time would miss it",
                     made.id, prev.id, made.changed_at, prev.changed_at
                 );
             }
             if made.id == prev.id {
-                bail!("two changes got the same id {}", made.id);
+                fail!("two changes got the same id {}", made.id);
             }
         }
         w.iteration.own.push(made);
@@ -285,7 +285,7 @@ async fn other_change(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let to = format_time(made.at() + Duration::seconds(1));
     let (path, ids, _) = w.window(&identity, &org, &from, &to).await?;
     if !ids.contains(&made.id) {
-        bail!(
+        fail!(
             "organisation {org} changed item {} at {}, but its own window GET {path} does not list it (got {ids:?})",
             made.id,
             made.changed_at
@@ -362,7 +362,7 @@ async fn window_first_to_last(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         ));
     }
     if !problems.is_empty() {
-        bail!(
+        fail!(
             "the window {edges} (from_inclusive = {}, to_inclusive = {}) must return exactly {:?} of the changes made; GET {path}: {}; it returned {ids:?}",
             it.from_inclusive,
             it.to_inclusive,
@@ -402,7 +402,7 @@ async fn window_outside(w: &mut ProvstenWorld, which: String) -> anyhow::Result<
         .collect();
     w.record(json!({"window": format!("{from} .. {to}"), "query": path, "returned": ids, "made": own, "wrongly_included": leaked}));
     if !leaked.is_empty() {
-        bail!(
+        fail!(
             "a window from {from} to {to}, just {which} change, must return none of the changes made; GET {path} returned {}",
             leaked.join(", ")
         );
@@ -428,7 +428,7 @@ async fn whole_holding(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .collect();
     w.record(json!({"holding": path, "items": ids.len(), "made": own, "missing": missing}));
     if !missing.is_empty() {
-        bail!(
+        fail!(
             "the whole holding (GET {path}, items at {:?}) must include every change made; missing {missing:?} among {} items",
             it.items_pointer,
             ids.len()
@@ -460,7 +460,7 @@ async fn other_never_appears(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .collect();
     w.record(json!({"other_change": other, "window_query": path, "window_returned": ids, "holding": holding, "holding_items": holding_ids.len()}));
     if ids.contains(&other.id) {
-        bail!(
+        fail!(
             "organisation {}'s change {} ({}) appears in organisation {org}'s window GET {path}",
             other.org,
             other.id,
@@ -468,7 +468,7 @@ async fn other_never_appears(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         );
     }
     if holding_ids.contains(&other.id) {
-        bail!(
+        fail!(
             "organisation {}'s change {} appears in organisation {org}'s holding GET {holding}",
             other.org,
             other.id

@@ -2,6 +2,22 @@
 //! scenario. Steps only observe the IUT through simulated peers and probes; every step
 //! records what it saw as evidence, and failing steps say what was expected and observed.
 
+/// Ends a step with the IUT's failure: the scenario is `failed`, with this message (record
+/// the evidence first). Any other error a step returns, and any panic, is a harness error:
+/// the scenario is `error`, never counted against the IUT.
+macro_rules! fail {
+    ($($arg:tt)*) => {
+        return Err($crate::steps::iut_failure(format!($($arg)*)))
+    };
+}
+
+/// The IUT's failure as an error value, for `ok_or_else` and `map_err` (see [`fail!`]).
+macro_rules! failure {
+    ($($arg:tt)*) => {
+        $crate::steps::iut_failure(format!($($arg)*))
+    };
+}
+
 pub mod exercise;
 pub mod fallback;
 pub mod ip_filter;
@@ -24,6 +40,15 @@ use crate::pki::Pki;
 /// A step that cannot apply to this IUT fails with this prefix; the runner reports the
 /// scenario `not-applicable` with the rest of the message as the reason.
 pub const NOT_APPLICABLE: &str = "not applicable: ";
+
+/// A step that saw the IUT do something wrong fails with this prefix ([`fail!`],
+/// [`iut_failure`]); the runner reports the scenario `failed` with the rest of the message.
+pub const IUT_FAILED: &str = "the IUT failed: ";
+
+/// The error for a step that saw the IUT do something wrong (see [`fail!`]).
+pub fn iut_failure(message: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{IUT_FAILED}{message}")
+}
 
 /// Which of the IUT's listeners a client connects to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

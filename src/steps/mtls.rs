@@ -169,7 +169,7 @@ pub(super) fn check_refused(w: &mut ProvstenWorld, ex: &Exchange) -> anyhow::Res
                 .as_deref()
                 .map(|s| format!(" (from {s})"))
                 .unwrap_or_default();
-            anyhow::bail!("expected a refusal without protected data{from}, but {why}");
+            fail!("expected a refusal without protected data{from}, but {why}");
         }
     };
     w.record(verdict);
@@ -188,13 +188,13 @@ fn check_succeeds(w: &mut ProvstenWorld, ex: &Exchange) -> anyhow::Result<()> {
     let org = own_org(w)?;
     if !ex.granted() {
         w.record(json!({"granted": false, "summary": ex.describe()}));
-        anyhow::bail!(
+        fail!(
             "expected HTTP 2xx with organisation {org}'s data; {}",
             ex.describe()
         );
     }
     if !ex.body().contains(&org) {
-        anyhow::bail!(
+        fail!(
             "HTTP {} but the body does not mention organisation {org}: {:.200}",
             ex.status().unwrap_or(0),
             ex.body()
@@ -209,7 +209,7 @@ async fn no_data_of(w: &mut ProvstenWorld, org: String) -> anyhow::Result<()> {
     for ex in w.exchanges()? {
         if ex.body().contains(&org) {
             w.record(json!({"leaked_organisation": org}));
-            anyhow::bail!("the response names organisation {org}: {:.300}", ex.body());
+            fail!("the response names organisation {org}: {:.300}", ex.body());
         }
     }
     Ok(())
@@ -220,7 +220,7 @@ async fn server_cert_accepted(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let ex = w.exchanges()?.remove(0);
     if let Outcome::Refused { refusal } = &ex.outcome {
         if matches!(refusal, peers::Refusal::LocalTlsError { .. }) || ex.tls_version.is_none() {
-            anyhow::bail!(
+            fail!(
                 "the IUT's server certificate does not verify against the agreed CA for host name {:?}: {}",
                 ex.server_name,
                 refusal.describe()

@@ -308,9 +308,7 @@ pub(super) async fn finish_timeline(
 async fn no_answer(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     for ex in w.exchanges()? {
         if let Outcome::Response { status, .. } = ex.outcome {
-            anyhow::bail!(
-                "expected no answer through the faulty link, but the IUT answered HTTP {status}"
-            );
+            fail!("expected no answer through the faulty link, but the IUT answered HTTP {status}");
         }
         w.record(json!({"no_answer": true, "summary": ex.describe()}));
     }

@@ -436,7 +436,7 @@ pub(super) async fn fire(f: Fire<'_>) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow!("{role}.trigger.url: {e:#}"))?;
             if !(200..300).contains(&status) {
-                bail!(
+                fail!(
                     "{role}.trigger.url {url} answered {status} ({answer}) when asked to send {id}"
                 );
             }
@@ -544,7 +544,7 @@ async fn kill_restart(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let deadline = w.first_deadline()?;
     let (ok, _) = w.receiver()?.wait_until(deadline, |a| !a.is_empty()).await;
     if !ok {
-        bail!(
+        fail!(
             "no delivery attempt within {} s of the trigger",
             w.sender_ctx()?.first_attempt_timeout.as_secs()
         );
@@ -617,7 +617,7 @@ impl ProvstenWorld {
         let recv = self.receiver()?;
         let (ok, _) = recv.wait_until(deadline, |a| !a.is_empty()).await;
         if !ok {
-            bail!(
+            fail!(
                 "no delivery attempt within {} s of the trigger (sender.first_attempt_timeout)",
                 self.sender_ctx()?.first_attempt_timeout.as_secs()
             );
@@ -666,12 +666,12 @@ impl ProvstenWorld {
                 })
                 .collect();
             if attempts.is_empty() {
-                bail!(
+                fail!(
                     "no delivery attempt reached the receiver (deadline {:.1} s)",
                     (deadline - started).as_secs_f64()
                 );
             }
-            bail!(
+            fail!(
                 "not accepted within the policy's span: {missing:?} ({} attempts: {})",
                 attempts.len(),
                 summary(&attempts)
@@ -710,7 +710,7 @@ async fn every_attempt(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let attempts = w.observe_all().await?;
     let want = p.attempt_limit() as usize;
     if attempts.len() != want {
-        bail!(
+        fail!(
             "expected {want} attempts ({}), the receiver got {}: {}",
             p.describe(),
             attempts.len(),
@@ -727,7 +727,7 @@ async fn one_attempt(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let recv = w.receiver()?;
     let (ok, _) = recv.wait_until(deadline, |a| !a.is_empty()).await;
     if !ok {
-        bail!(
+        fail!(
             "no delivery attempt within {} s of the trigger",
             w.sender_ctx()?.first_attempt_timeout.as_secs()
         );
@@ -738,7 +738,7 @@ async fn one_attempt(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .await;
     w.record_attempts(&attempts);
     if attempts.len() != 1 {
-        bail!(
+        fail!(
             "a permanent failure was retried: {} attempts within {} ms: {}",
             attempts.len(),
             window.as_millis(),
@@ -781,10 +781,10 @@ async fn intervals(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     }
     w.record(json!({"intervals": rows, "policy": p.describe(), "time_scale": p.time_scale, "tolerance_ms": p.tolerance.as_millis() as u64}));
     if attempts.len() < 2 {
-        bail!("fewer than 2 attempts: no interval to compare");
+        fail!("fewer than 2 attempts: no interval to compare");
     }
     if !bad.is_empty() {
-        bail!("{}", bad.join("; "));
+        fail!("{}", bad.join("; "));
     }
     Ok(())
 }
@@ -803,7 +803,7 @@ async fn same_id_body(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .filter(|a| a.handshake_error.is_none())
         .collect();
     if with_request.is_empty() {
-        bail!("no attempt carried a request");
+        fail!("no attempt carried a request");
     }
     let mut problems = Vec::new();
     for a in &with_request {
@@ -843,7 +843,7 @@ async fn same_id_body(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         }
     }
     if !problems.is_empty() {
-        bail!("{}", problems.join("; "));
+        fail!("{}", problems.join("; "));
     }
     Ok(())
 }
@@ -872,7 +872,7 @@ fn check_once(attempts: &[Attempt], id: &str) -> anyhow::Result<()> {
         .collect();
     let acks: Vec<&&Attempt> = mine.iter().filter(|a| a.acknowledged).collect();
     if acks.len() != 1 {
-        bail!(
+        fail!(
             "message {id} was acknowledged {} times (the sender resent a delivered message): {}",
             acks.len(),
             summary(&mine.iter().map(|a| (*a).clone()).collect::<Vec<_>>())
@@ -880,7 +880,7 @@ fn check_once(attempts: &[Attempt], id: &str) -> anyhow::Result<()> {
     }
     let ack_n = acks[0].n;
     if let Some(after) = mine.iter().find(|a| a.n > ack_n) {
-        bail!(
+        fail!(
             "message {id} was sent again (attempt {}) after it was acknowledged",
             after.n
         );
@@ -889,7 +889,7 @@ fn check_once(attempts: &[Attempt], id: &str) -> anyhow::Result<()> {
         .iter()
         .find(|a| a.bad_certificate_accepted.is_some())
     {
-        bail!(
+        fail!(
             "the IUT sent attempt {} over a connection with the bad certificate {:?}",
             b.n,
             b.bad_certificate_accepted
@@ -912,7 +912,7 @@ async fn sent_valid(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .filter(|a| a.handshake_error.is_none())
         .collect();
     if with_body.is_empty() {
-        bail!("no message reached the receiver to validate");
+        fail!("no message reached the receiver to validate");
     }
     let bad: Vec<String> = with_body
         .iter()
@@ -928,7 +928,7 @@ async fn sent_valid(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .collect();
     w.record(json!({"sent_messages_validated": with_body.len(), "invalid": bad}));
     if !bad.is_empty() {
-        bail!(
+        fail!(
             "the IUT sent messages its schema refuses: {}",
             bad.join(" | ")
         );
@@ -951,7 +951,7 @@ async fn undeliverable(w: &mut ProvstenWorld) -> anyhow::Result<()> {
                 match exits.iter().find(|(i, _, _)| *i == id) {
                     Some((_, Some(code), said)) => {
                         if *code == 0 {
-                            bail!("the trigger command exited 0 for {id}: it reports the message delivered although it was not");
+                            fail!("the trigger command exited 0 for {id}: it reports the message delivered although it was not");
                         }
                         w.record(json!({"trigger_command": {"exit": code, "stderr": said}}));
                         true
@@ -970,7 +970,7 @@ async fn undeliverable(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            bail!(
+            fail!(
                 "the IUT did not report {id} as undeliverable within {} ms of its last attempt",
                 (p.delivery_timeout + PROCESSING_SLACK * 2).as_millis()
             );
@@ -991,12 +991,12 @@ async fn waited_retry_after(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let attempts = w.observe_acceptance(std::slice::from_ref(&id)).await?;
     let mine = attempts_of(&attempts, &id);
     if mine.len() < 2 {
-        bail!("the message was not retried after the Retry-After answer");
+        fail!("the message was not retried after the Retry-After answer");
     }
     let waited = mine[1].at.duration_since(mine[0].at);
     w.record(json!({"retry_after": {"min_ms": min.as_millis() as u64, "waited_ms": waited.as_millis() as u64}}));
     if waited + p.tolerance < min {
-        bail!(
+        fail!(
             "retried {} ms after a Retry-After asking for {} ms (tolerance {} ms)",
             waited.as_millis(),
             min.as_millis(),
@@ -1011,16 +1011,16 @@ async fn refused_cert(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let deadline = w.first_deadline()?;
     let (_, attempts) = w.receiver()?.wait_until(deadline, |a| !a.is_empty()).await;
     let first = attempts.first().ok_or_else(|| {
-        anyhow!("no attempt reached the receiver within sender.first_attempt_timeout")
+        failure!("no attempt reached the receiver within sender.first_attempt_timeout")
     })?;
     if let Some(cert) = &first.bad_certificate_accepted {
-        bail!(
+        fail!(
             "the IUT accepted the receiver's bad certificate {cert:?} and sent attempt {} over it",
             first.n
         );
     }
     if first.handshake_error.is_none() {
-        bail!("the first attempt completed its handshake although the receiver presented a bad certificate");
+        fail!("the first attempt completed its handshake although the receiver presented a bad certificate");
     }
     Ok(())
 }
@@ -1048,7 +1048,7 @@ async fn as_declared(w: &mut ProvstenWorld) -> anyhow::Result<()> {
                 .wait_until(Instant::now() + window, |a| !a.is_empty())
                 .await;
             if !attempts.is_empty() {
-                bail!(
+                fail!(
                     "the policy does not retry refused connections, yet {} attempts arrived: {}",
                     attempts.len(),
                     summary(&attempts)
@@ -1093,7 +1093,7 @@ async fn backlog_rate(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     }
     w.record(json!({"backlog": {"rate_per_s": rate, "attempts_after_outage": after.len(), "outage_ms": end.as_millis() as u64}}));
     if let Some((i, j, got, need)) = worst {
-        bail!(
+        fail!(
             "resend storm: {} attempts in {} ms after the outage, the declared rate ({rate}/s) allows no more than one per {} ms",
             j - i + 1,
             got.as_millis(),
@@ -1119,7 +1119,7 @@ async fn in_order(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .map(|(_, id)| id)
         .collect();
     if first_seen != ids.iter().collect::<Vec<_>>() {
-        bail!("accepted in the order {first_seen:?}, sent as {ids:?}");
+        fail!("accepted in the order {first_seen:?}, sent as {ids:?}");
     }
     Ok(())
 }
@@ -1150,7 +1150,7 @@ async fn in_audit(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            bail!(
+            fail!(
                 "the audit log at {url} lacks {missing:?} ({} entries)",
                 logged.len()
             );
@@ -1190,7 +1190,7 @@ impl ProvstenWorld {
         let status = match &ex.outcome {
             ExchangeOutcome::Response { status, .. } => *status,
             ExchangeOutcome::Refused { refusal } => {
-                bail!("delivering {id} ({label}) failed: {}", refusal.describe())
+                fail!("delivering {id} ({label}) failed: {}", refusal.describe())
             }
         };
         self.resend.deliveries.push((id.to_string(), status, label));
@@ -1306,7 +1306,7 @@ async fn all_success(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .filter(|(_, s, _)| !(200..300).contains(s))
         .collect();
     if !bad.is_empty() {
-        bail!("deliveries not answered with 2xx: {bad:?} (a resend after a lost acknowledgement must be answered with success)");
+        fail!("deliveries not answered with 2xx: {bad:?} (a resend after a lost acknowledgement must be answered with success)");
     }
     Ok(())
 }
@@ -1329,7 +1329,7 @@ async fn changed_refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         bail!("no changed duplicate was delivered");
     };
     if !allowed.contains(&status) {
-        bail!("a second message with id {id} but another body was answered {status}; the config declares {allowed:?} (receive.changed_duplicate_statuses)");
+        fail!("a second message with id {id} but another body was answered {status}; the config declares {allowed:?} (receive.changed_duplicate_statuses)");
     }
     Ok(())
 }
@@ -1354,7 +1354,7 @@ async fn processed_once(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     }
     w.record(json!({"processed": ids.iter().map(|i| json!({"id": i, "times": accepted.iter().filter(|a| *a == i).count()})).collect::<Vec<_>>()}));
     if !problems.is_empty() {
-        bail!(
+        fail!(
             "{} (observe.accepted_url lists one entry per processing)",
             problems.join("; ")
         );

@@ -166,13 +166,13 @@ async fn refused_declared(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             }
             Outcome::Response { status, .. } => {
                 w.record(json!({"refused": false, "summary": ex.describe()}));
-                anyhow::bail!(
+                fail!(
                     "the IUT answered HTTP {status}; an invalid message must get one of {:?} (message.refused_statuses)",
                     m.refused_statuses
                 );
             }
             Outcome::Refused { refusal } => {
-                anyhow::bail!(
+                fail!(
                     "no HTTP answer to an invalid message: {}",
                     refusal.describe()
                 );
@@ -187,7 +187,7 @@ async fn no_internals(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     for ex in w.exchanges()? {
         if let Some(hit) = INTERNALS.iter().find(|p| ex.body().contains(*p)) {
             w.record(json!({"leak": hit, "body": ex.body()}));
-            anyhow::bail!(
+            fail!(
                 "the error answer shows internals ({hit:?}): {:.300}",
                 ex.body()
             );
@@ -209,9 +209,7 @@ async fn not_accepted(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let accepted = w.accepted_ids().await?;
     for id in w.planted_ids.clone() {
         if accepted.contains(&id) {
-            anyhow::bail!(
-                "the IUT lists message {id} among its accepted messages although it is invalid"
-            );
+            fail!("the IUT lists message {id} among its accepted messages although it is invalid");
         }
     }
     Ok(())
@@ -231,14 +229,14 @@ async fn valid_after(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .await?;
     if !ex.granted() {
         w.record(json!({"valid_after": false, "summary": ex.describe()}));
-        anyhow::bail!(
+        fail!(
             "a valid message was not accepted after the invalid one: {}",
             ex.describe()
         );
     }
     if let (Some(id), Some(_)) = (&id, &w.ctx()?.accepted_url) {
         if !w.accepted_ids().await?.contains(id) {
-            anyhow::bail!(
+            fail!(
                 "the IUT answered {} to a valid message but does not list {id} as accepted",
                 ex.status().unwrap_or(0)
             );
@@ -294,7 +292,7 @@ async fn all_refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             .unwrap_or("")
             .to_string();
         w.record(json!({"counter_example": c}));
-        anyhow::bail!(
+        fail!(
             "the IUT accepted an invalid message; minimal counter-example (violates {rule} at {pointer:?}): {}",
             c["message"]
         );
@@ -328,7 +326,7 @@ async fn call_version(w: &mut ProvstenWorld, which: String) -> anyhow::Result<()
 async fn call_succeeds(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     for ex in w.exchanges()? {
         if !ex.granted() {
-            anyhow::bail!("expected HTTP 2xx: {}", ex.describe());
+            fail!("expected HTTP 2xx: {}", ex.describe());
         }
     }
     Ok(())
@@ -344,7 +342,7 @@ async fn deprecation_headers(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         w.record(json!({"deprecation": dep, "sunset": sunset}));
         match (dep, sunset) {
             (Some(_), Some(s)) if httpdate_like(&s) => {}
-            (d, s) => anyhow::bail!("a deprecated version must answer with Deprecation and Sunset (an HTTP date); got Deprecation {d:?}, Sunset {s:?}"),
+            (d, s) => fail!("a deprecated version must answer with Deprecation and Sunset (an HTTP date); got Deprecation {d:?}, Sunset {s:?}"),
         }
     }
     Ok(())
@@ -368,7 +366,7 @@ async fn version_refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             json!({"status": ex.status(), "body": ex.body().chars().take(300).collect::<String>()}),
         );
         if !ok {
-            anyhow::bail!(
+            fail!(
                 "an unsupported version ({}) must get a clear 4xx error naming it or the supported versions; {}",
                 v.unsupported,
                 ex.describe()

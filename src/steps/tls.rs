@@ -58,13 +58,13 @@ async fn refuses_handshake(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no probe was sent before this step (hint: add `When a client offers only TLS 1.1 in a raw ClientHello`)"))?;
     if w.probe_accepted == Some(true) {
-        anyhow::bail!(
+        fail!(
             "the IUT accepted: it answered with a ServerHello: {}",
             probe["answer"]
         );
     }
     if w.probe_refused != Some(true) {
-        anyhow::bail!(
+        fail!(
             "no clear refusal (alert, close or reset) was observed: {}",
             probe["answer"]
         );
@@ -85,7 +85,7 @@ async fn handshake_uses(w: &mut ProvstenWorld, version: String) -> anyhow::Resul
             w.record(json!({"tls_version": v}));
             Ok(())
         }
-        other => anyhow::bail!(
+        other => fail!(
             "expected a {want} handshake; observed {:?}: {}",
             other,
             ex.describe()

@@ -1,0 +1,90 @@
+//! Honest verdicts (issue 14): a harness fault is `error` (exit 2), never the IUT's failure.
+
+use std::path::Path;
+
+use super::util::{provsten, run, Run};
+
+/// The embedded reference config, as a file a user could have written.
+fn reference_config(dir: &Path, edit: impl Fn(String) -> String) -> String {
+    let text = edit(include_str!("../../src/iut/default.toml").to_string());
+    let path = dir.join("provsten.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn requirement(r: &Run, id: &str) -> serde_json::Value {
+    r.report()["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} not in the report: {}", r.explain()))
+}
+
+/// The scenarios ran, could not be evaluated, and nothing counts against the IUT.
+fn assert_harness_error(r: &Run, id: &str, cause: &str) {
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    assert_eq!(r.report()["verdict"], "error", "{}", r.explain());
+    assert_eq!(requirement(r, id)["verdict"], "error", "{}", r.explain());
+    assert!(r.with_verdict("fail").is_empty(), "{}", r.explain());
+    let scenarios = r.report()["scenarios"].as_array().unwrap();
+    assert!(!scenarios.is_empty());
+    for s in scenarios {
+        assert_eq!(s["status"], "error", "{s}");
+        let message = s["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("harness error: "), "{s}");
+        assert!(message.contains(cause), "{s}");
+    }
+    assert!(
+        r.stdout()
+            .contains("a harness error, not a failure of the IUT"),
+        "{}",
+        r.stdout()
+    );
+}
+
+/// A port the harness must bind is taken: the router's primary route listens where another
+/// program already does.
+#[test]
+fn a_taken_port_the_harness_must_bind_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port().to_string();
+    let cfg = reference_config(dir.path(), |t| t.replace("{port:route-primary}", &port));
+    let r = run(
+        &dir.path().join("out"),
+        &[
+            "--config",
+            &cfg,
+            "--tags",
+            "@req:CONT-ROUTE-1 and not @req:CONT-NOLOSS",
+        ],
+    );
+    assert_harness_error(&r, "CONT-ROUTE-1", "must be free");
+    drop(squatter);
+}
+
+/// A harness helper fails: the external Toxiproxy the run was pointed at does not answer,
+/// so no fault can be applied.
+#[test]
+fn a_failing_harness_helper_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    let url = format!("http://{addr}");
+    drop(closed);
+    let out = dir.path().join("out");
+    let output = provsten()
+        .env("TOXIPROXY_URL", &url)
+        .args(["run", "-q", "--out"])
+        .arg(&out)
+        .args(["--tags", "@req:CONT-FAULT-PROC and not @role:router"])
+        .output()
+        .unwrap();
+    let report = std::fs::read_to_string(out.join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let r = Run { output, report };
+    assert_harness_error(&r, "CONT-FAULT-PROC", &format!("Toxiproxy at {addr}"));
+}
