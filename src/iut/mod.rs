@@ -269,6 +269,9 @@ pub struct IpFilterContext {
 pub struct PrepareOptions {
     pub out_dir: PathBuf,
     pub defects: Vec<String>,
+    /// Certificates the selected steps name: each must be in the PKI's catalogue, checked
+    /// before the IUT starts (a typo is a feature error, exit 2).
+    pub certificate_uses: Vec<crate::runner::features::NameUse>,
 }
 
 impl Iut {
@@ -310,6 +313,18 @@ impl Iut {
                 .with_context(|| format!("generating the PKI into {}", pki_dir.display()))?;
         }
         let pki = Pki::load(&pki_dir)?;
+        let names: Vec<&str> = pki
+            .manifest
+            .certificates
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        crate::runner::features::check_names(
+            &opts.certificate_uses,
+            crate::runner::features::NameKind::Certificate,
+            &names,
+            "certificate (the PKI catalogue)",
+        )?;
         let crl_server = publish_crls(&pki).await;
 
         let api = cfg.api.clone().unwrap_or_else(config::ApiSection::absent);

@@ -101,13 +101,51 @@ pub fn parse_all(
             setup_error(loc.unwrap_or_else(|| format!("{path}: malformed Gherkin: {msg}")))
         })?;
         f.path = Some(PathBuf::from(path));
-        let f = f
+        let mut f = f
             .expand_examples()
             .map_err(|e| setup_error(format!("{path}: {e}")))?;
+        type_star_steps(&mut f, &steps);
         check(&f, path, &steps, catalogue)?;
         features.push(f);
     }
     Ok(features)
+}
+
+/// `* step` is a Gherkin keyword for any step; the parser types it as a Given. It takes the
+/// type of the one step definition its text matches, so `* the request is refused …` is
+/// the Then it reads as.
+fn type_star_steps(f: &mut gherkin::Feature, steps: &cucumber::step::Collection<ProvstenWorld>) {
+    use gherkin::StepType::{Given, Then, When};
+    let retype = |step: &mut gherkin::Step| {
+        if step.keyword.trim() != "*" {
+            return;
+        }
+        let matching: Vec<gherkin::StepType> = [Given, When, Then]
+            .into_iter()
+            .filter(|ty| {
+                let mut probe = step.clone();
+                probe.ty = *ty;
+                matches!(steps.find(&probe), Ok(Some(_)))
+            })
+            .collect();
+        if let [only] = matching[..] {
+            step.ty = only;
+        }
+    };
+    let backgrounds = f
+        .background
+        .iter_mut()
+        .chain(f.rules.iter_mut().filter_map(|r| r.background.as_mut()));
+    for b in backgrounds {
+        b.steps.iter_mut().for_each(retype);
+    }
+    let scenarios = f
+        .scenarios
+        .iter_mut()
+        .chain(f.rules.iter_mut().flat_map(|r| r.scenarios.iter_mut()));
+    for sc in scenarios {
+        sc.steps.iter_mut().for_each(retype);
+    }
 }
 
 fn check(
@@ -145,6 +183,13 @@ fn check(
                     )))
                 }
             }
+        }
+        // A scenario without an assertion is a check that cannot fail.
+        if !sc.steps.iter().any(|s| s.ty == gherkin::StepType::Then) {
+            return Err(setup_error(format!(
+                "{path}:{}: scenario {:?} has no Then step, so it cannot fail (hint: add the assertion, e.g. `Then the request is refused without protected data`; `provsten steps` lists them)",
+                sc.position.line, sc.name
+            )));
         }
         let tags = all_tags(f, rule, sc);
         let reqs = requirement_ids(&tags);
@@ -230,6 +275,104 @@ fn locate_gherkin_error(text: &str) -> Option<(usize, String)> {
     None
 }
 
+/// What a quoted name in a step refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// An entry of the certificate catalogue (`certs/catalog.toml` or the IUT's PKI).
+    Certificate,
+    /// A fault-proxy link: `iut-api`, or `route-NAME` of a router's route.
+    Link,
+    /// A router route (`[router] routes`).
+    Route,
+    /// A fault timeline (`scenarios/NAME.toml` or `--scenarios DIR`).
+    Timeline,
+    /// A `[[message]]` type of the IUT config.
+    MessageType,
+}
+
+/// The names steps refer to, by the words before the opening quote: one table, so a new
+/// step with a name is checked by adding a row.
+const NAMED: &[(&str, NameKind)] = &[
+    ("the certificate \"", NameKind::Certificate),
+    ("the link \"", NameKind::Link),
+    ("the route \"", NameKind::Route),
+    ("the fault timeline \"", NameKind::Timeline),
+    ("the outage exercise \"", NameKind::Timeline),
+    ("the message type \"", NameKind::MessageType),
+];
+
+/// A name a step refers to and where (`file:line`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameUse {
+    pub kind: NameKind,
+    pub name: String,
+    pub at: String,
+}
+
+/// Every name the steps of `features` refer to (backgrounds included).
+pub fn name_uses(features: &[gherkin::Feature]) -> Vec<NameUse> {
+    let mut uses = Vec::new();
+    for f in features {
+        let path = f
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let steps = f
+            .background
+            .iter()
+            .flat_map(|b| b.steps.iter())
+            .chain(f.scenarios.iter().flat_map(|s| s.steps.iter()))
+            .chain(f.rules.iter().flat_map(|r| {
+                r.background
+                    .iter()
+                    .flat_map(|b| b.steps.iter())
+                    .chain(r.scenarios.iter().flat_map(|s| s.steps.iter()))
+            }));
+        for step in steps {
+            for (phrase, kind) in NAMED {
+                let mut rest = step.value.as_str();
+                while let Some(at) = rest.find(phrase) {
+                    rest = &rest[at + phrase.len()..];
+                    let Some(end) = rest.find('"') else { break };
+                    uses.push(NameUse {
+                        kind: *kind,
+                        name: rest[..end].to_string(),
+                        at: format!("{path}:{}", step.position.line),
+                    });
+                    rest = &rest[end..];
+                }
+            }
+        }
+    }
+    uses
+}
+
+/// Checks that every use of `kind` names one of `known`; a feature error (exit 2) naming
+/// the file, line and the closest known name otherwise.
+pub fn check_names(
+    uses: &[NameUse],
+    kind: NameKind,
+    known: &[&str],
+    what: &str,
+) -> anyhow::Result<()> {
+    for u in uses.iter().filter(|u| u.kind == kind) {
+        if known.contains(&u.name.as_str()) {
+            continue;
+        }
+        let hint = crate::reference::defects::closest(&u.name, known.iter().copied())
+            .map(|c| format!("did you mean {c:?}? "))
+            .unwrap_or_default();
+        return Err(setup_error(format!(
+            "{}: unknown {what} {:?} ({hint}known: {})",
+            u.at,
+            u.name,
+            known.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// Feature, rule and scenario tags (examples' tags are already on expanded scenarios).
 pub fn all_tags(
     f: &gherkin::Feature,
@@ -289,6 +432,50 @@ mod tests {
     }
 
     #[test]
+    fn a_scenario_without_then_is_a_feature_error_and_star_is_a_keyword() {
+        let cat = crate::requirements::catalogue().unwrap();
+        let src = vec![(
+            "n.feature".to_string(),
+            "Feature: x\n  @req:EB-AUTH-1\n  Scenario: y\n    Given a client presenting no certificate\n    When the client requests the health endpoint\n".to_string(),
+        )];
+        let e = parse_all(&src, &cat).unwrap_err().to_string();
+        assert!(
+            e.starts_with("n.feature:3: scenario \"y\" has no Then step"),
+            "{e}"
+        );
+        let src = vec![(
+            "s.feature".to_string(),
+            "Feature: x\n  @req:EB-AUTH-1\n  Scenario: y\n    * a client presenting no certificate\n    When the client requests the health endpoint\n    Then the request is refused without protected data\n    * the response contains no data of organisation \"5560000002\"\n".to_string(),
+        )];
+        parse_all(&src, &cat).unwrap();
+    }
+
+    #[test]
+    fn names_in_steps_are_found_and_checked_with_a_suggestion() {
+        let cat = crate::requirements::catalogue().unwrap();
+        let src = vec![(
+            "c.feature".to_string(),
+            "Feature: x\n  @req:EB-MTLS-1\n  Scenario: y\n    Given a client presenting the certificate \"client-expierd\"\n    And the link \"iut-api\" adds 300 ms latency\n    When the client requests the health endpoint\n    Then the request is refused without protected data\n".to_string(),
+        )];
+        let f = parse_all(&src, &cat).unwrap();
+        let uses = name_uses(&f);
+        assert_eq!(uses.len(), 2, "{uses:?}");
+        let e = check_names(
+            &uses,
+            NameKind::Certificate,
+            &["client-expired", "client-5560000001"],
+            "certificate",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "c.feature:4: unknown certificate \"client-expierd\" (did you mean \"client-expired\"? known: client-expired, client-5560000001)"
+        );
+        check_names(&uses, NameKind::Link, &["iut-api"], "link").unwrap();
+    }
+
+    #[test]
     fn undefined_step_and_unknown_requirement_are_named() {
         let cat = crate::requirements::catalogue().unwrap();
         let src = vec![(
@@ -301,7 +488,7 @@ mod tests {
             e.contains("a.feature:4: undefined step \"Given a client with a hat\""),
             "{e}"
         );
-        let src = vec![("b.feature".to_string(), "Feature: x\n  @req:EB-TSL-1\n  Scenario: y\n    Given a client presenting no certificate\n".to_string())];
+        let src = vec![("b.feature".to_string(), "Feature: x\n  @req:EB-TSL-1\n  Scenario: y\n    Given a client presenting no certificate\n    Then the request is refused without protected data\n".to_string())];
         let e = parse_all(&src, &cat).unwrap_err().to_string();
         assert!(
             e.contains("unknown requirement @req:EB-TSL-1 (did you mean @req:EB-TLS-1?)"),

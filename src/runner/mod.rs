@@ -19,6 +19,7 @@ use futures::FutureExt as _;
 
 use crate::iut::{self, setup_error, ConfigSource, Iut, PrepareOptions};
 use crate::reference::defects::Defect;
+use features::NameKind;
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
@@ -192,6 +193,8 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
     if planned.iter().all(|p| p.not_applicable.is_some()) {
         return Err(setup_error(nothing_applies(&planned, &roles)));
     }
+    let shipped: Vec<String> = features::shipped().into_iter().map(|(p, _)| p).collect();
+    check_step_names(&planned, &shipped, &cfg, plan)?;
 
     let started_at = now_rfc3339();
     std::fs::create_dir_all(&plan.out)
@@ -206,6 +209,15 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         &PrepareOptions {
             out_dir: plan.out.clone(),
             defects: defects.clone(),
+            certificate_uses: features::name_uses(&planned_features(
+                &planned
+                    .iter()
+                    .filter(|p| p.not_applicable.is_none())
+                    .collect::<Vec<_>>(),
+            ))
+            .into_iter()
+            .filter(|u| u.kind == NameKind::Certificate)
+            .collect(),
         },
     )
     .await?;
@@ -312,6 +324,71 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         shard: plan.shard.map(|(index, count)| Shard { index, count }),
         signature: None,
     })
+}
+
+/// The planned scenarios as features holding only them, for reading their steps.
+fn planned_features(planned: &[&Planned]) -> Vec<gherkin::Feature> {
+    planned
+        .iter()
+        .map(|p| {
+            let mut f = (*p.feature).clone();
+            f.scenarios = vec![p.scenario.clone()];
+            f.rules.clear();
+            f
+        })
+        .collect()
+}
+
+/// Links, routes, message types and timelines the steps name must exist (certificates are
+/// checked once the PKI is loaded, before the IUT starts): a typo is a feature error, never
+/// the IUT's failure.
+fn check_step_names(
+    planned: &[Planned],
+    shipped: &[String],
+    cfg: &iut::config::IutConfig,
+    plan: &RunPlan,
+) -> anyhow::Result<()> {
+    let runs: Vec<&Planned> = planned
+        .iter()
+        .filter(|p| p.not_applicable.is_none())
+        .collect();
+    let uses = features::name_uses(&planned_features(&runs));
+    // The shipped features name the documented routes and message types; an IUT config
+    // without them makes those scenarios not-applicable. A user's own features are checked.
+    let own: Vec<features::NameUse> = uses
+        .iter()
+        .filter(|u| !shipped.iter().any(|p| u.at.starts_with(&format!("{p}:"))))
+        .cloned()
+        .collect();
+    let uses = &uses[..];
+    let routes: Vec<&str> = cfg
+        .router
+        .iter()
+        .flat_map(|r| r.routes.iter().map(|x| x.name.as_str()))
+        .collect();
+    let mut links = vec![crate::steps::network::API_LINK.to_string()];
+    links.extend(routes.iter().map(|r| format!("route-{r}")));
+    let links: Vec<&str> = links.iter().map(String::as_str).collect();
+    features::check_names(uses, NameKind::Link, &links, "link")?;
+    // Without the section the scenarios are not applicable; with it, names must match.
+    if cfg.router.is_some() {
+        features::check_names(&own, NameKind::Route, &routes, "route (router.routes)")?;
+    }
+    let messages: Vec<&str> = cfg.messages.iter().map(|m| m.name.as_str()).collect();
+    if !messages.is_empty() {
+        features::check_names(
+            &own,
+            NameKind::MessageType,
+            &messages,
+            "message type ([[message]] name)",
+        )?;
+    }
+    for u in uses.iter().filter(|u| u.kind == NameKind::Timeline) {
+        if let Err(e) = crate::network::timeline::find_checked(&u.name, &plan.timelines) {
+            return Err(setup_error(format!("{}: {e:#}", u.at)));
+        }
+    }
+    Ok(())
 }
 
 /// Why a run in which every selected scenario needs a role the IUT lacks tests nothing.

@@ -14,7 +14,7 @@ use crate::network::timeline::{self, Fault};
 use crate::peers::{Outcome, ServerCheck};
 
 /// The only link a server-role scenario can route: the client's path to the IUT's API.
-const API_LINK: &str = "iut-api";
+pub const API_LINK: &str = "iut-api";
 
 impl ProvstenWorld {
     /// The scenario's own name for a logical link, unique across concurrent scenarios.

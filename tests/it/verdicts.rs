@@ -88,3 +88,82 @@ fn a_failing_harness_helper_is_an_error() {
     let r = Run { output, report };
     assert_harness_error(&r, "CONT-FAULT-PROC", &format!("Toxiproxy at {addr}"));
 }
+
+/// A user's feature with a scenario that has no Then step: exit 2 naming file and line
+/// (it could never fail), before anything runs.
+#[test]
+fn a_scenario_without_an_assertion_is_a_feature_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let features = dir.path().join("features");
+    std::fs::create_dir(&features).unwrap();
+    let file = features.join("mine.feature");
+    std::fs::write(
+        &file,
+        "@role:server\nFeature: mine\n\n  @req:EB-AUTH-1\n  Scenario: no assertion\n    Given a client presenting no certificate\n    When the client requests the health endpoint\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let r = run(
+        &out,
+        &[
+            "--features",
+            features.to_str().unwrap(),
+            "--tags",
+            "@req:EB-AUTH-1",
+        ],
+    );
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    assert!(
+        r.stderr().contains(&format!(
+            "{}:5: scenario \"no assertion\" has no Then step",
+            file.display()
+        )),
+        "{}",
+        r.stderr()
+    );
+    assert!(!out.join("report.json").exists());
+}
+
+/// A typo in a certificate name is the feature's error (exit 2, file:line, did-you-mean),
+/// never the IUT's non-compliance; `*` steps read as the step they match.
+#[test]
+fn a_misspelt_certificate_is_a_feature_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let features = dir.path().join("features");
+    std::fs::create_dir(&features).unwrap();
+    let file = features.join("typo.feature");
+    std::fs::write(
+        &file,
+        "@role:server @mine\nFeature: typo\n\n  @req:EB-MTLS-1\n  Scenario: an expired certificate is refused\n    * a client presenting the certificate \"client-expierd\"\n    * the client requests the health endpoint\n    * the request is refused without protected data\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let r = run(
+        &out,
+        &["--features", features.to_str().unwrap(), "--tags", "@mine"],
+    );
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    assert!(
+        r.stderr().contains(&format!(
+            "{}:6: unknown certificate (the PKI catalogue) \"client-expierd\" (did you mean \"client-expired\"?",
+            file.display()
+        )),
+        "{}",
+        r.stderr()
+    );
+    assert!(!out.join("report.json").exists());
+    // Spelt right, the `*` scenario runs and passes against the compliant reference.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("client-expierd", "client-expired"),
+    )
+    .unwrap();
+    let r = run(
+        &out,
+        &["--features", features.to_str().unwrap(), "--tags", "@mine"],
+    );
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    assert_eq!(r.with_verdict("pass").len(), 1, "{}", r.explain());
+}
