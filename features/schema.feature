@@ -89,7 +89,9 @@ Feature: Invalid messages are refused, valid ones accepted
     Then the call succeeds
     And the answer carries Deprecation and Sunset headers
 
-  @role:sender @req:FMK-2.6.2-VALIDATE
+  # What the IUT *sends*: the connected system's side (EB-SCHEMA-1, FMK 2.6.4), not the
+  # receiver's validation (FMK-2.6.2-VALIDATE).
+  @role:sender @req:EB-SCHEMA-1 @req:FMK-2.6.4-CORRECT
   Scenario: the messages the IUT sends are valid against their schema
     Given a simulated receiver that answers 200
     When the IUT sends 3 messages to the simulated receiver

@@ -212,7 +212,7 @@ impl Defect {
             // The router's outbox is the sender's: a killed router loses what it held.
             Defect::LoseOnRestart => &["CONT-NOLOSS", "FMK-2.6.3-RESEND"],
             Defect::NoAudit => &["FMK-2.6.4-LOG", "SDK-5.1-TRACE"],
-            Defect::SendsInvalidMessages => &["FMK-2.6.2-VALIDATE"],
+            Defect::SendsInvalidMessages => &["EB-SCHEMA-1", "FMK-2.6.4-CORRECT"],
             Defect::SenderAcceptsBadCert => &["FMK-2.1-MTLS", "FMK-2.6.3-RESEND"],
             Defect::WindowExcludesStart | Defect::WindowLeaksOtherOrgs => &["FMK-2.6.1-NOTIFY"],
             // The fault-processing scenarios keep the primary broken: only a fallback
