@@ -470,6 +470,22 @@ pub struct ApiSection {
     pub registered_orgs: Vec<String>,
     #[serde(default = "five_seconds")]
     pub request_timeout: HumanDuration,
+    /// What "access granted with the organisation's data" means for this API.
+    #[serde(default)]
+    pub granted: GrantedSection,
+}
+
+/// The positive control: what a granted request looks like. The default (any 2xx) is what
+/// a correct server with no organisation-specific data passes.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GrantedSection {
+    /// Statuses that mean granted; empty: any 2xx.
+    #[serde(default)]
+    pub statuses: Vec<u16>,
+    /// Text the body must contain, `{org}` replaced by the organisation number.
+    #[serde(default)]
+    pub body_contains: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -527,6 +543,7 @@ impl ApiSection {
             health_path: default_health_path(),
             registered_orgs: Vec::new(),
             request_timeout: five_seconds(),
+            granted: GrantedSection::default(),
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct Iut {
     pub health_path: String,
     pub registered_orgs: Vec<String>,
     pub request_timeout: Duration,
+    /// What a granted request looks like (`[api.granted]`).
+    pub granted: config::GrantedSection,
     pub pki: Pki,
     /// Source-address filtering, if the config declares it.
     pub ip: Option<IpFilterContext>,
@@ -585,6 +587,7 @@ impl Iut {
             health_path: api.health_path.clone(),
             registered_orgs: api.registered_orgs.clone(),
             request_timeout: api.request_timeout.0,
+            granted: api.granted.clone(),
             pki,
             ip,
             messages,

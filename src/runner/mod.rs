@@ -254,6 +254,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         health_path: iut.health_path.clone(),
         registered_orgs: iut.registered_orgs.clone(),
         request_timeout: iut.request_timeout,
+        granted: iut.granted.clone(),
         ip: iut.ip.clone(),
     });
     // Config sections the steps need, checked up front (so step order cannot matter).

@@ -34,11 +34,11 @@ fn filter(ctx: &RunContext) -> Result<&crate::iut::IpFilterContext, String> {
         .ok_or_else(|| "the IUT config declares no [ip_filter]".to_string())
 }
 
-pub(super) fn need_loopback_ranges(ctx: &RunContext) -> Result<(), String> {
+pub(super) fn need_loopback_ranges(ctx: &RunContext, _step: &str) -> Result<(), String> {
     loopback_problem(filter(ctx)?).map_or(Ok(()), Err)
 }
 
-pub(super) fn need_ipv6(ctx: &RunContext) -> Result<(), String> {
+pub(super) fn need_ipv6(ctx: &RunContext, _step: &str) -> Result<(), String> {
     let ip = filter(ctx)?;
     if ip.ipv6_target.is_none() {
         return Err("the IUT declares no IPv6 listener (ip_filter.ipv6_base_url)".into());
@@ -46,7 +46,7 @@ pub(super) fn need_ipv6(ctx: &RunContext) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn need_dual_stack(ctx: &RunContext) -> Result<(), String> {
+pub(super) fn need_dual_stack(ctx: &RunContext, _step: &str) -> Result<(), String> {
     if filter(ctx)?.dual_stack_target.is_none() {
         return Err(
             "the IUT declares no dual-stack listener (ip_filter.dual_stack_base_url)".into(),
@@ -55,12 +55,12 @@ pub(super) fn need_dual_stack(ctx: &RunContext) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn need_list_change(ctx: &RunContext) -> Result<(), String> {
+pub(super) fn need_list_change(ctx: &RunContext, _step: &str) -> Result<(), String> {
     let ip = filter(ctx)?;
     match &ip.allowlist {
         None => Err("the IUT config declares no ip_filter.allowlist_file and reload".into()),
         Some(c) if c.reload.is_none() => Err("the IUT config declares no ip_filter.reload".into()),
-        Some(_) => need_loopback_ranges(ctx),
+        Some(_) => need_loopback_ranges(ctx, _step),
     }
 }
 

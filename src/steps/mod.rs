@@ -67,6 +67,8 @@ pub struct RunContext {
     pub health_path: String,
     pub registered_orgs: Vec<String>,
     pub request_timeout: Duration,
+    /// What a granted request looks like (`[api.granted]`).
+    pub granted: crate::iut::config::GrantedSection,
     pub ip: Option<IpFilterContext>,
     /// The flaky network: embedded fault proxy or an external Toxiproxy.
     pub faults: Arc<dyn crate::network::backend::FaultBackend>,
@@ -96,8 +98,9 @@ impl std::fmt::Debug for dyn crate::network::backend::FaultBackend {
     }
 }
 
-/// A check of what a step needs of the IUT config: `Err(reason)` when it is missing.
-pub type Need = fn(&RunContext) -> Result<(), String>;
+/// A check of what a step (its text given) needs of the IUT config: `Err(reason)` when it
+/// is missing.
+pub type Need = fn(&RunContext, &str) -> Result<(), String>;
 
 /// What steps need of the IUT config, by a phrase of their text. The runner checks every
 /// step of a scenario against this table before the scenario runs, so whether a scenario
@@ -113,6 +116,7 @@ pub const NEEDS: &[(&str, Need)] = &[
     ("the client connects over IPv6", ip_filter::need_ipv6),
     ("the IUT's dual-stack listener", ip_filter::need_dual_stack),
     ("the IUT's registered ranges", ip_filter::need_list_change),
+    ("the data of organisation \"", mtls::need_registered_org),
 ];
 
 /// Why a scenario with these steps cannot apply to this IUT, if it cannot.
@@ -124,7 +128,7 @@ pub fn unmet_need<'a>(
         NEEDS
             .iter()
             .filter(|(phrase, _)| text.contains(phrase))
-            .find_map(|(_, need)| need(ctx).err())
+            .find_map(|(_, need)| need(ctx, text).err())
     })
 }
 

@@ -186,22 +186,53 @@ async fn succeeds(w: &mut ProvstenWorld) -> anyhow::Result<()> {
 
 fn check_succeeds(w: &mut ProvstenWorld, ex: &Exchange) -> anyhow::Result<()> {
     let org = own_org(w)?;
-    if !ex.granted() {
-        w.record(json!({"granted": false, "summary": ex.describe()}));
+    let granted = w.ctx()?.granted.clone();
+    let status_ok = match ex.status() {
+        Some(s) if granted.statuses.is_empty() => (200..300).contains(&s),
+        Some(s) => granted.statuses.contains(&s),
+        None => false,
+    };
+    let expected = if granted.statuses.is_empty() {
+        "HTTP 2xx".to_string()
+    } else {
+        format!("HTTP {:?} (api.granted.statuses)", granted.statuses)
+    };
+    if !status_ok {
+        w.record(json!({"granted": false, "expected": expected, "summary": ex.describe()}));
         fail!(
-            "expected HTTP 2xx with organisation {org}'s data; {}",
+            "expected {expected} for organisation {org}; {}",
             ex.describe()
         );
     }
-    if !ex.body().contains(&org) {
-        fail!(
-            "HTTP {} but the body does not mention organisation {org}: {:.200}",
-            ex.status().unwrap_or(0),
-            ex.body()
-        );
+    if let Some(pattern) = &granted.body_contains {
+        let want = pattern.replace("{org}", &org);
+        if !ex.body().contains(&want) {
+            w.record(json!({"granted": false, "body_lacks": want, "summary": ex.describe()}));
+            fail!(
+                "HTTP {} but the body does not contain {want:?} (api.granted.body_contains): {:.200}",
+                ex.status().unwrap_or(0),
+                ex.body()
+            );
+        }
     }
-    w.record(json!({"granted": true, "organisation": org, "status": ex.status(), "source_address": ex.source_address}));
+    w.record(json!({"granted": true, "organisation": org, "status": ex.status(), "body_checked": granted.body_contains, "source_address": ex.source_address}));
     Ok(())
+}
+
+/// The organisation a step asks for must be one the IUT registered, or a refusal proves
+/// nothing about isolation (an unknown organisation is refused by any server).
+pub(super) fn need_registered_org(ctx: &super::RunContext, step: &str) -> Result<(), String> {
+    let org = step
+        .split('"')
+        .nth(1)
+        .ok_or_else(|| "the step names no organisation".to_string())?;
+    if ctx.registered_orgs.iter().any(|o| o == org) {
+        return Ok(());
+    }
+    Err(format!(
+        "organisation {org} is not registered with the IUT (api.registered_orgs = {:?}): asking for its data tests no isolation",
+        ctx.registered_orgs
+    ))
 }
 
 #[then(expr = "the response contains no data of organisation {string}")]

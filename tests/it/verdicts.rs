@@ -167,3 +167,91 @@ fn a_misspelt_certificate_is_a_feature_error() {
     assert_eq!(r.code(), 0, "{}", r.explain());
     assert_eq!(r.with_verdict("pass").len(), 1, "{}", r.explain());
 }
+
+/// Issue 14 item 7: a correct mTLS server whose data set is empty (`200 []`) passes the
+/// positive controls with the default `[api.granted]` (any 2xx); declaring
+/// `body_contains = "{org}"` makes the same server fail them, so the check can fail.
+#[test]
+fn a_correct_server_with_no_organisation_data_passes_the_positive_controls() {
+    if std::env::var_os("PROVSTEN_SKIP_PYTHON").is_some_and(|v| v == "1") {
+        eprintln!("skipping: PROVSTEN_SKIP_PYTHON=1");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    super::util::pki_init(dir.path());
+    let pki = dir.path().join("pki");
+    let port = super::util::free_port();
+    // Python's ssl module: client certificates required against the agreed CA.
+    let server = format!(
+        r#"
+import http.server, ssl
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"[]"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+ctx.load_cert_chain("{pki}/iut-server.chain.pem", "{pki}/iut-server.key.pem")
+ctx.load_verify_locations("{pki}/trust.pem")
+ctx.verify_mode = ssl.CERT_REQUIRED
+s = http.server.ThreadingHTTPServer(("127.0.0.1", {port}), H)
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+"#,
+        pki = pki.display()
+    );
+    std::fs::write(dir.path().join("server.py"), server).unwrap();
+    let config = |granted: &str| {
+        format!(
+            r#"
+[iut]
+name = "empty mTLS server"
+roles = ["server"]
+[iut.start]
+command = ["python3", "{dir}/server.py"]
+[iut.ready]
+check = "tcp"
+timeout = "20s"
+[api]
+base_url = "https://127.0.0.1:{port}"
+server_name = "iut.localhost"
+registered_orgs = ["5560000001", "5560000002"]
+{granted}
+[pki]
+dir = "{pki}"
+"#,
+            dir = dir.path().display(),
+            pki = pki.display()
+        )
+    };
+    let cfg = dir.path().join("provsten.toml");
+    std::fs::write(&cfg, config("")).unwrap();
+    let tags = "@req:EB-AUTH-1";
+    let r = run(
+        &dir.path().join("out"),
+        &["--config", cfg.to_str().unwrap(), "--tags", tags],
+    );
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    assert!(
+        r.with_verdict("pass").contains("EB-AUTH-1"),
+        "{}",
+        r.explain()
+    );
+    std::fs::write(&cfg, config("[api.granted]\nbody_contains = \"{org}\"")).unwrap();
+    let r = run(
+        &dir.path().join("out"),
+        &["--config", cfg.to_str().unwrap(), "--tags", tags],
+    );
+    assert_eq!(r.code(), 1, "{}", r.explain());
+    assert!(
+        r.with_verdict("fail").contains("EB-AUTH-1"),
+        "{}",
+        r.explain()
+    );
+}
