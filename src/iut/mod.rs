@@ -8,7 +8,7 @@ pub mod process;
 pub mod resend_policy;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -190,6 +190,38 @@ pub struct Restarter {
     /// `[iut.ready] check`: a TCP-only IUT (a TLS pass-through router) cannot answer HTTPS
     /// while its routes are down.
     ready_check: ReadyCheck,
+    /// Times the IUT exited on its own during the run.
+    exits: Arc<Mutex<Vec<Exit>>>,
+    /// Held for writing while a crashed IUT is restarted: scenarios wait to start.
+    gate: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// At most this many restarts after the IUT exits on its own: one crash must not hide every
+/// other verdict, and an IUT that keeps crashing is not retried for ever.
+pub const MAX_RESTARTS: usize = 3;
+
+/// The IUT exited on its own (not stopped by provsten), noticed at `found_at`.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    pub found_at: std::time::Instant,
+    /// `exit status 1`, `signal 11 (SIGSEGV)`.
+    pub status: String,
+    pub last_output: Vec<String>,
+    /// Whether it was started again (false once [`MAX_RESTARTS`] is used up or the restart
+    /// failed, with the reason).
+    pub restarted: Result<(), String>,
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => match nix::sys::signal::Signal::try_from(sig) {
+            Ok(s) => format!("signal {sig} ({s})"),
+            Err(_) => format!("signal {sig}"),
+        },
+        _ => status.to_string(),
+    }
 }
 
 impl std::fmt::Debug for Restarter {
@@ -209,6 +241,64 @@ impl Restarter {
         }
         *guard = Some(IutProcess::spawn(&self.spec)?);
         drop(guard);
+        self.wait_ready().await?;
+        Ok(started.elapsed())
+    }
+
+    /// Called after every scenario: if the IUT exited on its own, records it and starts it
+    /// again (at most [`MAX_RESTARTS`] times, readiness awaited) while new scenarios wait.
+    /// Returns the exit it noticed.
+    pub async fn notice_exit(&self) -> Option<Exit> {
+        let mut guard = self.process.lock().await;
+        let p = guard.as_mut()?;
+        let status = p.exited()?;
+        let found_at = std::time::Instant::now();
+        let last_output = p.last_lines(20);
+        let restarts = self.exits.lock().map(|e| e.len()).unwrap_or(MAX_RESTARTS);
+        let _gate = self.gate.write().await;
+        let restarted = if restarts >= MAX_RESTARTS {
+            guard.take();
+            Err(format!(
+                "not restarted: it had already been restarted {MAX_RESTARTS} times"
+            ))
+        } else {
+            match IutProcess::spawn(&self.spec) {
+                Ok(p) => {
+                    *guard = Some(p);
+                    drop(guard);
+                    self.wait_ready()
+                        .await
+                        .map_err(|e| format!("restarted, but {e:#}"))
+                }
+                Err(e) => {
+                    guard.take();
+                    Err(format!("could not be restarted: {e:#}"))
+                }
+            }
+        };
+        let exit = Exit {
+            found_at,
+            status: describe_exit(status),
+            last_output,
+            restarted,
+        };
+        if let Ok(mut exits) = self.exits.lock() {
+            exits.push(exit.clone());
+        }
+        Some(exit)
+    }
+
+    /// Waits while a crashed IUT is being restarted (a scenario about to start).
+    pub async fn wait_if_restarting(&self) {
+        drop(self.gate.read().await);
+    }
+
+    /// The IUT's exits so far.
+    pub fn exits(&self) -> Vec<Exit> {
+        self.exits.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + self.ready_timeout;
         loop {
             let ready = match self.ready_check {
@@ -223,7 +313,7 @@ impl Restarter {
                 }
             };
             if ready {
-                return Ok(started.elapsed());
+                return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
                 let mut guard = self.process.lock().await;
@@ -572,6 +662,8 @@ impl Iut {
                     .unwrap_or_else(|| api.health_path.clone()),
                 ready_timeout: cfg.iut.ready.timeout.0,
                 ready_check: cfg.iut.ready.check,
+                exits: Arc::default(),
+                gate: Arc::default(),
             });
         } else if !opts.defects.is_empty() {
             bail!(SetupError(

@@ -161,6 +161,25 @@ pub struct IutInfo {
     /// Seeded defects, only for the reference IUT.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub defects: Vec<String>,
+    /// Times the IUT exited on its own during the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exits: Vec<IutExit>,
+}
+
+/// The IUT exited on its own during the run: the scenarios that were running fail with this
+/// as evidence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IutExit {
+    /// `exit status 1`, `signal 11 (SIGSEGV)`.
+    pub status: String,
+    /// Keys of the scenarios running when provsten noticed the exit.
+    pub during: Vec<String>,
+    pub restarted: bool,
+    /// Why it was not restarted, or how the restart failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The IUT's last output lines before it exited.
+    pub last_output: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

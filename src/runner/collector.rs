@@ -27,6 +27,7 @@ pub fn key(feature: &gherkin::Feature, sc: &gherkin::Scenario) -> String {
 #[derive(Debug, Default)]
 pub struct ScenarioRun {
     pub started: Option<Instant>,
+    pub ended: Option<Instant>,
     pub duration_ms: u64,
     pub finished: bool,
     pub steps: Vec<StepResult>,
@@ -109,6 +110,7 @@ impl Collector {
                 Scenario::Hook(..) | Scenario::Log(_) => {}
                 Scenario::Finished => {
                     run.finished = true;
+                    run.ended = Some(Instant::now());
                     run.duration_ms = run
                         .started
                         .map(|s| s.elapsed().as_millis() as u64)

@@ -26,8 +26,8 @@ use sha2::{Digest, Sha256};
 
 use crate::pki::generate::hex;
 use crate::report::model::{
-    Coverage, Harness, Inputs, IutInfo, Report, ScenarioResult, ScenarioStatus, Shard, StepResult,
-    StepStatus, SCHEMA_VERSION,
+    Coverage, Harness, Inputs, IutExit, IutInfo, Report, ScenarioResult, ScenarioStatus, Shard,
+    StepResult, StepStatus, SCHEMA_VERSION,
 };
 use crate::requirements;
 use crate::steps::{self, ProvstenWorld, RunContext};
@@ -284,7 +284,9 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
     }
     let store: collector::Shared = Arc::new(Mutex::new(Store::default()));
     let run_started = Instant::now();
-    run_cucumber(&to_run, store.clone(), plan).await;
+    let restarter = iut.restarter();
+    run_cucumber(&to_run, store.clone(), plan, restarter.clone()).await;
+    let exits = restarter.map(|r| r.exits()).unwrap_or_default();
     tracing::debug!(
         elapsed_ms = run_started.elapsed().as_millis() as u64,
         "scenarios finished"
@@ -296,8 +298,23 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         .lock()
         .map_err(|_| anyhow::anyhow!("result store poisoned"))?;
     let mut results = Vec::new();
+    let mut exit_report: Vec<IutExit> = exits
+        .iter()
+        .map(|e| IutExit {
+            status: e.status.clone(),
+            during: Vec::new(),
+            restarted: e.restarted.is_ok(),
+            note: e.restarted.clone().err(),
+            last_output: e.last_output.clone(),
+        })
+        .collect();
     for p in &planned {
-        results.push(result_for(p, store.scenarios.remove(&p.key)));
+        let run = store.scenarios.remove(&p.key);
+        let mut result = result_for(p, run.as_ref());
+        if let Some(run) = &run {
+            blame_exits(&mut result, run, &exits, &mut exit_report);
+        }
+        results.push(result);
     }
     let reqs = requirements::verdicts(&catalogue, &plan.profile, &results, &unselected);
     let verdict = requirements::run_verdict(&reqs, plan.complete);
@@ -313,6 +330,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
             roles,
             server_certificate_sha256: server_fp,
             defects,
+            exits: exit_report,
         },
         profile: plan.profile.clone(),
         started_at,
@@ -408,7 +426,63 @@ fn nothing_applies(planned: &[Planned], roles: &[String]) -> String {
     )
 }
 
-async fn run_cucumber(to_run: &[&Planned], store: collector::Shared, plan: &RunPlan) {
+/// A scenario running when provsten noticed the IUT had exited fails with that as its
+/// evidence (whatever its steps concluded: a refusal by a dead IUT proves nothing); one that
+/// started after an exit the IUT was not restarted from is not tested.
+fn blame_exits(
+    result: &mut ScenarioResult,
+    run: &collector::ScenarioRun,
+    exits: &[iut::Exit],
+    report: &mut [IutExit],
+) {
+    let (Some(started), Some(ended)) = (run.started, run.ended) else {
+        return;
+    };
+    for (exit, reported) in exits.iter().zip(report.iter_mut()) {
+        if started <= exit.found_at && exit.found_at <= ended {
+            reported.during.push(result.key.clone());
+            result.status = ScenarioStatus::Failed;
+            result.message = Some(exit_message(exit));
+            result.evidence.push(serde_json::json!({
+                "iut_exited": {
+                    "status": exit.status,
+                    "restarted": exit.restarted.is_ok(),
+                    "last_output": exit.last_output,
+                },
+                "summary": format!("the IUT exited ({}) during this scenario", exit.status),
+            }));
+            return;
+        }
+        if exit.found_at < started {
+            if let Err(why) = &exit.restarted {
+                result.status = ScenarioStatus::NotApplicable;
+                result.message = Some(format!(
+                    "not tested: the IUT had exited ({}) earlier in the run and was {why}",
+                    exit.status
+                ));
+                return;
+            }
+        }
+    }
+}
+
+fn exit_message(exit: &iut::Exit) -> String {
+    let restart = match &exit.restarted {
+        Ok(()) => "provsten restarted it".to_string(),
+        Err(why) => why.clone(),
+    };
+    format!(
+        "the IUT exited ({}) during this scenario; {restart}",
+        exit.status
+    )
+}
+
+async fn run_cucumber(
+    to_run: &[&Planned],
+    store: collector::Shared,
+    plan: &RunPlan,
+    restarter: Option<iut::Restarter>,
+) {
     // Rebuild features holding only the selected scenarios, in file order.
     let mut features: Vec<gherkin::Feature> = Vec::new();
     for p in to_run {
@@ -441,14 +515,37 @@ async fn run_cucumber(to_run: &[&Planned], store: collector::Shared, plan: &RunP
     }
     let total = to_run.len();
     let evidence_store = store.clone();
+    let before_restarter = restarter.clone();
     let _ = ProvstenWorld::cucumber::<&str>()
         .with_parser(Preparsed(features))
         .with_writer(Collector::new(store, total, plan.progress))
         .max_concurrent_scenarios(plan.concurrency.max(1))
+        .before(move |_feature, _rule, _sc, _world| {
+            let restarter = before_restarter.clone();
+            async move {
+                if let Some(r) = restarter {
+                    r.wait_if_restarting().await;
+                }
+            }
+            .boxed_local()
+        })
         .after(move |feature, _rule, sc, _ev, world| {
             let store = evidence_store.clone();
+            let restarter = restarter.clone();
             let k = collector::key(feature, sc);
             async move {
+                // Before the scenario counts as finished, so an exit falls inside it.
+                if let Some(exit) = match restarter {
+                    Some(r) => r.notice_exit().await,
+                    None => None,
+                } {
+                    // So the live progress line already says FAIL; `blame_exits` adds the
+                    // evidence to this and any other scenario that was running.
+                    if let Ok(mut s) = store.lock() {
+                        s.scenarios.entry(k.clone()).or_default().failed =
+                            Some(exit_message(&exit));
+                    }
+                }
                 let Some(w) = world else { return };
                 w.cleanup().await;
                 let evidence = std::mem::take(&mut w.evidence);
@@ -476,7 +573,7 @@ impl cucumber::Parser<()> for Preparsed {
     }
 }
 
-fn result_for(p: &Planned, run: Option<collector::ScenarioRun>) -> ScenarioResult {
+fn result_for(p: &Planned, run: Option<&collector::ScenarioRun>) -> ScenarioResult {
     let feature = p
         .feature
         .path
@@ -533,16 +630,22 @@ fn result_for(p: &Planned, run: Option<collector::ScenarioRun>) -> ScenarioResul
         }
     }
     steps.sort_by_key(|s| s.line);
-    let (status, message) = if let Some(reason) = run.not_applicable {
+    let (status, message) = if let Some(reason) = run.not_applicable.clone() {
         (ScenarioStatus::NotApplicable, Some(reason))
-    } else if let Some(e) = run.error {
+    } else if let Some(e) = run.error.clone() {
         (ScenarioStatus::Error, Some(e))
-    } else if let Some(f) = run.failed {
+    } else if let Some(f) = run.failed.clone() {
         (ScenarioStatus::Failed, Some(f))
     } else {
         (ScenarioStatus::Passed, None)
     };
-    base(status, steps, message, run.evidence, run.duration_ms)
+    base(
+        status,
+        steps,
+        message,
+        run.evidence.clone(),
+        run.duration_ms,
+    )
 }
 
 async fn server_fingerprint(iut: &Iut) -> Option<String> {

@@ -255,3 +255,101 @@ dir = "{pki}"
         r.explain()
     );
 }
+
+/// Issue 14 item 5: an IUT that dies mid-run is named. `openssl s_server -naccept 4` exits
+/// after four connections; the scenario running then fails with "the IUT exited" and the
+/// IUT's last output, provsten restarts it (at most `MAX_RESTARTS` times) and goes on, and
+/// once it is not restarted the remaining scenarios are not tested, never failed with
+/// "connection refused" evidence.
+#[test]
+fn an_iut_that_exits_mid_run_is_named_and_restarted() {
+    if std::env::var_os("PROVSTEN_SKIP_OPENSSL").is_some_and(|v| v == "1") {
+        eprintln!("skipping: PROVSTEN_SKIP_OPENSSL=1");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    super::util::pki_init(dir.path());
+    let pki = dir.path().join("pki");
+    let port = super::util::free_port();
+    let cfg = dir.path().join("provsten.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[iut]
+name = "openssl s_server -naccept 4"
+roles = ["server"]
+[iut.start]
+command = ["openssl", "s_server", "-accept", "127.0.0.1:{port}", "-naccept", "4", "-www",
+    "-cert", "{pki}/iut-server.cert.pem", "-key", "{pki}/iut-server.key.pem",
+    "-cert_chain", "{pki}/iut-server.chain.pem", "-CAfile", "{pki}/trust.pem", "-Verify", "3"]
+[iut.ready]
+check = "tcp"
+timeout = "20s"
+[api]
+base_url = "https://127.0.0.1:{port}"
+server_name = "iut.localhost"
+registered_orgs = ["5560000001", "5560000002"]
+[pki]
+dir = "{pki}"
+"#,
+            pki = pki.display()
+        ),
+    )
+    .unwrap();
+    let r = run(
+        &dir.path().join("out"),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--tags",
+            "@req:EB-AUTH-1 or @req:EB-TLS-1",
+            "--concurrency",
+            "1",
+        ],
+    );
+    let exits = r.report()["iut"]["exits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!exits.is_empty(), "{}", r.explain());
+    assert_eq!(exits[0]["restarted"], true, "{exits:?}");
+    assert!(
+        exits[0]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("exit status"),
+        "{exits:?}"
+    );
+    assert!(
+        !exits[0]["during"].as_array().unwrap().is_empty(),
+        "{exits:?}"
+    );
+    let scenarios = r.report()["scenarios"].as_array().unwrap();
+    // Every failure names the exit; nothing is blamed on the dead IUT's silence.
+    for s in scenarios.iter().filter(|s| s["status"] == "failed") {
+        let m = s["message"].as_str().unwrap_or_default();
+        assert!(m.contains("the IUT exited (exit status"), "{s}");
+        assert!(s["evidence"].to_string().contains("iut_exited"), "{s}");
+    }
+    assert!(scenarios.iter().any(|s| s["status"] == "failed"));
+    // More exits than restarts: the rest is not tested, with the reason.
+    if exits.len() > 3 {
+        assert_eq!(exits[3]["restarted"], false, "{exits:?}");
+        assert!(
+            scenarios.iter().any(|s| s["status"] == "not-applicable"
+                && s["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("not tested: the IUT had exited")),
+            "{}",
+            r.explain()
+        );
+    }
+    assert_eq!(r.code(), 1, "{}", r.explain());
+    assert!(
+        r.stdout().contains("the IUT exited during the run"),
+        "{}",
+        r.stdout()
+    );
+}

@@ -193,6 +193,36 @@ fn write_summary(out: &mut String, report: &Report, paint: Paint) -> fmt::Result
         }
     }
 
+    if !report.iut.exits.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{}",
+            paint.paint(BOLD, "the IUT exited during the run:")
+        )?;
+        for e in &report.iut.exits {
+            let during = if e.during.is_empty() {
+                "between scenarios".to_string()
+            } else {
+                format!("during {}", e.during.join(", "))
+            };
+            let restart = if e.restarted {
+                "restarted".to_string()
+            } else {
+                e.note.clone().unwrap_or_else(|| "not restarted".into())
+            };
+            writeln!(out, "  {} {during}; {restart}", paint.paint(RED, &e.status))?;
+            for line in e.last_output.iter().rev().take(3).rev() {
+                writeln!(
+                    out,
+                    "{:DETAIL_INDENT$}{}",
+                    "",
+                    paint.paint(DIM, &truncate(line, WIDTH - DETAIL_INDENT))
+                )?;
+            }
+        }
+    }
+
     writeln!(out)?;
     writeln!(
         out,

@@ -199,6 +199,29 @@ fn id_list(ids: &[&str], max: usize) -> String {
 /// run: `6 of 8 testable requirements of profile ebevis tested, all pass (2 not tested:
 /// EB-IP-1, EB-IP-2)`.
 fn verdict_reason(report: &Report) -> String {
+    let reason = verdict_reason_core(report);
+    match report.iut.exits.as_slice() {
+        [] => reason,
+        exits => {
+            let first = exits
+                .iter()
+                .find_map(|e| e.during.first())
+                .map(|k| format!(", first during {k}"))
+                .unwrap_or_default();
+            let times = if exits.len() == 1 {
+                "once"
+            } else {
+                "more than once"
+            };
+            format!(
+                "{reason}; the IUT exited {times} during the run ({}{first})",
+                exits[0].status
+            )
+        }
+    }
+}
+
+fn verdict_reason_core(report: &Report) -> String {
     let total = report.requirements.len();
     if total == 0 {
         return format!("no requirements in profile {}", report.profile);
@@ -403,6 +426,7 @@ pub(crate) fn sample_report() -> Report {
                 "3f1a9c0e5b7d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468".to_owned(),
             ),
             defects: vec!["accept-expired-cert".to_owned()],
+            exits: vec![],
         },
         profile: "all".to_owned(),
         started_at: "2025-11-23T12:00:00Z".to_owned(),
