@@ -144,3 +144,72 @@ async fn each_certificate_defect_lets_exactly_its_certificate_in() {
         }
     }
 }
+
+/// The reference presents its ECDSA and RSA certificates by the client's signature
+/// algorithms, so the weak-suite probe examines both key types, and rustls refuses every
+/// weak offer; with `accept-weak-suites` the same offers get ServerHellos.
+#[tokio::test]
+async fn weak_suites_are_examined_with_both_certificates_and_refused_unless_seeded() {
+    use crate::network::tls_probe::{examine_weak_suites, ProbeOutcome, ServerKey};
+    let f = pki();
+    let compliant = iut(&f, &[]).await;
+    let addr = compliant.api[0];
+    let classes = examine_weak_suites(
+        || tokio::net::TcpStream::connect(addr),
+        None,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(classes.len(), 2);
+    for c in &classes {
+        assert!(c.accepted.is_empty(), "{c:?}");
+        assert!(
+            matches!(&c.answer, ProbeOutcome::Alert { description, .. } if description == "handshake_failure"),
+            "{c:?}"
+        );
+        // The control got the certificate of its key type: the suite says which.
+        let Some(ProbeOutcome::ServerHello {
+            cipher_suite_name: Some(name),
+            ..
+        }) = &c.control
+        else {
+            panic!("control not accepted: {c:?}");
+        };
+        let want = match c.key {
+            ServerKey::Rsa => "TLS_ECDHE_RSA_",
+            ServerKey::Ecdsa => "TLS_ECDHE_ECDSA_",
+        };
+        assert!(name.starts_with(want), "{c:?}");
+        assert_eq!(c.not_examinable(), None);
+    }
+    drop(compliant);
+
+    let seeded = iut(&f, &[Defect::AcceptWeakSuites]).await;
+    let addr = seeded.api[0];
+    let classes = examine_weak_suites(
+        || tokio::net::TcpStream::connect(addr),
+        None,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert!(
+        classes[0].accepted[0].suite == "TLS_RSA_WITH_AES_128_CBC_SHA (0x002f)",
+        "{classes:?}"
+    );
+    assert!(
+        classes[1].accepted[0].suite == "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA (0xc009)",
+        "{classes:?}"
+    );
+    // Modern clients still get rustls: the defect answers weak-only hellos alone.
+    let ok = get(
+        &f,
+        &seeded,
+        Some("client-5560000001-rsa"),
+        OWN,
+        TlsVersions::Tls12Only,
+    )
+    .await;
+    assert_eq!(ok.status(), Some(200), "{}", ok.describe());
+}
