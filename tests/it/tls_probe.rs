@@ -299,3 +299,66 @@ async fn probe_stream_works_over_a_caller_bound_socket() {
     let outcome = probe_stream(stream, &spec, PROBE_DEADLINE).await;
     assert_eq!(outcome, alert("protocol_version"));
 }
+
+/// `s_server` has one (RSA) certificate: with OpenSSL's defaults the RSA offer gets plain
+/// RSA first and every other weak RSA suite after it, and the ECDSA suites are reported as
+/// not examinable rather than refused.
+#[tokio::test]
+async fn examination_of_a_default_rsa_only_server_lists_its_weak_suites_and_no_ecdsa() {
+    if !openssl_required() {
+        return;
+    }
+    let server = start_s_server(&["-tls1_2"]).await;
+    let addr = server.addr;
+    let classes = examine_weak_suites(
+        || tokio::net::TcpStream::connect(addr),
+        None,
+        PROBE_DEADLINE,
+    )
+    .await
+    .expect("examine");
+    let [rsa, ecdsa] = &classes[..] else {
+        panic!("{classes:?}");
+    };
+    assert_eq!(rsa.key, ServerKey::Rsa);
+    assert_eq!(
+        rsa.accepted[0].suite, "TLS_RSA_WITH_AES_128_CBC_SHA (0x002f)",
+        "{rsa:?}"
+    );
+    assert!(
+        rsa.accepted
+            .iter()
+            .any(|a| a.suite == "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA (0xc013)"),
+        "{rsa:?}"
+    );
+    assert_eq!(rsa.answer, alert("handshake_failure"), "{rsa:?}");
+    assert_eq!(ecdsa.key, ServerKey::Ecdsa);
+    assert!(ecdsa.accepted.is_empty(), "{ecdsa:?}");
+    assert!(
+        ecdsa.not_examinable().is_some_and(|m| m
+            .starts_with("ECDSA-authenticated suites: the server offered no ECDSA certificate")),
+        "{ecdsa:?}"
+    );
+}
+
+/// The same server restricted to ECDHE+AEAD refuses the weak RSA offer and accepts the
+/// control: an examined refusal.
+#[tokio::test]
+async fn examination_of_an_ecdhe_aead_rsa_server_is_an_examined_refusal() {
+    if !openssl_required() {
+        return;
+    }
+    let server = start_s_server(&["-tls1_2", "-cipher", "ECDHE+AESGCM:ECDHE+CHACHA20"]).await;
+    let addr = server.addr;
+    let classes = examine_weak_suites(
+        || tokio::net::TcpStream::connect(addr),
+        None,
+        PROBE_DEADLINE,
+    )
+    .await
+    .expect("examine");
+    let rsa = &classes[0];
+    assert!(rsa.accepted.is_empty() && rsa.examined(), "{rsa:?}");
+    assert_eq!(rsa.answer, alert("handshake_failure"));
+    assert!(!classes[1].examined(), "{:?}", classes[1]);
+}
