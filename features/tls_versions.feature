@@ -23,13 +23,15 @@ Feature: Only TLS 1.2 or later, with strong cipher suites
     When a client offers TLS 1.2 with only weak cipher suites
     Then the IUT refuses the handshake
 
-  Scenario Outline: TLS <version> is accepted
-    Given a client presenting the certificate "client-5560000001"
+  Scenario Outline: TLS <version> is accepted (<key> client certificate)
+    Given a client presenting the certificate "<cert>"
     And the client only speaks TLS <version>
     When the client requests the health endpoint
     Then the handshake uses TLS <version>
 
     Examples:
-      | version |
-      | 1.2     |
-      | 1.3     |
+      | version | cert                  | key         |
+      | 1.2     | client-5560000001     | ECDSA P-256 |
+      | 1.3     | client-5560000001     | ECDSA P-256 |
+      | 1.2     | client-5560000001-rsa | RSA 2048    |
+      | 1.3     | client-5560000001-rsa | RSA 2048    |
