@@ -25,7 +25,12 @@ async fn run_probe(w: &mut ProvstenWorld, spec: ProbeSpec) -> anyhow::Result<()>
     let refused = is_refusal(&outcome);
     w.probe_accepted = Some(outcome.accepted());
     w.probe_refused = Some(refused);
-    let v = json!({"probe": spec, "offered": spec.offered_names(), "answer": outcome, "summary": outcome.to_string()});
+    let v = json!({
+        "probe": spec,
+        "offered": spec.offered_names(),
+        "answer": outcome,
+        "summary": outcome.to_string(),
+    });
     w.record(v.clone());
     w.probe = Some(v);
     Ok(())
@@ -81,13 +86,18 @@ async fn offer_weak(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         }
     };
     let answers: Vec<String> = classes.iter().map(per_class).collect();
-    let summary = if !accepted.is_empty() {
+    let mut summary = if !accepted.is_empty() {
         format!("weak suites chosen ({})", answers.join("; "))
     } else if !unclear.is_empty() {
         unclear.join("; ")
     } else {
         format!("every weak offer refused ({})", answers.join("; "))
     };
+    // A pass that could not look at a class of suites says so in its own words.
+    for why in &not_examinable {
+        summary.push_str("; not examinable: ");
+        summary.push_str(why);
+    }
     w.probe_accepted = Some(!accepted.is_empty());
     w.probe_refused = Some(accepted.is_empty() && unclear.is_empty());
     let v = json!({
