@@ -4,9 +4,11 @@
 //! neither, so the defect only has to get as far as the answer a probe classifies; every
 //! other hello is left unread for rustls.
 
+use std::io;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -95,19 +97,40 @@ async fn weak_choice(stream: &TcpStream, buf: &mut [u8], until: Instant) -> Opti
 
 /// Peeks until `want` bytes are buffered, the peer stops sending, or `until`; returns how
 /// many bytes are there. Peeking leaves them for rustls if the defect does not answer.
+///
+/// tokio's `peek` is ready again at once while any byte is unread, so waiting for the
+/// rest of a hello split over segments would spin. Instead each peek runs inside
+/// `try_io`: a short peek reports `WouldBlock`, which clears the socket's readiness, and
+/// the next `ready` waits for the kernel to say more bytes (or the end) arrived.
 async fn peek_at_least(stream: &TcpStream, buf: &mut [u8], want: usize, until: Instant) -> usize {
+    // A second descriptor of the same socket gives std's synchronous (non-blocking: the
+    // flag is the socket's) peek, which `try_io` needs and tokio does not offer.
+    let Ok(fd) = stream.as_fd().try_clone_to_owned() else {
+        return 0;
+    };
+    let sync = std::net::TcpStream::from(fd);
     let want = want.min(buf.len());
+    let mut have = 0;
     loop {
-        let n = match tokio::time::timeout_at(until, stream.peek(buf)).await {
-            Ok(Ok(n)) => n,
-            Ok(Err(_)) | Err(_) => return 0,
+        let ready = match tokio::time::timeout_at(until, stream.ready(Interest::READABLE)).await {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(_)) | Err(_) => return have,
         };
-        if n >= want || n == 0 || Instant::now() >= until {
-            return n;
+        let peeked = stream.try_io(Interest::READABLE, || match sync.peek(buf)? {
+            n if n >= want || n == 0 => Ok(n),
+            n => {
+                have = n;
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        });
+        match peeked {
+            Ok(n) => return n,
+            // The peer sent its last byte: no more is coming.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && ready.is_read_closed() => {
+                return have
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return have,
         }
-        // peek() is ready again at once while any byte is unread, so waiting for the rest
-        // of a hello split over segments can only poll; a short pause keeps it off the CPU.
-        // Hellos arrive whole on loopback, so this is rare.
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -213,3 +213,55 @@ async fn weak_suites_are_examined_with_both_certificates_and_refused_unless_seed
     .await;
     assert_eq!(ok.status(), Some(200), "{}", ok.describe());
 }
+
+/// A hello that arrives in pieces is still read whole by the weak-suite defect (it waits
+/// for the kernel to say more bytes came, not on a timer), and a hello cut short by the
+/// client's close is left alone.
+#[tokio::test]
+async fn weak_suite_defect_reads_a_hello_split_over_segments() {
+    use crate::network::tls_probe::{classify, client_hello, ProbeOutcome, ProbeSpec, ServerKey};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = pki();
+    let r = iut(&f, &[Defect::AcceptWeakSuites]).await;
+    let hello = client_hello(&ProbeSpec::weak_suites_for(ServerKey::Rsa, None));
+    let mut tcp = tokio::net::TcpStream::connect(r.api[0]).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    for piece in hello.chunks(30) {
+        // The defect answers once it has read the suites, and closes: the rest of the
+        // hello may meet a closed socket.
+        if tcp.write_all(piece).await.is_err() {
+            break;
+        }
+        // The pause makes each piece its own segment: that is the case under test.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let outcome = classify(&answer).unwrap();
+    assert!(
+        matches!(
+            outcome,
+            ProbeOutcome::ServerHello {
+                cipher_suite: 0x002f,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+
+    // Cut short: the defect gives up at the close, long before its 5 s deadline.
+    let mut tcp = tokio::net::TcpStream::connect(r.api[0]).await.unwrap();
+    tcp.write_all(&hello[..50]).await.unwrap();
+    tcp.shutdown().await.unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
