@@ -6,6 +6,11 @@
 //! the first thing the server answers: a ServerHello means the server agreed to
 //! the offer (non-compliant), an alert or a closed connection means it refused.
 //! Nothing past the ServerHello is parsed: no key exchange is ever completed.
+//!
+//! A server can only choose a suite its certificate authenticates, so weak suites are
+//! examined once per key type ([`examine_weak_suites`]): a refusal counts only when a
+//! strong offer for the same key type is accepted, and otherwise is reported as not
+//! examinable.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
