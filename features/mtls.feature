@@ -5,16 +5,18 @@ Feature: Mutual TLS authentication of API clients
   a TLS alert, a reset, a close or an HTTP 4xx, and never comes with protected data.
 
   @req:EB-AUTH-1 @req:FMK-2.1-MTLS @req:EB-MTLS-1 @req:EB-MTLS-2
-  Scenario Outline: a valid certificate of a registered organisation is let in (<tls>)
-    Given a client presenting the certificate "client-5560000001"
+  Scenario Outline: a valid certificate of a registered organisation is let in: <key> (<tls>)
+    Given a client presenting the certificate "<cert>"
     And the client only speaks <tls>
     When the client requests its own organisation's data
     Then the request succeeds with the organisation's data
 
     Examples:
-      | tls     |
-      | TLS 1.2 |
-      | TLS 1.3 |
+      | cert                  | key         | tls     |
+      | client-5560000001     | ECDSA P-256 | TLS 1.2 |
+      | client-5560000001     | ECDSA P-256 | TLS 1.3 |
+      | client-5560000001-rsa | RSA 2048    | TLS 1.2 |
+      | client-5560000001-rsa | RSA 2048    | TLS 1.3 |
 
   @req:EB-AUTH-1 @req:FMK-2.1-MTLS
   Scenario Outline: a client without a certificate is refused (<tls>)

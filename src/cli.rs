@@ -294,7 +294,8 @@ pub struct ReferenceArgs {
     /// Sources whose PROXY protocol and X-Forwarded-For/Forwarded headers are believed.
     #[arg(long, value_delimiter = ',', value_parser = parse_net, value_name = "CIDR")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Catalogue name of the server certificate.
+    /// Catalogue name of the server certificate. Its RSA twin NAME-rsa, when the
+    /// catalogue has one, is presented to clients that cannot use the first (ECDSA).
     #[arg(long, default_value = "iut-server")]
     pub server_cert: String,
     /// Seeded defect (repeatable; `provsten defects` lists them).

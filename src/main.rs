@@ -508,7 +508,11 @@ fn init(dir: &std::path::Path, force: bool) -> anyhow::Result<u8> {
     println!();
     println!("next:");
     println!(
-        "  1. configure your IUT with {0}/iut-server.chain.pem + {0}/iut-server.key.pem,",
+        "  1. configure your IUT with {0}/iut-server.chain.pem + {0}/iut-server.key.pem (ECDSA)",
+        pki_dir.display()
+    );
+    println!(
+        "     and {0}/iut-server-rsa.chain.pem + {0}/iut-server-rsa.key.pem (RSA; see provsten.toml),",
         pki_dir.display()
     );
     println!(

@@ -6,6 +6,11 @@
 //! the first thing the server answers: a ServerHello means the server agreed to
 //! the offer (non-compliant), an alert or a closed connection means it refused.
 //! Nothing past the ServerHello is parsed: no key exchange is ever completed.
+//!
+//! A server can only choose a suite its certificate authenticates, so weak suites are
+//! examined once per key type ([`examine_weak_suites`]): a refusal counts only when a
+//! strong offer for the same key type is accepted, and otherwise is reported as not
+//! examinable.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
@@ -66,6 +71,9 @@ pub struct ProbeSpec {
     pub cipher_suites: Vec<u16>,
     /// Sent as SNI unless it is an IP address (RFC 6066 §3 forbids literal IPs).
     pub server_name: Option<String>,
+    /// The `signature_algorithms` extension (TLS 1.2 only; code points). Offering only
+    /// one key type's schemes makes a server with two certificates present that one.
+    pub signature_schemes: Vec<u16>,
 }
 
 impl ProbeSpec {
@@ -80,19 +88,105 @@ impl ProbeSpec {
             version,
             cipher_suites,
             server_name,
+            signature_schemes: SIGNATURE_SCHEMES.to_vec(),
         }
     }
 
-    /// TLS 1.2 offering only weak suites, so any ServerHello means a weak suite was
-    /// chosen.
+    /// TLS 1.2 offering only weak suites ([`suites::WEAK`]), so any ServerHello means a
+    /// weak suite was chosen.
     ///
-    /// Plain-RSA CBC-SHA suites are included because they lack forward secrecy;
-    /// note that OpenSSL 3.0's default cipher list still enables them.
+    /// Plain-RSA suites are included because they lack forward secrecy; note that
+    /// OpenSSL 3.0's default cipher list still enables them.
     pub fn weak_suites(server_name: Option<String>) -> Self {
         Self {
             version: ProbeVersion::Tls12,
             cipher_suites: suites::WEAK.to_vec(),
             server_name,
+            signature_schemes: SIGNATURE_SCHEMES.to_vec(),
+        }
+    }
+
+    /// TLS 1.2 offering the weak suites a server with a `key` certificate could choose,
+    /// plus the anonymous ones (which need no certificate), with only `key`'s signature
+    /// schemes: a server with an RSA and an ECDSA certificate is examined with each.
+    pub fn weak_suites_for(key: ServerKey, server_name: Option<String>) -> Self {
+        let cipher_suites = suites::WEAK
+            .iter()
+            .copied()
+            .filter(|&s| {
+                matches!(
+                    suites::authentication(s),
+                    Some(a) if a == key.authentication() || a == suites::Authentication::Anonymous
+                )
+            })
+            .collect();
+        Self {
+            version: ProbeVersion::Tls12,
+            cipher_suites,
+            server_name,
+            signature_schemes: key.signature_schemes().to_vec(),
+        }
+    }
+
+    /// The control for [`ProbeSpec::weak_suites_for`]: TLS 1.2 with only strong,
+    /// `key`-authenticated suites. A server that refuses this too has no usable `key`
+    /// certificate, so its refusal of the weak offer says nothing about weak suites.
+    pub fn strong_suites_for(key: ServerKey, server_name: Option<String>) -> Self {
+        Self {
+            version: ProbeVersion::Tls12,
+            cipher_suites: match key {
+                ServerKey::Rsa => suites::STRONG_RSA.to_vec(),
+                ServerKey::Ecdsa => suites::STRONG_ECDSA.to_vec(),
+            },
+            server_name,
+            signature_schemes: key.signature_schemes().to_vec(),
+        }
+    }
+
+    /// The offered suites as `NAME (0xNNNN)`, for evidence.
+    pub fn offered_names(&self) -> Vec<String> {
+        self.cipher_suites
+            .iter()
+            .map(|&s| suites::label(s))
+            .collect()
+    }
+}
+
+/// The key type of a server certificate, which decides the suites it can authenticate
+/// in TLS 1.2 (`TLS_RSA_*`/`*_RSA_*` need RSA, `*_ECDSA_*` need ECDSA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ServerKey {
+    /// RSA certificate.
+    #[serde(rename = "RSA")]
+    Rsa,
+    /// ECDSA certificate.
+    #[serde(rename = "ECDSA")]
+    Ecdsa,
+}
+
+impl ServerKey {
+    /// Both, RSA first: the weak suites of OpenSSL's default list are RSA-authenticated.
+    pub const ALL: [ServerKey; 2] = [ServerKey::Rsa, ServerKey::Ecdsa];
+
+    /// `RSA` or `ECDSA`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rsa => "RSA",
+            Self::Ecdsa => "ECDSA",
+        }
+    }
+
+    fn authentication(self) -> suites::Authentication {
+        match self {
+            Self::Rsa => suites::Authentication::Rsa,
+            Self::Ecdsa => suites::Authentication::Ecdsa,
+        }
+    }
+
+    fn signature_schemes(self) -> &'static [u16] {
+        match self {
+            Self::Rsa => &RSA_SIGNATURE_SCHEMES,
+            Self::Ecdsa => &ECDSA_SIGNATURE_SCHEMES,
         }
     }
 }
@@ -252,6 +346,152 @@ pub async fn probe_stream(stream: TcpStream, spec: &ProbeSpec, deadline: Duratio
     exchange(stream, spec, Instant::now() + deadline, deadline).await
 }
 
+/// At most this many weak suites are collected per key type: enough to show a
+/// pattern, few enough that a server accepting everything is examined quickly.
+const MAX_ACCEPTED_PER_KEY: usize = 12;
+
+/// What the weak-suite examination found for one server key type.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WeakSuiteClass {
+    /// The certificate key type the offers were made for.
+    pub key: ServerKey,
+    /// The first weak offer (the suites, as `NAME (0xNNNN)`, and signature schemes).
+    pub offered: Vec<String>,
+    /// Each weak suite the server chose. After each choice the offer is repeated
+    /// without it, so this lists what the server accepts.
+    pub accepted: Vec<AcceptedSuite>,
+    /// How the server answered the last weak offer (a refusal, when `accepted` is
+    /// complete), e.g. `fatal alert handshake_failure`.
+    pub answer: ProbeOutcome,
+    /// The strong-suite control, sent when the weak offer was refused outright: if it
+    /// is refused too, the server has no certificate of this key type.
+    pub control: Option<ProbeOutcome>,
+}
+
+/// A weak suite a server chose.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AcceptedSuite {
+    /// `NAME (0xNNNN)`.
+    pub suite: String,
+    /// Why EB-TLS-1 calls it weak ([`suites::weakness`]).
+    pub weakness: String,
+}
+
+impl fmt::Display for AcceptedSuite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.suite, self.weakness)
+    }
+}
+
+impl WeakSuiteClass {
+    /// Whether the refusal of the weak offer is evidence: the server accepted a
+    /// weak suite, or showed it can use this key type by accepting the control.
+    pub fn examined(&self) -> bool {
+        !self.accepted.is_empty() || self.control.as_ref().is_some_and(ProbeOutcome::accepted)
+    }
+
+    /// Why nothing could be learnt about this key type's suites, if so.
+    pub fn not_examinable(&self) -> Option<String> {
+        if self.examined() {
+            return None;
+        }
+        let key = self.key.as_str();
+        let control = self
+            .control
+            .as_ref()
+            .map_or_else(|| "not sent".to_owned(), ToString::to_string);
+        Some(format!(
+            "{key}-authenticated suites: the server offered no {key} certificate (a TLS 1.2 hello with only strong {key}-authenticated suites and {key} signature algorithms was refused too: {control}); only the anonymous suites were examined"
+        ))
+    }
+}
+
+/// Offers, for each [`ServerKey`], the weak suites a server with that certificate
+/// could choose ([`ProbeSpec::weak_suites_for`]), and keeps offering the rest after
+/// each one the server picks; when the weak offer is refused outright, sends the
+/// strong control ([`ProbeSpec::strong_suites_for`]) to tell "refused weak suites"
+/// from "has no such certificate". `connect` opens one TCP connection per hello;
+/// each exchange, connect included, has `deadline`.
+///
+/// # Errors
+///
+/// Connect failures other than refusal (no route): there is no server to judge.
+pub async fn examine_weak_suites<C, F>(
+    mut connect: C,
+    server_name: Option<String>,
+    deadline: Duration,
+) -> io::Result<Vec<WeakSuiteClass>>
+where
+    C: FnMut() -> F,
+    F: std::future::Future<Output = io::Result<TcpStream>>,
+{
+    let mut classes = Vec::new();
+    for key in ServerKey::ALL {
+        let mut spec = ProbeSpec::weak_suites_for(key, server_name.clone());
+        let offered = spec.offered_names();
+        let mut accepted = Vec::new();
+        let answer = loop {
+            let answer = connect_and_exchange(&mut connect, &spec, deadline).await?;
+            let ProbeOutcome::ServerHello { cipher_suite, .. } = &answer else {
+                break answer;
+            };
+            let chosen = *cipher_suite;
+            accepted.push(AcceptedSuite {
+                suite: suites::label(chosen),
+                weakness: suites::weakness(chosen)
+                    .unwrap_or("not offered by the probe")
+                    .to_owned(),
+            });
+            let before = spec.cipher_suites.len();
+            spec.cipher_suites.retain(|&s| s != chosen);
+            // A suite we never offered, or nothing left: asking again cannot teach more.
+            if spec.cipher_suites.len() == before
+                || spec.cipher_suites.is_empty()
+                || accepted.len() >= MAX_ACCEPTED_PER_KEY
+            {
+                break answer;
+            }
+        };
+        let control = if accepted.is_empty() && !answer.accepted() {
+            Some({
+                let control = ProbeSpec::strong_suites_for(key, server_name.clone());
+                connect_and_exchange(&mut connect, &control, deadline).await?
+            })
+        } else {
+            None
+        };
+        classes.push(WeakSuiteClass {
+            key,
+            offered,
+            accepted,
+            answer,
+            control,
+        });
+    }
+    Ok(classes)
+}
+
+/// One connection from `connect` and one ClientHello, all under `deadline`.
+async fn connect_and_exchange<C, F>(
+    connect: &mut C,
+    spec: &ProbeSpec,
+    deadline: Duration,
+) -> io::Result<ProbeOutcome>
+where
+    C: FnMut() -> F,
+    F: std::future::Future<Output = io::Result<TcpStream>>,
+{
+    let until = Instant::now() + deadline;
+    match timeout_at(until, connect()).await {
+        Err(_elapsed) => Ok(ProbeOutcome::Timeout {
+            after_ms: millis(deadline),
+        }),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(ProbeOutcome::Refused),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(stream)) => Ok(exchange(stream, spec, until, deadline).await),
+    }
+}
+
 /// The server's first flight is a few KiB; anything longer is not an answer to us.
 const MAX_ANSWER: usize = 64 * 1024;
 
@@ -333,6 +573,12 @@ const SIGNATURE_SCHEMES: [u16; 10] = [
     0x0201, // rsa_pkcs1_sha1
 ];
 
+/// The RSA schemes of [`SIGNATURE_SCHEMES`]: a server must answer with its RSA certificate.
+const RSA_SIGNATURE_SCHEMES: [u16; 7] = [0x0804, 0x0401, 0x0805, 0x0501, 0x0806, 0x0601, 0x0201];
+
+/// The ECDSA schemes, secp521r1 included: a server must answer with its ECDSA certificate.
+const ECDSA_SIGNATURE_SCHEMES: [u16; 4] = [0x0403, 0x0503, 0x0603, 0x0203];
+
 /// The record bytes of one ClientHello for `spec`.
 ///
 /// The record layer says TLS 1.0 (0x0301) whatever is offered, as browsers do:
@@ -367,7 +613,7 @@ pub fn client_hello(spec: &ProbeSpec) -> Vec<u8> {
         put_extension(
             &mut extensions,
             EXT_SIGNATURE_ALGORITHMS,
-            &u16_list(&SIGNATURE_SCHEMES),
+            &u16_list(&spec.signature_schemes),
         );
     }
     // RFC 5746: an empty renegotiated_connection, so strict servers do not refuse.
@@ -685,8 +931,20 @@ pub mod suites {
         0x0005, // TLS_RSA_WITH_RC4_128_SHA
     ];
 
-    /// Suites EB-TLS-1 calls weak: RC4, (3)DES, NULL, EXPORT, anonymous, and
-    /// plain-RSA key exchange (no forward secrecy).
+    /// Suites EB-TLS-1 calls weak, following current guidance (RFC 7465, RFC 9325 §4,
+    /// Mozilla's "intermediate" profile, NIST SP 800-52r2 §3.3.1):
+    /// - RC4 (RFC 7465 forbids it), DES and 3DES (64-bit blocks: Sweet32), NULL (no
+    ///   encryption), EXPORT (40-bit), anonymous (no server authentication);
+    /// - plain RSA key exchange, whatever the cipher (no forward secrecy: one leaked
+    ///   server key decrypts every recorded session; RFC 9325 §4.1 SHOULD NOT);
+    /// - CBC with HMAC-SHA-1 (`*_CBC_SHA`) even after ECDHE/DHE: MAC-then-encrypt CBC
+    ///   is the Lucky13 padding-oracle family, SHA-1 is deprecated, and no current
+    ///   profile keeps them for TLS 1.2.
+    ///
+    /// ECDHE/DHE with CBC and SHA-256/384 are *not* listed: BSI TR-02102-2 still
+    /// allows them. Order matters only to servers that follow the client's preference
+    /// (OpenSSL's default): the suites OpenSSL 3's `DEFAULT` still enables come after
+    /// the ones it dropped, plain RSA first.
     pub const WEAK: &[u16] = &[
         0x0005, // TLS_RSA_WITH_RC4_128_SHA
         0x0004, // TLS_RSA_WITH_RC4_128_MD5
@@ -694,6 +952,7 @@ pub mod suites {
         0xc007, // TLS_ECDHE_ECDSA_WITH_RC4_128_SHA
         0x000a, // TLS_RSA_WITH_3DES_EDE_CBC_SHA
         0xc012, // TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA
+        0xc008, // TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA
         0x0016, // TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA
         0x0009, // TLS_RSA_WITH_DES_CBC_SHA
         0x0015, // TLS_DHE_RSA_WITH_DES_CBC_SHA
@@ -715,7 +974,95 @@ pub mod suites {
         0xc019, // TLS_ECDH_anon_WITH_AES_256_CBC_SHA
         0x002f, // TLS_RSA_WITH_AES_128_CBC_SHA
         0x0035, // TLS_RSA_WITH_AES_256_CBC_SHA
+        0x003c, // TLS_RSA_WITH_AES_128_CBC_SHA256
+        0x003d, // TLS_RSA_WITH_AES_256_CBC_SHA256
+        0x009c, // TLS_RSA_WITH_AES_128_GCM_SHA256
+        0x009d, // TLS_RSA_WITH_AES_256_GCM_SHA384
+        0xc013, // TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA
+        0xc014, // TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA
+        0xc009, // TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA
+        0xc00a, // TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA
+        0x0033, // TLS_DHE_RSA_WITH_AES_128_CBC_SHA
+        0x0039, // TLS_DHE_RSA_WITH_AES_256_CBC_SHA
     ];
+
+    /// Strong RSA-authenticated TLS 1.2 suites (forward secret; AEAD or CBC with
+    /// SHA-2), the control offer: some server that has an RSA certificate accepts one.
+    pub const STRONG_RSA: &[u16] = &[
+        0xc02f, // TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        0xc030, // TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+        0xcca8, // TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+        0x009e, // TLS_DHE_RSA_WITH_AES_128_GCM_SHA256
+        0x009f, // TLS_DHE_RSA_WITH_AES_256_GCM_SHA384
+        0xccaa, // TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+        0xc027, // TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256
+        0xc028, // TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384
+        0x0067, // TLS_DHE_RSA_WITH_AES_128_CBC_SHA256
+        0x006b, // TLS_DHE_RSA_WITH_AES_256_CBC_SHA256
+    ];
+
+    /// Strong ECDSA-authenticated TLS 1.2 suites, the control offer for ECDSA.
+    pub const STRONG_ECDSA: &[u16] = &[
+        0xc02b, // TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        0xc02c, // TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+        0xcca9, // TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        0xc023, // TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256
+        0xc024, // TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384
+    ];
+
+    /// What authenticates the server in a suite: which certificate it needs.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Authentication {
+        /// `TLS_RSA_*`, `*_RSA_*`: an RSA certificate.
+        Rsa,
+        /// `*_ECDSA_*`: an ECDSA certificate.
+        Ecdsa,
+        /// `*_anon_*`: none.
+        Anonymous,
+        /// TLS 1.3 suites: decided by the signature algorithms, not the suite.
+        Any,
+    }
+
+    /// The authentication of a named suite, read off its IANA name.
+    pub fn authentication(suite: u16) -> Option<Authentication> {
+        let n = name(suite)?;
+        Some(if n.contains("_anon_") {
+            Authentication::Anonymous
+        } else if n.contains("_ECDSA_") {
+            Authentication::Ecdsa
+        } else if n.contains("_RSA_") {
+            Authentication::Rsa
+        } else {
+            Authentication::Any
+        })
+    }
+
+    /// Why EB-TLS-1 calls `suite` weak (see [`WEAK`]), `None` if it does not.
+    pub fn weakness(suite: u16) -> Option<&'static str> {
+        let n = name(suite)?;
+        Some(if n.contains("_anon_") {
+            "anonymous: the server is not authenticated"
+        } else if n.contains("_EXPORT_") {
+            "export grade: 40-bit keys"
+        } else if n.contains("_NULL_") {
+            "NULL cipher: no encryption"
+        } else if n.contains("_RC4_") {
+            "RC4, prohibited by RFC 7465"
+        } else if n.contains("_DES_") || n.contains("_3DES_") {
+            "DES/3DES: 64-bit block cipher (Sweet32)"
+        } else if n.starts_with("TLS_RSA_WITH_") {
+            "RSA key exchange: no forward secrecy"
+        } else if n.contains("_CBC_") && n.ends_with("_SHA") {
+            "CBC with HMAC-SHA-1 (Lucky13-class padding oracles, SHA-1)"
+        } else {
+            return None;
+        })
+    }
+
+    /// `NAME (0xNNNN)`, or `unknown (0xNNNN)`.
+    pub fn label(suite: u16) -> String {
+        format!("{} (0x{suite:04x})", name(suite).unwrap_or("unknown"))
+    }
 
     /// The IANA name of `suite`, for the suites this module offers and TLS 1.3's.
     pub fn name(suite: u16) -> Option<&'static str> {
@@ -742,6 +1089,8 @@ pub mod suites {
             0x003b => "TLS_RSA_WITH_NULL_SHA256",
             0x003c => "TLS_RSA_WITH_AES_128_CBC_SHA256",
             0x003d => "TLS_RSA_WITH_AES_256_CBC_SHA256",
+            0x0067 => "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256",
+            0x006b => "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256",
             0x006c => "TLS_DH_anon_WITH_AES_128_CBC_SHA256",
             0x009c => "TLS_RSA_WITH_AES_128_GCM_SHA256",
             0x009d => "TLS_RSA_WITH_AES_256_GCM_SHA384",
@@ -753,6 +1102,7 @@ pub mod suites {
             0x1303 => "TLS_CHACHA20_POLY1305_SHA256",
             0xc006 => "TLS_ECDHE_ECDSA_WITH_NULL_SHA",
             0xc007 => "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+            0xc008 => "TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA",
             0xc009 => "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
             0xc00a => "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
             0xc010 => "TLS_ECDHE_RSA_WITH_NULL_SHA",
@@ -763,13 +1113,16 @@ pub mod suites {
             0xc018 => "TLS_ECDH_anon_WITH_AES_128_CBC_SHA",
             0xc019 => "TLS_ECDH_anon_WITH_AES_256_CBC_SHA",
             0xc023 => "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+            0xc024 => "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
             0xc027 => "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+            0xc028 => "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
             0xc02b => "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
             0xc02c => "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
             0xc02f => "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
             0xc030 => "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
             0xcca8 => "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
             0xcca9 => "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            0xccaa => "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
             _ => return None,
         })
     }
@@ -941,9 +1294,175 @@ mod tests {
         assert_eq!(spec.version, ProbeVersion::Tls12);
         assert!(spec.cipher_suites.contains(&0x0005), "RC4");
         assert!(spec.cipher_suites.contains(&0x000a), "3DES");
+        assert!(
+            spec.cipher_suites.contains(&0x002f),
+            "plain RSA, in OpenSSL's DEFAULT"
+        );
+        assert!(
+            spec.cipher_suites.contains(&0xc013),
+            "ECDHE CBC-SHA1, in OpenSSL's DEFAULT"
+        );
         for suite in &spec.cipher_suites {
-            assert!(!suites::TLS12_MODERN.contains(suite), "0x{suite:04x}");
             assert!(suites::name(*suite).is_some(), "0x{suite:04x} has a name");
+            assert!(
+                suites::weakness(*suite).is_some(),
+                "0x{suite:04x} says why weak"
+            );
+        }
+        for suite in suites::STRONG_RSA.iter().chain(suites::STRONG_ECDSA) {
+            assert!(suites::name(*suite).is_some(), "0x{suite:04x} has a name");
+            assert_eq!(suites::weakness(*suite), None, "0x{suite:04x}");
+        }
+        for suite in [0xc02f, 0xc02b, 0xcca8, 0x009e, 0xc027, 0x1301] {
+            assert_eq!(suites::weakness(suite), None, "0x{suite:04x}");
+        }
+    }
+
+    #[test]
+    fn weak_offers_per_key_type_carry_only_that_key_types_suites_and_schemes() {
+        use suites::Authentication as A;
+        for key in ServerKey::ALL {
+            let spec = ProbeSpec::weak_suites_for(key, None);
+            let hello = parse_hello(&client_hello(&spec));
+            assert_eq!(hello.suites, spec.cipher_suites);
+            let sigalgs = extension(&hello, EXT_SIGNATURE_ALGORITHMS).expect("sigalgs");
+            assert_eq!(sigalgs, u16_list(key.signature_schemes()));
+            for s in &spec.cipher_suites {
+                let a = suites::authentication(*s);
+                assert!(
+                    a == Some(key.authentication()) || a == Some(A::Anonymous),
+                    "{key:?} 0x{s:04x}"
+                );
+            }
+            assert!(spec.cipher_suites.contains(&0x0034), "anonymous in both");
+            let control = ProbeSpec::strong_suites_for(key, None);
+            for s in &control.cipher_suites {
+                assert_eq!(suites::authentication(*s), Some(key.authentication()));
+            }
+        }
+        let rsa = ProbeSpec::weak_suites_for(ServerKey::Rsa, None);
+        assert!(rsa.cipher_suites.contains(&0x002f) && rsa.cipher_suites.contains(&0xc013));
+        let ecdsa = ProbeSpec::weak_suites_for(ServerKey::Ecdsa, None);
+        assert!(ecdsa.cipher_suites.contains(&0xc009) && !ecdsa.cipher_suites.contains(&0x002f));
+        // Between them, the two offers cover every weak suite.
+        for s in suites::WEAK {
+            assert!(
+                rsa.cipher_suites.contains(s) || ecdsa.cipher_suites.contains(s),
+                "0x{s:04x}"
+            );
+        }
+        assert_eq!(
+            suites::label(0x002f),
+            "TLS_RSA_WITH_AES_128_CBC_SHA (0x002f)"
+        );
+    }
+
+    /// Reads one ClientHello record whole, however the reads split it.
+    async fn read_parsed_hello(s: &mut TcpStream) -> Option<ParsedHello> {
+        let mut header = [0u8; 5];
+        s.read_exact(&mut header).await.ok()?;
+        let mut rec = header.to_vec();
+        rec.resize(
+            5 + usize::from(u16::from_be_bytes([header[3], header[4]])),
+            0,
+        );
+        s.read_exact(&mut rec[5..]).await.ok()?;
+        Some(parse_hello(&rec))
+    }
+
+    /// A loopback server that answers the first `accepts` hellos with a ServerHello
+    /// for the first suite offered, then refuses with handshake_failure.
+    async fn server_accepting(accepts: usize) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
+        tokio::spawn(async move {
+            let mut served = 0;
+            while let Ok((mut s, _)) = listener.accept().await {
+                let Some(hello) = read_parsed_hello(&mut s).await else {
+                    continue;
+                };
+                let answer = if served < accepts {
+                    record(
+                        CONTENT_HANDSHAKE,
+                        0x0303,
+                        &server_hello_msg(0x0303, hello.suites[0], None),
+                    )
+                } else {
+                    record(CONTENT_ALERT, 0x0303, &[2, 40])
+                };
+                served += 1;
+                let _ = s.write_all(&answer).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn examination_lists_every_accepted_weak_suite_then_the_refusal() {
+        let addr = server_accepting(3).await;
+        let classes = examine_weak_suites(|| TcpStream::connect(addr), None, DEADLINE)
+            .await
+            .expect("examine");
+        let rsa = &classes[0];
+        assert_eq!(rsa.key, ServerKey::Rsa);
+        assert_eq!(rsa.accepted.len(), 3, "{rsa:?}");
+        assert_eq!(rsa.accepted[0].suite, "TLS_RSA_WITH_RC4_128_SHA (0x0005)");
+        assert_eq!(rsa.accepted[0].weakness, "RC4, prohibited by RFC 7465");
+        assert_eq!(
+            rsa.answer,
+            ProbeOutcome::Alert {
+                level: "fatal".into(),
+                description: "handshake_failure".into()
+            }
+        );
+        assert!(rsa.control.is_none() && rsa.examined());
+        // Every later hello is refused, the control included: no ECDSA certificate.
+        let ecdsa = &classes[1];
+        assert!(ecdsa.accepted.is_empty());
+        assert!(ecdsa.control.as_ref().is_some_and(|c| !c.accepted()));
+        let why = ecdsa.not_examinable().expect("not examinable");
+        assert!(
+            why.starts_with("ECDSA-authenticated suites: the server offered no ECDSA certificate"),
+            "{why}"
+        );
+        assert!(why.contains("handshake_failure"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_with_an_accepted_control_is_an_examined_refusal() {
+        // Refuses the weak offer, accepts the control (its first suite), and so on.
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let Some(hello) = read_parsed_hello(&mut s).await else {
+                    continue;
+                };
+                let strong = hello
+                    .suites
+                    .iter()
+                    .find(|&&x| suites::weakness(x).is_none());
+                let answer = match strong {
+                    Some(&x) => record(
+                        CONTENT_HANDSHAKE,
+                        0x0303,
+                        &server_hello_msg(0x0303, x, None),
+                    ),
+                    None => record(CONTENT_ALERT, 0x0303, &[2, 40]),
+                };
+                let _ = s.write_all(&answer).await;
+            }
+        });
+        let classes = examine_weak_suites(|| TcpStream::connect(addr), None, DEADLINE)
+            .await
+            .expect("examine");
+        for c in &classes {
+            assert!(c.accepted.is_empty() && c.examined(), "{c:?}");
+            assert_eq!(c.not_examinable(), None);
         }
     }
 

@@ -60,6 +60,11 @@ pub enum Eku {
 pub enum KeySpec {
     #[default]
     EcP256,
+    /// Servers need an RSA certificate beside the EC one: without it the plain-RSA and
+    /// ECDHE-RSA suites of OpenSSL's default list can never be negotiated, so a check of
+    /// those suites would pass without having looked (issue 14).
+    #[serde(rename = "rsa-2048")]
+    Rsa2048,
     #[serde(rename = "rsa-1024")]
     Rsa1024,
 }

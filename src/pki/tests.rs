@@ -105,3 +105,28 @@ fn tampered_certificates_are_tampered() {
         other => panic!("not RSA: {other:?}"),
     }
 }
+
+#[test]
+fn rsa_twins_are_rsa_2048_with_the_same_names_as_their_ec_originals() {
+    let (_d, pki) = generated();
+    for (rsa, ec) in [
+        ("iut-server-rsa", "iut-server"),
+        ("client-5560000001-rsa", "client-5560000001"),
+    ] {
+        let (chain, _key) = pki.identity(rsa).unwrap();
+        assert_eq!(rsa_key_bits(&chain[0]), Some(2048), "{rsa}");
+        assert_eq!(pki.cert(rsa).unwrap().key_algorithm, "RSA 2048");
+        let (ec_chain, _) = pki.identity(ec).unwrap();
+        assert_eq!(rsa_key_bits(&ec_chain[0]), None, "{ec} stays EC");
+        assert_eq!(org_number(&chain[0]), org_number(&ec_chain[0]));
+        assert_eq!(pki.cert(rsa).unwrap().sans, pki.cert(ec).unwrap().sans);
+        // Same issuing CA: one trust anchor and CRL bundle serves both.
+        assert_eq!(chain[1..], ec_chain[1..]);
+    }
+    let (client, _) = pki.identity("client-5560000001-rsa").unwrap();
+    assert_eq!(org_number(&client[0]).as_deref(), Some("5560000001"));
+    // The server twin answers to the same name, so SNI and verification need no change.
+    let (server, _) = pki.identity("iut-server-rsa").unwrap();
+    let (_, x) = X509Certificate::from_der(&server[0]).unwrap();
+    assert!(x.subject().to_string().ends_with("CN=iut.localhost"));
+}

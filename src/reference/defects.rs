@@ -19,6 +19,7 @@ pub enum Defect {
     RefuseValidClients,
     AcceptExpiredCert,
     AcceptLegacyTls,
+    AcceptWeakSuites,
     AcceptNoCert,
     AcceptNotYetValidCert,
     AcceptWeakKey,
@@ -73,6 +74,7 @@ impl Defect {
         Defect::NoTenantIsolation,
         Defect::UntrustedServerCert,
         Defect::AcceptLegacyTls,
+        Defect::AcceptWeakSuites,
         Defect::NoIpFilter,
         Defect::TrustsForwardedHeaders,
         Defect::CidrOffByOne,
@@ -121,6 +123,7 @@ impl Defect {
             Defect::NoVersionCheck => "no-version-check",
             Defect::RefuseValidClients => "refuse-valid-clients",
             Defect::AcceptLegacyTls => "accept-legacy-tls",
+            Defect::AcceptWeakSuites => "accept-weak-suites",
             Defect::AcceptNoCert => "accept-no-cert",
             Defect::AcceptNotYetValidCert => "accept-not-yet-valid-cert",
             Defect::AcceptWeakKey => "accept-weak-key",
@@ -176,7 +179,7 @@ impl Defect {
             Defect::IgnoreOrgNumber => &["EB-MTLS-2"],
             Defect::NoTenantIsolation => &["SDK-4.1-ISOLATION", "SDK-4.2-METADATA"],
             Defect::UntrustedServerCert => &["EB-MTLS-1", "FMK-2.1-CA"],
-            Defect::AcceptLegacyTls => &["EB-TLS-1"],
+            Defect::AcceptLegacyTls | Defect::AcceptWeakSuites => &["EB-TLS-1"],
             Defect::NoIpFilter => &["EB-IP-1", "EB-IP-2"],
             Defect::TrustsForwardedHeaders => &["EB-IP-1"],
             Defect::CidrOffByOne => &["EB-IP-1"],
@@ -274,6 +277,9 @@ impl Defect {
                 "the API presents a server certificate from an untrusted CA"
             }
             Defect::AcceptLegacyTls => "a TLS 1.0/1.1 ClientHello is answered with a ServerHello",
+            Defect::AcceptWeakSuites => {
+                "a TLS 1.2 ClientHello offering only weak suites gets one of those OpenSSL's DEFAULT list still has (plain RSA, CBC-SHA1)"
+            }
             Defect::NoIpFilter => "the source-address allowlist is not enforced",
             Defect::TrustsForwardedHeaders => {
                 "X-Forwarded-For, X-Real-IP, Forwarded and PROXY protocol headers are believed from any client"

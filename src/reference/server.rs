@@ -22,7 +22,7 @@ use super::audit::Audit;
 use super::changes::{self, Changes};
 use super::defects::{Defect, Defects};
 use super::ip_filter::{Admission, IpFilter};
-use super::legacy_tls::answer_legacy_hello;
+use super::legacy_tls::answer_defective_hello;
 use super::messages::Receiver;
 use super::outbox::State as MessageState;
 use super::sender::{Sender, SenderOptions};
@@ -125,15 +125,12 @@ pub async fn start_with(opts: ReferenceOptions, sender: SenderOptions) -> anyhow
     } else {
         opts.server_cert.clone()
     };
-    let (chain, key) = pki
-        .identity(&server_cert)
-        .with_context(|| format!("loading the server certificate {server_cert:?}"))?;
+    let resolver = ByKeyType::load(&pki, &server_cert, &provider)?;
     let verifier = PolicyVerifier::new(&pki, provider.clone(), opts.defects.clone())?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
         .with_client_cert_verifier(Arc::new(verifier))
-        .with_single_cert(chain, key)
-        .context("server certificate and key do not match")?;
+        .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
 
@@ -212,6 +209,67 @@ pub async fn start_with(opts: ReferenceOptions, sender: SenderOptions) -> anyhow
     })
 }
 
+/// The server certificates, one per key type, chosen per ClientHello as nginx, HAProxy and
+/// Apache do with two certificates: ECDSA for clients that can use it, RSA for the rest.
+/// With only the EC certificate, no RSA-authenticated suite could ever be negotiated and
+/// EB-TLS-1's probe of them would have nothing to examine.
+#[derive(Debug)]
+struct ByKeyType {
+    /// Preference order: ECDSA (the catalogue's default key) first.
+    keys: Vec<Arc<rustls::sign::CertifiedKey>>,
+    suites: Vec<rustls::SupportedCipherSuite>,
+}
+
+impl ByKeyType {
+    /// Certificate `name`, and its RSA twin `NAME-rsa` when the catalogue has one.
+    fn load(
+        pki: &Pki,
+        name: &str,
+        provider: &rustls::crypto::CryptoProvider,
+    ) -> anyhow::Result<Self> {
+        let mut keys = Vec::new();
+        let twin = format!("{name}-rsa");
+        let has_twin = pki.manifest.certificates.iter().any(|c| c.name == twin);
+        for n in std::iter::once(name).chain(has_twin.then_some(twin.as_str())) {
+            let (chain, key) = pki
+                .identity(n)
+                .with_context(|| format!("loading the server certificate {n:?}"))?;
+            let certified = rustls::sign::CertifiedKey::from_der(chain, key, provider)
+                .with_context(|| format!("server certificate {n:?} and its key do not match"))?;
+            keys.push(Arc::new(certified));
+        }
+        Ok(ByKeyType {
+            keys,
+            suites: provider.cipher_suites.clone(),
+        })
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ByKeyType {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        // A key fits when the client accepts one of its signature schemes and offers a
+        // suite it can authenticate (any TLS 1.3 suite; in TLS 1.2, ECDHE_ECDSA_* or
+        // ECDHE_RSA_*). Otherwise the first key: rustls then refuses the handshake.
+        let offered = hello.cipher_suites();
+        let fits = |key: &rustls::sign::CertifiedKey| {
+            let alg = key.key.algorithm();
+            key.key.choose_scheme(hello.signature_schemes()).is_some()
+                && self
+                    .suites
+                    .iter()
+                    .any(|s| offered.contains(&s.suite()) && s.usable_for_signature_algorithm(alg))
+        };
+        self.keys
+            .iter()
+            .find(|k| fits(k))
+            .or_else(|| self.keys.first())
+            .cloned()
+    }
+}
+
 /// Ctrl-C or SIGTERM, whichever comes first (what process managers and provsten send).
 pub async fn shutdown_signal() {
     let term = async {
@@ -243,7 +301,10 @@ async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<Stat
                 let _ = tcp.set_zero_linger();
                 return;
             }
-            if state.defects.has(Defect::AcceptLegacyTls) && answer_legacy_hello(&mut tcp).await {
+            if (state.defects.has(Defect::AcceptLegacyTls)
+                || state.defects.has(Defect::AcceptWeakSuites))
+                && answer_defective_hello(&mut tcp, &state.defects).await
+            {
                 return;
             }
             // The defect: a deadline that only a fast network meets.

@@ -144,3 +144,124 @@ async fn each_certificate_defect_lets_exactly_its_certificate_in() {
         }
     }
 }
+
+/// The reference presents its ECDSA and RSA certificates by the client's signature
+/// algorithms, so the weak-suite probe examines both key types, and rustls refuses every
+/// weak offer; with `accept-weak-suites` the same offers get ServerHellos.
+#[tokio::test]
+async fn weak_suites_are_examined_with_both_certificates_and_refused_unless_seeded() {
+    use crate::network::tls_probe::{examine_weak_suites, ProbeOutcome, ServerKey};
+    let f = pki();
+    let compliant = iut(&f, &[]).await;
+    let addr = compliant.api[0];
+    let classes = examine_weak_suites(
+        || tokio::net::TcpStream::connect(addr),
+        None,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(classes.len(), 2);
+    for c in &classes {
+        assert!(c.accepted.is_empty(), "{c:?}");
+        assert!(
+            matches!(&c.answer, ProbeOutcome::Alert { description, .. } if description == "handshake_failure"),
+            "{c:?}"
+        );
+        // The control got the certificate of its key type: the suite says which.
+        let Some(ProbeOutcome::ServerHello {
+            cipher_suite_name: Some(name),
+            ..
+        }) = &c.control
+        else {
+            panic!("control not accepted: {c:?}");
+        };
+        let want = match c.key {
+            ServerKey::Rsa => "TLS_ECDHE_RSA_",
+            ServerKey::Ecdsa => "TLS_ECDHE_ECDSA_",
+        };
+        assert!(name.starts_with(want), "{c:?}");
+        assert_eq!(c.not_examinable(), None);
+    }
+    drop(compliant);
+
+    let seeded = iut(&f, &[Defect::AcceptWeakSuites]).await;
+    let addr = seeded.api[0];
+    let classes = examine_weak_suites(
+        || tokio::net::TcpStream::connect(addr),
+        None,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert!(
+        classes[0].accepted[0].suite == "TLS_RSA_WITH_AES_128_CBC_SHA (0x002f)",
+        "{classes:?}"
+    );
+    assert!(
+        classes[1].accepted[0].suite == "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA (0xc009)",
+        "{classes:?}"
+    );
+    // Modern clients still get rustls: the defect answers weak-only hellos alone.
+    let ok = get(
+        &f,
+        &seeded,
+        Some("client-5560000001-rsa"),
+        OWN,
+        TlsVersions::Tls12Only,
+    )
+    .await;
+    assert_eq!(ok.status(), Some(200), "{}", ok.describe());
+}
+
+/// A hello that arrives in pieces is still read whole by the weak-suite defect (it waits
+/// for the kernel to say more bytes came, not on a timer), and a hello cut short by the
+/// client's close is left alone.
+#[tokio::test]
+async fn weak_suite_defect_reads_a_hello_split_over_segments() {
+    use crate::network::tls_probe::{classify, client_hello, ProbeOutcome, ProbeSpec, ServerKey};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = pki();
+    let r = iut(&f, &[Defect::AcceptWeakSuites]).await;
+    let hello = client_hello(&ProbeSpec::weak_suites_for(ServerKey::Rsa, None));
+    let mut tcp = tokio::net::TcpStream::connect(r.api[0]).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    for piece in hello.chunks(30) {
+        // The defect answers once it has read the suites, and closes: the rest of the
+        // hello may meet a closed socket.
+        if tcp.write_all(piece).await.is_err() {
+            break;
+        }
+        // The pause makes each piece its own segment: that is the case under test.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let outcome = classify(&answer).unwrap();
+    assert!(
+        matches!(
+            outcome,
+            ProbeOutcome::ServerHello {
+                cipher_suite: 0x002f,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+
+    // Cut short: the defect gives up at the close, long before its 5 s deadline.
+    let mut tcp = tokio::net::TcpStream::connect(r.api[0]).await.unwrap();
+    tcp.write_all(&hello[..50]).await.unwrap();
+    tcp.shutdown().await.unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -110,11 +110,19 @@ fn init_scaffolds_a_config_and_pki_that_certify_an_iut_of_ones_own() {
         "pki/trust.pem",
         "pki/crl-bundle.pem",
         "pki/iut-server.key.pem",
+        "pki/iut-server-rsa.chain.pem",
+        "pki/iut-server-rsa.key.pem",
     ] {
         assert!(dir.path().join(f).exists(), "{f}");
     }
     let template = std::fs::read_to_string(dir.path().join("provsten.toml")).unwrap();
     assert!(template.contains("# "), "the template is commented");
+    // Both server certificates, and how to give them to the usual servers.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("iut-server-rsa.chain.pem"), "{stdout}");
+    for server in ["ssl_certificate", "crt", "SSLCertificateFile"] {
+        assert!(template.contains(server), "{server}");
+    }
     // Point the scaffolded config at an IUT (here the reference, started by command).
     let cfg = dir.path().join("provsten.toml");
     write(&cfg, &reference_config(dir.path()));

@@ -34,7 +34,40 @@ enum IpFilter {
     AllowDenyTrustingXff,
 }
 
-fn nginx_conf(dir: &Path, port: u16, port6: u16, verify_client: &str, ip: IpFilter) -> String {
+/// ECDHE with AEAD only: what EB-TLS-1 asks of TLS 1.2 (TLS 1.3 suites are separate).
+const MODERN_CIPHERS: &str = "ECDHE+AESGCM:ECDHE+CHACHA20";
+
+/// nginx's TLS settings under test.
+struct Tls {
+    /// `ssl_ciphers`.
+    ciphers: &'static str,
+    /// Whether the RSA certificate is configured beside the ECDSA one.
+    rsa_certificate: bool,
+}
+
+const MODERN: Tls = Tls {
+    ciphers: MODERN_CIPHERS,
+    rsa_certificate: true,
+};
+
+fn nginx_conf(
+    dir: &Path,
+    port: u16,
+    port6: u16,
+    verify_client: &str,
+    ip: IpFilter,
+    tls: &Tls,
+) -> String {
+    let ciphers = tls.ciphers;
+    // Both certificates `provsten init` issues, as the generated provsten.toml says.
+    let rsa = if tls.rsa_certificate {
+        format!(
+            "ssl_certificate {0}/iut-server-rsa.chain.pem;\n        ssl_certificate_key {0}/iut-server-rsa.key.pem;",
+            dir.join("pki").display()
+        )
+    } else {
+        String::new()
+    };
     let pki = dir.join("pki");
     let filter = match ip {
         IpFilter::None => String::new(),
@@ -83,12 +116,13 @@ http {{
         server_name iut.localhost;
         ssl_certificate {pki}/iut-server.chain.pem;
         ssl_certificate_key {pki}/iut-server.key.pem;
+        {rsa}
         ssl_client_certificate {pki}/trust.pem;
         ssl_verify_client {verify_client};
         ssl_verify_depth 3;
         ssl_crl {pki}/crl-bundle.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_ciphers ECDHE+AESGCM:ECDHE+CHACHA20;
+        ssl_ciphers {ciphers};
         default_type application/json;
         # Content comes from files (try_files) rather than `return`: `return` runs in the
         # rewrite phase, before `allow`/`deny` are ever looked at.
@@ -170,6 +204,16 @@ dir = "{pki}"
 }
 
 fn certify_nginx(verify_client: &str, ip: IpFilter) -> Option<(tempfile::TempDir, Run)> {
+    certify_nginx_with(verify_client, ip, &MODERN, &[])
+}
+
+/// As [`certify_nginx`], with other TLS settings and extra `provsten run` arguments.
+fn certify_nginx_with(
+    verify_client: &str,
+    ip: IpFilter,
+    tls: &Tls,
+    run_args: &[&str],
+) -> Option<(tempfile::TempDir, Run)> {
     let nginx = nginx_binary()?;
     let dir = tempfile::tempdir().unwrap();
     pki_init(dir.path());
@@ -196,15 +240,14 @@ fn certify_nginx(verify_client: &str, ip: IpFilter) -> Option<(tempfile::TempDir
         .port();
     std::fs::write(
         dir.path().join("nginx.conf"),
-        nginx_conf(dir.path(), port, port6, verify_client, ip),
+        nginx_conf(dir.path(), port, port6, verify_client, ip, tls),
     )
     .unwrap();
     let cfg = dir.path().join("provsten.toml");
     std::fs::write(&cfg, provsten_conf(dir.path(), &nginx, port, port6, ip)).unwrap();
-    let r = run(
-        &dir.path().join("out"),
-        &["--config", cfg.to_str().unwrap()],
-    );
+    let mut args = vec!["--config", cfg.to_str().unwrap()];
+    args.extend_from_slice(run_args);
+    let r = run(&dir.path().join("out"), &args);
     Some((dir, r))
 }
 
@@ -308,4 +351,110 @@ fn nginx_trusting_x_forwarded_for_from_anyone_fails_the_forged_header_scenario()
         failed,
         vec!["a forged X-Forwarded-For header does not let an unregistered client in"]
     );
+}
+
+/// Only the TLS feature's requirement: these tests are about cipher suites.
+const EB_TLS_1: &[&str] = &["--tags", "@req:EB-TLS-1"];
+
+/// The weak-suite scenario's evidence: the step's record with the per-key-type findings.
+fn weak_suite_evidence(r: &Run) -> serde_json::Value {
+    let sc = r.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("only weak cipher suites"))
+        })
+        .expect("weak-suite scenario")
+        .clone();
+    sc["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e.to_string().contains("weak_suites"))
+        .unwrap_or_else(|| panic!("no weak-suite evidence: {sc}"))
+        .clone()
+}
+
+/// Debian's nginx on OpenSSL 3 with `ssl_ciphers DEFAULT` and both certificates negotiates
+/// plain-RSA and CBC-SHA1 suites (`openssl ciphers -v DEFAULT` lists AES128-SHA and
+/// ECDHE-RSA-AES128-SHA): EB-TLS-1 must fail and name them.
+#[test]
+fn nginx_with_openssl_default_ciphers_fails_eb_tls_1_naming_the_weak_suites() {
+    let tls = Tls {
+        ciphers: "DEFAULT",
+        rsa_certificate: true,
+    };
+    let Some((dir, r)) = certify_nginx_with("on", IpFilter::None, &tls, EB_TLS_1) else {
+        return;
+    };
+    let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    assert_eq!(r.code(), 1, "{}\nnginx error.log:\n{log}", r.explain());
+    assert_eq!(
+        r.with_verdict("fail").into_iter().collect::<Vec<_>>(),
+        vec!["EB-TLS-1".to_string()]
+    );
+    let ev = weak_suite_evidence(&r);
+    let accepted = ev["accepted"].to_string();
+    eprintln!("nginx DEFAULT accepted: {accepted}");
+    assert!(
+        accepted.contains("RSA offer: TLS_RSA_WITH_AES_128_CBC_SHA (0x002f): RSA key exchange"),
+        "{ev:#}"
+    );
+    assert!(
+        accepted.contains("ECDSA offer: TLS_ECDHE_ECDSA_WITH_AES_"),
+        "{ev:#}"
+    );
+    assert_eq!(ev["not_examinable"], serde_json::json!([]), "{ev:#}");
+}
+
+/// The same nginx with ECDHE+AEAD only passes, and was examined with both certificates.
+#[test]
+fn nginx_with_ecdhe_aead_ciphers_passes_eb_tls_1_examined_with_both_certificates() {
+    let tls = Tls {
+        ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+        rsa_certificate: true,
+    };
+    let Some((dir, r)) = certify_nginx_with("on", IpFilter::None, &tls, EB_TLS_1) else {
+        return;
+    };
+    let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    assert_eq!(r.code(), 0, "{}\nnginx error.log:\n{log}", r.explain());
+    assert!(r.with_verdict("pass").contains("EB-TLS-1"));
+    let ev = weak_suite_evidence(&r);
+    assert_eq!(ev["accepted"], serde_json::json!([]), "{ev:#}");
+    assert_eq!(ev["not_examinable"], serde_json::json!([]), "{ev:#}");
+    for class in ev["weak_suites"].as_array().unwrap() {
+        assert_eq!(class["answer"]["outcome"], "alert", "{class:#}");
+        assert_eq!(class["control"]["outcome"], "server-hello", "{class:#}");
+    }
+}
+
+/// With the ECDSA certificate only, no RSA-authenticated suite can be negotiated: the
+/// evidence says the RSA suites could not be examined instead of counting them refused,
+/// and the ECDSA CBC-SHA1 suites of `DEFAULT` still fail the check.
+#[test]
+fn nginx_with_only_the_ecdsa_certificate_reports_rsa_suites_as_not_examinable() {
+    let tls = Tls {
+        ciphers: "DEFAULT",
+        rsa_certificate: false,
+    };
+    let Some((_dir, r)) = certify_nginx_with("on", IpFilter::None, &tls, EB_TLS_1) else {
+        return;
+    };
+    assert_eq!(r.code(), 1, "{}", r.explain());
+    let ev = weak_suite_evidence(&r);
+    let not_examinable = ev["not_examinable"].to_string();
+    assert!(
+        not_examinable.contains("RSA-authenticated suites: the server offered no RSA certificate"),
+        "{ev:#}"
+    );
+    let accepted = ev["accepted"].to_string();
+    assert!(
+        accepted.contains("ECDSA offer: TLS_ECDHE_ECDSA_WITH_AES_"),
+        "{ev:#}"
+    );
+    assert!(!accepted.contains("RSA offer"), "{ev:#}");
 }

@@ -299,3 +299,199 @@ async fn probe_stream_works_over_a_caller_bound_socket() {
     let outcome = probe_stream(stream, &spec, PROBE_DEADLINE).await;
     assert_eq!(outcome, alert("protocol_version"));
 }
+
+/// `s_server` has one (RSA) certificate: with OpenSSL's defaults the RSA offer gets plain
+/// RSA first and every other weak RSA suite after it, and the ECDSA suites are reported as
+/// not examinable rather than refused.
+#[tokio::test]
+async fn examination_of_a_default_rsa_only_server_lists_its_weak_suites_and_no_ecdsa() {
+    if !openssl_required() {
+        return;
+    }
+    let server = start_s_server(&["-tls1_2"]).await;
+    let addr = server.addr;
+    let classes = examine_weak_suites(
+        || tokio::net::TcpStream::connect(addr),
+        None,
+        PROBE_DEADLINE,
+    )
+    .await
+    .expect("examine");
+    let [rsa, ecdsa] = &classes[..] else {
+        panic!("{classes:?}");
+    };
+    assert_eq!(rsa.key, ServerKey::Rsa);
+    assert_eq!(
+        rsa.accepted[0].suite, "TLS_RSA_WITH_AES_128_CBC_SHA (0x002f)",
+        "{rsa:?}"
+    );
+    assert!(
+        rsa.accepted
+            .iter()
+            .any(|a| a.suite == "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA (0xc013)"),
+        "{rsa:?}"
+    );
+    assert_eq!(rsa.answer, alert("handshake_failure"), "{rsa:?}");
+    assert_eq!(ecdsa.key, ServerKey::Ecdsa);
+    assert!(ecdsa.accepted.is_empty(), "{ecdsa:?}");
+    assert!(
+        ecdsa.not_examinable().is_some_and(|m| m
+            .starts_with("ECDSA-authenticated suites: the server offered no ECDSA certificate")),
+        "{ecdsa:?}"
+    );
+}
+
+/// The same server restricted to ECDHE+AEAD refuses the weak RSA offer and accepts the
+/// control: an examined refusal.
+#[tokio::test]
+async fn examination_of_an_ecdhe_aead_rsa_server_is_an_examined_refusal() {
+    if !openssl_required() {
+        return;
+    }
+    let server = start_s_server(&["-tls1_2", "-cipher", "ECDHE+AESGCM:ECDHE+CHACHA20"]).await;
+    let addr = server.addr;
+    let classes = examine_weak_suites(
+        || tokio::net::TcpStream::connect(addr),
+        None,
+        PROBE_DEADLINE,
+    )
+    .await
+    .expect("examine");
+    let rsa = &classes[0];
+    assert!(rsa.accepted.is_empty() && rsa.examined(), "{rsa:?}");
+    assert_eq!(rsa.answer, alert("handshake_failure"));
+    assert!(!classes[1].examined(), "{:?}", classes[1]);
+}
+
+/// A running HAProxy TLS frontend; killed on drop.
+struct Haproxy {
+    addr: SocketAddr,
+    _child: KillOnDrop,
+    _dir: tempfile::TempDir,
+}
+
+/// HAProxy with both server certificates as the generated provsten.toml says: the chain
+/// and key of each concatenated into `iut-server.pem.ecdsa` and `iut-server.pem.rsa`, and
+/// `crt iut-server.pem`. `None` (after saying so) when told to skip.
+async fn start_haproxy(ciphers: &str) -> Option<Haproxy> {
+    if std::env::var_os("PROVSTEN_SKIP_HAPROXY").is_some_and(|v| v == "1") {
+        eprintln!("skipping: PROVSTEN_SKIP_HAPROXY=1");
+        return None;
+    }
+    let haproxy = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("haproxy is needed (apt-get install haproxy), or PROVSTEN_SKIP_HAPROXY=1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = provsten::pki::Catalog::parse(
+        provsten::pki::catalog::DEFAULT_CATALOG,
+        "certs/catalog.toml",
+    )
+    .expect("catalogue");
+    let pki = dir.path().join("pki");
+    provsten::pki::generate(&catalog, &pki, &Default::default()).expect("PKI");
+    for (name, suffix) in [("iut-server", "ecdsa"), ("iut-server-rsa", "rsa")] {
+        let chain = std::fs::read_to_string(pki.join(format!("{name}.chain.pem"))).expect("chain");
+        let key = std::fs::read_to_string(pki.join(format!("{name}.key.pem"))).expect("key");
+        std::fs::write(
+            dir.path().join(format!("iut-server.pem.{suffix}")),
+            chain + &key,
+        )
+        .expect("bundle");
+    }
+    let mut last_log = String::new();
+    for _ in 0..START_ATTEMPTS {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let cfg = dir.path().join("haproxy.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\
+                 frontend api\n  bind {addr} ssl crt {}/iut-server.pem ssl-min-ver TLSv1.2 ciphers {ciphers}\n\
+                 \x20 http-request return status 200 content-type application/json string '{{}}'\n",
+                dir.path().display()
+            ),
+        )
+        .expect("config");
+        let log_path = dir.path().join("haproxy.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(haproxy)
+            .arg("-db")
+            .arg("-f")
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn haproxy");
+        let mut child = KillOnDrop(child);
+        let ready_by = tokio::time::Instant::now() + READY_DEADLINE;
+        loop {
+            if let Ok(Some(status)) = child.0.try_wait() {
+                last_log = format!(
+                    "exited with {status}: {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+                break;
+            }
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Some(Haproxy {
+                    addr,
+                    _child: child,
+                    _dir: dir,
+                });
+            }
+            assert!(
+                tokio::time::Instant::now() < ready_by,
+                "haproxy not listening on {addr} after {READY_DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!("haproxy did not start: {last_log}");
+}
+
+async fn examine_haproxy(server: &Haproxy) -> Vec<WeakSuiteClass> {
+    let addr = server.addr;
+    // HAProxy chooses between its certificates only under the name the client asks for
+    // (SNI); without it every client gets the first certificate.
+    examine_weak_suites(
+        || tokio::net::TcpStream::connect(addr),
+        Some("iut.localhost".into()),
+        PROBE_DEADLINE,
+    )
+    .await
+    .expect("examine")
+}
+
+/// The HAProxy how-to in the generated provsten.toml really gives HAProxy both
+/// certificates: with OpenSSL's DEFAULT list both key types choose weak suites.
+#[tokio::test]
+async fn haproxy_with_an_rsa_and_ecdsa_bundle_and_default_ciphers_chooses_weak_suites_for_both() {
+    let Some(server) = start_haproxy("DEFAULT").await else {
+        return;
+    };
+    let classes = examine_haproxy(&server).await;
+    // HAProxy follows its own order (prefer-server-ciphers), so look for, not at, a suite.
+    let chose = |i: usize, suite: &str| classes[i].accepted.iter().any(|a| a.suite == suite);
+    assert!(
+        chose(0, "TLS_RSA_WITH_AES_128_CBC_SHA (0x002f)")
+            && chose(0, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA (0xc013)"),
+        "{classes:?}"
+    );
+    assert!(
+        chose(1, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA (0xc009)"),
+        "{classes:?}"
+    );
+}
+
+#[tokio::test]
+async fn haproxy_with_ecdhe_aead_ciphers_refuses_weak_suites_for_both_certificates() {
+    let Some(server) = start_haproxy("ECDHE+AESGCM:ECDHE+CHACHA20").await else {
+        return;
+    };
+    for class in examine_haproxy(&server).await {
+        assert!(class.accepted.is_empty() && class.examined(), "{class:?}");
+        assert_eq!(class.answer, alert("handshake_failure"), "{class:?}");
+    }
+}
