@@ -68,13 +68,13 @@ Feature: Resend policies
     When the IUT sends a message to the simulated receiver
     Then the failure is handled as the policy declares
 
-  @role:sender @req:FMK-2.1-MTLS
+  @role:sender @req:FMK-2.1-MTLS @req:EB-MTLS-1
   Scenario: the sender refuses a receiver with an expired certificate
     Given a simulated receiver that presents the certificate "server-expired" once
     When the IUT sends a message to the simulated receiver
     Then the IUT refuses the receiver's certificate
 
-  @role:sender @req:FMK-2.1-MTLS
+  @role:sender @req:FMK-2.1-MTLS @req:EB-MTLS-1
   Scenario: the sender refuses a receiver whose certificate names another host
     Given a simulated receiver that presents the certificate "server-wrong-host" once
     When the IUT sends a message to the simulated receiver

@@ -174,6 +174,9 @@ pub struct Attempt {
     pub answer: String,
     /// Set when the TLS handshake failed (the sender refused the certificate, or sent none).
     pub handshake_error: Option<String>,
+    /// How the sender ended a handshake it refused: the alert it sent (name and number), a
+    /// close, a reset, or silence.
+    pub sender_refusal: Option<crate::peers::Refusal>,
     /// The bad server certificate the sender accepted on this attempt's connection.
     pub bad_certificate_accepted: Option<String>,
     /// Schema violations of the body ("pointer: message"); empty when valid or unchecked.
@@ -379,6 +382,7 @@ impl ConnCtx {
             tls_version: None,
             answer: String::new(),
             handshake_error: None,
+            sender_refusal: None,
             bad_certificate_accepted: None,
             violations: Vec::new(),
             processed: false,
@@ -519,6 +523,10 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
         Ok(Err(e)) => {
             let mut a = ctx.blank(accepted_at);
             a.handshake_error = Some(e.to_string());
+            a.sender_refusal = Some(crate::peers::Refusal::from_io(
+                &e,
+                crate::peers::refusal::Stage::Handshake,
+            ));
             a.answer = cert_rule
                 .map(|r| r.label())
                 .unwrap_or_else(|| "handshake failed".into());
@@ -528,6 +536,10 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
         Err(_) => {
             let mut a = ctx.blank(accepted_at);
             a.handshake_error = Some("no TLS handshake within 10 s".into());
+            a.sender_refusal = Some(crate::peers::Refusal::Timeout {
+                stage: crate::peers::refusal::Stage::Handshake,
+                after_ms: HANDSHAKE_DEADLINE.as_millis() as u64,
+            });
             a.answer = "handshake timed out".into();
             ctx.record(a);
             return;
@@ -561,6 +573,9 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
                         a.handshake_error = Some(
                             "the sender closed the connection after the handshake without sending a request".into(),
                         );
+                        a.sender_refusal = Some(crate::peers::Refusal::Closed {
+                            stage: crate::peers::refusal::Stage::FirstRead,
+                        });
                         ctx.record(a);
                     }
                 }

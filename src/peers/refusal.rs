@@ -23,8 +23,13 @@ pub enum Stage {
 pub enum Refusal {
     /// TCP connect refused (nothing listening, or a firewall's RST).
     ConnectionRefused,
-    /// TLS alert from the server, by rustls's name (`CertificateRequired`, `UnknownCA`…).
-    TlsAlert { alert: String, stage: Stage },
+    /// TLS alert from the peer, by rustls's name (`CertificateRequired`, `UnknownCA`…) and
+    /// its number in the TLS registry (116, 48…).
+    TlsAlert {
+        alert: String,
+        number: u8,
+        stage: Stage,
+    },
     /// TCP reset.
     ConnectionReset { stage: Stage },
     /// Closed without an alert or response.
@@ -64,6 +69,7 @@ impl Refusal {
         match err {
             rustls::Error::AlertReceived(a) => Refusal::TlsAlert {
                 alert: format!("{a:?}"),
+                number: u8::from(*a),
                 stage,
             },
             // The server answered with bytes that are not TLS (nginx, for one, answers
@@ -90,8 +96,12 @@ impl Refusal {
     pub fn describe(&self) -> String {
         match self {
             Refusal::ConnectionRefused => "TCP connection refused".into(),
-            Refusal::TlsAlert { alert, stage } => {
-                format!("TLS alert {alert} ({})", stage_text(*stage))
+            Refusal::TlsAlert {
+                alert,
+                number,
+                stage,
+            } => {
+                format!("TLS alert {alert} ({number}) ({})", stage_text(*stage))
             }
             Refusal::ConnectionReset { stage } => {
                 format!("connection reset ({})", stage_text(*stage))
@@ -138,6 +148,7 @@ mod tests {
             Refusal::from_io(&e, Stage::FirstRead),
             Refusal::TlsAlert {
                 alert: "CertificateRequired".into(),
+                number: 116,
                 stage: Stage::FirstRead
             }
         );

@@ -216,7 +216,7 @@ impl Defect {
             Defect::LoseOnRestart => &["CONT-NOLOSS", "FMK-2.6.3-RESEND"],
             Defect::NoAudit => &["FMK-2.6.4-LOG", "SDK-5.1-TRACE"],
             Defect::SendsInvalidMessages => &["EB-SCHEMA-1", "FMK-2.6.4-CORRECT"],
-            Defect::SenderAcceptsBadCert => &["FMK-2.1-MTLS", "FMK-2.6.3-RESEND"],
+            Defect::SenderAcceptsBadCert => &["EB-MTLS-1", "FMK-2.1-MTLS", "FMK-2.6.3-RESEND"],
             Defect::WindowExcludesStart | Defect::WindowLeaksOtherOrgs => &["FMK-2.6.1-NOTIFY"],
             // The fault-processing scenarios keep the primary broken: only a fallback
             // delivers there.

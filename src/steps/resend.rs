@@ -1022,6 +1022,20 @@ async fn refused_cert(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     if first.handshake_error.is_none() {
         fail!("the first attempt completed its handshake although the receiver presented a bad certificate");
     }
+    // How the IUT refused, as the server-side checks record it: the alert it sent (name and
+    // number), a close or a reset.
+    let how = first.sender_refusal.as_ref();
+    w.record(json!({
+        "refused": true,
+        "by": "the IUT as sender",
+        "receiver_certificate": first.answer,
+        "refusal": how,
+        "summary": format!(
+            "the IUT refused the receiver's certificate: {}",
+            how.map(|r| r.describe())
+                .unwrap_or_else(|| first.handshake_error.clone().unwrap_or_default())
+        ),
+    }));
     Ok(())
 }
 
