@@ -353,3 +353,54 @@ dir = "{pki}"
         r.stdout()
     );
 }
+
+/// Issue 14 items 7 and 10: isolation needs a second registered organisation or is not
+/// tested (a refusal of an unknown one proves nothing); the sender-side certificate
+/// checks say how the IUT refused (the alert it sent, by name and number).
+#[test]
+fn isolation_needs_a_registered_organisation_and_sender_refusals_are_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = reference_config(dir.path(), |t| {
+        t.replace(
+            "registered_orgs = [\"5560000001\", \"5560000002\"]",
+            "registered_orgs = [\"5560000001\"]",
+        )
+    });
+    let r = run(
+        &dir.path().join("out"),
+        &[
+            "--config",
+            &cfg,
+            "--tags",
+            "@req:SDK-4.1-ISOLATION or (@role:sender and @req:EB-MTLS-1)",
+        ],
+    );
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    let iso = requirement(&r, "SDK-4.1-ISOLATION");
+    assert_eq!(iso["verdict"], "not-tested", "{iso}");
+    assert!(
+        iso["reason"]
+            .as_str()
+            .unwrap()
+            .contains("5560000002 is not registered"),
+        "{iso}"
+    );
+    let senders: Vec<&serde_json::Value> = r.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["tags"].to_string().contains("role:sender"))
+        .collect();
+    assert_eq!(senders.len(), 2, "{}", r.explain());
+    for s in senders {
+        assert_eq!(s["status"], "passed", "{s}");
+        let refusal = s["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|e| e.get("refusal"))
+            .unwrap_or_else(|| panic!("no refusal evidence: {s}"));
+        assert_eq!(refusal["kind"], "tls-alert", "{s}");
+        assert!(refusal["number"].as_u64().is_some(), "{s}");
+    }
+}
