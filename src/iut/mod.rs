@@ -210,6 +210,68 @@ pub struct Exit {
     /// Whether it was started again (false once [`MAX_RESTARTS`] is used up or the restart
     /// failed, with the reason).
     pub restarted: Result<(), String>,
+    /// An attached IUT (not started by provsten) that stopped answering, rather than a
+    /// process seen to exit.
+    pub attached: bool,
+}
+
+impl Exit {
+    /// `exited (exit status 1)` or `stopped answering (TCP connection refused)`.
+    pub fn what(&self) -> String {
+        if self.attached {
+            format!("stopped answering ({})", self.status)
+        } else {
+            format!("exited ({})", self.status)
+        }
+    }
+}
+
+/// Watches an IUT provsten attached to (did not start): after each scenario a TCP connect
+/// to its API tells whether it still answers. Once it does not, the rest of the run is not
+/// tested against it.
+pub struct AttachedWatch {
+    target: std::net::SocketAddr,
+    exit: tokio::sync::Mutex<Option<Exit>>,
+}
+
+impl AttachedWatch {
+    pub fn new(target: std::net::SocketAddr) -> Self {
+        AttachedWatch {
+            target,
+            exit: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The first time the IUT does not answer a TCP connect within 2 s, records it.
+    pub async fn notice_exit(&self) -> Option<Exit> {
+        let mut exit = self.exit.lock().await;
+        if exit.is_some() {
+            return None;
+        }
+        let probe = tokio::time::timeout(
+            Duration::from_secs(2),
+            peers::client::connect_tcp(self.target, None),
+        )
+        .await;
+        let why = match probe {
+            Ok(Ok(_)) => return None,
+            Ok(Err(e)) => format!("TCP connect to {}: {e}", self.target),
+            Err(_) => format!("no TCP connection to {} within 2 s", self.target),
+        };
+        let found = Exit {
+            found_at: std::time::Instant::now(),
+            status: why,
+            last_output: Vec::new(),
+            restarted: Err("not restarted: provsten attached to it and cannot start it".into()),
+            attached: true,
+        };
+        *exit = Some(found.clone());
+        Some(found)
+    }
+
+    pub async fn exits(&self) -> Vec<Exit> {
+        self.exit.lock().await.iter().cloned().collect()
+    }
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {
@@ -281,6 +343,7 @@ impl Restarter {
             status: describe_exit(status),
             last_output,
             restarted,
+            attached: false,
         };
         if let Ok(mut exits) = self.exits.lock() {
             exits.push(exit.clone());

@@ -174,6 +174,9 @@ pub struct IutExit {
     pub status: String,
     /// Keys of the scenarios running when provsten noticed the exit.
     pub during: Vec<String>,
+    /// An attached IUT (not started by provsten) that stopped answering.
+    #[serde(default)]
+    pub attached: bool,
     pub restarted: bool,
     /// Why it was not restarted, or how the restart failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

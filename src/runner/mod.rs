@@ -284,9 +284,16 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
     }
     let store: collector::Shared = Arc::new(Mutex::new(Store::default()));
     let run_started = Instant::now();
-    let restarter = iut.restarter();
-    run_cucumber(&to_run, store.clone(), plan, restarter.clone()).await;
-    let exits = restarter.map(|r| r.exits()).unwrap_or_default();
+    let watch = match iut.restarter() {
+        Some(r) => Watch::Started(r),
+        // An attached IUT is probed after each scenario, if it has an API to probe.
+        None if cfg.api.is_some() => {
+            Watch::Attached(Arc::new(iut::AttachedWatch::new(iut.target.addr)))
+        }
+        None => Watch::Nothing,
+    };
+    run_cucumber(&to_run, store.clone(), plan, watch.clone()).await;
+    let exits = watch.exits().await;
     tracing::debug!(
         elapsed_ms = run_started.elapsed().as_millis() as u64,
         "scenarios finished"
@@ -303,6 +310,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         .map(|e| IutExit {
             status: e.status.clone(),
             during: Vec::new(),
+            attached: e.attached,
             restarted: e.restarted.is_ok(),
             note: e.restarted.clone().err(),
             last_output: e.last_output.clone(),
@@ -446,10 +454,11 @@ fn blame_exits(
             result.evidence.push(serde_json::json!({
                 "iut_exited": {
                     "status": exit.status,
+                    "attached": exit.attached,
                     "restarted": exit.restarted.is_ok(),
                     "last_output": exit.last_output,
                 },
-                "summary": format!("the IUT exited ({}) during this scenario", exit.status),
+                "summary": format!("the IUT {} during this scenario", exit.what()),
             }));
             return;
         }
@@ -457,8 +466,8 @@ fn blame_exits(
             if let Err(why) = &exit.restarted {
                 result.status = ScenarioStatus::NotApplicable;
                 result.message = Some(format!(
-                    "not tested: the IUT had exited ({}) earlier in the run and was {why}",
-                    exit.status
+                    "not tested: the IUT had {} earlier in the run and was {why}",
+                    exit.what()
                 ));
                 return;
             }
@@ -471,18 +480,43 @@ fn exit_message(exit: &iut::Exit) -> String {
         Ok(()) => "provsten restarted it".to_string(),
         Err(why) => why.clone(),
     };
-    format!(
-        "the IUT exited ({}) during this scenario; {restart}",
-        exit.status
-    )
+    format!("the IUT {} during this scenario; {restart}", exit.what())
 }
 
-async fn run_cucumber(
-    to_run: &[&Planned],
-    store: collector::Shared,
-    plan: &RunPlan,
-    restarter: Option<iut::Restarter>,
-) {
+/// How the runner notices the IUT going away: a process it started (restarted on exit),
+/// an attached IUT probed over TCP, or nothing to watch (no API, not started by provsten).
+#[derive(Clone)]
+enum Watch {
+    Started(iut::Restarter),
+    Attached(Arc<iut::AttachedWatch>),
+    Nothing,
+}
+
+impl Watch {
+    async fn notice_exit(&self) -> Option<iut::Exit> {
+        match self {
+            Watch::Started(r) => r.notice_exit().await,
+            Watch::Attached(a) => a.notice_exit().await,
+            Watch::Nothing => None,
+        }
+    }
+
+    async fn wait_if_restarting(&self) {
+        if let Watch::Started(r) = self {
+            r.wait_if_restarting().await;
+        }
+    }
+
+    async fn exits(&self) -> Vec<iut::Exit> {
+        match self {
+            Watch::Started(r) => r.exits(),
+            Watch::Attached(a) => a.exits().await,
+            Watch::Nothing => Vec::new(),
+        }
+    }
+}
+
+async fn run_cucumber(to_run: &[&Planned], store: collector::Shared, plan: &RunPlan, watch: Watch) {
     // Rebuild features holding only the selected scenarios, in file order.
     let mut features: Vec<gherkin::Feature> = Vec::new();
     for p in to_run {
@@ -515,30 +549,22 @@ async fn run_cucumber(
     }
     let total = to_run.len();
     let evidence_store = store.clone();
-    let before_restarter = restarter.clone();
+    let before_watch = watch.clone();
     let _ = ProvstenWorld::cucumber::<&str>()
         .with_parser(Preparsed(features))
         .with_writer(Collector::new(store, total, plan.progress))
         .max_concurrent_scenarios(plan.concurrency.max(1))
         .before(move |_feature, _rule, _sc, _world| {
-            let restarter = before_restarter.clone();
-            async move {
-                if let Some(r) = restarter {
-                    r.wait_if_restarting().await;
-                }
-            }
-            .boxed_local()
+            let watch = before_watch.clone();
+            async move { watch.wait_if_restarting().await }.boxed_local()
         })
         .after(move |feature, _rule, sc, _ev, world| {
             let store = evidence_store.clone();
-            let restarter = restarter.clone();
+            let watch = watch.clone();
             let k = collector::key(feature, sc);
             async move {
                 // Before the scenario counts as finished, so an exit falls inside it.
-                if let Some(exit) = match restarter {
-                    Some(r) => r.notice_exit().await,
-                    None => None,
-                } {
+                if let Some(exit) = watch.notice_exit().await {
                     // So the live progress line already says FAIL; `blame_exits` adds the
                     // evidence to this and any other scenario that was running.
                     if let Ok(mut s) = store.lock() {

@@ -198,7 +198,7 @@ fn write_summary(out: &mut String, report: &Report, paint: Paint) -> fmt::Result
         writeln!(
             out,
             "{}",
-            paint.paint(BOLD, "the IUT exited during the run:")
+            paint.paint(BOLD, "the IUT exited or stopped answering during the run:")
         )?;
         for e in &report.iut.exits {
             let during = if e.during.is_empty() {
@@ -211,7 +211,12 @@ fn write_summary(out: &mut String, report: &Report, paint: Paint) -> fmt::Result
             } else {
                 e.note.clone().unwrap_or_else(|| "not restarted".into())
             };
-            writeln!(out, "  {} {during}; {restart}", paint.paint(RED, &e.status))?;
+            let what = if e.attached {
+                format!("stopped answering ({})", e.status)
+            } else {
+                e.status.clone()
+            };
+            writeln!(out, "  {} {during}; {restart}", paint.paint(RED, &what))?;
             for line in e.last_output.iter().rev().take(3).rev() {
                 writeln!(
                     out,

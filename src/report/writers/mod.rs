@@ -213,8 +213,13 @@ fn verdict_reason(report: &Report) -> String {
             } else {
                 "more than once"
             };
+            let verb = if exits[0].attached {
+                "stopped answering"
+            } else {
+                "exited"
+            };
             format!(
-                "{reason}; the IUT exited {times} during the run ({}{first})",
+                "{reason}; the IUT {verb} {times} during the run ({}{first})",
                 exits[0].status
             )
         }
