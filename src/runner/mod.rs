@@ -285,7 +285,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
     let store: collector::Shared = Arc::new(Mutex::new(Store::default()));
     let run_started = Instant::now();
     let watch = match iut.restarter() {
-        Some(r) => Watch::Started(r),
+        Some(r) => Watch::Started(Box::new(r)),
         // An attached IUT is probed after each scenario, if it has an API to probe.
         None if cfg.api.is_some() => {
             Watch::Attached(Arc::new(iut::AttachedWatch::new(iut.target.addr)))
@@ -487,7 +487,7 @@ fn exit_message(exit: &iut::Exit) -> String {
 /// an attached IUT probed over TCP, or nothing to watch (no API, not started by provsten).
 #[derive(Clone)]
 enum Watch {
-    Started(iut::Restarter),
+    Started(Box<iut::Restarter>),
     Attached(Arc<iut::AttachedWatch>),
     Nothing,
 }
