@@ -9,15 +9,19 @@ use crate::reference::defects::Defect;
 
 /// Exit codes, documented in the README and mapped in one place.
 pub mod exit {
-    /// Every requirement of the profile passed (or is not applicable / not testable).
+    /// At least one requirement passed and none failed or errored (with `--complete`: every
+    /// testable requirement of the profile was tested and passed).
     pub const COMPLIANT: u8 = 0;
-    /// At least one requirement failed.
+    /// At least one requirement failed (or, with `--complete`, one was not tested).
     pub const NON_COMPLIANT: u8 = 1;
-    /// The run itself could not be done: bad config, IUT never ready, bad feature file, or
-    /// a requirement could not be evaluated.
+    /// The run itself could not be done: bad config, IUT never ready, bad feature file, a
+    /// harness error kept a requirement from being evaluated, or nothing was tested.
     pub const RUN_ERROR: u8 = 2;
-    /// Interrupted by Ctrl-C (the IUT was stopped).
+    /// Interrupted by SIGINT (Ctrl-C); the IUT's process group was stopped first.
     pub const INTERRUPTED: u8 = 130;
+    /// Terminated by SIGTERM (CI cancellation, `timeout`); the IUT's process group was
+    /// stopped first.
+    pub const TERMINATED: u8 = 143;
 }
 
 #[derive(Debug, Parser)]

@@ -313,19 +313,30 @@ async fn run_plan(plan: RunPlan, sign: Option<&std::path::Path>) -> anyhow::Resu
         std::fs::metadata(key)
             .with_context(|| format!("--sign {}: cannot read the signing key", key.display()))?;
     }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     let report = tokio::select! {
         r = runner::run(&plan) => match r {
             Ok(r) => r,
             Err(e) if e.downcast_ref::<SetupError>().is_some() => {
+                iut::process::stop_all().await;
                 eprintln!("provsten: {e:#}");
                 return Ok(exit::RUN_ERROR);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                iut::process::stop_all().await;
+                return Err(e);
+            }
         },
         _ = tokio::signal::ctrl_c() => {
-            // Dropping the run future stopped the IUT's process group.
-            eprintln!("provsten: interrupted; the IUT was stopped and no report was written");
+            iut::process::stop_all().await;
+            eprintln!("provsten: interrupted (SIGINT); the IUT's process group was stopped and no report was written");
             return Ok(exit::INTERRUPTED);
+        }
+        _ = term.recv() => {
+            iut::process::stop_all().await;
+            eprintln!("provsten: terminated (SIGTERM); the IUT's process group was stopped and no report was written");
+            return Ok(exit::TERMINATED);
         }
     };
     let mut report = report;

@@ -15,6 +15,54 @@ use tokio::process::{Child, Command};
 
 const KEPT_LINES: usize = 200;
 
+/// Process groups of IUTs started and not yet stopped, with their stop timeouts. A signal
+/// handler stops these: the run's own state may never be dropped (steps hold the IUT's
+/// restarter), so dropping is not enough to take the IUT down on Ctrl-C or SIGTERM.
+static LIVE: Mutex<Vec<(Pid, Duration)>> = Mutex::new(Vec::new());
+
+fn register(pg: Pid, stop_timeout: Duration) {
+    if let Ok(mut live) = LIVE.lock() {
+        live.push((pg, stop_timeout));
+    }
+}
+
+fn unregister(pg: Pid) {
+    if let Ok(mut live) = LIVE.lock() {
+        live.retain(|(p, _)| *p != pg);
+    }
+}
+
+/// Stops every IUT process group still running: SIGTERM, then SIGKILL to what is left after
+/// its stop timeout. For signal handlers, before the process exits.
+pub async fn stop_all() {
+    let groups: Vec<(Pid, Duration)> = LIVE
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default();
+    for (pg, _) in &groups {
+        let _ = killpg(*pg, Signal::SIGTERM);
+    }
+    for (pg, timeout) in groups {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while group_alive(pg) && tokio::time::Instant::now() < deadline {
+            // Poll for the group to empty: its members are not our children to wait on.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if group_alive(pg) {
+            let _ = killpg(pg, Signal::SIGKILL);
+        }
+        // Reap the group leader (our child) so it does not linger as a zombie.
+        let _ = nix::sys::wait::waitpid(pg, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+    }
+}
+
+/// Whether any process of group `pg` is left (the leader is reaped first, so a zombie
+/// leader does not count as alive).
+fn group_alive(pg: Pid) -> bool {
+    let _ = nix::sys::wait::waitpid(pg, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+    killpg(pg, None).is_ok()
+}
+
 #[derive(Debug, Clone)]
 pub struct StartSpec {
     pub program: String,
@@ -59,6 +107,9 @@ impl IutProcess {
             tokio::spawn(collect(err, output.clone(), "stderr: "));
         }
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+        if let Some(pg) = pgid {
+            register(pg, spec.stop_timeout);
+        }
         Ok(IutProcess {
             child,
             pgid,
@@ -81,6 +132,9 @@ impl IutProcess {
 
     /// SIGTERM to the group, then SIGKILL after the stop timeout.
     pub async fn stop(mut self) {
+        if let Some(pg) = self.pgid {
+            unregister(pg);
+        }
         if self.exited().is_some() {
             return;
         }
@@ -99,6 +153,9 @@ impl IutProcess {
 
     /// SIGKILL to the group at once, as a crash would end it.
     pub async fn kill_now(mut self) {
+        if let Some(pg) = self.pgid {
+            unregister(pg);
+        }
         self.kill();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
         self.pgid = None;
@@ -114,6 +171,9 @@ impl IutProcess {
 impl Drop for IutProcess {
     /// Reached on errors and Ctrl-C, when `stop` did not run: take the whole group down.
     fn drop(&mut self) {
+        if let Some(pg) = self.pgid {
+            unregister(pg);
+        }
         if self.pgid.is_some() && self.child.try_wait().ok().flatten().is_none() {
             self.kill();
         }

@@ -216,7 +216,9 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
                     .collect::<Vec<_>>(),
             ))
             .into_iter()
-            .filter(|u| u.kind == NameKind::Certificate)
+            // The shipped features name catalogue certificates; a PKI without one makes
+            // those scenarios not-applicable (`steps::NEEDS`). A user's own are checked.
+            .filter(|u| u.kind == NameKind::Certificate && !is_shipped(&u.at, &shipped))
             .collect(),
         },
     )
@@ -353,6 +355,11 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
     })
 }
 
+/// Whether `file:line` is in one of the shipped features.
+fn is_shipped(at: &str, shipped: &[String]) -> bool {
+    shipped.iter().any(|p| at.starts_with(&format!("{p}:")))
+}
+
 /// The planned scenarios as features holding only them, for reading their steps.
 fn planned_features(planned: &[&Planned]) -> Vec<gherkin::Feature> {
     planned
@@ -384,7 +391,7 @@ fn check_step_names(
     // without them makes those scenarios not-applicable. A user's own features are checked.
     let own: Vec<features::NameUse> = uses
         .iter()
-        .filter(|u| !shipped.iter().any(|p| u.at.starts_with(&format!("{p}:"))))
+        .filter(|u| !is_shipped(&u.at, shipped))
         .cloned()
         .collect();
     let uses = &uses[..];

@@ -117,6 +117,7 @@ pub const NEEDS: &[(&str, Need)] = &[
     ("the IUT's dual-stack listener", ip_filter::need_dual_stack),
     ("the IUT's registered ranges", ip_filter::need_list_change),
     ("the data of organisation \"", mtls::need_registered_org),
+    ("the certificate \"", mtls::need_certificate),
 ];
 
 /// Why a scenario with these steps cannot apply to this IUT, if it cannot.

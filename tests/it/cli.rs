@@ -629,3 +629,134 @@ fn applicability_never_depends_on_step_order() {
         "{ip2}"
     );
 }
+
+/// Processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        // Fields after the command name: state, ppid, pgrp, …
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        if fields.get(1).and_then(|f| f.parse::<u32>().ok()) == Some(pid) {
+            found.push(p);
+        }
+    }
+    found
+}
+
+/// Live (not zombie) processes of process group `pg`.
+fn group_members(pg: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        if fields.get(2).and_then(|f| f.parse::<u32>().ok()) == Some(pg) && fields[0] != "Z" {
+            found.push(p);
+        }
+    }
+    found
+}
+
+/// Issue 15 items 1 and 2: a signal while a scenario runs (a sender mid-schedule, not the
+/// readiness wait) stops the IUT's whole process group, and provsten exits 130 / 143.
+fn signal_mid_scenario_stops_the_iut(signal: &str, code: i32) {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    // The reference IUT with its output not piped to provsten, as many IUTs log to a file:
+    // nothing but provsten's signal handling can then take it down.
+    let config = include_str!("../../src/iut/default.toml").replace(
+        r#""{provsten}", "reference-iut","#,
+        r#""sh", "-c", "exec \"$0\" \"$@\" >/dev/null 2>&1", "{provsten}", "reference-iut","#,
+    );
+    assert!(
+        config.contains("exec"),
+        "the default config's start command changed"
+    );
+    let cfg = dir.path().join("provsten.toml");
+    write(&cfg, &config);
+    let mut child = provsten()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--tags", "@req:FMK-2.6.3-RESEND and @role:sender", "--out"])
+        .arg(dir.path().join("out"))
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // One scenario finished: the others are mid-schedule.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("no scenario finished within 60 s");
+        // `[ 1/14] PASS …`
+        if line
+            .strip_prefix('[')
+            .is_some_and(|l| l.trim_start().starts_with("1/"))
+        {
+            break;
+        }
+    }
+    let iut: Vec<u32> = children_of(child.id());
+    assert!(!iut.is_empty(), "the reference IUT is not running");
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "provsten did not stop on {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(exit, Some(code));
+    for pg in iut {
+        assert!(
+            group_members(pg).is_empty(),
+            "process group {pg} of the IUT outlived {signal}: {:?}",
+            group_members(pg)
+        );
+    }
+    assert!(!dir.path().join("out/report.json").exists());
+}
+
+#[test]
+fn sigint_mid_scenario_stops_the_iut_and_exits_130() {
+    signal_mid_scenario_stops_the_iut("-INT", 130);
+}
+
+#[test]
+fn sigterm_mid_scenario_stops_the_iut_and_exits_143() {
+    signal_mid_scenario_stops_the_iut("-TERM", 143);
+}
