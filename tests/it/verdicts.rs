@@ -517,3 +517,33 @@ dir = "{pki}"
     assert!(untested >= 1, "{}", r.explain());
     assert_eq!(r.code(), 1, "{}", r.explain());
 }
+
+/// A harness deadline passes for a reason that is not the IUT's: the external Toxiproxy
+/// accepts connections and never answers, so the fault steps give up after their own
+/// deadline. That is a harness error, not the IUT failing.
+#[test]
+fn a_harness_deadline_that_passes_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        // Hold every connection open without a byte of answer.
+        let mut held = Vec::new();
+        for conn in silent.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let out = dir.path().join("out");
+    let output = provsten()
+        .env("TOXIPROXY_URL", format!("http://{addr}"))
+        .args(["run", "-q", "--out"])
+        .arg(&out)
+        .args(["--tags", "@req:CONT-FAULT-PROC and not @role:router"])
+        .output()
+        .unwrap();
+    let report = std::fs::read_to_string(out.join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let r = Run { output, report };
+    assert_harness_error(&r, "CONT-FAULT-PROC", "no answer within");
+}
