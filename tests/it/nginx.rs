@@ -458,3 +458,27 @@ fn nginx_with_only_the_ecdsa_certificate_reports_rsa_suites_as_not_examinable() 
     );
     assert!(!accepted.contains("RSA offer"), "{ev:#}");
 }
+
+/// Issue 14 item 7: nginx configured as `provsten init` says, serving an empty data set
+/// (`[]`, no organisation number in the body), is a correct mTLS server and passes the
+/// positive controls with the default `[api.granted]` (any 2xx).
+#[test]
+fn nginx_serving_no_organisation_data_passes_the_positive_controls() {
+    let tags = ["--tags", "@req:EB-AUTH-1 or @req:EB-MTLS-2"];
+    let Some((dir, r)) = certify_nginx_with("on", IpFilter::None, &MODERN, &tags) else {
+        return;
+    };
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    for org in ["5560000001", "5560000002"] {
+        std::fs::write(dir.path().join(format!("www/orgs/{org}.json")), "[]").unwrap();
+    }
+    let cfg = dir.path().join("provsten.toml");
+    let mut args = vec!["--config", cfg.to_str().unwrap()];
+    args.extend_from_slice(&tags);
+    let r = run(&dir.path().join("out-empty"), &args);
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    let pass = r.with_verdict("pass");
+    for id in ["EB-AUTH-1", "EB-MTLS-2", "FMK-2.1-MTLS"] {
+        assert!(pass.contains(id), "{id}: {}", r.explain());
+    }
+}
