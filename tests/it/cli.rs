@@ -422,13 +422,7 @@ fn a_run_that_tests_nothing_is_exit_2_and_says_why() {
     );
     assert_eq!(r.code(), 2, "{}", r.explain());
     assert_eq!(r.report()["verdict"], "error", "{}", r.explain());
-    let ip2 = r.report()["requirements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["id"] == "EB-IP-2")
-        .unwrap()
-        .clone();
+    let ip2 = r.requirement("EB-IP-2");
     assert_eq!(ip2["verdict"], "not-tested", "{ip2}");
     assert!(
         ip2["reason"].as_str().unwrap().contains("[ip_filter]"),
@@ -613,13 +607,7 @@ fn applicability_never_depends_on_step_order() {
         ],
     );
     assert_eq!(r.code(), 0, "{}", r.explain());
-    let ip2 = r.report()["requirements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["id"] == "EB-IP-2")
-        .unwrap()
-        .clone();
+    let ip2 = r.requirement("EB-IP-2");
     assert_eq!(ip2["verdict"], "not-tested", "{ip2}");
     assert!(
         ip2["reason"]
@@ -630,43 +618,38 @@ fn applicability_never_depends_on_step_order() {
     );
 }
 
-/// Processes whose parent is `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
+/// Every process's pid and its `/proc/PID/stat` fields after the command name (state,
+/// ppid, pgrp, …).
+fn processes() -> Vec<(u32, Vec<String>)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-        // Fields after the command name: state, ppid, pgrp, …
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        if fields.get(1).and_then(|f| f.parse::<u32>().ok()) == Some(pid) {
-            found.push(p);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if let Some((_, rest)) = stat.rsplit_once(')') {
+            found.push((pid, rest.split_whitespace().map(str::to_string).collect()));
         }
     }
     found
 }
 
+/// Processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|(_, f)| f.get(1).and_then(|p| p.parse().ok()) == Some(pid))
+        .map(|(p, _)| p)
+        .collect()
+}
+
 /// Live (not zombie) processes of process group `pg`.
 fn group_members(pg: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        if fields.get(2).and_then(|f| f.parse::<u32>().ok()) == Some(pg) && fields[0] != "Z" {
-            found.push(p);
-        }
-    }
-    found
+    processes()
+        .into_iter()
+        .filter(|(_, f)| f.get(2).and_then(|p| p.parse().ok()) == Some(pg) && f[0] != "Z")
+        .map(|(p, _)| p)
+        .collect()
 }
 
 /// Issue 15 items 1 and 2: a signal while a scenario runs (a sender mid-schedule, not the

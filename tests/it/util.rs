@@ -33,6 +33,15 @@ impl Run {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
 
+    /// The report's entry for requirement `id`.
+    pub fn requirement(&self, id: &str) -> Value {
+        self.report()["requirements"]
+            .as_array()
+            .and_then(|all| all.iter().find(|q| q["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not in the report: {}", self.explain()))
+    }
+
     pub fn report(&self) -> &Value {
         self.report
             .as_ref()

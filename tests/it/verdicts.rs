@@ -12,21 +12,11 @@ fn reference_config(dir: &Path, edit: impl Fn(String) -> String) -> String {
     path.display().to_string()
 }
 
-fn requirement(r: &Run, id: &str) -> serde_json::Value {
-    r.report()["requirements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["id"] == id)
-        .cloned()
-        .unwrap_or_else(|| panic!("{id} not in the report: {}", r.explain()))
-}
-
 /// The scenarios ran, could not be evaluated, and nothing counts against the IUT.
 fn assert_harness_error(r: &Run, id: &str, cause: &str) {
     assert_eq!(r.code(), 2, "{}", r.explain());
     assert_eq!(r.report()["verdict"], "error", "{}", r.explain());
-    assert_eq!(requirement(r, id)["verdict"], "error", "{}", r.explain());
+    assert_eq!(r.requirement(id)["verdict"], "error", "{}", r.explain());
     assert!(r.with_verdict("fail").is_empty(), "{}", r.explain());
     let scenarios = r.report()["scenarios"].as_array().unwrap();
     assert!(!scenarios.is_empty());
@@ -256,6 +246,42 @@ dir = "{pki}"
     );
 }
 
+/// Runs the EB-AUTH-1 and EB-TLS-1 scenarios one at a time against an `openssl s_server`
+/// on `port` serving `dir/pki`, started as `start` says (empty: attached).
+fn certify_one_by_one(dir: &Path, port: u16, start: &str) -> Run {
+    let cfg = dir.join("provsten.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[iut]
+name = "openssl s_server"
+roles = ["server"]
+{start}
+[api]
+base_url = "https://127.0.0.1:{port}"
+server_name = "iut.localhost"
+registered_orgs = ["5560000001", "5560000002"]
+[pki]
+dir = "{pki}"
+"#,
+            pki = dir.join("pki").display()
+        ),
+    )
+    .unwrap();
+    run(
+        &dir.join("out"),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--tags",
+            "@req:EB-AUTH-1 or @req:EB-TLS-1",
+            "--concurrency",
+            "1",
+        ],
+    )
+}
+
 /// Issue 14 item 5: an IUT that dies mid-run is named. `openssl s_server -naccept 4` exits
 /// after four connections; the scenario running then fails with "the IUT exited" and the
 /// IUT's last output, provsten restarts it (at most `MAX_RESTARTS` times) and goes on, and
@@ -271,43 +297,17 @@ fn an_iut_that_exits_mid_run_is_named_and_restarted() {
     super::util::pki_init(dir.path());
     let pki = dir.path().join("pki");
     let port = super::util::free_port();
-    let cfg = dir.path().join("provsten.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[iut]
-name = "openssl s_server -naccept 4"
-roles = ["server"]
-[iut.start]
+    let start = format!(
+        r#"[iut.start]
 command = ["openssl", "s_server", "-accept", "127.0.0.1:{port}", "-naccept", "4", "-www",
     "-cert", "{pki}/iut-server.cert.pem", "-key", "{pki}/iut-server.key.pem",
     "-cert_chain", "{pki}/iut-server.chain.pem", "-CAfile", "{pki}/trust.pem", "-Verify", "3"]
 [iut.ready]
 check = "tcp"
-timeout = "20s"
-[api]
-base_url = "https://127.0.0.1:{port}"
-server_name = "iut.localhost"
-registered_orgs = ["5560000001", "5560000002"]
-[pki]
-dir = "{pki}"
-"#,
-            pki = pki.display()
-        ),
-    )
-    .unwrap();
-    let r = run(
-        &dir.path().join("out"),
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--tags",
-            "@req:EB-AUTH-1 or @req:EB-TLS-1",
-            "--concurrency",
-            "1",
-        ],
+timeout = "20s""#,
+        pki = pki.display()
     );
+    let r = certify_one_by_one(dir.path(), port, &start);
     let exits = r.report()["iut"]["exits"]
         .as_array()
         .cloned()
@@ -369,7 +369,7 @@ fn isolation_needs_a_registered_organisation_and_sender_refusals_are_evidence() 
         ],
     );
     assert_eq!(r.code(), 0, "{}", r.explain());
-    let iso = requirement(&r, "SDK-4.1-ISOLATION");
+    let iso = r.requirement("SDK-4.1-ISOLATION");
     assert_eq!(iso["verdict"], "not-tested", "{iso}");
     assert!(
         iso["reason"]
@@ -451,36 +451,7 @@ fn an_attached_iut_that_stops_answering_leaves_the_rest_not_tested() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let cfg = dir.path().join("provsten.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[iut]
-name = "attached openssl s_server -naccept 6"
-roles = ["server"]
-[api]
-base_url = "https://127.0.0.1:{port}"
-server_name = "iut.localhost"
-registered_orgs = ["5560000001", "5560000002"]
-[pki]
-dir = "{pki}"
-"#,
-            pki = pki.display()
-        ),
-    )
-    .unwrap();
-    let r = run(
-        &dir.path().join("out"),
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--tags",
-            "@req:EB-AUTH-1 or @req:EB-TLS-1",
-            "--concurrency",
-            "1",
-        ],
-    );
+    let r = certify_one_by_one(dir.path(), port, "");
     let _ = server.kill();
     let _ = server.wait();
     let exits = r.report()["iut"]["exits"]
