@@ -221,9 +221,9 @@ pub struct RunArgs {
     /// was tested and passed (a requirement left `not-tested` makes the run non-compliant).
     #[arg(long, help_heading = "Selection")]
     pub complete: bool,
-    /// Scenarios run at the same time.
-    #[arg(long, default_value_t = 8, help_heading = "Execution")]
-    pub concurrency: usize,
+    /// Scenarios run at the same time (at least 1).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..), help_heading = "Execution")]
+    pub concurrency: u16,
     /// No live progress lines.
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,

@@ -125,22 +125,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Requirements { profile } => {
             requirements::check_profile(&profile)?;
             let all = requirements::catalogue()?;
+            let mut text = String::new();
             for r in requirements::in_profile(&all, &profile) {
                 let t = if r.testable { "" } else { "  [not testable]" };
-                println!("{:<20} {:<11} {}{t}", r.id, r.profile, r.title);
+                text.push_str(&format!("{:<20} {:<11} {}{t}\n", r.id, r.profile, r.title));
             }
-            Ok(exit::COMPLIANT)
+            print_listing(&text)
         }
         Command::Defects => {
+            let mut text = String::new();
             for d in reference::defects::Defect::ALL {
-                println!(
-                    "{}\t{}\t{}",
+                text.push_str(&format!(
+                    "{}\t{}\t{}\n",
                     d.name(),
                     d.breaks().join(","),
                     d.description()
-                );
+                ));
             }
-            Ok(exit::COMPLIANT)
+            print_listing(&text)
         }
         Command::Proxy { api, config } => proxy(api, config).await,
         Command::Bench { command } => match command {
@@ -229,15 +231,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Report { command } => report_command(command),
         Command::Steps => {
-            println!(
-                "Steps for your own .feature files (run them with `provsten run --features DIR`)."
+            let mut text = String::from(
+                "Steps for your own .feature files (run them with `provsten run --features DIR`).\nTag every scenario with @req:ID (`provsten requirements`) and @role:ROLE.\n\n",
             );
-            println!("Tag every scenario with @req:ID (`provsten requirements`) and @role:ROLE.\n");
             for (kw, pattern, example) in steps::VOCABULARY {
-                println!("{kw:<5} {pattern}\n      e.g. {example}");
+                text.push_str(&format!("{kw:<5} {pattern}\n      e.g. {example}\n"));
             }
-            Ok(exit::COMPLIANT)
+            print_listing(&text)
         }
+    }
+}
+
+/// Prints a listing to stdout. A reader that stops early (`provsten steps | head -1`)
+/// closes the pipe: that ends the listing, it is not an error.
+fn print_listing(text: &str) -> anyhow::Result<u8> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(exit::COMPLIANT),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::COMPLIANT),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
     }
 }
 
@@ -248,7 +261,7 @@ async fn run(a: RunArgs) -> anyhow::Result<u8> {
         tags: a.tags.clone(),
         defects: a.defects.clone(),
         out: a.out.clone(),
-        concurrency: a.concurrency,
+        concurrency: usize::from(a.concurrency),
         features: a.features.clone(),
         shard: a.shard,
         timelines: a.timelines,

@@ -113,7 +113,11 @@ async fn handle(proxy: &ProxyServer, req: Request<hyper::body::Incoming>) -> Rep
     let segments: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
-        .map(percent_decode)
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = req.method().clone();
@@ -282,22 +286,4 @@ fn populate_error(e: ProxyError, done: Vec<Value>) -> Reply {
         code,
         json!({"error": e.to_string(), "status": status, "proxies": done}),
     )
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

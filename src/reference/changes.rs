@@ -153,8 +153,8 @@ pub fn window_query(query: &str) -> Result<Option<(OffsetDateTime, OffsetDateTim
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
-            "changedFrom" => from = Some(percent_decode(v)?),
-            "changedTo" => to = Some(percent_decode(v)?),
+            "changedFrom" => from = Some(super::query_value(v)),
+            "changedTo" => to = Some(super::query_value(v)),
             _ => {}
         }
     }
@@ -178,35 +178,6 @@ pub fn window_query(query: &str) -> Result<Option<(OffsetDateTime, OffsetDateTim
         ));
     }
     Ok(Some((from, to)))
-}
-
-fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("{s:?}: a bad percent-escape"))?;
-                out.push(hex);
-                i += 3;
-            }
-            // In a query string `+` is a space (and a space is never in an RFC 3339 time).
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8"))
 }
 
 #[cfg(test)]

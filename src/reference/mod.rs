@@ -14,6 +14,13 @@ mod sender;
 mod server;
 mod verifier;
 
+/// A query-string value: `+` is a space, `%XX` escapes decoded (invalid UTF-8 replaced).
+fn query_value(v: &str) -> String {
+    percent_encoding::percent_decode_str(&v.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 pub use router::{RouteSpec, RouterOptions, DEFAULT_FAILBACK_PROBE, DEFAULT_ROUTE_TIMEOUT};
 pub use sender::{load_policy, SenderOptions, DEFAULT_CLIENT_CERT};
 pub use server::{run, shutdown_signal, start, start_with, ReferenceOptions, Running};

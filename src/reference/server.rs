@@ -699,7 +699,7 @@ fn outbox(state: &State, query: Option<&str>) -> Response<Full<Bytes>> {
     let mut id = None;
     for pair in query.unwrap_or_default().split('&') {
         match pair.split_once('=') {
-            Some(("id", v)) => id = Some(percent_decode(v)),
+            Some(("id", v)) => id = Some(super::query_value(v)),
             None if pair == "detail" => detail = true,
             Some(("detail", v)) => detail = v != "0" && v != "false",
             _ => {}
@@ -720,35 +720,6 @@ fn outbox(state: &State, query: Option<&str>) -> Response<Full<Bytes>> {
         ),
         (None, None) => json_response(StatusCode::OK, json!([])),
     }
-}
-
-/// `%XX` escapes and `+` of a query value.
-fn percent_decode(v: &str) -> String {
-    let hex = |c: u8| (c as char).to_digit(16);
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn sender_ids(state: &State, which: MessageState) -> Vec<String> {

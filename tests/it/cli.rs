@@ -743,3 +743,27 @@ fn sigint_mid_scenario_stops_the_iut_and_exits_130() {
 fn sigterm_mid_scenario_stops_the_iut_and_exits_143() {
     signal_mid_scenario_stops_the_iut("-TERM", 143);
 }
+
+/// Issue 15 item 9: a reader that closes the pipe early (`provsten steps | head -1`) ends
+/// the listing quietly; `--concurrency 0` is refused.
+#[test]
+fn a_closed_stdout_ends_a_listing_and_concurrency_0_is_refused() {
+    for command in ["steps", "defects", "requirements"] {
+        let mut child = provsten()
+            .arg(command)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before provsten writes: its write meets a broken pipe.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{command}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), &["--concurrency", "0"]);
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    assert!(r.stderr().contains("--concurrency"), "{}", r.stderr());
+}

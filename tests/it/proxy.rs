@@ -306,3 +306,41 @@ async fn the_external_backend_drives_a_toxiproxy_server() {
         .to_string()
         .contains("404"));
 }
+
+/// Issue 15 item 7: odd bytes in a path (a `%` before a non-ASCII character) are answered
+/// 404, not a panic, and the API keeps serving.
+#[test]
+fn odd_bytes_in_an_api_path_get_404_and_the_api_keeps_serving() {
+    let proxy = start_proxy();
+    for path in [
+        &b"/proxies/%a\xc3\xa9"[..],
+        b"/proxies/%",
+        b"/proxies/%zz%C3",
+        b"/proxies/%ff%fe",
+    ] {
+        let mut s = TcpStream::connect(proxy.api).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut req = b"GET ".to_vec();
+        req.extend_from_slice(path);
+        req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(&req).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            status == "404" || status == "400",
+            "{}: {answer:?}",
+            String::from_utf8_lossy(path)
+        );
+    }
+    let mut s = TcpStream::connect(proxy.api).unwrap();
+    s.write_all(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
