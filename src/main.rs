@@ -326,6 +326,7 @@ async fn run_plan(plan: RunPlan, sign: Option<&std::path::Path>) -> anyhow::Resu
         std::fs::metadata(key)
             .with_context(|| format!("--sign {}: cannot read the signing key", key.display()))?;
     }
+    writers::remove_previous(&plan.out)?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     let report = tokio::select! {

@@ -60,6 +60,8 @@ pub struct Iut {
     /// The started IUT, shared with steps that restart it.
     process: Option<Restarter>,
     crl_server: Option<tokio::task::JoinHandle<()>>,
+    /// A generated PKI's private keys, outside the report folder; removed with the run.
+    _private_pki: Option<tempfile::TempDir>,
 }
 
 /// A message type the IUT receives, ready for schema checks.
@@ -455,17 +457,30 @@ impl Iut {
             PathBuf::new(),
             opts.defects.clone(),
         );
-        let pki_dir = config_dir.join(ph.expand(&cfg.pki.dir, "pki.dir", &source)?);
+        let mut pki_dir = config_dir.join(ph.expand(&cfg.pki.dir, "pki.dir", &source)?);
         ph.pki = pki_dir.clone();
 
+        // A generated PKI is made in a private folder (0700, removed after the run) that
+        // `{pki}` names; `pki.dir` (the report folder, for the embedded config) gets only
+        // its public half: certificates, chains, CRLs, the trust bundle, the catalogue.
+        // CI uploads report folders: no private key may land there.
+        let mut private_pki = None;
         if cfg.pki.generate {
             let crl_base_url = match &cfg.pki.crl_base_url {
                 Some(u) => ph.expand(u, "pki.crl_base_url", &source)?,
                 None => pki::DEFAULT_CRL_BASE_URL.to_string(),
             };
+            let private = tempfile::Builder::new()
+                .prefix("provsten-pki-")
+                .tempdir()
+                .context("creating a private folder for the run's PKI")?;
             let catalog = Catalog::parse(pki::catalog::DEFAULT_CATALOG, "certs/catalog.toml")?;
-            pki::generate(&catalog, &pki_dir, &GenerateOptions { crl_base_url })
-                .with_context(|| format!("generating the PKI into {}", pki_dir.display()))?;
+            pki::generate(&catalog, private.path(), &GenerateOptions { crl_base_url })
+                .with_context(|| format!("generating the PKI into {}", private.path().display()))?;
+            pki::publish::copy_public(private.path(), &pki_dir)?;
+            pki_dir = private.path().to_path_buf();
+            ph.pki = pki_dir.clone();
+            private_pki = Some(private);
         }
         let pki = Pki::load(&pki_dir)?;
         let names: Vec<&str> = pki
@@ -758,6 +773,7 @@ impl Iut {
             config_source: source,
             process,
             crl_server,
+            _private_pki: private_pki,
         };
         // Without [api] there is no readiness target (ApiSection::absent points nowhere):
         // say so rather than silently skip a declared [iut.ready].

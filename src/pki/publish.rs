@@ -95,3 +95,33 @@ mod tests {
         assert_eq!(answer(d.path(), "/crl", "/crl/../inter.crl").status(), 404);
     }
 }
+
+/// Copies the public half of a PKI folder (everything but `*.key.pem`) into `to`: what a
+/// report folder may hold and a counterpart needs (trust bundle, certificates, CRLs).
+/// Private keys an earlier run left in `to` are removed.
+pub fn copy_public(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(to).with_context(|| format!("reading {}", to.display()))? {
+        let path = entry
+            .with_context(|| format!("reading {}", to.display()))?
+            .path();
+        if path.to_string_lossy().ends_with(".key.pem") {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing the private key {}", path.display()))?;
+        }
+    }
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
+        let name = entry.file_name();
+        let private = name.to_string_lossy().ends_with(".key.pem");
+        if private || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let target = to.join(&name);
+        std::fs::copy(entry.path(), &target).with_context(|| {
+            format!("copying {} to {}", entry.path().display(), target.display())
+        })?;
+    }
+    Ok(())
+}

@@ -518,3 +518,34 @@ fn a_harness_deadline_that_passes_is_an_error() {
     let r = Run { output, report };
     assert_harness_error(&r, "CONT-FAULT-PROC", "no answer within");
 }
+
+/// Issue 15 item 5: the report folder holds no private key (CI uploads it): the run's PKI
+/// keys live in a private folder removed after the run, the report folder gets the public
+/// half, and keys an earlier provsten left there are removed.
+#[test]
+fn the_report_folder_holds_no_private_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("pki")).unwrap();
+    std::fs::write(out.join("pki/root.key.pem"), "left by an older provsten").unwrap();
+    let r = run(&out, &["--tags", "@req:EB-AUTH-1"]);
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    assert!(out.join("pki/trust.pem").is_file());
+    assert!(out.join("pki/iut-server.chain.pem").is_file());
+    let mut stack = vec![out.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            assert!(
+                !p.to_string_lossy().ends_with(".key.pem") && !text.contains("PRIVATE KEY"),
+                "a private key in the report folder: {}",
+                p.display()
+            );
+        }
+    }
+}

@@ -63,10 +63,31 @@ pub fn write_all(report: &Report, out_dir: &Path) -> anyhow::Result<Vec<PathBuf>
         let path = out_dir.join(writer.file_name);
         let text =
             (writer.render)(report).with_context(|| format!("cannot render {}", path.display()))?;
-        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        // Written aside and renamed: a reader never sees half a report.
+        let partial = out_dir.join(format!(".{}.partial", writer.file_name));
+        fs::write(&partial, text).with_context(|| format!("cannot write {}", partial.display()))?;
+        fs::rename(&partial, &path).with_context(|| format!("cannot write {}", path.display()))?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// Removes the reports an earlier run left in `out_dir`, before a run starts: an
+/// interrupted or failed run must never leave another run's report (a stale COMPLIANT)
+/// where its own would be.
+pub fn remove_previous(out_dir: &Path) -> anyhow::Result<()> {
+    for writer in FILE_WRITERS {
+        let path = out_dir.join(writer.file_name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("removing the earlier report {}", path.display())))
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
