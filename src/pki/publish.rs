@@ -72,30 +72,6 @@ fn answer(dir: &std::path::Path, prefix: &str, path: &str) -> Response<Full<Byte
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crl_url_splits_into_address_and_prefix() {
-        let (a, p) = crl_listen_addr("http://127.0.0.1:8479/crl/").unwrap();
-        assert_eq!(a.port(), 8479);
-        assert_eq!(p, "/crl");
-        assert!(crl_listen_addr("https://127.0.0.1:1/crl").is_err());
-        assert!(crl_listen_addr("http://localhost:1/crl").is_err());
-    }
-
-    #[test]
-    fn only_crl_files_are_served() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("inter.crl"), b"x").unwrap();
-        std::fs::write(d.path().join("inter.key.pem"), b"secret").unwrap();
-        assert_eq!(answer(d.path(), "/crl", "/crl/inter.crl").status(), 200);
-        assert_eq!(answer(d.path(), "/crl", "/crl/inter.key.pem").status(), 404);
-        assert_eq!(answer(d.path(), "/crl", "/crl/../inter.crl").status(), 404);
-    }
-}
-
 /// Copies the public half of a PKI folder (everything but `*.key.pem`) into `to`: what a
 /// report folder may hold and a counterpart needs (trust bundle, certificates, CRLs).
 /// Private keys an earlier run left in `to` are removed.
@@ -124,4 +100,28 @@ pub fn copy_public(from: &std::path::Path, to: &std::path::Path) -> anyhow::Resu
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crl_url_splits_into_address_and_prefix() {
+        let (a, p) = crl_listen_addr("http://127.0.0.1:8479/crl/").unwrap();
+        assert_eq!(a.port(), 8479);
+        assert_eq!(p, "/crl");
+        assert!(crl_listen_addr("https://127.0.0.1:1/crl").is_err());
+        assert!(crl_listen_addr("http://localhost:1/crl").is_err());
+    }
+
+    #[test]
+    fn only_crl_files_are_served() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("inter.crl"), b"x").unwrap();
+        std::fs::write(d.path().join("inter.key.pem"), b"secret").unwrap();
+        assert_eq!(answer(d.path(), "/crl", "/crl/inter.crl").status(), 200);
+        assert_eq!(answer(d.path(), "/crl", "/crl/inter.key.pem").status(), 404);
+        assert_eq!(answer(d.path(), "/crl", "/crl/../inter.crl").status(), 404);
+    }
 }
