@@ -483,6 +483,21 @@ impl Iut {
             private_pki = Some(private);
         }
         let pki = Pki::load(&pki_dir)?;
+        let expiry = pki.expiry(time::OffsetDateTime::now_utc(), time::Duration::days(14));
+        if !expiry.expired.is_empty() {
+            return Err(setup_error(format!(
+                "the PKI in {} has run out: {} — an IUT using it refuses valid clients, which would be blamed on the IUT (hint: regenerate it with `provsten pki init --out {}` and give the IUT the new files)",
+                pki_dir.display(),
+                expiry.expired.join("; "),
+                pki_dir.display()
+            )));
+        }
+        for e in &expiry.expiring {
+            eprintln!(
+                "provsten: warning: in the PKI {}: {e} (regenerate it with `provsten pki init` before then)",
+                pki_dir.display()
+            );
+        }
         let names: Vec<&str> = pki
             .manifest
             .certificates

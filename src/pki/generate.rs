@@ -155,7 +155,9 @@ pub fn generate(
             .ok_or_else(|| anyhow!("authority {} lost", a.name))?;
         let crl = CertificateRevocationListParams {
             this_update: now - Duration::hours(1),
-            next_update: now + Duration::days(30),
+            // As long as the valid certificates: a CRL past its nextUpdate makes
+            // OpenSSL-based servers refuse every client (`Pki::expiry` warns before).
+            next_update: now + Duration::days(365),
             crl_number: SerialNumber::from(1u64),
             issuing_distribution_point: None,
             revoked_certs: ca.revoked.clone(),

@@ -71,7 +71,53 @@ pub struct Pki {
     pub manifest: PkiManifest,
 }
 
+/// What of a PKI has run out, or soon will.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Expiry {
+    /// Past their end: `crl inter.crl.pem: nextUpdate 2026-01-01T00:00:00Z`.
+    pub expired: Vec<String>,
+    /// Ending before the horizon given.
+    pub expiring: Vec<String>,
+}
+
 impl Pki {
+    /// CRLs past their nextUpdate (OpenSSL-based servers then refuse every client) and
+    /// certificates meant to be valid past their notAfter, at `now` and before
+    /// `now + soon`. A PKI generated once for an IUT ages: this says so before a run blames
+    /// the IUT for refusing clients.
+    pub fn expiry(&self, now: time::OffsetDateTime, soon: time::Duration) -> Expiry {
+        use time::format_description::well_known::Rfc3339;
+        let mut out = Expiry::default();
+        let mut judge = |what: String, end: time::OffsetDateTime| {
+            let at = end.format(&Rfc3339).unwrap_or_default();
+            if end <= now {
+                out.expired.push(format!("{what} ended {at}"));
+            } else if end <= now + soon {
+                out.expiring.push(format!("{what} ends {at}"));
+            }
+        };
+        for a in &self.manifest.authorities {
+            let Ok(der) = CertificateRevocationListDer::from_pem_file(self.path(&a.crl)) else {
+                continue;
+            };
+            let Ok((_, crl)) = x509_parser::parse_x509_crl(der.as_ref()) else {
+                continue;
+            };
+            if let Some(next) = crl.next_update() {
+                judge(format!("the CRL {}", a.crl), next.to_datetime());
+            }
+        }
+        for c in &self.manifest.certificates {
+            if c.validity != catalog::Validity::Valid {
+                continue;
+            }
+            if let Ok(end) = time::OffsetDateTime::parse(&c.not_after, &Rfc3339) {
+                judge(format!("the certificate {}", c.name), end);
+            }
+        }
+        out
+    }
+
     pub fn load(dir: &Path) -> anyhow::Result<Pki> {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).with_context(|| {

@@ -130,3 +130,40 @@ fn rsa_twins_are_rsa_2048_with_the_same_names_as_their_ec_originals() {
     let (_, x) = X509Certificate::from_der(&server[0]).unwrap();
     assert!(x.subject().to_string().ends_with("CN=iut.localhost"));
 }
+
+#[test]
+fn expiry_names_crls_and_certificates_that_ran_out() {
+    let (_d, pki) = generated();
+    let now = ::time::OffsetDateTime::now_utc();
+    assert_eq!(
+        pki.expiry(now, ::time::Duration::days(14)),
+        Expiry::default()
+    );
+    let soon = pki.expiry(
+        now + ::time::Duration::days(355),
+        ::time::Duration::days(14),
+    );
+    assert!(soon.expired.is_empty(), "{soon:?}");
+    assert!(
+        soon.expiring
+            .iter()
+            .any(|e| e.starts_with("the CRL root.crl.pem ends")),
+        "{soon:?}"
+    );
+    let late = pki.expiry(
+        now + ::time::Duration::days(400),
+        ::time::Duration::days(14),
+    );
+    assert!(
+        late.expired
+            .iter()
+            .any(|e| e.starts_with("the CRL inter.crl.pem ended")),
+        "{late:?}"
+    );
+    assert!(
+        late.expired
+            .iter()
+            .any(|e| e.starts_with("the certificate client-5560000001 ended")),
+        "{late:?}"
+    );
+}
