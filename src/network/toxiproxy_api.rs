@@ -193,9 +193,13 @@ async fn handle(proxy: &ProxyServer, req: Request<hyper::body::Incoming>) -> Rep
                 Ok(v) => v,
                 Err(msg) => return error(400, msg),
             };
+            let input: ToxicUpdateInput = match serde_json::from_value(v) {
+                Ok(i) => i,
+                Err(e) => return error(400, format!("bad toxic update: {e}")),
+            };
             let update = ToxicUpdate {
-                attributes: v.get("attributes").cloned(),
-                toxicity: v.get("toxicity").and_then(Value::as_f64).map(|t| t as f32),
+                attributes: input.attributes,
+                toxicity: input.toxicity,
             };
             match proxy.update_toxic(name, toxic, update) {
                 Ok(t) => reply(StatusCode::OK, to_json(&t)),
@@ -212,27 +216,46 @@ async fn handle(proxy: &ProxyServer, req: Request<hyper::body::Incoming>) -> Rep
     }
 }
 
+/// A proxy object as a request gives it: fields of the wrong JSON type are refused (400),
+/// as Toxiproxy does, rather than read as absent.
+#[derive(serde::Deserialize)]
+struct ProxyInput {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    upstream: String,
+    #[serde(default)]
+    listen: String,
+    enabled: Option<bool>,
+}
+
 /// A proxy object from a request: `name` and `upstream` required, `enabled` defaults true.
 fn link_config(v: &Value) -> Result<LinkConfig, String> {
-    let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let name = field("name");
-    if name.is_empty() {
+    let input: ProxyInput =
+        serde_json::from_value(v.clone()).map_err(|e| format!("bad proxy: {e}"))?;
+    if input.name.is_empty() {
         return Err("missing required field: name".into());
     }
-    let upstream = field("upstream");
-    if upstream.is_empty() {
+    if input.upstream.is_empty() {
         return Err("missing required field: upstream".into());
     }
-    let listen = match field("listen") {
+    let listen = match input.listen {
         l if l.is_empty() => "127.0.0.1:0".to_string(),
         l => l,
     };
     Ok(LinkConfig {
-        name,
+        name: input.name,
         listen,
-        upstream,
-        enabled: v.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        upstream: input.upstream,
+        enabled: input.enabled.unwrap_or(true),
     })
+}
+
+/// A toxic update as a request gives it; a field of the wrong type is a 400.
+#[derive(serde::Deserialize)]
+struct ToxicUpdateInput {
+    attributes: Option<Value>,
+    toxicity: Option<f32>,
 }
 
 /// `/populate`: create the given proxies, replacing ones of the same name whose listen or
@@ -242,12 +265,13 @@ async fn populate(proxy: &ProxyServer, req: Request<hyper::body::Incoming>) -> R
         Ok(v) => v,
         Err(msg) => return error(400, msg),
     };
+    // Every entry is checked before any is created, so a bad one changes nothing.
+    let configs: Vec<LinkConfig> = match list.iter().map(link_config).collect() {
+        Ok(c) => c,
+        Err(msg) => return error(400, msg),
+    };
     let mut done = Vec::new();
-    for v in &list {
-        let cfg = match link_config(v) {
-            Ok(c) => c,
-            Err(msg) => return error(400, msg),
-        };
+    for cfg in configs {
         if let Ok(existing) = proxy.get(&cfg.name) {
             let same = existing.upstream == cfg.upstream
                 && (cfg.listen == existing.listen || cfg.listen.ends_with(":0"));

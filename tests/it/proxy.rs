@@ -344,3 +344,80 @@ fn odd_bytes_in_an_api_path_get_404_and_the_api_keeps_serving() {
     s.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// One HTTP/1.1 request to the API; (status, body).
+fn api(proxy: &ProxyProcess, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(proxy.api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Issue 15 item 8: fields of the wrong JSON type are refused as Toxiproxy refuses them,
+/// and `/populate` checks every entry before creating any.
+#[test]
+fn wrong_types_are_400_and_populate_is_all_or_nothing() {
+    let proxy = start_proxy();
+    let upstream = echo_server();
+    let (status, body) = api(
+        &proxy,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"a","upstream":"{upstream}","enabled":"false"}}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(api(&proxy, "GET", "/proxies/a", "").0, 404);
+    let (status, body) = api(
+        &proxy,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"b","upstream":"{upstream}"}}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = api(
+        &proxy,
+        "POST",
+        "/proxies/b/toxics",
+        r#"{"name":"lat","type":"latency","attributes":{"latency":10}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api(
+        &proxy,
+        "POST",
+        "/proxies/b/toxics/lat",
+        r#"{"toxicity":"x"}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    let (_, body) = api(&proxy, "GET", "/proxies/b/toxics/lat", "");
+    assert!(body.contains(r#""toxicity":1"#), "{body}");
+    let (status, body) = api(
+        &proxy,
+        "POST",
+        "/populate",
+        &format!(
+            r#"[{{"name":"c","upstream":"{upstream}"}},{{"name":"d","upstream":"{upstream}","enabled":"yes"}}]"#
+        ),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        api(&proxy, "GET", "/proxies/c", "").0,
+        404,
+        "populate left c behind"
+    );
+}
