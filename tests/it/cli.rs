@@ -654,7 +654,13 @@ fn group_members(pg: u32) -> Vec<u32> {
 
 /// Issue 15 items 1 and 2: a signal while a scenario runs (a sender mid-schedule, not the
 /// readiness wait) stops the IUT's whole process group, and provsten exits 130 / 143.
-fn signal_mid_scenario_stops_the_iut(signal: &str, code: i32) {
+fn signal_mid_scenario_stops_the_iut(
+    signal: &str,
+    code: i32,
+    command: &[&str],
+    tags: Option<&str>,
+    started: fn(&str) -> bool,
+) {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap();
     // The reference IUT with its output not piped to provsten, as many IUTs log to a file:
@@ -675,11 +681,16 @@ fn signal_mid_scenario_stops_the_iut(signal: &str, code: i32) {
         &dir.path().join("out/report.json"),
         r#"{"verdict": "compliant"}"#,
     );
-    let mut child = provsten()
-        .args(["run", "--config"])
+    let mut cmd = provsten();
+    cmd.args(command)
+        .arg("--config")
         .arg(&cfg)
-        .args(["--tags", "@req:FMK-2.6.3-RESEND and @role:sender", "--out"])
-        .arg(dir.path().join("out"))
+        .arg("--out")
+        .arg(dir.path().join("out"));
+    if let Some(t) = tags {
+        cmd.args(["--tags", t]);
+    }
+    let mut child = cmd
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -696,18 +707,12 @@ fn signal_mid_scenario_stops_the_iut(signal: &str, code: i32) {
             }
         }
     });
-    // One scenario finished: the others are mid-schedule.
+    // Scenarios are running (one finished, or the exercise reports progress).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .expect("no scenario finished within 60 s");
-        // `[ 1/14] PASS …`
-        if line
-            .strip_prefix('[')
-            .is_some_and(|l| l.trim_start().starts_with("1/"))
-        {
+        let line = rx.recv_timeout(left).expect("no progress within 60 s");
+        if started(&line) {
             break;
         }
     }
@@ -740,14 +745,39 @@ fn signal_mid_scenario_stops_the_iut(signal: &str, code: i32) {
     assert!(!dir.path().join("out/report.json").exists());
 }
 
-#[test]
-fn sigint_mid_scenario_stops_the_iut_and_exits_130() {
-    signal_mid_scenario_stops_the_iut("-INT", 130);
+/// `[ 1/14] PASS …`: one scenario finished, the others run.
+fn first_finished(line: &str) -> bool {
+    line.strip_prefix('[')
+        .is_some_and(|l| l.trim_start().starts_with("1/"))
 }
 
 #[test]
-fn sigterm_mid_scenario_stops_the_iut_and_exits_143() {
-    signal_mid_scenario_stops_the_iut("-TERM", 143);
+fn sigint_with_the_sender_mid_schedule_stops_the_iut_and_exits_130() {
+    let tags = "@req:FMK-2.6.3-RESEND and @role:sender";
+    signal_mid_scenario_stops_the_iut("-INT", 130, &["run"], Some(tags), first_finished);
+}
+
+#[test]
+fn sigterm_during_server_scenarios_stops_the_iut_and_exits_143() {
+    let tags = "@req:CONT-FAULT-PROC and @role:server";
+    signal_mid_scenario_stops_the_iut("-TERM", 143, &["run"], Some(tags), first_finished);
+}
+
+#[test]
+fn sigint_during_router_scenarios_stops_the_iut_and_exits_130() {
+    let tags = "@req:CONT-ROUTE-1";
+    signal_mid_scenario_stops_the_iut("-INT", 130, &["run"], Some(tags), first_finished);
+}
+
+#[test]
+fn sigterm_during_an_exercise_stops_the_iut_and_exits_143() {
+    signal_mid_scenario_stops_the_iut(
+        "-TERM",
+        143,
+        &["exercise", "primary-node-outage"],
+        None,
+        |line| line.starts_with("[exercise] phase"),
+    );
 }
 
 /// Issue 15 item 9: a reader that closes the pipe early (`provsten steps | head -1`) ends
