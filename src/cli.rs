@@ -271,8 +271,9 @@ pub enum PkiCommand {
         #[arg(long)]
         catalog: Option<PathBuf>,
         /// CRL distribution point written into the certificates (served during `run`).
-        #[arg(long, default_value = crate::pki::DEFAULT_CRL_BASE_URL)]
-        crl_url: String,
+        /// Default: http://127.0.0.1:PORT/crl on a loopback port free now.
+        #[arg(long)]
+        crl_url: Option<String>,
     },
 }
 

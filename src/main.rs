@@ -73,7 +73,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 &catalog,
                 &out,
                 &pki::GenerateOptions {
-                    crl_base_url: crl_url,
+                    crl_base_url: crl_url.unwrap_or_else(pki::free_crl_base_url),
                 },
             )?;
             println!(
@@ -88,6 +88,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             println!(
                 "described in {}; private keys are mode 0600 — never commit them",
                 out.join(pki::MANIFEST_FILE).display()
+            );
+            println!(
+                "CRLs are published at {} while `provsten run` runs (and are in crl-bundle.pem)",
+                m.crl_base_url
             );
             Ok(exit::COMPLIANT)
         }

@@ -468,7 +468,7 @@ impl Iut {
         if cfg.pki.generate {
             let crl_base_url = match &cfg.pki.crl_base_url {
                 Some(u) => ph.expand(u, "pki.crl_base_url", &source)?,
-                None => pki::DEFAULT_CRL_BASE_URL.to_string(),
+                None => pki::free_crl_base_url(),
             };
             let private = tempfile::Builder::new()
                 .prefix("provsten-pki-")
@@ -510,7 +510,7 @@ impl Iut {
             &names,
             "certificate (the PKI catalogue)",
         )?;
-        let crl_server = publish_crls(&pki).await;
+        let crl_server = publish_crls(&pki).await?;
 
         let api = cfg.api.clone().unwrap_or_else(config::ApiSection::absent);
         let base_url = ph.expand(&api.base_url, "api.base_url", &source)?;
@@ -918,21 +918,22 @@ impl Drop for Iut {
 
 /// Serves the PKI's CRLs at its distribution point when that is a loopback address this
 /// process can bind; otherwise the IUT must use the CRL files.
-async fn publish_crls(pki: &Pki) -> Option<tokio::task::JoinHandle<()>> {
-    let (addr, prefix) = pki::publish::crl_listen_addr(&pki.manifest.crl_base_url).ok()?;
+/// A port pinned by the PKI (its certificates name it) that is taken is exit 2: an IUT
+/// that fetches CRLs would get another run's, or none.
+async fn publish_crls(pki: &Pki) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Ok((addr, prefix)) = pki::publish::crl_listen_addr(&pki.manifest.crl_base_url) else {
+        return Ok(None);
+    };
     if !addr.ip().is_loopback() {
-        return None;
+        return Ok(None);
     }
     match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => Some(pki::publish::serve(l, pki.dir.clone(), prefix)),
-        Err(e) => {
-            eprintln!(
-                "provsten: warning: cannot publish CRLs at {} ({e}); IUTs must read {}",
-                pki.manifest.crl_base_url,
-                pki.path(&pki.manifest.crl_bundle).display()
-            );
-            None
-        }
+        Ok(l) => Ok(Some(pki::publish::serve(l, pki.dir.clone(), prefix))),
+        Err(e) => Err(setup_error(format!(
+            "cannot publish the CRLs at {}, where the PKI in {} says they are ({e}): is another run using this PKI? (hint: wait for it, or give this run its own PKI: `provsten pki init --out DIR` picks a free port)",
+            pki.manifest.crl_base_url,
+            pki.dir.display()
+        ))),
     }
 }
 

@@ -24,8 +24,15 @@ const OID_ORGANIZATION_IDENTIFIER: [u64; 4] = [2, 5, 4, 97];
 const OID_SERIAL_NUMBER: [u64; 4] = [2, 5, 4, 5];
 
 /// Where the CRLs are published over HTTP unless told otherwise (written into every
-/// certificate's CRL distribution point).
-pub const DEFAULT_CRL_BASE_URL: &str = "http://127.0.0.1:8479/crl";
+/// certificate's CRL distribution point): a loopback port free when the PKI is made, so
+/// runs with different PKIs never share one (a fixed port made concurrent runs collide).
+pub fn free_crl_base_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(8479);
+    format!("http://127.0.0.1:{port}/crl")
+}
 
 pub struct GenerateOptions {
     pub crl_base_url: String,
@@ -34,7 +41,7 @@ pub struct GenerateOptions {
 impl Default for GenerateOptions {
     fn default() -> Self {
         GenerateOptions {
-            crl_base_url: DEFAULT_CRL_BASE_URL.to_string(),
+            crl_base_url: free_crl_base_url(),
         }
     }
 }

@@ -13,7 +13,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{Catalog, Eku, Role, Tamper, Validity};
-pub use generate::{generate, GenerateOptions, DEFAULT_CRL_BASE_URL};
+pub use generate::{free_crl_base_url, generate, GenerateOptions};
 
 /// Manifest written beside the PEM files.
 pub const MANIFEST_FILE: &str = "catalog.json";

@@ -803,3 +803,41 @@ fn a_closed_stdout_ends_a_listing_and_concurrency_0_is_refused() {
     assert_eq!(r.code(), 2, "{}", r.explain());
     assert!(r.stderr().contains("--concurrency"), "{}", r.stderr());
 }
+
+/// Issue 15 item 4: each PKI publishes its CRLs on its own port (picked free when it is
+/// made), so runs with different PKIs never collide; a port the PKI pins that is taken
+/// (another run of the same PKI) is exit 2 saying so, not a warning.
+#[test]
+fn a_taken_crl_port_is_exit_2_and_pkis_get_their_own_ports() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    pki_init(a.path());
+    pki_init(b.path());
+    let url = |d: &Path| -> String {
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("pki/catalog.json")).unwrap())
+                .unwrap();
+        m["crl_base_url"].as_str().unwrap().to_string()
+    };
+    assert_ne!(url(a.path()), url(b.path()));
+    let addr = url(a.path())
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let squatter = std::net::TcpListener::bind(&addr).unwrap();
+    let cfg = a.path().join("provsten.toml");
+    write(&cfg, &reference_config(a.path()));
+    let r = run(
+        &a.path().join("out"),
+        &["--config", cfg.to_str().unwrap(), "--tags", "@req:EB-TLS-1"],
+    );
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    assert!(
+        r.stderr().contains("cannot publish the CRLs") && r.stderr().contains(&addr),
+        "{}",
+        r.stderr()
+    );
+    drop(squatter);
+}
