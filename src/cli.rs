@@ -74,7 +74,7 @@ pub enum Command {
     /// Toxiproxy clients (toxiproxy-cli, toxiproxy_rust, toxiproxy-ruby…) drive it unchanged.
     Proxy {
         /// Where the API listens.
-        #[arg(long, default_value = "127.0.0.1:8474", env = "PROVSTEN_PROXY_API")]
+        #[arg(long, default_value = "127.0.0.1:8474", env = "PROVSTEN_PROXY_API", value_parser = parse_listen_addr)]
         api: SocketAddr,
         /// Proxies to create at start, in Toxiproxy's JSON config format (a list of
         /// {name, listen, upstream, enabled}).
@@ -344,6 +344,19 @@ fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
     crate::network::addr::parse_net(s)
 }
 
+/// `HOST:PORT` to listen on: an address, or a name such as `localhost` (its first
+/// address), as Toxiproxy's `-host localhost` allows.
+fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("{s:?}: not HOST:PORT ({e})"))?
+        .next()
+        .ok_or_else(|| format!("{s:?}: the name has no address"))
+}
+
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     let hint = "expected I/N with 1 <= I <= N, e.g. 2/4";
     let (i, n) = s.split_once('/').ok_or_else(|| format!("{s:?}: {hint}"))?;
@@ -414,6 +427,14 @@ mod tests {
         }
         let e = parse(&["--route-timeout", "0s"]).unwrap_err();
         assert!(e.to_string().contains("--route-timeout"), "{e}");
+    }
+
+    #[test]
+    fn the_proxy_api_listens_on_a_name_too() {
+        let a = parse_listen_addr("localhost:8474").unwrap();
+        assert!(a.ip().is_loopback() && a.port() == 8474, "{a}");
+        assert!(parse_listen_addr("127.0.0.1:1").is_ok());
+        assert!(parse_listen_addr("8474").is_err());
     }
 
     #[test]
