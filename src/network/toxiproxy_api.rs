@@ -311,3 +311,78 @@ fn populate_error(e: ProxyError, done: Vec<Value>) -> Reply {
         json!({"error": e.to_string(), "status": status, "proxies": done}),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One raw request; the whole answer (the server closes after it).
+    fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(request).expect("write");
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        answer
+    }
+
+    fn path_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"/proxies".to_vec()),
+            Just(b"/toxics".to_vec()),
+            Just(b"/populate".to_vec()),
+            Just(b"/".to_vec()),
+            Just(b"%".to_vec()),
+            "%[0-9a-fA-F]{0,2}".prop_map(String::into_bytes),
+            "[a-zA-Z0-9._~-]{1,8}".prop_map(String::into_bytes),
+            "\\PC{1,3}".prop_map(String::into_bytes),
+            // Arbitrary bytes, but none that ends the request line.
+            proptest::collection::vec(0x21u8..=0xff, 1..4),
+        ];
+        proptest::collection::vec(piece, 1..6).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        /// Random methods, paths (percent sequences, UTF-8, raw bytes) and bodies: every
+        /// request gets a status line, JSON where the answer says JSON, and the API keeps
+        /// serving (issue 15).
+        #[test]
+        fn every_request_is_answered_and_nothing_panics(
+            method in prop_oneof![Just("GET".to_string()), Just("POST".to_string()), Just("PATCH".to_string()), Just("DELETE".to_string()), "[A-Z]{1,7}"],
+            path in path_bytes(),
+            body in prop_oneof![Just(String::new()), "\\PC{0,40}", Just("{\"name\":\"x\",\"upstream\":\"127.0.0.1:1\",\"enabled\":\"no\"}".to_string()), Just("[{\"name\":1}]".to_string())],
+        ) {
+            // The server runs on the runtime's worker; the test thread talks plain TCP.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let proxy = ProxyServer::new();
+            let (addr, task) = rt
+                .block_on(start("127.0.0.1:0".parse().expect("addr"), proxy))
+                .expect("start");
+            let mut req = format!("{method} ").into_bytes();
+            req.extend_from_slice(&path);
+            req.extend_from_slice(format!(" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+            let answer = exchange(addr, &req);
+            let text = String::from_utf8_lossy(&answer);
+            prop_assert!(text.starts_with("HTTP/1.1 "), "no status line for {:?}: {text:?}", String::from_utf8_lossy(&req));
+            if text.to_ascii_lowercase().contains("content-type: application/json") {
+                let json = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+                prop_assert!(serde_json::from_str::<Value>(json).is_ok(), "not JSON: {text:?}");
+            }
+            let version = exchange(addr, b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            task.abort();
+            drop(rt);
+            prop_assert!(String::from_utf8_lossy(&version).starts_with("HTTP/1.1 200"));
+        }
+    }
+}
