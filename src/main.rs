@@ -520,7 +520,7 @@ fn init(dir: &std::path::Path, force: bool) -> anyhow::Result<u8> {
     }
     let catalog = load_catalog(Some(&catalog_path))?;
     let pki_dir = dir.join("pki");
-    pki::generate(&catalog, &pki_dir, &pki::GenerateOptions::default())?;
+    let manifest = pki::generate(&catalog, &pki_dir, &pki::GenerateOptions::default())?;
     let gitignore = dir.join(".gitignore");
     if !gitignore.exists() {
         std::fs::write(&gitignore, "pki/\nprovsten-report/\n")?;
@@ -533,6 +533,27 @@ fn init(dir: &std::path::Path, force: bool) -> anyhow::Result<u8> {
     println!(
         "generated the PKI in {} (keys 0600, git-ignored)",
         pki_dir.display()
+    );
+    let runs_out = pki::Pki::load(&pki_dir)
+        .map(|p| {
+            p.expiry(
+                time::OffsetDateTime::now_utc(),
+                time::Duration::days(366 * 10),
+            )
+            .expiring
+        })
+        .unwrap_or_default();
+    if let Some(first) = runs_out
+        .iter()
+        .min_by_key(|e| e.rsplit(' ').next().map(str::to_string))
+    {
+        println!(
+            "its CRLs and certificates last a year ({first}); `provsten run` warns 14 days before, and `provsten init --force` makes a new one"
+        );
+    }
+    println!(
+        "CRLs are published at {} while `provsten run` runs (and are in crl-bundle.pem)",
+        manifest.crl_base_url
     );
     println!();
     println!("next:");
