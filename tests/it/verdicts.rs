@@ -34,6 +34,31 @@ fn assert_harness_error(r: &Run, id: &str, cause: &str) {
     );
 }
 
+/// The server's network-fault scenarios with the faults applied through the external
+/// Toxiproxy at `url`.
+fn fault_scenarios_through(url: &str, out: &Path) -> Run {
+    let output = provsten()
+        .env("TOXIPROXY_URL", url)
+        .args(["run", "-q", "--out"])
+        .arg(out)
+        .args(["--tags", "@req:CONT-FAULT-PROC and not @role:router"])
+        .output()
+        .unwrap();
+    let report = std::fs::read_to_string(out.join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    Run { output, report }
+}
+
+/// A user's own feature file `name` in `dir/features`; its path.
+fn own_feature(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let features = dir.join("features");
+    std::fs::create_dir_all(&features).unwrap();
+    let file = features.join(name);
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
 /// A port the harness must bind is taken: the router's primary route listens where another
 /// program already does.
 #[test]
@@ -64,18 +89,7 @@ fn a_failing_harness_helper_is_an_error() {
     let addr = closed.local_addr().unwrap().to_string();
     let url = format!("http://{addr}");
     drop(closed);
-    let out = dir.path().join("out");
-    let output = provsten()
-        .env("TOXIPROXY_URL", &url)
-        .args(["run", "-q", "--out"])
-        .arg(&out)
-        .args(["--tags", "@req:CONT-FAULT-PROC and not @role:router"])
-        .output()
-        .unwrap();
-    let report = std::fs::read_to_string(out.join("report.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let r = Run { output, report };
+    let r = fault_scenarios_through(&url, &dir.path().join("out"));
     assert_harness_error(&r, "CONT-FAULT-PROC", &format!("Toxiproxy at {addr}"));
 }
 
@@ -84,14 +98,12 @@ fn a_failing_harness_helper_is_an_error() {
 #[test]
 fn a_scenario_without_an_assertion_is_a_feature_error() {
     let dir = tempfile::tempdir().unwrap();
-    let features = dir.path().join("features");
-    std::fs::create_dir(&features).unwrap();
-    let file = features.join("mine.feature");
-    std::fs::write(
-        &file,
+    let file = own_feature(
+        dir.path(),
+        "mine.feature",
         "@role:server\nFeature: mine\n\n  @req:EB-AUTH-1\n  Scenario: no assertion\n    Given a client presenting no certificate\n    When the client requests the health endpoint\n",
-    )
-    .unwrap();
+    );
+    let features = dir.path().join("features");
     let out = dir.path().join("out");
     let r = run(
         &out,
@@ -119,14 +131,12 @@ fn a_scenario_without_an_assertion_is_a_feature_error() {
 #[test]
 fn a_misspelt_certificate_is_a_feature_error() {
     let dir = tempfile::tempdir().unwrap();
-    let features = dir.path().join("features");
-    std::fs::create_dir(&features).unwrap();
-    let file = features.join("typo.feature");
-    std::fs::write(
-        &file,
+    let file = own_feature(
+        dir.path(),
+        "typo.feature",
         "@role:server @mine\nFeature: typo\n\n  @req:EB-MTLS-1\n  Scenario: an expired certificate is refused\n    * a client presenting the certificate \"client-expierd\"\n    * the client requests the health endpoint\n    * the request is refused without protected data\n",
-    )
-    .unwrap();
+    );
+    let features = dir.path().join("features");
     let out = dir.path().join("out");
     let r = run(
         &out,
@@ -504,18 +514,7 @@ fn a_harness_deadline_that_passes_is_an_error() {
             held.push(conn);
         }
     });
-    let out = dir.path().join("out");
-    let output = provsten()
-        .env("TOXIPROXY_URL", format!("http://{addr}"))
-        .args(["run", "-q", "--out"])
-        .arg(&out)
-        .args(["--tags", "@req:CONT-FAULT-PROC and not @role:router"])
-        .output()
-        .unwrap();
-    let report = std::fs::read_to_string(out.join("report.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let r = Run { output, report };
+    let r = fault_scenarios_through(&format!("http://{addr}"), &dir.path().join("out"));
     assert_harness_error(&r, "CONT-FAULT-PROC", "no answer within");
 }
 
