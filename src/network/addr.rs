@@ -113,6 +113,29 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
         })
 }
 
+/// A loopback port that is free now, for a caller that pins it for much later (a PKI's CRL
+/// port, written into its certificates). It is taken from 20000-31999, below Linux's
+/// ephemeral range (32768-60999), so a port the kernel hands out for `:0` (another run's
+/// route link) or for an outgoing connection never is it: with the ephemeral range, one
+/// run's CRL publisher once held the port another run had reserved for its route link.
+/// A random start spreads PKIs over the band.
+pub fn reserve_port() -> std::io::Result<u16> {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let (low, span) = (20_000u16, 12_000u16);
+    let start = (h.finish() % u64::from(span)) as u16;
+    (0..span)
+        .map(|i| low + (start + i) % span)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                "no free loopback port in 20000-31999",
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,11 +26,9 @@ const OID_SERIAL_NUMBER: [u64; 4] = [2, 5, 4, 5];
 /// Where the CRLs are published over HTTP unless told otherwise (written into every
 /// certificate's CRL distribution point): a loopback port free when the PKI is made, so
 /// runs with different PKIs never share one (a fixed port made concurrent runs collide).
+/// The PKI pins it for every later run, hence a port outside the ephemeral range.
 pub fn free_crl_base_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(8479);
+    let port = crate::network::addr::reserve_port().unwrap_or(8479);
     format!("http://127.0.0.1:{port}/crl")
 }
 
