@@ -866,9 +866,7 @@ impl Placeholders {
         }
         // Bind-and-release has a small race with other processes; the IUT's bind error
         // would then name the port.
-        let l =
-            std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
-        let p = l.local_addr()?.port();
+        let p = crate::network::addr::reserve_port().context("finding a free loopback port")?;
         self.ports.insert(name.to_string(), p);
         Ok(p)
     }

@@ -113,27 +113,37 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
         })
 }
 
-/// A loopback port that is free now, for a caller that pins it for much later (a PKI's CRL
-/// port, written into its certificates). It is taken from 20000-31999, below Linux's
-/// ephemeral range (32768-60999), so a port the kernel hands out for `:0` (another run's
-/// route link) or for an outgoing connection never is it: with the ephemeral range, one
-/// run's CRL publisher once held the port another run had reserved for its route link.
-/// A random start spreads PKIs over the band.
+/// A loopback port that is free now, for a caller that binds it later: a PKI's CRL port
+/// (written into its certificates) and the IUT config's `{port:NAME}`. It is taken from
+/// 20000-31999, below Linux's ephemeral range (32768-60999), so the kernel never hands it
+/// out for `:0` or as the source port of an outgoing connection while it is released: with
+/// ephemeral ports, one run's CRL publisher once held the port another run had reserved
+/// for its route link, and a restarted IUT could find its port taken by a connection.
+/// Each call moves on from the last one, so two reservations of one process never get the
+/// same port; the start is random per process, so parallel runs spread over the band.
 pub fn reserve_port() -> std::io::Result<u16> {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    let (low, span) = (20_000u16, 12_000u16);
-    let start = (h.finish() % u64::from(span)) as u16;
-    (0..span)
-        .map(|i| low + (start + i) % span)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::AddrNotAvailable,
-                "no free loopback port in 20000-31999",
-            )
-        })
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
+    let start = {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        (h.finish() % u64::from(SPAN)) as u32
+    };
+    let _ = CURSOR.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..SPAN {
+        let offset = CURSOR.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let port = u16::try_from(LOW + offset).unwrap_or(u16::MAX);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrNotAvailable,
+        "no free loopback port in 20000-31999",
+    ))
 }
 
 #[cfg(test)]

@@ -605,20 +605,28 @@ impl Sender {
             return;
         }
         let interval = Duration::from_secs_f64(1.0 / rate);
-        let slot = {
-            let mut pacer = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
-            let key = to
-                .split("://")
-                .nth(1)
-                .and_then(|r| r.split('/').next())
-                .unwrap_or(to)
-                .to_string();
-            let now = Instant::now();
-            let slot = pacer.get(&key).map_or(now, |n| (*n).max(now));
-            pacer.insert(key, slot + interval);
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+        let key = to
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or(to)
+            .to_string();
+        // The slot is taken when the attempt goes, not booked ahead: attempts booked ahead
+        // and woken late (a busy machine) would all go at once.
+        loop {
+            let wait = {
+                let mut pacer = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                match pacer.get(&key) {
+                    Some(next) if *next > now => *next,
+                    _ => {
+                        pacer.insert(key, now + interval);
+                        return;
+                    }
+                }
+            };
+            tokio::time::sleep_until(wait).await;
+        }
     }
 
     async fn deliver(self: Arc<Self>, seq: u64) {

@@ -66,6 +66,9 @@ pub struct ResendState {
     exits: Exits,
     /// The outage the program declares, for the backlog check.
     outage_end: Option<Duration>,
+    /// From the first trigger call to the last one answered: how long handing the
+    /// messages to the IUT took.
+    handed_over: Option<Duration>,
     /// The Retry-After the scenario programmed (minimum wait it implies).
     retry_after_min: Option<Duration>,
     /// The one failure the program injects, as the sender sees it.
@@ -359,9 +362,48 @@ async fn send(w: &mut ProvstenWorld, n: usize, same_entity: bool) -> anyhow::Res
     let started = receiver.started();
     w.resend.receiver = Some(Receiver(receiver));
     std::fs::create_dir_all(&s.work_dir)?;
-    for (id, entity, bytes, body) in bodies {
-        let at = started.elapsed().as_secs_f64() * 1000.0;
-        trigger(w, &s, &to, &id, &entity, &bytes, &body).await?;
+    let limit = w
+        .policy()
+        .map(|p| w.span_allowance(&p) + s.first_attempt_timeout)
+        .unwrap_or(Duration::from_secs(60));
+    let exits = w.resend.exits.clone();
+    // Futures do nothing until awaited: the sequential branch fires one at a time.
+    let fires = bodies.iter().map(|(id, entity, bytes, body)| {
+        let (s, to, exits) = (&s, &to, exits.clone());
+        async move {
+            let at = started.elapsed().as_secs_f64() * 1000.0;
+            fire(Fire {
+                role: "sender",
+                trigger: &s.trigger,
+                work_dir: &s.work_dir,
+                to: Some(to),
+                id,
+                entity,
+                bytes,
+                body,
+                exits,
+                limit,
+            })
+            .await
+            .map(|()| at)
+        }
+    });
+    // Messages about one entity are handed over in order, since their order is what is
+    // checked. Independent ones are handed over at once: a backlog must form however slow
+    // the trigger is, or a sender that ignores its backlog rate would go unseen.
+    let at: Vec<f64> = if same_entity {
+        let mut at = Vec::new();
+        for f in fires {
+            at.push(f.await?);
+        }
+        at
+    } else {
+        futures::future::try_join_all(fires).await?
+    };
+    w.resend.handed_over = Some(started.elapsed().saturating_sub(Duration::from_secs_f64(
+        at.iter().copied().fold(f64::INFINITY, f64::min).max(0.0) / 1000.0,
+    )));
+    for ((id, entity, bytes, _), at) in bodies.into_iter().zip(at) {
         w.resend.sent.push(Sent {
             id,
             entity,
@@ -375,34 +417,6 @@ async fn send(w: &mut ProvstenWorld, n: usize, same_entity: bool) -> anyhow::Res
         "policy": ctx.resend,
     }}));
     Ok(())
-}
-
-async fn trigger(
-    w: &mut ProvstenWorld,
-    s: &SenderContext,
-    to: &str,
-    id: &str,
-    entity: &str,
-    bytes: &[u8],
-    body: &Value,
-) -> anyhow::Result<()> {
-    let limit = w
-        .policy()
-        .map(|p| w.span_allowance(&p) + s.first_attempt_timeout)
-        .unwrap_or(Duration::from_secs(60));
-    fire(Fire {
-        role: "sender",
-        trigger: &s.trigger,
-        work_dir: &s.work_dir,
-        to: Some(to),
-        id,
-        entity,
-        bytes,
-        body,
-        exits: w.resend.exits.clone(),
-        limit,
-    })
-    .await
 }
 
 /// One message for the IUT to send (role `sender`, to `to`) or route (role `router`).
@@ -1089,12 +1103,36 @@ async fn backlog_rate(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("no outage was programmed"))?;
     let recv = w.receiver()?;
     let started = recv.started();
-    let after: Vec<Attempt> = recv
-        .attempts()
+    let all = recv.attempts();
+    // The outage ends when the program says or when the receiver first accepts, whichever
+    // is first: the receiver's clock for its rule starts a little before `started`, and a
+    // burst just before the declared end is still the backlog being flushed.
+    let end = all
+        .iter()
+        .filter(|a| a.acknowledged)
+        .map(|a| a.at.duration_since(started))
+        .min()
+        .map_or(end, |first| first.min(end));
+    let mut after: Vec<Attempt> = all
         .into_iter()
         .filter(|a| a.at.duration_since(started) >= end)
         .collect();
+    // Recorded as they finish, not as they began.
+    after.sort_by_key(|a| a.at);
     let gap = Duration::from_secs_f64(1.0 / rate);
+    // A sender that ignores its rate resends each message on its own schedule, so its
+    // resends are as far apart as the messages were handed to it. Handed over more slowly
+    // than the rate allows, no backlog formed and this check could not fail.
+    let n = w.resend.sent.len().max(1);
+    let handed_over = w.resend.handed_over.unwrap_or_default();
+    if handed_over + p.tolerance >= gap * (n as u32 - 1) {
+        bail!(
+            "no backlog formed: handing the {n} messages to the IUT took {} ms, and the declared rate ({rate}/s) with the tolerance ({} ms) allows {n} in {} ms; the check could not fail (is the trigger slow?)",
+            handed_over.as_millis(),
+            p.tolerance.as_millis(),
+            (gap * (n as u32 - 1)).as_millis()
+        );
+    }
     let mut worst: Option<(usize, usize, Duration, Duration)> = None;
     for i in 0..after.len() {
         for j in i + 1..after.len() {

@@ -156,8 +156,9 @@ fn merged_shards_give_the_verdicts_of_an_unsharded_run() {
         assert_eq!(
             out.status.code(),
             whole.output.status.code(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            "merge: {}\nwhole run: {}",
+            String::from_utf8_lossy(&out.stderr),
+            whole.explain()
         );
         let merged: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(merged_dir.join("report.json")).unwrap())

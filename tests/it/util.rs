@@ -59,9 +59,21 @@ impl Run {
             .collect()
     }
 
+    /// Exit, output, and each scenario that failed or errored with its message: `-q`
+    /// prints only the table, and a flaky failure must say why the first time it is seen.
     pub fn explain(&self) -> String {
+        let mut bad = String::new();
+        let scenarios = self.report.as_ref().and_then(|r| r["scenarios"].as_array());
+        for s in scenarios.into_iter().flatten() {
+            if s["status"] == "failed" || s["status"] == "error" {
+                bad += &format!(
+                    "{} [{}] {}: {}\n",
+                    s["key"], s["status"], s["name"], s["message"]
+                );
+            }
+        }
         format!(
-            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            "exit {}\nstdout:\n{}\nstderr:\n{}\nscenarios failed or in error:\n{bad}",
             self.code(),
             self.stdout(),
             self.stderr()
