@@ -274,7 +274,29 @@ pub enum PkiCommand {
         /// Default: http://127.0.0.1:PORT/crl on a loopback port free now.
         #[arg(long)]
         crl_url: Option<String>,
+        /// How long the CRLs last (their nextUpdate), e.g. 365d, 2years.
+        #[arg(long, default_value = "365d", value_parser = parse_lifetime)]
+        crl_lifetime: std::time::Duration,
     },
+    /// Re-issue a PKI's CRLs (same revoked certificates, CRL number + 1, a new nextUpdate)
+    /// with its CAs' existing keys: no key or certificate changes, so an IUT's trust store
+    /// stays as it is. Reload the IUT (or its CRL file) afterwards.
+    Refresh {
+        /// The PKI folder made by `provsten pki init` (or `provsten init`: its pki/).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// How long the new CRLs last, from now.
+        #[arg(long, default_value = "365d", value_parser = parse_lifetime)]
+        crl_lifetime: std::time::Duration,
+    },
+}
+
+fn parse_lifetime(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be longer than 0 (e.g. 365d)".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (e.g. 365d, 90days, 2years)")),
+    }
 }
 
 #[derive(Debug, Args)]

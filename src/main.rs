@@ -66,6 +66,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     out,
                     catalog,
                     crl_url,
+                    crl_lifetime,
                 },
         } => {
             let catalog = load_catalog(catalog.as_deref())?;
@@ -74,6 +75,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 &out,
                 &pki::GenerateOptions {
                     crl_base_url: crl_url.unwrap_or_else(pki::free_crl_base_url),
+                    crl_lifetime,
                 },
             )?;
             println!(
@@ -92,6 +94,35 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             println!(
                 "CRLs are published at {} while `provsten run` runs (and are in crl-bundle.pem)",
                 m.crl_base_url
+            );
+            let until = time::OffsetDateTime::now_utc() + crl_lifetime;
+            println!(
+                "the CRLs last until {} (`provsten pki refresh --dir {}` re-issues them; a run warns 14 days before)",
+                until
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                out.display()
+            );
+            Ok(exit::COMPLIANT)
+        }
+        Command::Pki {
+            command: PkiCommand::Refresh { dir, crl_lifetime },
+        } => {
+            use time::format_description::well_known::Rfc3339;
+            let done = pki::refresh(&dir, crl_lifetime)?;
+            for r in &done {
+                println!(
+                    "  {:<14} CRL number {}, {} revoked, next update {}",
+                    r.authority,
+                    r.number,
+                    r.revoked,
+                    r.next_update.format(&Rfc3339).unwrap_or_default()
+                );
+            }
+            println!(
+                "re-issued {} CRLs in {} (keys and certificates unchanged); reload the IUT's CRL file",
+                done.len(),
+                dir.display()
             );
             Ok(exit::COMPLIANT)
         }
@@ -548,7 +579,8 @@ fn init(dir: &std::path::Path, force: bool) -> anyhow::Result<u8> {
         .min_by_key(|e| e.rsplit(' ').next().map(str::to_string))
     {
         println!(
-            "its CRLs and certificates last a year ({first}); `provsten run` warns 14 days before, and `provsten init --force` makes a new one"
+            "its CRLs and certificates last a year ({first}); `provsten run` warns 14 days before; `provsten pki refresh --dir {}` re-issues the CRLs, `provsten init --force` makes a new PKI",
+            pki_dir.display()
         );
     }
     println!(

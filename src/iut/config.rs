@@ -498,6 +498,9 @@ pub struct PkiSection {
     /// Only with `generate`: the CRL distribution point written into the certificates.
     #[serde(default)]
     pub crl_base_url: Option<String>,
+    /// Only with `generate`: from generation to each CRL's nextUpdate (default a year).
+    #[serde(default)]
+    pub crl_lifetime: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -640,6 +643,15 @@ pub fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConfig> {
     check_resend(&cfg, source)?;
     check_iteration(&cfg, source)?;
     check_router(&cfg, source)?;
+    if cfg.pki.crl_lifetime.is_some() && !cfg.pki.generate {
+        bail!("{}: pki.crl_lifetime only applies with pki.generate = true (hint: re-issue the CRLs of a PKI made by `provsten pki init` with `provsten pki refresh --dir {} --crl-lifetime 365d`)", source.name(), cfg.pki.dir);
+    }
+    if cfg.pki.crl_lifetime.as_ref().is_some_and(|d| d.0.is_zero()) {
+        bail!(
+            "{}: pki.crl_lifetime must be longer than 0 (hint: \"365d\")",
+            source.name()
+        );
+    }
     if cfg.pki.crl_base_url.is_some() && !cfg.pki.generate {
         bail!("{}: pki.crl_base_url only applies with pki.generate = true (a PKI made by `provsten pki init` carries its own)", source.name());
     }

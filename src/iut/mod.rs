@@ -475,7 +475,16 @@ impl Iut {
                 .tempdir()
                 .context("creating a private folder for the run's PKI")?;
             let catalog = Catalog::parse(pki::catalog::DEFAULT_CATALOG, "certs/catalog.toml")?;
-            pki::generate(&catalog, private.path(), &GenerateOptions { crl_base_url })
+            let crl_lifetime = cfg
+                .pki
+                .crl_lifetime
+                .as_ref()
+                .map_or(pki::DEFAULT_CRL_LIFETIME, |d| d.0);
+            let opts = GenerateOptions {
+                crl_base_url,
+                crl_lifetime,
+            };
+            pki::generate(&catalog, private.path(), &opts)
                 .with_context(|| format!("generating the PKI into {}", private.path().display()))?;
             pki::publish::copy_public(private.path(), &pki_dir)?;
             pki_dir = private.path().to_path_buf();
@@ -484,18 +493,30 @@ impl Iut {
         }
         let pki = Pki::load(&pki_dir)?;
         let expiry = pki.expiry(time::OffsetDateTime::now_utc(), time::Duration::days(14));
+        // Only CRLs ran out: re-signing them keeps every key and certificate the IUT has.
+        let fix = |items: &[String]| {
+            if items.iter().all(|e| e.starts_with("the CRL")) {
+                format!(
+                    "re-issue its CRLs with `provsten pki refresh --dir {}` and reload the IUT",
+                    pki_dir.display()
+                )
+            } else {
+                format!("regenerate it with `provsten pki init --out {}` and give the IUT the new files", pki_dir.display())
+            }
+        };
         if !expiry.expired.is_empty() {
             return Err(setup_error(format!(
-                "the PKI in {} has run out: {} — an IUT using it refuses valid clients, which would be blamed on the IUT (hint: regenerate it with `provsten pki init --out {}` and give the IUT the new files)",
+                "the PKI in {} has run out: {} — an IUT using it refuses valid clients, which would be blamed on the IUT (hint: {})",
                 pki_dir.display(),
                 expiry.expired.join("; "),
-                pki_dir.display()
+                fix(&expiry.expired)
             )));
         }
         for e in &expiry.expiring {
             eprintln!(
-                "provsten: warning: in the PKI {}: {e} (regenerate it with `provsten pki init` before then)",
-                pki_dir.display()
+                "provsten: warning: in the PKI {}: {e} ({} before then)",
+                pki_dir.display(),
+                fix(std::slice::from_ref(e))
             );
         }
         let names: Vec<&str> = pki

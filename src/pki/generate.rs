@@ -32,14 +32,21 @@ pub fn free_crl_base_url() -> String {
     format!("http://127.0.0.1:{port}/crl")
 }
 
+/// How long a CRL lasts unless told otherwise: a year, as long as the valid certificates.
+/// A CRL past its nextUpdate makes OpenSSL-based servers refuse every client.
+pub const DEFAULT_CRL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
+
 pub struct GenerateOptions {
     pub crl_base_url: String,
+    /// From now to each CRL's nextUpdate.
+    pub crl_lifetime: std::time::Duration,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
         GenerateOptions {
             crl_base_url: free_crl_base_url(),
+            crl_lifetime: DEFAULT_CRL_LIFETIME,
         }
     }
 }
@@ -158,22 +165,15 @@ pub fn generate(
         let ca = cas
             .get(&a.name)
             .ok_or_else(|| anyhow!("authority {} lost", a.name))?;
-        let crl = CertificateRevocationListParams {
-            this_update: now - Duration::hours(1),
-            // As long as the valid certificates: a CRL past its nextUpdate makes
-            // OpenSSL-based servers refuse every client (`Pki::expiry` warns before).
-            next_update: now + Duration::days(365),
-            crl_number: SerialNumber::from(1u64),
-            issuing_distribution_point: None,
-            revoked_certs: ca.revoked.clone(),
-            key_identifier_method: KeyIdMethod::Sha256,
-        }
-        .signed_by(&ca.issuer)
-        .with_context(|| format!("signing the CRL of {}", a.name))?;
-        let pem = crl.pem()?;
-        write_public(out, &format!("{}.crl.pem", a.name), &pem)?;
-        fs::write(out.join(format!("{}.crl", a.name)), crl.der().as_ref())
-            .with_context(|| format!("writing {}.crl", a.name))?;
+        let pem = write_crl(
+            out,
+            &a.name,
+            &ca.issuer,
+            ca.revoked.clone(),
+            1,
+            now,
+            opts.crl_lifetime,
+        )?;
         if a.issuer.is_none() && a.trusted || is_under_trusted(catalog, &a.name) {
             bundle.push_str(&pem);
         }
@@ -187,6 +187,38 @@ pub fn generate(
     let json = serde_json::to_string_pretty(&manifest)?;
     write_public(out, MANIFEST_FILE, &json)?;
     Ok(manifest)
+}
+
+/// Signs the CRL of authority `name` and writes it as NAME.crl.pem and NAME.crl (DER, as
+/// served); returns the PEM. `Pki::expiry` warns before its nextUpdate passes.
+pub(super) fn write_crl(
+    out: &Path,
+    name: &str,
+    issuer: &Issuer<'_, KeyPair>,
+    revoked: Vec<RevokedCertParams>,
+    number: u64,
+    now: OffsetDateTime,
+    lifetime: std::time::Duration,
+) -> anyhow::Result<String> {
+    let lifetime = Duration::try_from(lifetime)
+        .map_err(|_| anyhow!("CRL lifetime {lifetime:?} is too long"))?;
+    let crl = CertificateRevocationListParams {
+        this_update: now - Duration::hours(1),
+        next_update: now
+            .checked_add(lifetime)
+            .ok_or_else(|| anyhow!("CRL lifetime {lifetime} is too long"))?,
+        crl_number: SerialNumber::from(number),
+        issuing_distribution_point: None,
+        revoked_certs: revoked,
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(issuer)
+    .with_context(|| format!("signing the CRL of {name}"))?;
+    let pem = crl.pem()?;
+    write_public(out, &format!("{name}.crl.pem"), &pem)?;
+    fs::write(out.join(format!("{name}.crl")), crl.der().as_ref())
+        .with_context(|| format!("writing {name}.crl"))?;
+    Ok(pem)
 }
 
 fn is_under_trusted(catalog: &Catalog, name: &str) -> bool {
@@ -430,7 +462,7 @@ fn pem_encode(tag: &str, der: &[u8]) -> String {
     encode_string(tag, LineEnding::LF, der).unwrap_or_default()
 }
 
-fn write_public(dir: &Path, file: &str, text: &str) -> anyhow::Result<()> {
+pub(super) fn write_public(dir: &Path, file: &str, text: &str) -> anyhow::Result<()> {
     let path = dir.join(file);
     fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod generate;
 pub mod publish;
+pub mod refresh;
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,8 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{Catalog, Eku, Role, Tamper, Validity};
-pub use generate::{free_crl_base_url, generate, GenerateOptions};
+pub use generate::{free_crl_base_url, generate, GenerateOptions, DEFAULT_CRL_LIFETIME};
+pub use refresh::refresh;
 
 /// Manifest written beside the PEM files.
 pub const MANIFEST_FILE: &str = "catalog.json";

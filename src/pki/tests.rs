@@ -171,3 +171,142 @@ fn expiry_names_crls_and_certificates_that_ran_out() {
         "{late:?}"
     );
 }
+
+/// Whether a client verifier built from the PKI's roots and CRL bundle lets `name` in.
+fn verifies(pki: &Pki, name: &str) -> Result<(), rustls::Error> {
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    for r in pki.trust_roots().unwrap() {
+        roots.add(r).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .with_crls(pki.crls().unwrap())
+            .build()
+            .unwrap();
+    let (chain, _) = pki.identity(name).unwrap();
+    verifier
+        .verify_client_cert(&chain[0], &chain[1..], rustls_pki_types::UnixTime::now())
+        .map(|_| ())
+}
+
+#[test]
+fn refresh_reissues_the_crls_with_the_same_keys_and_revocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Catalog::parse(catalog::DEFAULT_CATALOG, "certs/catalog.toml").unwrap();
+    let opts = GenerateOptions {
+        crl_lifetime: std::time::Duration::from_secs(10 * 86_400),
+        ..GenerateOptions::default()
+    };
+    generate(&catalog, dir.path(), &opts).unwrap();
+    let pki = Pki::load(dir.path()).unwrap();
+    let now = ::time::OffsetDateTime::now_utc();
+    // A ten-day CRL is what the run's 14-day warning is for.
+    let soon = pki.expiry(now, ::time::Duration::days(14));
+    assert!(
+        soon.expiring.iter().all(|e| e.starts_with("the CRL")),
+        "{soon:?}"
+    );
+    assert_eq!(
+        soon.expiring.len(),
+        pki.manifest.authorities.len(),
+        "{soon:?}"
+    );
+
+    let crl_files = |pki: &Pki| -> Vec<String> {
+        pki.manifest
+            .authorities
+            .iter()
+            .map(|a| a.crl.clone())
+            .chain([pki.manifest.crl_bundle.clone()])
+            .collect()
+    };
+    let snapshot = |skip: &[String]| -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                !skip
+                    .iter()
+                    .any(|s| name == *s || name == s.replace(".crl.pem", ".crl"))
+            })
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect();
+        all.sort();
+        all
+    };
+    let revoked = |pki: &Pki| -> Vec<(String, Vec<Vec<u8>>)> {
+        pki.manifest
+            .authorities
+            .iter()
+            .map(|a| {
+                let der =
+                    rustls_pki_types::CertificateRevocationListDer::from_pem_file(pki.path(&a.crl))
+                        .unwrap();
+                let (_, crl) = x509_parser::parse_x509_crl(der.as_ref()).unwrap();
+                (
+                    a.name.clone(),
+                    crl.iter_revoked_certificates()
+                        .map(|r| r.raw_serial().to_vec())
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let before = snapshot(&crl_files(&pki));
+    let revoked_before = revoked(&pki);
+    assert!(
+        revoked_before.iter().any(|(_, r)| !r.is_empty()),
+        "the catalogue revokes something"
+    );
+    assert!(verifies(&pki, "client-revoked").is_err());
+
+    let done = refresh(dir.path(), std::time::Duration::from_secs(800 * 86_400)).unwrap();
+    assert_eq!(done.len(), pki.manifest.authorities.len());
+    assert!(done.iter().all(|r| r.number == 2), "{done:?}");
+    let pki = Pki::load(dir.path()).unwrap();
+    // Keys, certificates, chains and the manifest are byte for byte what they were.
+    assert_eq!(snapshot(&crl_files(&pki)), before);
+    assert_eq!(revoked(&pki), revoked_before);
+    let e = pki.expiry(
+        now + ::time::Duration::days(700),
+        ::time::Duration::days(14),
+    );
+    assert!(
+        e.expired
+            .iter()
+            .chain(&e.expiring)
+            .all(|x| !x.starts_with("the CRL")),
+        "{e:?}"
+    );
+    for a in &pki.manifest.authorities {
+        let der = rustls_pki_types::CertificateRevocationListDer::from_pem_file(pki.path(&a.crl))
+            .unwrap();
+        let (_, crl) = x509_parser::parse_x509_crl(der.as_ref()).unwrap();
+        let cert = rustls_pki_types::CertificateDer::from_pem_file(pki.path(&a.cert)).unwrap();
+        let (_, cert) = X509Certificate::from_der(cert.as_ref()).unwrap();
+        assert_eq!(crl.issuer().as_raw(), cert.subject().as_raw(), "{}", a.name);
+        assert_eq!(
+            crl.crl_number().map(|n| n.to_string()).as_deref(),
+            Some("2")
+        );
+    }
+    // rustls (webpki) checks the refreshed CRLs' signatures and issuers: the revoked
+    // certificate is still refused and a valid one still let in.
+    assert!(verifies(&pki, "client-5560000001").is_ok());
+    let refused = verifies(&pki, "client-revoked").unwrap_err();
+    assert!(format!("{refused:?}").contains("Revoked"), "{refused:?}");
+}
+
+#[test]
+fn refresh_of_a_folder_without_a_pki_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = refresh(dir.path(), std::time::Duration::from_secs(86_400)).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("catalog.json") && text.contains("provsten pki init"),
+        "{text}"
+    );
+}

@@ -841,3 +841,88 @@ fn a_taken_crl_port_is_exit_2_and_pkis_get_their_own_ports() {
     );
     drop(squatter);
 }
+
+/// Issue 15 item 6: the CRL lifetime is chosen at `pki init`, a run warns 14 days before it
+/// ends naming the fix, and `pki refresh` re-issues the CRLs so the same certificates (and
+/// the revoked one, still refused) work on.
+#[test]
+fn a_short_lived_crl_is_warned_about_and_refresh_renews_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let out = provsten()
+        .args(["pki", "init", "--crl-lifetime", "10d", "--out"])
+        .arg(&pki)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("the CRLs last until") && said.contains("provsten pki refresh --dir"),
+        "{said}"
+    );
+    let cfg = dir.path().join("provsten.toml");
+    write(&cfg, &reference_config(dir.path()));
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--tags",
+        "@req:FMK-2.1-REVOKE",
+    ];
+    let r = run(&dir.path().join("out1"), &args);
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    assert!(
+        r.stderr().contains("warning: in the PKI")
+            && r.stderr().contains("the CRL root.crl.pem ends")
+            && r.stderr().contains("provsten pki refresh --dir"),
+        "{}",
+        r.stderr()
+    );
+    let keys_before = std::fs::read(pki.join("root.key.pem")).unwrap();
+    let out = provsten()
+        .args(["pki", "refresh", "--dir"])
+        .arg(&pki)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("CRL number 2"), "{said}");
+    assert_eq!(
+        std::fs::read(pki.join("root.key.pem")).unwrap(),
+        keys_before
+    );
+    let r = run(&dir.path().join("out2"), &args);
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    assert!(
+        !r.stderr().contains("warning: in the PKI"),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(
+        r.requirement("FMK-2.1-REVOKE")["verdict"],
+        "pass",
+        "{}",
+        r.explain()
+    );
+
+    // A lifetime of nothing is a usage error; a lifetime for a PKI the run does not make
+    // names the command that does the job.
+    let out = provsten()
+        .args(["pki", "refresh", "--crl-lifetime", "0s", "--dir"])
+        .arg(&pki)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = reference_config(dir.path()).replace("[pki]\n", "[pki]\ncrl_lifetime = \"30d\"\n");
+    write(&cfg, &text);
+    let r = run(&dir.path().join("out3"), &args);
+    assert_eq!(r.code(), 2, "{}", r.explain());
+    assert!(
+        r.stderr().contains("pki.crl_lifetime") && r.stderr().contains("provsten pki refresh"),
+        "{}",
+        r.stderr()
+    );
+}
