@@ -643,6 +643,63 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// `pid` and every process below it.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        all.extend(children_of(all[i]));
+        i += 1;
+    }
+    all
+}
+
+/// Socket inodes of TCP listeners (IPv4 and IPv6) in LISTEN state, with their ports.
+fn listeners() -> Vec<(u64, u16)> {
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 9 && f[3] == "0A" {
+                let port = f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
+                if let (Some(port), Ok(inode)) = (port, f[9].parse()) {
+                    found.push((inode, port));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The listening sockets processes `pids` hold open: (inode, port).
+fn listeners_of(pids: &[u32]) -> Vec<(u64, u16)> {
+    let mut inodes = std::collections::BTreeSet::new();
+    for pid in pids {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let link = std::fs::read_link(fd.path()).unwrap_or_default();
+            let link = link.to_string_lossy();
+            if let Some(inode) = link
+                .strip_prefix("socket:[")
+                .and_then(|l| l.strip_suffix(']'))
+                .and_then(|i| i.parse::<u64>().ok())
+            {
+                inodes.insert(inode);
+            }
+        }
+    }
+    listeners()
+        .into_iter()
+        .filter(|(inode, _)| inodes.contains(inode))
+        .collect()
+}
+
 /// Live (not zombie) processes of process group `pg`.
 fn group_members(pg: u32) -> Vec<u32> {
     processes()
@@ -718,6 +775,14 @@ fn signal_mid_scenario_stops_the_iut(
     }
     let iut: Vec<u32> = children_of(child.id());
     assert!(!iut.is_empty(), "the reference IUT is not running");
+    // Everything of the run: provsten, the IUT, the IUT's children, and the listeners they
+    // hold (the IUT's API, the harness's simulated peers, proxy links, the CRL publisher).
+    let run = descendants(child.id());
+    let bound = listeners_of(&run);
+    assert!(
+        bound.len() >= 2,
+        "expected the IUT's and the harness's listeners, found {bound:?}"
+    );
     let status = std::process::Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
@@ -735,6 +800,18 @@ fn signal_mid_scenario_stops_the_iut(
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(exit, Some(code));
+    for pid in &run {
+        assert!(pid_gone(*pid), "process {pid} of the run outlived {signal}");
+    }
+    // By socket, not port: a port another test binds afterwards is not this run's.
+    let left: Vec<(u64, u16)> = listeners()
+        .into_iter()
+        .filter(|l| bound.contains(l))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "listeners of the run outlived {signal}: {left:?}"
+    );
     for pg in iut {
         assert!(
             group_members(pg).is_empty(),
