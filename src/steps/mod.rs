@@ -277,8 +277,9 @@ impl ProvstenWorld {
     }
 }
 
-/// The step vocabulary for `provsten steps`: keyword, pattern, example. A test checks that
-/// every example matches exactly one step definition, so this list cannot drift.
+/// The step vocabulary for `provsten steps`: keyword, pattern, example. Tests check both
+/// ways — every example matches exactly one step definition, and every step definition
+/// (cucumber's inventory) has an example here — so this list cannot drift.
 pub const VOCABULARY: &[(&str, &str, &str)] = &[
     (
         "Given",
@@ -459,6 +460,11 @@ pub const VOCABULARY: &[(&str, &str, &str)] = &[
     ),
     (
         "When",
+        "the router is asked to send N message(s)",
+        "When the router is asked to send 1 message",
+    ),
+    (
+        "When",
         "the router is asked to send N messages, M ms apart",
         "When the router is asked to send 5 messages, 50 ms apart",
     ),
@@ -532,6 +538,66 @@ pub const VOCABULARY: &[(&str, &str, &str)] = &[
         "the exercise meets the router's declared promises",
         "Then the exercise meets the router's declared promises",
     ),
+    (
+        "Given",
+        "the message type \"NAME\" (a declared [[message]])",
+        "Given the message type \"notification\"",
+    ),
+    (
+        "When",
+        "the client sends a message with the defect \"CLASS\" (missing-required-field, wrong-type, unknown-enum-value, pattern-violation, out-of-range, extra-property, malformed-json, truncated-body, invalid-utf8, wrong-content-type, missing-content-type, oversize-body, deep-nesting, duplicate-keys, empty-body)",
+        "When the client sends a message with the defect \"missing-required-field\"",
+    ),
+    (
+        "When",
+        "the client sends N generated invalid messages",
+        "When the client sends 200 generated invalid messages",
+    ),
+    (
+        "When",
+        "the client calls the current|deprecated|unsupported API version",
+        "When the client calls the deprecated API version",
+    ),
+    (
+        "Then",
+        "the message is refused with a declared status",
+        "Then the message is refused with a declared status",
+    ),
+    (
+        "Then",
+        "the refusal leaks no internals",
+        "Then the refusal leaks no internals",
+    ),
+    (
+        "Then",
+        "the message is not among the accepted messages",
+        "Then the message is not among the accepted messages",
+    ),
+    (
+        "Then",
+        "a valid message is accepted right after",
+        "Then a valid message is accepted right after",
+    ),
+    (
+        "Then",
+        "every generated invalid message is refused",
+        "Then every generated invalid message is refused",
+    ),
+    (
+        "Then",
+        "the call succeeds",
+        "Then the call succeeds",
+    ),
+    (
+        "Then",
+        "the answer carries Deprecation and Sunset headers",
+        "Then the answer carries Deprecation and Sunset headers",
+    ),
+    (
+        "Then",
+        "the call is refused with an error naming the version",
+        "Then the call is refused with an error naming the version",
+    ),
 ];
 
 #[cfg(test)]
@@ -564,5 +630,52 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{example}: ambiguous: {e}"));
             assert!(found.is_some(), "no step matches {example:?}");
         }
+    }
+
+    /// The other way round: every step definition has an example in `VOCABULARY`, so
+    /// `provsten steps` lists every step there is.
+    #[test]
+    fn every_step_definition_has_an_example() {
+        use cucumber::codegen::{StepConstructor as _, WorldInventory};
+        let mut defs = Vec::new();
+        let mut add = |kw: &'static str,
+                       (loc, re, _): (
+            cucumber::step::Location,
+            cucumber::codegen::LazyRegex,
+            _,
+        )| {
+            defs.push((kw, format!("{}:{}", loc.path, loc.line), re()));
+        };
+        for s in cucumber::codegen::inventory::iter::<<ProvstenWorld as WorldInventory>::Given> {
+            add("Given", s.inner());
+        }
+        for s in cucumber::codegen::inventory::iter::<<ProvstenWorld as WorldInventory>::When> {
+            add("When", s.inner());
+        }
+        for s in cucumber::codegen::inventory::iter::<<ProvstenWorld as WorldInventory>::Then> {
+            add("Then", s.inner());
+        }
+        assert!(
+            defs.len() > 50,
+            "the step inventory is not seen: {}",
+            defs.len()
+        );
+        let missing: Vec<String> = defs
+            .iter()
+            .filter(|(kw, _, re)| {
+                !VOCABULARY.iter().any(|(k, _, example)| {
+                    k == kw
+                        && example
+                            .strip_prefix(k)
+                            .is_some_and(|t| re.is_match(t.trim()))
+                })
+            })
+            .map(|(kw, at, re)| format!("{kw} /{re}/ ({at})"))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "steps without an example in VOCABULARY:\n{}",
+            missing.join("\n")
+        );
     }
 }
