@@ -421,3 +421,92 @@ fn wrong_types_are_400_and_populate_is_all_or_nothing() {
         "populate left c behind"
     );
 }
+
+/// `GET /metrics` of `provsten proxy`: the whole answer (head and body).
+fn scrape(proxy: &ProxyProcess) -> String {
+    let mut s = TcpStream::connect(proxy.api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The value of series `name{...labels}` whose labels contain `labels`.
+fn series(answer: &str, name: &str, labels: &str) -> u64 {
+    let found: Vec<u64> = answer
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(found.len(), 1, "{name} {labels} in\n{answer}");
+    found[0]
+}
+
+/// The binary serves Prometheus' format on the API port, with Toxiproxy's byte counters
+/// exact for a bulk echo, a counted connection, and an active gauge back at 0 after it.
+#[test]
+fn provsten_proxy_serves_metrics_that_count_every_byte() {
+    let proxy = start_proxy();
+    let upstream = echo_server();
+    let (status, body) = api(
+        &proxy,
+        "POST",
+        "/proxies",
+        &format!(r#"{{"name":"scraped","upstream":"{upstream}"}}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let listen: String = serde_json::from_str::<serde_json::Value>(&body).unwrap()["listen"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let data: Vec<u8> = (0..(3 << 20) + 17).map(|i| (i % 251) as u8).collect();
+    let mut c = TcpStream::connect(&listen).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut w = c.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || w.write_all(&sent).unwrap());
+    let mut got = vec![0u8; data.len()];
+    c.read_exact(&mut got).unwrap();
+    writer.join().unwrap();
+    assert!(got == data, "bytes changed on the way");
+    drop(c);
+
+    let labels = format!(r#"listener="{listen}",proxy="scraped",upstream="{upstream}""#);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let answer = scrape(&proxy);
+        if series(&answer, "toxiproxy_proxy_active_connections", &labels) == 0 {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "still open:\n{answer}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (head, _) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    for name in [
+        "toxiproxy_proxy_received_bytes_total",
+        "toxiproxy_proxy_sent_bytes_total",
+    ] {
+        for direction in ["upstream", "downstream"] {
+            let labels = format!(r#"direction="{direction}",{labels}"#);
+            assert_eq!(
+                series(&answer, name, &labels),
+                data.len() as u64,
+                "{name} {direction}"
+            );
+        }
+    }
+    assert_eq!(
+        series(&answer, "toxiproxy_proxy_connections_total", &labels),
+        1
+    );
+    let (status, body) = api(&proxy, "DELETE", "/metrics", "");
+    assert_eq!(status, 405, "{body}");
+}

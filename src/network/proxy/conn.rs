@@ -12,7 +12,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::link::Chain;
+use super::metrics::OpenGuard;
 use super::pump::{End, Pump};
+use super::Stream;
 
 /// How long dialling the upstream may take before the client is dropped.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
@@ -22,7 +24,8 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 const LINGER: Duration = Duration::from_secs(1);
 
 /// Serves one accepted client until both streams end, a toxic closes or resets the
-/// connection, or the task is aborted (link disabled or deleted).
+/// connection, or the task is aborted (link disabled or deleted). `open` counts it as open
+/// until then, and its streams count their bytes into its counters.
 pub(super) async fn serve(
     client: TcpStream,
     peer: SocketAddr,
@@ -30,11 +33,12 @@ pub(super) async fn serve(
     upstream: Arc<str>,
     chains: [watch::Receiver<Chain>; 2],
     spliced: Arc<AtomicU64>,
+    open: OpenGuard,
 ) {
     let [upstream_chain, downstream_chain] = chains;
     // Toxicity is drawn for each toxic as the connection opens.
-    let up = Pump::new(upstream_chain);
-    let down = Pump::new(downstream_chain);
+    let up = Pump::new(upstream_chain, open.meter(Stream::Upstream));
+    let down = Pump::new(downstream_chain, open.meter(Stream::Downstream));
     let mut server = match tokio::time::timeout(CONNECT_DEADLINE, TcpStream::connect(&*upstream))
         .await
     {

@@ -9,7 +9,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::{conn, lock, LinkInfo, LinkUpdate, ProxyError, Stream, ToxicSpec, ToxicUpdate};
+use super::metrics::Counters;
+use super::{
+    conn, lock, LinkInfo, LinkMetrics, LinkUpdate, ProxyError, Stream, StreamBytes, ToxicSpec,
+    ToxicUpdate,
+};
 use crate::network::toxics::{self, DynToxic};
 
 /// How long binding (name resolution included) may take.
@@ -49,6 +53,13 @@ struct Shown {
     enabled: bool,
 }
 
+/// The counters of the connections accepted under one listen address and upstream.
+struct Series {
+    listener: String,
+    upstream: String,
+    counters: Arc<Counters>,
+}
+
 /// The running accept loop.
 struct Running {
     stop: oneshot::Sender<()>,
@@ -72,6 +83,10 @@ pub(super) struct Link {
     chains: Arc<[watch::Sender<Chain>; 2]>,
     /// Bytes its connections moved with splice(2), never copied.
     spliced: Arc<AtomicU64>,
+    /// Its traffic counters, one set per listen address and upstream it has had, in the
+    /// order it first listened with each. Locked only when it starts listening and when
+    /// the counters are read, never while bytes move.
+    series: Mutex<Vec<Series>>,
 }
 
 impl Link {
@@ -88,6 +103,7 @@ impl Link {
             toxics: Mutex::new([Vec::new(), Vec::new()]),
             chains: Arc::new([chain(), chain()]),
             spliced: Arc::default(),
+            series: Mutex::new(Vec::new()),
         }
     }
 
@@ -97,6 +113,45 @@ impl Link {
 
     pub(super) fn spliced(&self) -> u64 {
         self.spliced.load(Ordering::Relaxed)
+    }
+
+    /// Its traffic counters as they are now.
+    pub(super) fn metrics(&self) -> Vec<LinkMetrics> {
+        let bytes = |count: &dyn Fn(Stream) -> u64| StreamBytes {
+            upstream: count(Stream::Upstream),
+            downstream: count(Stream::Downstream),
+        };
+        lock(&self.series)
+            .iter()
+            .map(|s| LinkMetrics {
+                proxy: self.name.clone(),
+                listener: s.listener.clone(),
+                upstream: s.upstream.clone(),
+                received_bytes: bytes(&|stream| s.counters.received(stream)),
+                sent_bytes: bytes(&|stream| s.counters.sent(stream)),
+                connections_total: s.counters.accepted(),
+                active_connections: s.counters.open(),
+            })
+            .collect()
+    }
+
+    /// The counters of connections accepted on `listener` for `upstream`: the same set
+    /// each time the link listens with both again.
+    fn counters(&self, listener: String, upstream: String) -> Arc<Counters> {
+        let mut series = lock(&self.series);
+        if let Some(s) = series
+            .iter()
+            .find(|s| s.listener == listener && s.upstream == upstream)
+        {
+            return s.counters.clone();
+        }
+        let counters = Arc::new(Counters::default());
+        series.push(Series {
+            listener,
+            upstream,
+            counters: counters.clone(),
+        });
+        counters
     }
 
     pub(super) fn info(&self) -> LinkInfo {
@@ -174,13 +229,17 @@ impl Link {
             shown.listen = bound.to_string();
             shown.enabled = true;
         }
+        let counters = self.counters(bound.to_string(), upstream.clone());
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(accept_loop(
             self.name.as_str().into(),
             listener,
             upstream.into(),
             self.chains.clone(),
-            self.spliced.clone(),
+            Traffic {
+                spliced: self.spliced.clone(),
+                counters,
+            },
             stopped,
         ));
         tracing::info!(link = %self.name, listen = %bound, "link listening");
@@ -285,6 +344,14 @@ async fn bind(link: &str, listen: &str) -> Result<TcpListener, ProxyError> {
     }
 }
 
+/// Where an accept loop's connections count their traffic.
+struct Traffic {
+    /// The link's bytes moved by splice(2).
+    spliced: Arc<AtomicU64>,
+    /// The counters of its listen address and upstream.
+    counters: Arc<Counters>,
+}
+
 /// Accepts until told to stop (or the link is dropped), then closes the listener and
 /// every connection (aborting a connection's task drops, so closes, both its sockets).
 async fn accept_loop(
@@ -292,7 +359,7 @@ async fn accept_loop(
     listener: TcpListener,
     upstream: Arc<str>,
     chains: Arc<[watch::Sender<Chain>; 2]>,
-    spliced: Arc<AtomicU64>,
+    traffic: Traffic,
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut connections = JoinSet::new();
@@ -303,13 +370,16 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
                     let watch = [chains[0].subscribe(), chains[1].subscribe()];
+                    // Counted open from here until the task ends or is aborted.
+                    let open = traffic.counters.accept();
                     connections.spawn(conn::serve(
                         client,
                         peer,
                         link.clone(),
                         upstream.clone(),
                         watch,
-                        spliced.clone(),
+                        traffic.spliced.clone(),
+                        open,
                     ));
                 }
                 Err(e) => {

@@ -19,7 +19,7 @@
 //!
 //! The public interface is [`ProxyServer`] with its records ([`LinkConfig`],
 //! [`LinkUpdate`], [`LinkInfo`], [`ToxicSpec`], [`ToxicUpdate`], [`Stream`]) and
-//! [`ProxyError`]; their JSON is Toxiproxy's.
+//! [`ProxyError`]; their JSON is Toxiproxy's. [`LinkMetrics`] are its traffic counters.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 mod conn;
 mod link;
+mod metrics;
 mod pump;
 mod splice;
 #[cfg(test)]
@@ -150,6 +151,49 @@ pub struct ToxicUpdate {
     pub attributes: Option<serde_json::Value>,
     /// New toxicity.
     pub toxicity: Option<f32>,
+}
+
+/// A count for each stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamBytes {
+    /// Client → server.
+    pub upstream: u64,
+    /// Server → client.
+    pub downstream: u64,
+}
+
+impl StreamBytes {
+    /// The count of `stream`.
+    pub fn get(&self, stream: Stream) -> u64 {
+        match stream {
+            Stream::Upstream => self.upstream,
+            Stream::Downstream => self.downstream,
+        }
+    }
+}
+
+/// The traffic of a link's connections accepted while it listened on `listener` and
+/// forwarded to `upstream` (a link has one of these per listen address and upstream it has
+/// had, as Toxiproxy labels its series; none before it first listens). Toxiproxy's
+/// `received` is what the proxy read from a stream's source and `sent` what it wrote into
+/// its destination: they differ by what toxics still hold or dropped (`limit_data`, a
+/// closed connection), not by what bytes were relayed without copying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkMetrics {
+    /// The link's name (Toxiproxy's proxy name).
+    pub proxy: String,
+    /// The address it listened on (port 0 resolved).
+    pub listener: String,
+    /// Where it forwarded to.
+    pub upstream: String,
+    /// Bytes read from the client (upstream) and from the server (downstream).
+    pub received_bytes: StreamBytes,
+    /// Bytes written to the server (upstream) and to the client (downstream).
+    pub sent_bytes: StreamBytes,
+    /// Connections accepted (also those whose upstream could not be reached).
+    pub connections_total: u64,
+    /// Connections accepted and not closed yet.
+    pub active_connections: u64,
 }
 
 /// Why a proxy operation failed; `Display` is Toxiproxy's message with the details after
@@ -298,6 +342,13 @@ impl ProxyServer {
     /// Bytes link `name`'s connections moved with splice(2), without copying them.
     pub fn spliced_bytes(&self, name: &str) -> Result<u64, ProxyError> {
         Ok(self.link(name)?.spliced())
+    }
+
+    /// The traffic counters of every link, sorted by name, each link's in the order it
+    /// first listened on each address and upstream.
+    pub fn metrics(&self) -> Vec<LinkMetrics> {
+        let links: Vec<Arc<Link>> = lock(&self.links).values().cloned().collect();
+        links.iter().flat_map(|l| l.metrics()).collect()
     }
 
     /// Changes link `name` as Toxiproxy does: a new listen address or upstream stops the

@@ -15,6 +15,11 @@
 //! toxic list. A change re-plans at once, which is what makes every wait interruptible and
 //! lets a removed toxic release what it held. Reads and writes here are single calls, which Tokio makes cancel-safe, so losing
 //! a race never loses bytes.
+//!
+//! Whatever the path, the pump counts each read from the source (or splice into the pipe)
+//! as received and each write (or splice out of the pipe) as sent, once, on its
+//! [`Meter`]: bytes the pipe hands to the toxics were received already, and are sent when
+//! the toxics let them go.
 
 use std::collections::VecDeque;
 use std::io;
@@ -30,6 +35,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant, Sleep};
 
 use super::link::{Chain, ToxicEntry};
+use super::metrics::Meter;
 use super::splice::{self, Pipe};
 use crate::network::toxics::{DynState, Piece, Verdict};
 
@@ -128,6 +134,8 @@ pub(crate) struct Pump {
     /// The pipe of a hot stream that splices; dropped (its two descriptors closed) when
     /// the stream goes quiet.
     pipe: Option<Pipe>,
+    /// Where it counts the bytes it reads and writes.
+    meter: Meter,
 }
 
 /// A stream carrying bulk data.
@@ -144,8 +152,9 @@ fn draw(toxicity: f32) -> bool {
 }
 
 impl Pump {
-    /// A pump for a connection opening now: each toxic's toxicity is drawn here.
-    pub(crate) fn new(chain: watch::Receiver<Chain>) -> Pump {
+    /// A pump for a connection opening now, counting on `meter`: each toxic's toxicity is
+    /// drawn here.
+    pub(crate) fn new(chain: watch::Receiver<Chain>, meter: Meter) -> Pump {
         let mut pump = Pump {
             chain,
             active: Vec::new(),
@@ -157,6 +166,7 @@ impl Pump {
             hot: None,
             splice: false,
             pipe: None,
+            meter,
         };
         pump.reconcile();
         pump
@@ -328,6 +338,7 @@ impl Pump {
                     Err(e) => return Some(End::from_error(&e)),
                 },
             };
+            self.meter.received(n);
             self.read_done(n, spare);
             let read_at = Instant::now();
             let mut off = 0;
@@ -346,7 +357,10 @@ impl Pump {
                     },
                     written = dst.write(&self.buf[off..n]) => match written {
                         Ok(0) => return Some(End::Close),
-                        Ok(k) => off += k,
+                        Ok(k) => {
+                            self.meter.sent(k);
+                            off += k;
+                        }
                         Err(e) => return Some(End::from_error(&e)),
                     },
                 }
@@ -404,7 +418,8 @@ impl Pump {
                     let _ = dst.shutdown().await;
                     break Some(End::Eof);
                 }
-                Ok(_) => {
+                Ok(n) => {
+                    self.meter.received(n);
                     if let Some(hot) = self.hot.as_mut() {
                         hot.read = true;
                     }
@@ -443,6 +458,7 @@ impl Pump {
                 match pipe.flush(dst.as_ref()) {
                     Ok(0) => break 'relay Some(End::Close),
                     Ok(n) => {
+                        self.meter.sent(n);
                         spliced.fetch_add(n as u64, Ordering::Relaxed);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -497,6 +513,7 @@ impl Pump {
                 (Err(e), _) => Some(End::from_error(&e)),
                 (Ok(Some(0)), _) => Some(End::Close),
                 (Ok(Some(k)), _) => {
+                    self.meter.sent(k);
                     self.wrote(k);
                     None
                 }
@@ -510,6 +527,7 @@ impl Pump {
             },
             read = src.read_buf(&mut self.buf), if can_read => match read {
                 Ok(n) => {
+                    self.meter.received(n);
                     self.read_done(n, spare);
                     let data = self.buf.split().freeze();
                     self.push(data, Instant::now(), n == 0);
@@ -650,7 +668,7 @@ mod tests {
             .map(|(kind, attrs)| entry(toxic(kind, Stream::Downstream, attrs.clone())))
             .collect();
         let (tx, rx) = watch::channel(Arc::new(chain));
-        (tx, Pump::new(rx))
+        (tx, Pump::new(rx, Meter::default()))
     }
 
     #[test]
@@ -660,7 +678,7 @@ mod tests {
         let mut never = toxic("latency", Stream::Downstream, json!({"latency": 100}));
         never.toxicity = 0.0;
         let (tx, rx) = watch::channel(Arc::new(vec![entry(never)]));
-        let pump = Pump::new(rx);
+        let pump = Pump::new(rx, Meter::default());
         assert!(pump.is_plain(), "toxicity 0 is a no-op");
         drop(tx);
     }

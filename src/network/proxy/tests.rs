@@ -662,3 +662,97 @@ fn random_write_patterns_and_toxic_changes_keep_every_byte_in_order() {
         "no pattern reached the splice path"
     );
 }
+
+/// `metrics()` once link `name`'s series number `i` has no open connection.
+async fn settled(proxy: &ProxyServer, name: &str, i: usize) -> LinkMetrics {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let series: Vec<LinkMetrics> = proxy
+            .metrics()
+            .into_iter()
+            .filter(|m| m.proxy == name)
+            .collect();
+        let m = series.get(i).cloned().expect("the series");
+        if m.active_connections == 0 {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "still open: {m:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A connection counts as open until its link closes it (disable), and into the series of
+/// the address it was accepted on: a new listen address starts a new series, the old one
+/// stays as it was, and enabling again on the same address and upstream continues it.
+#[tokio::test]
+async fn metrics_keep_a_series_per_listen_address_and_count_closed_connections() {
+    let (proxy, addr) = echo_link("series").await;
+    let mut c = within(TcpStream::connect(addr)).await.expect("connect");
+    rtt(&mut c).await;
+    let [m] = proxy.metrics().try_into().expect("one series");
+    assert_eq!(
+        (
+            m.listener.as_str(),
+            m.connections_total,
+            m.active_connections
+        ),
+        (addr.to_string().as_str(), 1, 1)
+    );
+    assert_eq!(
+        m.received_bytes,
+        StreamBytes {
+            upstream: 4,
+            downstream: 4
+        }
+    );
+    assert_eq!(m.sent_bytes, m.received_bytes);
+    let off = LinkUpdate {
+        enabled: Some(false),
+        ..LinkUpdate::default()
+    };
+    within(proxy.update("series", off)).await.expect("disable");
+    let m = settled(&proxy, "series", 0).await;
+    assert_eq!(m.connections_total, 1);
+    let on = LinkUpdate {
+        enabled: Some(true),
+        ..LinkUpdate::default()
+    };
+    within(proxy.update("series", on)).await.expect("enable");
+    let mut c = within(TcpStream::connect(addr)).await.expect("connect");
+    rtt(&mut c).await;
+    drop(c);
+    let m = settled(&proxy, "series", 0).await;
+    assert_eq!(
+        m.connections_total, 2,
+        "the same series after enabling again"
+    );
+    assert_eq!(
+        m.sent_bytes,
+        StreamBytes {
+            upstream: 8,
+            downstream: 8
+        }
+    );
+
+    let moved = LinkUpdate {
+        listen: Some("127.0.0.1:0".into()),
+        ..LinkUpdate::default()
+    };
+    let info = within(proxy.update("series", moved)).await.expect("rebind");
+    let mut c = within(TcpStream::connect(info.listen.as_str()))
+        .await
+        .expect("connect");
+    rtt(&mut c).await;
+    drop(c);
+    let new = settled(&proxy, "series", 1).await;
+    assert_eq!(new.listener, info.listen);
+    assert_eq!((new.connections_total, new.sent_bytes.upstream), (1, 4));
+    assert_eq!(
+        settled(&proxy, "series", 0).await,
+        m,
+        "the old series stays"
+    );
+
+    within(proxy.delete("series")).await.expect("delete");
+    assert!(proxy.metrics().is_empty(), "a deleted link's series go");
+}

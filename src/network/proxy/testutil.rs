@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::link::ToxicEntry;
+use super::metrics::Meter;
 use super::pump::{End, Pump};
 use super::{LinkConfig, ProxyServer, Stream, ToxicSpec};
 use crate::network::toxics;
@@ -87,7 +88,9 @@ pub(crate) async fn pump_through<W: AsyncWrite + Unpin>(
 ) -> End {
     let (_keep, chain) = watch::channel(Arc::new(vec![entry(spec)]));
     let mut src = data;
-    Pump::new(chain).run(&mut src, &mut dst).await
+    Pump::new(chain, Meter::default())
+        .run(&mut src, &mut dst)
+        .await
 }
 
 /// Prints a measurement (seen with `--nocapture`): the time and its ratio to the
