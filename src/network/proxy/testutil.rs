@@ -109,10 +109,3 @@ pub(crate) fn assert_between(got: Duration, lo: Duration, hi: Duration) {
         "took {got:?}, expected at least {lo:?} and less than {hi:?}"
     );
 }
-
-/// `|got - want| <= delta` (Toxiproxy's `AssertDeltaTime`).
-pub(crate) fn assert_delta(got: Duration, want: Duration, delta: Duration) {
-    report(got, want);
-    let diff = got.abs_diff(want);
-    assert!(diff <= delta, "took {got:?}, expected {want:?} ± {delta:?}");
-}

@@ -181,11 +181,13 @@ mod tests {
         });
         let mut got = vec![0u8; 2000];
         within(r.read_exact(&mut got)).await.expect("read");
-        // The last chunk is written at ≈190 ms and arrives 200 ms later.
+        // The last chunk is written at ≈190 ms and arrives 200 ms later. The upper bound
+        // leaves room for a loaded machine (other tests run beside this one) and is still
+        // far below the 4 s an accumulating latency would take.
         assert_between(
             clock.elapsed(),
             Duration::from_millis(390),
-            Duration::from_millis(600),
+            Duration::from_millis(1000),
         );
         drop(within(writer).await);
     }
