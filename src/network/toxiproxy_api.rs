@@ -517,7 +517,7 @@ mod metrics_tests {
     use tokio::net::TcpStream;
 
     use super::*;
-    use crate::network::proxy::testutil::{echo_server, toxic, within};
+    use crate::network::proxy::testutil::{echo_server, round_trip, toxic, within};
 
     /// One series' line of the exposition, its label values unescaped.
     #[derive(Debug, Clone)]
@@ -761,23 +761,6 @@ mod metrics_tests {
         }
     }
 
-    /// Writes `data`, half-closes, and reads the echo to its end (while writing).
-    async fn echo_through(addr: SocketAddr, data: Vec<u8>) -> Vec<u8> {
-        let socket = within(TcpStream::connect(addr)).await.expect("connect");
-        let (mut r, mut w) = socket.into_split();
-        let writer = tokio::spawn(async move {
-            w.write_all(&data).await.expect("write");
-            w.shutdown().await.expect("shutdown");
-        });
-        let mut got = Vec::new();
-        tokio::time::timeout(Duration::from_secs(30), r.read_to_end(&mut got))
-            .await
-            .expect("the echo within 30 s")
-            .expect("read");
-        within(writer).await.expect("writer");
-        got
-    }
-
     fn random(len: usize) -> Vec<u8> {
         let mut data = vec![0u8; len];
         rand::thread_rng().fill_bytes(&mut data);
@@ -841,7 +824,7 @@ mod metrics_tests {
 
         // The splice path: a bulk transfer.
         let data = random(2 << 20);
-        assert!(echo_through(addr, data.clone()).await == data);
+        assert!(round_trip(addr, data.clone()).await == data);
         let after_splice = idle(api, "counted").await;
         assert_eq!(
             after_splice.since(after_copy),
@@ -869,7 +852,7 @@ mod metrics_tests {
                 .expect("add toxic");
         }
         let data = random((256 << 10) + 12_345);
-        assert!(echo_through(addr, data.clone()).await == data);
+        assert!(round_trip(addr, data.clone()).await == data);
         let after_toxics = idle(api, "counted").await;
         assert_eq!(
             after_toxics.since(after_splice),

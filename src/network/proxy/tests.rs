@@ -7,23 +7,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::testutil::{assert_between, echo_link, echo_server, toxic, within};
+use super::testutil::{assert_between, echo_link, echo_server, round_trip, toxic, within};
 use super::*;
-
-/// Writes `data` and reads the echo back while writing.
-async fn round_trip(addr: std::net::SocketAddr, data: Vec<u8>) -> Vec<u8> {
-    let socket = within(TcpStream::connect(addr)).await.expect("connect");
-    let (mut r, mut w) = socket.into_split();
-    let writer = tokio::spawn(async move {
-        w.write_all(&data).await.expect("write");
-        // Half-close: the echo server sees the end of stream and closes its side.
-        w.shutdown().await.expect("shutdown");
-    });
-    let mut got = Vec::new();
-    within(r.read_to_end(&mut got)).await.expect("read to end");
-    within(writer).await.expect("writer");
-    got
-}
 
 async fn rtt(c: &mut TcpStream) -> Duration {
     let clock = Instant::now();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -108,4 +108,22 @@ pub(crate) fn assert_between(got: Duration, lo: Duration, hi: Duration) {
         got >= lo && got < hi,
         "took {got:?}, expected at least {lo:?} and less than {hi:?}"
     );
+}
+
+/// Writes `data`, half-closes (the echo server sees the end and closes its side), and reads
+/// the echo to its end while writing; 30 s for a bulk transfer on a busy machine.
+pub(crate) async fn round_trip(addr: SocketAddr, data: Vec<u8>) -> Vec<u8> {
+    let socket = within(TcpStream::connect(addr)).await.expect("connect");
+    let (mut r, mut w) = socket.into_split();
+    let writer = tokio::spawn(async move {
+        w.write_all(&data).await.expect("write");
+        w.shutdown().await.expect("shutdown");
+    });
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), r.read_to_end(&mut got))
+        .await
+        .expect("the echo within 30 s")
+        .expect("read");
+    within(writer).await.expect("writer");
+    got
 }
