@@ -9,7 +9,7 @@
 //! other, within one run: machines are shared and noisy.
 //!
 //! With `PROVSTEN_BENCH_REPORT=full` (or `quick`) in the environment this binary runs the
-//! whole-path report instead ([`provsten::network::bench::run`]: throughput, request and
+//! whole-path report instead ([`provsten::bench::proxy::run`]: throughput, request and
 //! connection rates, CPU per GB, memory per idle connection, HAProxy when installed) and
 //! prints its table, then its JSON if `PROVSTEN_BENCH_JSON` names a file to write.
 
@@ -21,7 +21,7 @@ use criterion::{Criterion, Throughput};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 
-use provsten::network::bench::{self, BenchOptions, Fixture, ACK_EVERY};
+use provsten::bench::proxy::{self as bench, BenchOptions, Fixture, ACK_EVERY};
 
 /// How long any one batch of iterations may take before the benchmark gives up.
 const DEADLINE: Duration = Duration::from_secs(120);

@@ -102,7 +102,7 @@ Feature: Resend policies
 
   @role:sender @req:FMK-2.6.3-RESEND @serial
   Scenario: a message queued before the sender crashes is delivered after its restart
-    Given a simulated receiver that answers 503 to every attempt during the first 1000 ms
+    Given a simulated receiver that answers 503 to every attempt during the first 500 ms
     When the IUT sends a message to the simulated receiver
     And the IUT is killed and restarted after its first attempt
     Then the message is accepted exactly once

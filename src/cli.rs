@@ -64,7 +64,7 @@ pub enum Command {
     Requirements {
         /// Only this profile: all, ebevis, fullmakt, sdk, continuity.
         #[arg(long, default_value = "all")]
-        profile: String,
+        profile: crate::requirements::Profile,
     },
     /// List the reference IUT's seeded defects: NAME<TAB>REQ-IDS<TAB>description.
     Defects,
@@ -128,6 +128,9 @@ pub enum BenchCommand {
         /// The IUT's outbox directory (default: a temporary one).
         #[arg(long)]
         outbox: Option<PathBuf>,
+        /// The reference IUT's --retention: how long delivered records stay in its memory.
+        #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+        retention: std::time::Duration,
         /// Also write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -196,7 +199,7 @@ pub struct RunArgs {
         env = "PROVSTEN_PROFILE",
         help_heading = "Selection"
     )]
-    pub profile: String,
+    pub profile: crate::requirements::Profile,
     /// Tag expression selecting scenarios, e.g. "@req:EB-MTLS-1 and not @role:client".
     #[arg(long, value_name = "EXPR", help_heading = "Selection")]
     pub tags: Option<String>,
@@ -221,8 +224,9 @@ pub struct RunArgs {
     /// was tested and passed (a requirement left `not-tested` makes the run non-compliant).
     #[arg(long, help_heading = "Selection")]
     pub complete: bool,
-    /// Scenarios run at the same time (at least 1).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..), help_heading = "Execution")]
+    /// Scenarios run at the same time (at least 1). Most of a scenario is waiting on the
+    /// IUT and on declared windows, and router scenarios wait here for a free lane.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..), help_heading = "Execution")]
     pub concurrency: u16,
     /// No live progress lines.
     #[arg(long, short, help_heading = "Output")]
@@ -344,6 +348,11 @@ pub struct ReferenceArgs {
     /// in order. Needs --resend-policy.
     #[arg(long = "route", value_name = "NAME=URL")]
     pub routes: Vec<crate::reference::RouteSpec>,
+    /// How long a delivered routed message's record and each audit entry stay in memory:
+    /// a router delivers millions. The outbox journal keeps them on disk; a message
+    /// queued again with a forgotten id is taken as new.
+    #[arg(long, value_name = "DUR", default_value = "10m", value_parser = parse_duration)]
+    pub retention: std::time::Duration,
     /// Deadline of one attempt on one route: connect, TLS, request and answer.
     #[arg(long, value_name = "DUR", default_value = "300ms", value_parser = parse_duration)]
     pub route_timeout: std::time::Duration,

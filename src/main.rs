@@ -55,6 +55,7 @@ fn main() -> ExitCode {
     }
 }
 
+/// One function per command: each resolves its arguments, then does its work.
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => run(args).await,
@@ -68,213 +69,247 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     crl_url,
                     crl_lifetime,
                 },
-        } => {
-            let catalog = load_catalog(catalog.as_deref())?;
-            let m = pki::generate(
-                &catalog,
-                &out,
-                &pki::GenerateOptions {
-                    crl_base_url: crl_url.unwrap_or_else(pki::free_crl_base_url),
-                    crl_lifetime,
-                },
-            )?;
-            println!(
-                "generated {} authorities and {} certificates in {}",
-                m.authorities.len(),
-                m.certificates.len(),
-                out.display()
-            );
-            for c in &m.certificates {
-                println!("  {:<26} {}", c.name, c.description);
-            }
-            println!(
-                "described in {}; private keys are mode 0600 — never commit them",
-                out.join(pki::MANIFEST_FILE).display()
-            );
-            println!(
-                "CRLs are published at {} while `provsten run` runs (and are in crl-bundle.pem)",
-                m.crl_base_url
-            );
-            let until = time::OffsetDateTime::now_utc() + crl_lifetime;
-            println!(
-                "the CRLs last until {} (`provsten pki refresh --dir {}` re-issues them; a run warns 14 days before)",
-                until
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-                out.display()
-            );
-            Ok(exit::COMPLIANT)
-        }
+        } => pki_init(&out, catalog.as_deref(), crl_url, crl_lifetime),
         Command::Pki {
             command: PkiCommand::Refresh { dir, crl_lifetime },
-        } => {
-            use time::format_description::well_known::Rfc3339;
-            let done = pki::refresh(&dir, crl_lifetime)?;
-            for r in &done {
-                println!(
-                    "  {:<14} CRL number {}, {} revoked, next update {}",
-                    r.authority,
-                    r.number,
-                    r.revoked,
-                    r.next_update.format(&Rfc3339).unwrap_or_default()
-                );
-            }
-            println!(
-                "re-issued {} CRLs in {} (keys and certificates unchanged); reload the IUT's CRL file",
-                done.len(),
-                dir.display()
-            );
-            Ok(exit::COMPLIANT)
-        }
-        Command::ReferenceIut(a) => {
-            let policy = a
-                .resend_policy
-                .as_deref()
-                .map(reference::load_policy)
-                .transpose()?;
-            reference::run(
-                reference::ReferenceOptions {
-                    pki_dir: a.pki,
-                    api: a.api,
-                    admin: a.admin,
-                    allowlist: a.allowlist,
-                    trusted_proxies: a.trusted_proxies,
-                    server_cert: a.server_cert,
-                    registered_orgs: a.orgs,
-                    defects: reference::defects::Defects::new(a.defects),
-                },
-                reference::SenderOptions {
-                    outbox: a.outbox,
-                    policy,
-                    client_cert: a.client_cert,
-                    router: reference::RouterOptions {
-                        routes: a.routes,
-                        route_timeout: a.route_timeout,
-                        failback_probe: a.failback_probe,
-                    },
-                },
-            )
-            .await?;
-            Ok(exit::COMPLIANT)
-        }
-        Command::Requirements { profile } => {
-            requirements::check_profile(&profile)?;
-            let all = requirements::catalogue()?;
-            let mut text = String::new();
-            for r in requirements::in_profile(&all, &profile) {
-                let t = if r.testable { "" } else { "  [not testable]" };
-                text.push_str(&format!("{:<20} {:<11} {}{t}\n", r.id, r.profile, r.title));
-            }
-            print_listing(&text)
-        }
-        Command::Defects => {
-            let mut text = String::new();
-            for d in reference::defects::Defect::ALL {
-                text.push_str(&format!(
-                    "{}\t{}\t{}\n",
-                    d.name(),
-                    d.breaks().join(","),
-                    d.description()
-                ));
-            }
-            print_listing(&text)
-        }
+        } => pki_refresh(&dir, crl_lifetime),
+        Command::ReferenceIut(a) => reference_iut(a).await,
+        Command::Requirements { profile } => list_requirements(profile),
+        Command::Defects => list_defects(),
         Command::Proxy { api, config } => proxy(api, config).await,
-        Command::Bench { command } => match command {
-            provsten::cli::BenchCommand::Proxy { quick, json } => {
-                use provsten::network::bench::{run, BenchOptions};
-                let opts = if quick {
-                    BenchOptions::quick()
-                } else {
-                    BenchOptions::default()
-                };
-                eprintln!("provsten bench proxy: direct, provsten, provsten + 0 ms latency, haproxy (if installed)…");
-                // Ctrl-C cancels the run, so the benchmark's HAProxy child is dropped and killed.
-                let report = tokio::select! {
-                    r = run(&opts) => r?,
-                    _ = reference::shutdown_signal() => {
-                        eprintln!("provsten: interrupted");
-                        return Ok(exit::INTERRUPTED);
-                    }
-                };
-                print!("{}", report.table());
-                if let Some(p) = json {
-                    std::fs::write(&p, serde_json::to_string_pretty(&report)?)
-                        .with_context(|| format!("writing {}", p.display()))?;
-                }
-                Ok(exit::COMPLIANT)
-            }
-            provsten::cli::BenchCommand::Router {
+        Command::Bench { command } => bench(command).await,
+        Command::Keygen { prefix } => keygen(&prefix),
+        Command::Report { command } => report_command(command),
+        Command::Steps => list_steps(),
+    }
+}
+
+fn pki_init(
+    out: &std::path::Path,
+    catalog: Option<&std::path::Path>,
+    crl_url: Option<String>,
+    crl_lifetime: std::time::Duration,
+) -> anyhow::Result<u8> {
+    let catalog = load_catalog(catalog)?;
+    let m = pki::generate(
+        &catalog,
+        out,
+        &pki::GenerateOptions {
+            crl_base_url: crl_url.unwrap_or_else(pki::free_crl_base_url),
+            crl_lifetime,
+        },
+    )?;
+    println!(
+        "generated {} authorities and {} certificates in {}",
+        m.authorities.len(),
+        m.certificates.len(),
+        out.display()
+    );
+    for c in &m.certificates {
+        println!("  {:<26} {}", c.name, c.description);
+    }
+    println!(
+        "described in {}; private keys are mode 0600 — never commit them",
+        out.join(pki::MANIFEST_FILE).display()
+    );
+    println!(
+        "CRLs are published at {} while `provsten run` runs (and are in crl-bundle.pem)",
+        m.crl_base_url
+    );
+    let until = time::OffsetDateTime::now_utc() + crl_lifetime;
+    println!(
+        "the CRLs last until {} (`provsten pki refresh --dir {}` re-issues them; a run warns 14 days before)",
+        until
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        out.display()
+    );
+    Ok(exit::COMPLIANT)
+}
+
+fn pki_refresh(dir: &std::path::Path, crl_lifetime: std::time::Duration) -> anyhow::Result<u8> {
+    use time::format_description::well_known::Rfc3339;
+    let done = pki::refresh(dir, crl_lifetime)?;
+    for r in &done {
+        println!(
+            "  {:<14} CRL number {}, {} revoked, next update {}",
+            r.authority,
+            r.number,
+            r.revoked,
+            r.next_update.format(&Rfc3339).unwrap_or_default()
+        );
+    }
+    println!(
+        "re-issued {} CRLs in {} (keys and certificates unchanged); reload the IUT's CRL file",
+        done.len(),
+        dir.display()
+    );
+    Ok(exit::COMPLIANT)
+}
+
+async fn reference_iut(a: provsten::cli::ReferenceArgs) -> anyhow::Result<u8> {
+    let policy = a
+        .resend_policy
+        .as_deref()
+        .map(reference::load_policy)
+        .transpose()?;
+    reference::run(
+        reference::ReferenceOptions {
+            pki_dir: a.pki,
+            api: a.api,
+            admin: a.admin,
+            allowlist: a.allowlist,
+            trusted_proxies: a.trusted_proxies,
+            server_cert: a.server_cert,
+            registered_orgs: a.orgs,
+            defects: reference::defects::Defects::new(a.defects),
+        },
+        reference::SenderOptions {
+            outbox: a.outbox,
+            policy,
+            client_cert: a.client_cert,
+            router: reference::RouterOptions {
+                routes: a.routes,
+                route_timeout: a.route_timeout,
+                failback_probe: a.failback_probe,
+            },
+            retention: Some(a.retention),
+        },
+    )
+    .await?;
+    Ok(exit::COMPLIANT)
+}
+
+fn list_requirements(profile: requirements::Profile) -> anyhow::Result<u8> {
+    let all = requirements::catalogue()?;
+    let mut text = String::new();
+    for r in requirements::in_profile(&all, profile) {
+        let t = if r.testable { "" } else { "  [not testable]" };
+        text.push_str(&format!("{:<20} {:<11} {}{t}\n", r.id, r.profile, r.title));
+    }
+    print_listing(&text)
+}
+
+fn list_defects() -> anyhow::Result<u8> {
+    let mut text = String::new();
+    for d in reference::defects::Defect::ALL {
+        text.push_str(&format!(
+            "{}\t{}\t{}\n",
+            d.name(),
+            d.breaks().join(","),
+            d.description()
+        ));
+    }
+    print_listing(&text)
+}
+
+async fn bench(command: provsten::cli::BenchCommand) -> anyhow::Result<u8> {
+    match command {
+        provsten::cli::BenchCommand::Proxy { quick, json } => {
+            use provsten::bench::proxy::{run, BenchOptions};
+            let opts = if quick {
+                BenchOptions::quick()
+            } else {
+                BenchOptions::default()
+            };
+            eprintln!("provsten bench proxy: direct, provsten, provsten + 0 ms latency, haproxy (if installed)…");
+            // Ctrl-C cancels the run, so the benchmark's HAProxy child is dropped and killed.
+            let Some(report) = interruptible(run(&opts)).await? else {
+                return Ok(exit::INTERRUPTED);
+            };
+            print!("{}", report.table());
+            write_json(json.as_deref(), &report)?;
+            Ok(exit::COMPLIANT)
+        }
+        provsten::cli::BenchCommand::Router {
+            messages,
+            rate,
+            batch,
+            outbox,
+            retention,
+            json,
+        } => {
+            use provsten::bench::router::{run, RouterBenchOptions};
+            let opts = RouterBenchOptions {
                 messages,
                 rate,
                 batch,
                 outbox,
-                json,
-            } => {
-                use provsten::bench::router::{run, RouterBenchOptions};
-                let opts = RouterBenchOptions {
-                    messages,
-                    rate,
-                    batch,
-                    outbox,
-                    ..RouterBenchOptions::default()
-                };
-                eprintln!("provsten bench router: {messages} messages at {rate:.0}/s through the reference IUT's router, the primary down for the middle 30 % of the send time…");
-                // Ctrl-C drops the run, and with it the reference IUT child.
-                let b = tokio::select! {
-                    r = run(&opts) => r?,
-                    _ = reference::shutdown_signal() => {
-                        eprintln!("provsten: interrupted");
-                        return Ok(exit::INTERRUPTED);
-                    }
-                };
-                print!("{}", b.table());
-                if let Some(p) = json {
-                    std::fs::write(&p, serde_json::to_string_pretty(&b)?)
-                        .with_context(|| format!("writing {}", p.display()))?;
-                }
-                // The goal is zero unaccounted; repeats after a cut connection are the
-                // at-least-once the reference declares, reported as figures.
-                Ok(if b.unaccounted == 0 {
-                    exit::COMPLIANT
-                } else {
-                    exit::NON_COMPLIANT
-                })
-            }
-            provsten::cli::BenchCommand::Schema { messages, json } => {
-                eprintln!("provsten bench schema: {messages} valid and {messages} invalid notifications, then a shrink run…");
-                let b = provsten::bench::schema::run(messages).await?;
-                print!("{}", b.table());
-                if let Some(p) = json {
-                    std::fs::write(&p, serde_json::to_string_pretty(&b)?)
-                        .with_context(|| format!("writing {}", p.display()))?;
-                }
-                Ok(exit::COMPLIANT)
-            }
-        },
-        Command::Keygen { prefix } => {
-            let (key, public) = provsten::report::sign::keygen(&prefix)?;
-            println!(
-                "private key: {} (mode 0600; never commit it)",
-                key.display()
-            );
-            println!(
-                "public key:  {} (give it to whoever verifies your reports)",
-                public.display()
-            );
+                retention,
+                ..RouterBenchOptions::default()
+            };
+            eprintln!("provsten bench router: {messages} messages at {rate:.0}/s through the reference IUT's router, the primary down for the middle 30 % of the send time…");
+            // Ctrl-C drops the run, and with it the reference IUT child.
+            let Some(b) = interruptible(run(&opts)).await? else {
+                return Ok(exit::INTERRUPTED);
+            };
+            print!("{}", b.table());
+            write_json(json.as_deref(), &b)?;
+            // The goal is zero unaccounted; repeats after a cut connection are the
+            // at-least-once the reference declares, reported as figures.
+            Ok(if b.unaccounted == 0 {
+                exit::COMPLIANT
+            } else {
+                exit::NON_COMPLIANT
+            })
+        }
+        provsten::cli::BenchCommand::Schema { messages, json } => {
+            eprintln!("provsten bench schema: {messages} valid and {messages} invalid notifications, then a shrink run…");
+            let b = provsten::bench::schema::run(messages).await?;
+            print!("{}", b.table());
+            write_json(json.as_deref(), &b)?;
             Ok(exit::COMPLIANT)
         }
-        Command::Report { command } => report_command(command),
-        Command::Steps => {
-            let mut text = String::from(
-                "Steps for your own .feature files (run them with `provsten run --features DIR`).\nTag every scenario with @req:ID (`provsten requirements`) and @role:ROLE.\n\n",
-            );
-            for (kw, pattern, example) in steps::VOCABULARY {
-                text.push_str(&format!("{kw:<5} {pattern}\n      e.g. {example}\n"));
-            }
-            print_listing(&text)
+    }
+}
+
+/// Runs a benchmark until it ends or Ctrl-C/SIGTERM comes (None): dropping it drops the
+/// children it started (HAProxy, the reference IUT), which are killed on drop.
+async fn interruptible<T>(
+    bench: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<Option<T>> {
+    tokio::select! {
+        r = bench => r.map(Some),
+        _ = reference::shutdown_signal() => {
+            eprintln!("provsten: interrupted");
+            Ok(None)
         }
     }
+}
+
+/// `--json FILE`: the figures as JSON too.
+fn write_json(
+    path: Option<&std::path::Path>,
+    figures: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    if let Some(p) = path {
+        std::fs::write(p, serde_json::to_string_pretty(figures)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn keygen(prefix: &std::path::Path) -> anyhow::Result<u8> {
+    let (key, public) = provsten::report::sign::keygen(prefix)?;
+    println!(
+        "private key: {} (mode 0600; never commit it)",
+        key.display()
+    );
+    println!(
+        "public key:  {} (give it to whoever verifies your reports)",
+        public.display()
+    );
+    Ok(exit::COMPLIANT)
+}
+
+fn list_steps() -> anyhow::Result<u8> {
+    let mut text = String::from(
+        "Steps for your own .feature files (run them with `provsten run --features DIR`).\nTag every scenario with @req:ID (`provsten requirements`) and @role:ROLE.\n\n",
+    );
+    for (kw, pattern, example) in steps::VOCABULARY {
+        text.push_str(&format!("{kw:<5} {pattern}\n      e.g. {example}\n"));
+    }
+    print_listing(&text)
 }
 
 /// Prints a listing to stdout. A reader that stops early (`provsten steps | head -1`)
@@ -292,7 +327,7 @@ fn print_listing(text: &str) -> anyhow::Result<u8> {
 async fn run(a: RunArgs) -> anyhow::Result<u8> {
     let plan = RunPlan {
         config: a.config.clone(),
-        profile: a.profile.clone(),
+        profile: a.profile,
         tags: a.tags.clone(),
         defects: a.defects.clone(),
         out: a.out.clone(),
@@ -340,7 +375,7 @@ async fn exercise(a: ExerciseArgs) -> anyhow::Result<u8> {
     let plan = RunPlan {
         config: a.config.clone(),
         // The continuity requirements only: an exercise checks nothing else.
-        profile: "continuity".into(),
+        profile: provsten::requirements::Profile::Continuity,
         tags: None,
         defects: a.defects.clone(),
         out: a.out.clone(),

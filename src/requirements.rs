@@ -12,13 +12,75 @@ use crate::report::model::{
 
 pub const CATALOGUE: &str = include_str!("../features/requirements.toml");
 
-pub const PROFILES: &[&str] = &["all", "ebevis", "fullmakt", "sdk", "continuity"];
+/// A requirement profile: the requirements of one source system, or `all`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    All,
+    Ebevis,
+    Fullmakt,
+    Sdk,
+    Continuity,
+}
+
+impl Profile {
+    /// Every profile, `all` first.
+    pub const EVERY: [Profile; 5] = [
+        Profile::All,
+        Profile::Ebevis,
+        Profile::Fullmakt,
+        Profile::Sdk,
+        Profile::Continuity,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::All => "all",
+            Profile::Ebevis => "ebevis",
+            Profile::Fullmakt => "fullmakt",
+            Profile::Sdk => "sdk",
+            Profile::Continuity => "continuity",
+        }
+    }
+
+    /// Whether a requirement of profile `p` belongs to this one.
+    pub fn includes(self, p: Profile) -> bool {
+        self == Profile::All || self == p
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// `--profile NAME`, checked at the edge: an unknown name suggests the closest one.
+impl std::str::FromStr for Profile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Profile, String> {
+        if let Some(p) = Profile::EVERY.into_iter().find(|p| p.name() == s) {
+            return Ok(p);
+        }
+        let names = Profile::EVERY.map(Profile::name);
+        let hint = crate::reference::defects::closest(s, names.iter().copied())
+            .map(|c| format!("did you mean {c:?}? "))
+            .unwrap_or_default();
+        Err(format!(
+            "unknown profile {s:?} ({hint}known: {})",
+            names.join(", ")
+        ))
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Requirement {
     pub id: String,
-    pub profile: String,
+    pub profile: Profile,
     pub title: String,
     pub source: String,
     #[serde(default = "yes")]
@@ -38,35 +100,18 @@ struct File {
 pub fn catalogue() -> anyhow::Result<Vec<Requirement>> {
     let f: File = toml::from_str(CATALOGUE).context("features/requirements.toml")?;
     for r in &f.requirement {
-        if !PROFILES.contains(&r.profile.as_str()) || r.profile == "all" {
+        if r.profile == Profile::All {
             bail!(
-                "features/requirements.toml: {} has unknown profile {:?}",
-                r.id,
-                r.profile
+                "features/requirements.toml: {} has the profile \"all\"; name its source system's",
+                r.id
             );
         }
     }
     Ok(f.requirement)
 }
 
-/// Checks a `--profile` value, suggesting the closest known one.
-pub fn check_profile(profile: &str) -> anyhow::Result<()> {
-    if PROFILES.contains(&profile) {
-        return Ok(());
-    }
-    let hint = crate::reference::defects::closest(profile, PROFILES.iter().copied())
-        .map(|c| format!("did you mean {c:?}? "))
-        .unwrap_or_default();
-    bail!(
-        "unknown profile {profile:?} ({hint}known: {})",
-        PROFILES.join(", ")
-    )
-}
-
-pub fn in_profile<'a>(all: &'a [Requirement], profile: &str) -> Vec<&'a Requirement> {
-    all.iter()
-        .filter(|r| profile == "all" || r.profile == profile)
-        .collect()
+pub fn in_profile(all: &[Requirement], profile: Profile) -> Vec<&Requirement> {
+    all.iter().filter(|r| profile.includes(r.profile)).collect()
 }
 
 /// Why requirements without a selected scenario were left out of this run: requirement ID
@@ -79,7 +124,7 @@ pub type Unselected = BTreeMap<String, String>;
 /// harness can observe.
 pub fn verdicts(
     all: &[Requirement],
-    profile: &str,
+    profile: Profile,
     scenarios: &[ScenarioResult],
     unselected: &Unselected,
 ) -> Vec<RequirementResult> {
@@ -112,7 +157,7 @@ pub fn verdicts(
                 id: req.id.clone(),
                 title: req.title.clone(),
                 source: req.source.clone(),
-                profile: req.profile.clone(),
+                profile: req.profile.to_string(),
                 verdict,
                 reason,
                 scenarios: scs.iter().map(|s| s.key.clone()).collect(),
@@ -211,7 +256,7 @@ mod tests {
             sc("a:3", "EB-TLS-1", ScenarioStatus::Passed),
             sc("a:4", "EB-AUTH-1", ScenarioStatus::NotApplicable),
         ];
-        let v = verdicts(&c, "ebevis", &scs, &Unselected::new());
+        let v = verdicts(&c, Profile::Ebevis, &scs, &Unselected::new());
         let get = |id: &str| v.iter().find(|r| r.id == id).unwrap().verdict;
         assert_eq!(get("EB-MTLS-1"), Verdict::Fail);
         assert_eq!(get("EB-TLS-1"), Verdict::Pass);
@@ -233,7 +278,7 @@ mod tests {
             "not selected by --tags @x".to_string(),
         )]
         .into();
-        let v = verdicts(&c, "ebevis", &[ip, role], &unselected);
+        let v = verdicts(&c, Profile::Ebevis, &[ip, role], &unselected);
         let get = |id: &str| v.iter().find(|r| r.id == id).unwrap();
         assert_eq!(get("EB-IP-2").verdict, Verdict::NotTested);
         assert_eq!(
@@ -257,7 +302,7 @@ mod tests {
         let c = catalogue().unwrap();
         let v = verdicts(
             &c,
-            "ebevis",
+            Profile::Ebevis,
             &[sc("a:1", "EB-TLS-1", ScenarioStatus::Passed)],
             &Unselected::new(),
         );
@@ -279,13 +324,13 @@ mod tests {
             sc("a:1", "EB-TLS-1", ScenarioStatus::Failed),
             sc("a:2", "EB-MTLS-1", ScenarioStatus::Error),
         ];
-        let v = verdicts(&c, "ebevis", &scs, &Unselected::new());
+        let v = verdicts(&c, Profile::Ebevis, &scs, &Unselected::new());
         assert_eq!(run_verdict(&v, false), RunVerdict::Error);
     }
 
     #[test]
     fn unknown_profile_suggests_one() {
-        let e = check_profile("ebevs").unwrap_err().to_string();
+        let e = "ebevs".parse::<Profile>().unwrap_err();
         assert!(e.contains("did you mean \"ebevis\""), "{e}");
     }
 }

@@ -5,7 +5,6 @@
 mod it {
     pub mod cli;
     pub mod curl;
-    pub mod defects;
     pub mod exercise;
     pub mod fastapi;
     pub mod haproxy;

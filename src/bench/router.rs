@@ -29,6 +29,10 @@ use tokio_rustls::TlsAcceptor;
 use crate::network::proxy::{LinkConfig, LinkUpdate, ProxyServer};
 use crate::pki::{generate, Catalog, GenerateOptions, Pki};
 
+/// The retention `bench router` gives the reference IUT: its memory then holds about this
+/// many seconds of deliveries, whatever the day's volume.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub struct RouterBenchOptions {
     pub messages: u64,
@@ -40,6 +44,8 @@ pub struct RouterBenchOptions {
     pub stall: Duration,
     /// Where the IUT's outbox lives (default: a temporary directory).
     pub outbox: Option<PathBuf>,
+    /// The reference IUT's `--retention`: how long delivered records stay in its memory.
+    pub retention: Duration,
 }
 
 impl Default for RouterBenchOptions {
@@ -50,6 +56,7 @@ impl Default for RouterBenchOptions {
             batch: 500,
             stall: Duration::from_secs(60),
             outbox: None,
+            retention: DEFAULT_RETENTION,
         }
     }
 }
@@ -75,6 +82,8 @@ pub struct RouterBench {
     pub harness_peak_rss_mib: f64,
     pub iut_cpu_s: f64,
     pub iut_peak_rss_mib: f64,
+    /// The reference IUT's resident set (MiB) against messages delivered, every 5 s.
+    pub iut_rss_by_delivered: Vec<(u64, f64)>,
     /// Wall time ÷ the 10-minute goal.
     pub goal_ratio: f64,
 }
@@ -88,7 +97,8 @@ impl RouterBench {
              per route:           {}\n\
              outage:              primary down {}–{} ms; first fallback delivery after {}\n\
              harness:             {:.1} CPU-s, peak RSS {:.0} MiB\n\
-             reference IUT:       {:.1} CPU-s, peak RSS {:.0} MiB\n",
+             reference IUT:       {:.1} CPU-s, peak RSS {:.0} MiB\n\
+             IUT RSS by delivered: {}\n",
             self.messages,
             self.offered_rate_per_s,
             self.wall_s,
@@ -106,6 +116,12 @@ impl RouterBench {
             self.harness_peak_rss_mib,
             self.iut_cpu_s,
             self.iut_peak_rss_mib,
+            self.iut_rss_by_delivered
+                .iter()
+                .step_by(self.iut_rss_by_delivered.len().div_ceil(8).max(1))
+                .map(|(d, r)| format!("{d}: {r:.0} MiB"))
+                .collect::<Vec<_>>()
+                .join(", "),
         )
     }
 }
@@ -205,11 +221,16 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// `VmHWM` (peak resident set) of /proc/PID/status, MiB.
 fn peak_rss_mib(pid: &str) -> f64 {
+    status_mib(pid, "VmHWM:")
+}
+
+/// A `kB` field of /proc/PID/status (`VmRSS:`, `VmHWM:`), MiB.
+fn status_mib(pid: &str, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.split_whitespace().next())
                 .and_then(|v| v.parse::<f64>().ok())
         })
@@ -348,7 +369,9 @@ async fn run_in(opts: &RouterBenchOptions, tmp: &Path) -> anyhow::Result<RouterB
         .arg("--resend-policy")
         .arg(&policy_file)
         .args(["--client-cert", "client-5560000001"])
-        .args(["--route-timeout", "300ms", "--failback-probe", "100ms"]);
+        .args(["--route-timeout", "300ms", "--failback-probe", "100ms"])
+        .arg("--retention")
+        .arg(humantime::format_duration(opts.retention).to_string());
     for r in &route_args {
         cmd.args(["--route", r]);
     }
@@ -402,6 +425,12 @@ async fn run_in(opts: &RouterBenchOptions, tmp: &Path) -> anyhow::Result<RouterB
     };
     let mut sent = 0usize;
     let mut next_progress = start + Duration::from_secs(5);
+    let mut rss_by_delivered = Vec::new();
+    let sample = |into: &mut Vec<(u64, f64)>| {
+        let rss = status_mib(&pid, "VmRSS:");
+        into.push((delivered(&counters), rss));
+        rss
+    };
     while sent < n {
         let due = start + Duration::from_secs_f64(sent as f64 / opts.rate);
         tokio::time::sleep_until(due.into()).await;
@@ -432,8 +461,9 @@ async fn run_in(opts: &RouterBenchOptions, tmp: &Path) -> anyhow::Result<RouterB
         sent = upto;
         if Instant::now() >= next_progress {
             next_progress += Duration::from_secs(5);
+            let rss = sample(&mut rss_by_delivered);
             eprintln!(
-                "[bench router] {:.0} s  sent {sent}  delivered primary {} fallback-1 {}",
+                "[bench router] {:.0} s  sent {sent}  delivered primary {} fallback-1 {}  IUT RSS {rss:.0} MiB",
                 start.elapsed().as_secs_f64(),
                 counters[0].total.load(Ordering::Relaxed),
                 counters[1].total.load(Ordering::Relaxed)
@@ -458,8 +488,9 @@ async fn run_in(opts: &RouterBenchOptions, tmp: &Path) -> anyhow::Result<RouterB
         }
         if Instant::now() >= next_progress {
             next_progress += Duration::from_secs(5);
+            let rss = sample(&mut rss_by_delivered);
             eprintln!(
-                "[bench router] {:.0} s  all sent, delivered primary {} fallback-1 {}",
+                "[bench router] {:.0} s  all sent, delivered primary {} fallback-1 {}  IUT RSS {rss:.0} MiB",
                 start.elapsed().as_secs_f64(),
                 counters[0].total.load(Ordering::Relaxed),
                 counters[1].total.load(Ordering::Relaxed)
@@ -503,6 +534,7 @@ async fn run_in(opts: &RouterBenchOptions, tmp: &Path) -> anyhow::Result<RouterB
         harness_peak_rss_mib: peak_rss_mib("self"),
         iut_cpu_s: iut_cpu,
         iut_peak_rss_mib: iut_rss,
+        iut_rss_by_delivered: rss_by_delivered,
         goal_ratio: wall.as_secs_f64() / 600.0,
     })
 }

@@ -3,7 +3,6 @@
 //! the file and line.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,41 +37,7 @@ impl Role {
     }
 }
 
-/// A duration written as humantime text ("5s", "250ms").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = HumanDuration;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as \"5s\" or \"250ms\"")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<HumanDuration, E> {
-                humantime::parse_duration(s)
-                    .map(HumanDuration)
-                    .map_err(|_| {
-                        E::custom(format!(
-                            "{s:?} is not a duration (hint: write \"{s}s\" or \"{s}ms\")"
-                        ))
-                    })
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!(
-                    "{n} is not a duration (hint: write \"{n}s\", with a unit, in quotes)"
-                )))
-            }
-            fn visit_f64<E: de::Error>(self, n: f64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!(
-                    "{n} is not a duration (hint: write \"{n}s\", with a unit, in quotes)"
-                )))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+pub use crate::shared::duration::HumanDuration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,7 +61,7 @@ pub struct IutConfig {
     pub observe: ObserveSection,
     /// The declared resend policy (roles `sender` and `router`; FMK-2.6.3-RESEND).
     #[serde(default)]
-    pub resend: Option<super::resend_policy::ResendSection>,
+    pub resend: Option<crate::shared::resend_policy::ResendSection>,
     /// Role `sender`: how the harness makes the IUT send a message.
     #[serde(default)]
     pub sender: Option<SenderSection>,
@@ -144,6 +109,15 @@ pub struct RouterSection {
     /// How long the harness waits for a message's first delivery when no fault is active.
     #[serde(default = "ten_seconds")]
     pub first_delivery_timeout: HumanDuration,
+    /// Independent copies of the router, each with its own routes and trigger, so router
+    /// scenarios run side by side (default 1: they take turns). `{lane}` (1, 2, …) in the
+    /// trigger and in every route's `listen` tells the lanes apart.
+    #[serde(default = "one_lane")]
+    pub lanes: u16,
+}
+
+fn one_lane() -> u16 {
+    1
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -744,6 +718,22 @@ fn check_router(cfg: &IutConfig, source: &ConfigSource) -> anyhow::Result<()> {
             r.receiver_path
         );
     }
+    if r.lanes == 0 {
+        bail!("{name}: router.lanes is 0 (hint: 1, or as many independent copies of the router as the IUT runs)");
+    }
+    if r.lanes > 1 {
+        let trigger = r
+            .trigger
+            .url
+            .iter()
+            .chain(r.trigger.command.iter().flatten());
+        if !trigger.into_iter().any(|t| t.contains("{lane}")) {
+            bail!("{name}: router.lanes = {} but router.trigger has no {{lane}}: every lane would be asked through the same router (hint: url = \"http://127.0.0.1:{{port:admin}}/admin/send?lane={{lane}}\")", r.lanes);
+        }
+        if let Some(route) = r.routes.iter().find(|x| !x.listen.contains("{lane}")) {
+            bail!("{name}: router.lanes = {} but the route {:?} listens at {:?} without {{lane}}: every lane would share its address (hint: listen = \"127.0.0.1:{{port:route-{{lane}}-{}}}\")", r.lanes, route.name, route.listen, route.name);
+        }
+    }
     if r.failover_time.0.is_zero() {
         bail!("{name}: router.failover_time is 0 (hint: the time from a route failing to the first delivery through the next, e.g. \"2s\")");
     }
@@ -949,10 +939,20 @@ mod tests {
         let e = bad("delivery = \"at-least-once\"", "delivery = \"twice\"");
         assert!(e.contains("exactly-once"), "{e}");
         let e = bad(
-            "    { name = \"fallback-1\", listen = \"127.0.0.1:{port:route-fallback-1}\" },\n",
+            "    { name = \"fallback-1\", listen = \"127.0.0.1:{port:route-{lane}-fallback-1}\" },\n",
             "",
         );
         assert!(e.contains("at least one fallback"), "{e}");
+        assert_eq!(r.lanes, 5);
+        let e = bad("lanes = 5", "lanes = 0");
+        assert!(e.contains("router.lanes is 0"), "{e}");
+        let e = bad("/admin/send?lane={lane}", "/admin/send");
+        assert!(e.contains("router.trigger has no {lane}"), "{e}");
+        let e = bad("{port:route-{lane}-primary}", "{port:route-primary}");
+        assert!(
+            e.contains("the route \"primary\" listens at") && e.contains("without {lane}"),
+            "{e}"
+        );
         let e = bad("{ name = \"fallback-1\"", "{ name = \"primary\"");
         assert!(e.contains("used twice"), "{e}");
         let e = bad("{ name = \"fallback-1\"", "{ name = \"fall back\"");

@@ -5,7 +5,6 @@ pub mod allowlist;
 pub mod config;
 pub mod observe;
 pub mod process;
-pub mod resend_policy;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -46,11 +45,11 @@ pub struct Iut {
     pub accepted_url: Option<String>,
     pub versions: Option<config::VersionsSection>,
     /// The declared resend policy, resolved.
-    pub resend: Option<resend_policy::ResendPolicy>,
+    pub resend: Option<crate::shared::resend_policy::ResendPolicy>,
     /// Role `sender`: how to make the IUT send.
     pub sender: Option<SenderContext>,
-    /// Role `router`: routes, promises and how to make it route.
-    pub router: Option<RouterContext>,
+    /// Role `router`, one context per lane (lane 1 first); empty without `[router]`.
+    pub routers: Vec<RouterContext>,
     pub receive: Option<config::ReceiveSection>,
     /// Role `server`: changes and iteration over a time window, paths expanded.
     pub iteration: Option<config::IterationSection>,
@@ -140,9 +139,11 @@ pub struct SenderContext {
     pub work_dir: PathBuf,
 }
 
-/// Role `router`, expanded for this run.
+/// Role `router`, one lane of it, expanded for this run.
 #[derive(Debug, Clone)]
 pub struct RouterContext {
+    /// Which copy of the router (from 1; `[router] lanes`).
+    pub lane: u16,
     pub message: String,
     pub trigger: Trigger,
     pub receiver_path: String,
@@ -466,59 +467,13 @@ impl Iut {
         // CI uploads report folders: no private key may land there.
         let mut private_pki = None;
         if cfg.pki.generate {
-            let crl_base_url = match &cfg.pki.crl_base_url {
-                Some(u) => ph.expand(u, "pki.crl_base_url", &source)?,
-                None => pki::free_crl_base_url(),
-            };
-            let private = tempfile::Builder::new()
-                .prefix("provsten-pki-")
-                .tempdir()
-                .context("creating a private folder for the run's PKI")?;
-            let catalog = Catalog::parse(pki::catalog::DEFAULT_CATALOG, "certs/catalog.toml")?;
-            let crl_lifetime = cfg
-                .pki
-                .crl_lifetime
-                .as_ref()
-                .map_or(pki::DEFAULT_CRL_LIFETIME, |d| d.0);
-            let opts = GenerateOptions {
-                crl_base_url,
-                crl_lifetime,
-            };
-            pki::generate(&catalog, private.path(), &opts)
-                .with_context(|| format!("generating the PKI into {}", private.path().display()))?;
-            pki::publish::copy_public(private.path(), &pki_dir)?;
+            let private = generate_private_pki(&cfg.pki, &mut ph, &source, &pki_dir)?;
             pki_dir = private.path().to_path_buf();
             ph.pki = pki_dir.clone();
             private_pki = Some(private);
         }
         let pki = Pki::load(&pki_dir)?;
-        let expiry = pki.expiry(time::OffsetDateTime::now_utc(), time::Duration::days(14));
-        // Only CRLs ran out: re-signing them keeps every key and certificate the IUT has.
-        let fix = |items: &[String]| {
-            if items.iter().all(|e| e.starts_with("the CRL")) {
-                format!(
-                    "re-issue its CRLs with `provsten pki refresh --dir {}` and reload the IUT",
-                    pki_dir.display()
-                )
-            } else {
-                format!("regenerate it with `provsten pki init --out {}` and give the IUT the new files", pki_dir.display())
-            }
-        };
-        if !expiry.expired.is_empty() {
-            return Err(setup_error(format!(
-                "the PKI in {} has run out: {} — an IUT using it refuses valid clients, which would be blamed on the IUT (hint: {})",
-                pki_dir.display(),
-                expiry.expired.join("; "),
-                fix(&expiry.expired)
-            )));
-        }
-        for e in &expiry.expiring {
-            eprintln!(
-                "provsten: warning: in the PKI {}: {e} ({} before then)",
-                pki_dir.display(),
-                fix(std::slice::from_ref(e))
-            );
-        }
+        check_expiry(&pki, &pki_dir)?;
         let names: Vec<&str> = pki
             .manifest
             .certificates
@@ -544,80 +499,7 @@ impl Iut {
         let ip = match &cfg.ip_filter {
             None => None,
             Some(f) => {
-                let nets = |list: &[String]| -> anyhow::Result<Vec<ipnet::IpNet>> {
-                    list.iter()
-                        .map(|r| crate::network::addr::parse_net(r).map_err(|e| anyhow!(e)))
-                        .collect()
-                };
-                let mut url_target =
-                    |url: &Option<String>, key: &str| -> anyhow::Result<Option<String>> {
-                        url.as_ref().map(|u| ph.expand(u, key, &source)).transpose()
-                    };
-                let v6 = url_target(&f.ipv6_base_url, "ip_filter.ipv6_base_url")?;
-                let ds = url_target(&f.dual_stack_base_url, "ip_filter.dual_stack_base_url")?;
-                let to_target = |addr| Target {
-                    addr,
-                    server_name: api.server_name.clone(),
-                };
-                let ipv6_target = match v6 {
-                    Some(u) => Some(to_target(resolve_base_url(&u, &source).await?)),
-                    None => None,
-                };
-                let dual_stack_target = match ds {
-                    Some(u) => Some(to_target(resolve_base_url(&u, &source).await?)),
-                    None => None,
-                };
-                let allowlist = match &f.allowlist_file {
-                    None => None,
-                    Some(file) => {
-                        let file = config_dir.join(ph.expand(
-                            file,
-                            "ip_filter.allowlist_file",
-                            &source,
-                        )?);
-                        let reload = match &f.reload {
-                            None => None,
-                            Some(r) => match (&r.command, &r.url) {
-                                (Some(argv), _) => {
-                                    let mut expanded = Vec::new();
-                                    for (i, a) in argv.iter().enumerate() {
-                                        expanded.push(ph.expand(
-                                            a,
-                                            &format!("ip_filter.reload.command[{i}]"),
-                                            &source,
-                                        )?);
-                                    }
-                                    Some(Reload::Command {
-                                        argv: expanded,
-                                        workdir: config_dir.clone(),
-                                    })
-                                }
-                                (None, Some(u)) => Some(Reload::Url(ph.expand(
-                                    u,
-                                    "ip_filter.reload.url",
-                                    &source,
-                                )?)),
-                                (None, None) => None,
-                            },
-                        };
-                        Some(AllowlistControl {
-                            file,
-                            reload,
-                            timeout: f.reload_timeout.0,
-                        })
-                    }
-                };
-                let registered = nets(&f.registered_ranges)?;
-                if let Some(a) = &allowlist {
-                    a.write(&registered)?;
-                }
-                Some(IpFilterContext {
-                    registered,
-                    trusted_proxies: nets(&f.trusted_proxies)?,
-                    ipv6_target,
-                    dual_stack_target,
-                    allowlist,
-                })
+                Some(ip_filter_context(f, &api.server_name, &mut ph, &source, &config_dir).await?)
             }
         };
 
@@ -666,41 +548,12 @@ impl Iut {
                 })
             }
         };
-        let router = match &cfg.router {
-            None => None,
-            Some(r) => {
-                let trigger = expand_trigger(&r.trigger, "router", &mut ph, &source, &config_dir)?;
-                let mut routes = Vec::new();
-                for (i, route) in r.routes.iter().enumerate() {
-                    let key = format!("router.routes[{i}].listen");
-                    let listen = ph.expand(&route.listen, &key, &source)?;
-                    let listen = listen.parse().map_err(|e| {
-                        SetupError(format!(
-                            "{}: {key} {listen:?} is not host:port ({e}; hint: \"127.0.0.1:{{port:route-{}}}\")",
-                            source.name(),
-                            route.name
-                        ))
-                    })?;
-                    routes.push(Route {
-                        name: route.name.clone(),
-                        listen,
-                    });
-                }
-                Some(RouterContext {
-                    message: r.message.clone(),
-                    trigger,
-                    receiver_path: r.receiver_path.clone(),
-                    client_cert: r.client_cert.clone(),
-                    routes,
-                    failover_time: r.failover_time.0,
-                    failback: r.failback,
-                    delivery: r.delivery,
-                    tolerance: r.tolerance.0,
-                    first_delivery_timeout: r.first_delivery_timeout.0,
-                    work_dir: out.join("messages"),
-                })
+        let mut routers = Vec::new();
+        if let Some(r) = &cfg.router {
+            for lane in 1..=r.lanes {
+                routers.push(router_lane(r, lane, &mut ph, &source, &config_dir, &out)?);
             }
-        };
+        }
         let observe_url = |ph: &mut Placeholders, u: &Option<String>, key: &str| {
             u.as_ref().map(|u| ph.expand(u, key, &source)).transpose()
         };
@@ -801,7 +654,7 @@ impl Iut {
             versions: cfg.versions.clone(),
             resend,
             sender,
-            router,
+            routers,
             receive: cfg.receive.clone(),
             iteration,
             undeliverable_url,
@@ -1002,6 +855,203 @@ fn expand_trigger(
             source.name()
         ))),
     }
+}
+
+/// A fresh PKI from the shipped catalogue, in a private folder (0700, removed when the
+/// returned handle drops); only its public half is copied to `public_dir`.
+fn generate_private_pki(
+    section: &config::PkiSection,
+    ph: &mut Placeholders,
+    source: &ConfigSource,
+    public_dir: &Path,
+) -> anyhow::Result<tempfile::TempDir> {
+    let crl_base_url = match &section.crl_base_url {
+        Some(u) => ph.expand(u, "pki.crl_base_url", source)?,
+        None => pki::free_crl_base_url(),
+    };
+    let private = tempfile::Builder::new()
+        .prefix("provsten-pki-")
+        .tempdir()
+        .context("creating a private folder for the run's PKI")?;
+    let catalog = Catalog::parse(pki::catalog::DEFAULT_CATALOG, "certs/catalog.toml")?;
+    let crl_lifetime = section
+        .crl_lifetime
+        .as_ref()
+        .map_or(pki::DEFAULT_CRL_LIFETIME, |d| d.0);
+    let opts = GenerateOptions {
+        crl_base_url,
+        crl_lifetime,
+    };
+    pki::generate(&catalog, private.path(), &opts)
+        .with_context(|| format!("generating the PKI into {}", private.path().display()))?;
+    pki::publish::copy_public(private.path(), public_dir)?;
+    Ok(private)
+}
+
+/// A PKI that has run out is a setup error (an IUT using it refuses valid clients, and
+/// that would be blamed on the IUT); one running out within 14 days is a warning.
+fn check_expiry(pki: &Pki, pki_dir: &Path) -> anyhow::Result<()> {
+    let expiry = pki.expiry(time::OffsetDateTime::now_utc(), time::Duration::days(14));
+    // Only CRLs ran out: re-signing them keeps every key and certificate the IUT has.
+    let fix = |items: &[String]| {
+        if items.iter().all(|e| e.starts_with("the CRL")) {
+            format!(
+                "re-issue its CRLs with `provsten pki refresh --dir {}` and reload the IUT",
+                pki_dir.display()
+            )
+        } else {
+            format!(
+                "regenerate it with `provsten pki init --out {}` and give the IUT the new files",
+                pki_dir.display()
+            )
+        }
+    };
+    if !expiry.expired.is_empty() {
+        return Err(setup_error(format!(
+            "the PKI in {} has run out: {} — an IUT using it refuses valid clients, which would be blamed on the IUT (hint: {})",
+            pki_dir.display(),
+            expiry.expired.join("; "),
+            fix(&expiry.expired)
+        )));
+    }
+    for e in &expiry.expiring {
+        eprintln!(
+            "provsten: warning: in the PKI {}: {e} ({} before then)",
+            pki_dir.display(),
+            fix(std::slice::from_ref(e))
+        );
+    }
+    Ok(())
+}
+
+/// `[ip_filter]` resolved: the registered ranges (written to the IUT's allowlist file, if
+/// it has one), the IPv6 and dual-stack targets, and how the list is reloaded.
+async fn ip_filter_context(
+    f: &config::IpFilterSection,
+    server_name: &str,
+    ph: &mut Placeholders,
+    source: &ConfigSource,
+    config_dir: &Path,
+) -> anyhow::Result<IpFilterContext> {
+    let nets = |list: &[String]| -> anyhow::Result<Vec<ipnet::IpNet>> {
+        list.iter()
+            .map(|r| crate::network::addr::parse_net(r).map_err(|e| anyhow!(e)))
+            .collect()
+    };
+    let mut url_target = |url: &Option<String>, key: &str| -> anyhow::Result<Option<String>> {
+        url.as_ref().map(|u| ph.expand(u, key, source)).transpose()
+    };
+    let v6 = url_target(&f.ipv6_base_url, "ip_filter.ipv6_base_url")?;
+    let ds = url_target(&f.dual_stack_base_url, "ip_filter.dual_stack_base_url")?;
+    let to_target = |addr| Target {
+        addr,
+        server_name: server_name.to_string(),
+    };
+    let ipv6_target = match v6 {
+        Some(u) => Some(to_target(resolve_base_url(&u, source).await?)),
+        None => None,
+    };
+    let dual_stack_target = match ds {
+        Some(u) => Some(to_target(resolve_base_url(&u, source).await?)),
+        None => None,
+    };
+    let allowlist = match &f.allowlist_file {
+        None => None,
+        Some(file) => {
+            let file = config_dir.join(ph.expand(file, "ip_filter.allowlist_file", source)?);
+            let reload = match &f.reload {
+                None => None,
+                Some(r) => match (&r.command, &r.url) {
+                    (Some(argv), _) => {
+                        let mut expanded = Vec::new();
+                        for (i, a) in argv.iter().enumerate() {
+                            expanded.push(ph.expand(
+                                a,
+                                &format!("ip_filter.reload.command[{i}]"),
+                                source,
+                            )?);
+                        }
+                        Some(Reload::Command {
+                            argv: expanded,
+                            workdir: config_dir.to_path_buf(),
+                        })
+                    }
+                    (None, Some(u)) => {
+                        Some(Reload::Url(ph.expand(u, "ip_filter.reload.url", source)?))
+                    }
+                    (None, None) => None,
+                },
+            };
+            Some(AllowlistControl {
+                file,
+                reload,
+                timeout: f.reload_timeout.0,
+            })
+        }
+    };
+    let registered = nets(&f.registered_ranges)?;
+    if let Some(a) = &allowlist {
+        a.write(&registered)?;
+    }
+    Ok(IpFilterContext {
+        registered,
+        trusted_proxies: nets(&f.trusted_proxies)?,
+        ipv6_target,
+        dual_stack_target,
+        allowlist,
+    })
+}
+
+/// Router lane `lane` of `[router]`: `{lane}` filled in, then the run's placeholders.
+fn router_lane(
+    r: &config::RouterSection,
+    lane: u16,
+    ph: &mut Placeholders,
+    source: &ConfigSource,
+    config_dir: &Path,
+    out: &Path,
+) -> anyhow::Result<RouterContext> {
+    let n = lane.to_string();
+    let fill = |t: &str| t.replace("{lane}", &n);
+    let trigger = config::TriggerSection {
+        command: r
+            .trigger
+            .command
+            .as_ref()
+            .map(|argv| argv.iter().map(|a| fill(a)).collect()),
+        url: r.trigger.url.as_deref().map(fill),
+    };
+    let trigger = expand_trigger(&trigger, "router", ph, source, config_dir)?;
+    let mut routes = Vec::new();
+    for (i, route) in r.routes.iter().enumerate() {
+        let key = format!("router.routes[{i}].listen");
+        let listen = ph.expand(&fill(&route.listen), &key, source)?;
+        let listen = listen.parse().map_err(|e| {
+            SetupError(format!(
+                "{}: {key} {listen:?} is not host:port ({e}; hint: \"127.0.0.1:{{port:route-{}}}\")",
+                source.name(),
+                route.name
+            ))
+        })?;
+        routes.push(Route {
+            name: route.name.clone(),
+            listen,
+        });
+    }
+    Ok(RouterContext {
+        lane,
+        message: r.message.clone(),
+        trigger,
+        receiver_path: r.receiver_path.clone(),
+        client_cert: r.client_cert.clone(),
+        routes,
+        failover_time: r.failover_time.0,
+        failback: r.failback,
+        delivery: r.delivery,
+        tolerance: r.tolerance.0,
+        first_delivery_timeout: r.first_delivery_timeout.0,
+        work_dir: out.join("messages"),
+    })
 }
 
 pub fn setup_error(msg: impl Into<String>) -> anyhow::Error {

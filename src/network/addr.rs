@@ -121,6 +121,8 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
 /// for its route link, and a restarted IUT could find its port taken by a connection.
 /// Each call moves on from the last one, so two reservations of one process never get the
 /// same port; the start is random per process, so parallel runs spread over the band.
+/// A port is also claimed across processes (see [`claim`]): a route port stays released
+/// between router scenarios, and a parallel run must not reserve it meanwhile.
 pub fn reserve_port() -> std::io::Result<u16> {
     use std::sync::atomic::{AtomicU32, Ordering};
     const LOW: u32 = 20_000;
@@ -136,7 +138,7 @@ pub fn reserve_port() -> std::io::Result<u16> {
     for _ in 0..SPAN {
         let offset = CURSOR.fetch_add(1, Ordering::Relaxed) % SPAN;
         let port = u16::try_from(LOW + offset).unwrap_or(u16::MAX);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && claim(port) {
             return Ok(port);
         }
     }
@@ -146,12 +148,48 @@ pub fn reserve_port() -> std::io::Result<u16> {
     ))
 }
 
+/// Claims `port` for this process's lifetime with an exclusive `flock` on
+/// `$TMPDIR/provsten-ports/PORT`; false if another live process holds it. The kernel drops
+/// the lock when the process ends, however it ends, so a killed run leaves no claim
+/// behind. Where the folder cannot be written the claim is skipped (the bind check alone).
+fn claim(port: u16) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    static HELD: std::sync::Mutex<Vec<Flock<std::fs::File>>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("provsten-ports");
+    let file = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+    });
+    let Ok(file) = file else {
+        return true;
+    };
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => {
+            HELD.lock().unwrap_or_else(|p| p.into_inner()).push(lock);
+            true
+        }
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => false,
+        Err(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|s| parse_net(s).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_claimed_port_is_not_claimed_again_until_its_holder_ends() {
+        let port = reserve_port().unwrap();
+        // flock conflicts between open files, so this process stands in for another run.
+        assert!(!claim(port), "{port} claimed twice");
+        assert_ne!(reserve_port().unwrap(), port);
     }
 
     #[test]

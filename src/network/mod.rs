@@ -4,7 +4,6 @@
 
 pub mod addr;
 pub mod backend;
-pub mod bench;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod timeline;

@@ -23,7 +23,9 @@ struct Entry {
 
 pub(super) struct Audit {
     enabled: bool,
-    entries: Mutex<Vec<Entry>>,
+    /// How long an entry is kept (None: for ever); a router logs millions.
+    retention: Option<std::time::Duration>,
+    entries: Mutex<std::collections::VecDeque<(std::time::Instant, Entry)>>,
 }
 
 /// Now, as RFC 3339.
@@ -34,10 +36,11 @@ pub(super) fn now_rfc3339() -> String {
 }
 
 impl Audit {
-    pub(super) fn new(enabled: bool) -> Self {
+    pub(super) fn new(enabled: bool, retention: Option<std::time::Duration>) -> Self {
         Audit {
             enabled,
-            entries: Mutex::new(Vec::new()),
+            retention,
+            entries: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -54,11 +57,23 @@ impl Audit {
             Direction::Received => "received",
         };
         if let Ok(mut e) = self.entries.lock() {
-            e.push(Entry {
-                id: id.to_string(),
-                direction,
-                at,
-            });
+            let now = std::time::Instant::now();
+            if let Some(keep_for) = self.retention {
+                while e
+                    .front()
+                    .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= keep_for)
+                {
+                    e.pop_front();
+                }
+            }
+            e.push_back((
+                now,
+                Entry {
+                    id: id.to_string(),
+                    direction,
+                    at,
+                },
+            ));
         }
     }
 
@@ -67,7 +82,7 @@ impl Audit {
         self.entries
             .lock()
             .ok()
-            .and_then(|e| serde_json::to_string(&*e).ok())
+            .and_then(|e| serde_json::to_string(&e.iter().map(|(_, x)| x).collect::<Vec<_>>()).ok())
             .unwrap_or_else(|| "[]".into())
     }
 }

@@ -129,6 +129,17 @@ pub(super) struct Record {
     /// The route a routed message was delivered through.
     #[serde(default)]
     pub route: Option<String>,
+    /// The router lane (`--route LANE/NAME=URL`) a routed message goes through.
+    #[serde(default = "first_lane", skip_serializing_if = "is_first_lane")]
+    pub lane: u16,
+}
+
+fn first_lane() -> u16 {
+    1
+}
+
+fn is_first_lane(lane: &u16) -> bool {
+    *lane == 1
 }
 
 impl Record {
@@ -154,6 +165,7 @@ impl Record {
             finished_at: None,
             last_outcome: None,
             route: None,
+            lane: 1,
         }
     }
 
@@ -315,6 +327,13 @@ pub(super) struct Outbox {
     undeliverable: BTreeSet<u64>,
     /// Pending records of each entity, in queue order.
     entity_pending: HashMap<String, BTreeSet<u64>>,
+    /// The next sequence number: kept apart from `records`, whose newest may be forgotten.
+    next: u64,
+    /// How long a delivered routed record stays in memory (None: for ever).
+    retention: Option<Duration>,
+    /// Delivered routed records in the order they became final, to forget after
+    /// `retention`. A router delivers millions; the journal keeps them on disk.
+    delivered: std::collections::VecDeque<(std::time::Instant, u64)>,
 }
 
 impl Outbox {
@@ -367,6 +386,9 @@ impl Outbox {
             pending: BTreeSet::new(),
             undeliverable: BTreeSet::new(),
             entity_pending: HashMap::new(),
+            next: 1,
+            retention: None,
+            delivered: std::collections::VecDeque::new(),
         };
         for (_, r) in records {
             o.keep(r);
@@ -374,8 +396,37 @@ impl Outbox {
         Ok(o)
     }
 
+    /// Forget delivered routed records this long after they were delivered (or, for those
+    /// read back from disk, after now): a repeat of such an id is then a new message.
+    pub(super) fn set_retention(&mut self, retention: Option<Duration>) {
+        self.retention = retention;
+        self.expire();
+    }
+
+    fn expire(&mut self) {
+        let Some(keep_for) = self.retention else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        while let Some(&(at, seq)) = self.delivered.front() {
+            if now.saturating_duration_since(at) < keep_for {
+                break;
+            }
+            self.delivered.pop_front();
+            if self
+                .records
+                .get(&seq)
+                .is_some_and(|r| r.state == State::Delivered)
+            {
+                if let Some(old) = self.records.remove(&seq) {
+                    self.unindex(&old);
+                }
+            }
+        }
+    }
+
     pub(super) fn next_seq(&self) -> u64 {
-        self.records.keys().next_back().map_or(1, |s| s + 1)
+        self.next
     }
 
     pub(super) fn get(&self, seq: u64) -> Option<&Record> {
@@ -496,7 +547,11 @@ impl Outbox {
         if let Some(old) = self.records.remove(&r.seq) {
             self.unindex(&old);
         }
+        self.next = self.next.max(r.seq + 1);
         self.by_id.insert(r.id.clone(), r.seq);
+        if r.state == State::Delivered && r.to.is_none() {
+            self.delivered.push_back((std::time::Instant::now(), r.seq));
+        }
         match r.state {
             State::Pending => {
                 self.pending.insert(r.seq);
@@ -513,6 +568,7 @@ impl Outbox {
             State::Delivered => {}
         }
         self.records.insert(r.seq, Box::new(r));
+        self.expire();
     }
 
     fn unindex(&mut self, old: &Record) {
@@ -687,6 +743,37 @@ mod tests {
         std::fs::write(dir.path().join(segment_name(1)), b"nope\n{}\n").unwrap();
         let err = format!("{:#}", Outbox::open(Some(dir.path())).err().unwrap());
         assert!(err.contains("journal-000001.log line 1"), "{err}");
+    }
+
+    #[test]
+    fn delivered_routed_records_are_forgotten_after_the_retention_and_nothing_else() {
+        let mut o = Outbox::open(None).unwrap();
+        let done = |mut r: Record, state| {
+            r.state = state;
+            r
+        };
+        o.keep(done(routed(1, "delivered", None), State::Delivered));
+        o.keep(done(routed(2, "undeliverable", None), State::Undeliverable));
+        o.keep(routed(3, "pending", None));
+        o.keep(done(record(4, "addressed"), State::Delivered));
+        o.set_retention(Some(Duration::from_millis(30)));
+        assert!(
+            o.find_id("delivered").is_some(),
+            "forgotten before its time"
+        );
+        std::thread::sleep(Duration::from_millis(40));
+        o.keep(done(routed(5, "later", None), State::Delivered));
+        assert!(o.find_id("delivered").is_none());
+        for kept in ["undeliverable", "pending", "addressed", "later"] {
+            assert!(o.find_id(kept).is_some(), "{kept} forgotten");
+        }
+        assert_eq!(o.ids_in(State::Undeliverable), ["undeliverable"]);
+        // Sequence numbers never go back, whatever was forgotten.
+        o.keep(done(routed(6, "last", None), State::Delivered));
+        std::thread::sleep(Duration::from_millis(40));
+        o.set_retention(Some(Duration::from_millis(30)));
+        assert!(o.find_id("last").is_none());
+        assert_eq!(o.next_seq(), 7);
     }
 
     #[test]

@@ -58,8 +58,8 @@ use super::defects::{Defect, Defects};
 use super::outbox::{now_ms, Record, State};
 use super::sender::{client_connector, describe, parse_retry_after, parse_url, tls_or_reset};
 use super::sender::{Sender, Target};
-use crate::iut::resend_policy::{Decision, Outcome};
 use crate::pki::Pki;
+use crate::shared::resend_policy::{Decision, Outcome};
 
 /// Default of `--route-timeout`.
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_millis(300);
@@ -82,9 +82,11 @@ const SLOW_FAILOVER: Duration = Duration::from_secs(3);
 /// organisation's).
 const WRONG_IDENTITY: &str = "client-5560000002";
 
-/// One `--route NAME=URL`.
+/// One `--route [LANE/]NAME=URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpec {
+    /// The router lane: an independent router with its own routes (1 when not given).
+    pub lane: u16,
     pub name: String,
     pub url: String,
 }
@@ -93,11 +95,17 @@ impl FromStr for RouteSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let hint = "expected NAME=https://HOST:PORT/PATH, e.g. --route primary=https://127.0.0.1:9001/v1/notifications";
+        let hint = "expected [LANE/]NAME=https://HOST:PORT/PATH, e.g. --route primary=https://127.0.0.1:9001/v1/notifications or --route 2/primary=…";
         let Some((name, url)) = s.split_once('=') else {
             return Err(format!("{s:?} has no '=' ({hint})"));
         };
-        let name = name.trim();
+        let (lane, name) = match name.split_once('/') {
+            None => (1, name.trim()),
+            Some((lane, name)) => match lane.trim().parse::<u16>() {
+                Ok(l) if l >= 1 => (l, name.trim()),
+                _ => return Err(format!("lane {lane:?} is not a number from 1 ({hint})")),
+            },
+        };
         if name.is_empty()
             || !name
                 .chars()
@@ -113,6 +121,7 @@ impl FromStr for RouteSpec {
             return Err(format!("{url:?} has no port ({hint})"));
         }
         Ok(RouteSpec {
+            lane,
             name: name.to_string(),
             url: url.to_string(),
         })
@@ -295,20 +304,20 @@ impl Router {
         })
     }
 
-    /// Starts the workers and the failback probe as tasks of the sender.
-    pub(super) fn start(sender: &Arc<Sender>) {
+    /// Starts the workers and the failback probe of lane `lane` as tasks of the sender.
+    pub(super) fn start(sender: &Arc<Sender>, lane: u16) {
         for _ in 0..WORKERS {
             let s = sender.clone();
             sender.spawn_task(async move {
-                if let Some(r) = s.router() {
+                if let Some(r) = s.router(lane) {
                     r.work(&s).await;
                 }
             });
         }
         let s = sender.clone();
         sender.spawn_task(async move {
-            if let Some(r) = s.router() {
-                r.probe_loop(&s).await;
+            if let Some(r) = s.router(lane) {
+                r.probe_loop(&s, lane).await;
             }
         });
     }
@@ -639,7 +648,7 @@ impl Router {
     }
 
     /// While the primary is not active, probe it; when it answers, fail back.
-    async fn probe_loop(&self, s: &Arc<Sender>) {
+    async fn probe_loop(&self, s: &Arc<Sender>, lane: u16) {
         if self.defects.has(Defect::NeverFailsBack) || self.routes.len() < 2 {
             return;
         }
@@ -665,7 +674,7 @@ impl Router {
                 let again = std::mem::take(&mut *lock(&self.via_fallback));
                 let s2 = s.clone();
                 s.spawn_task(async move {
-                    if let Some(r) = s2.router() {
+                    if let Some(r) = s2.router(lane) {
                         r.send_again(&s2, again).await;
                     }
                 });

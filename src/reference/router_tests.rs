@@ -371,6 +371,41 @@ async fn a_refused_primary_fails_over_at_once_with_the_same_id_body_and_identity
 }
 
 #[tokio::test]
+async fn router_lanes_route_independently_and_a_missing_lane_is_refused() {
+    let f = fixture();
+    let down = RouteRx::new(&f.pki, Mode::Answer(200), false).await;
+    let backup = RouteRx::new(&f.pki, Mode::Answer(200), true).await;
+    let primary2 = RouteRx::new(&f.pki, Mode::Answer(200), true).await;
+    let backup2 = RouteRx::new(&f.pki, Mode::Answer(200), true).await;
+    let setup = Setup::new(&[
+        ("primary", &down),
+        ("backup", &backup),
+        ("2/primary", &primary2),
+        ("2/backup", &backup2),
+    ]);
+    let r = setup.start(&f).await;
+    send(&r, "m1").await;
+    let (status, body) = admin(&r, "POST", "/admin/send?lane=2", Some(&message("m2", None))).await;
+    assert_eq!((status, body), (202, json!({"queued": "m2"})));
+    until("m1 at lane 1's backup", 20, || async { backup.has("m1") }).await;
+    until("m2 at lane 2's primary", 20, || async {
+        primary2.has("m2")
+    })
+    .await;
+    // Lane 1's outage moved lane 1 only.
+    assert_eq!(routes(&r).await["active"], "backup");
+    let (_, lane2) = admin(&r, "GET", "/admin/routes?lane=2", None).await;
+    assert_eq!(lane2["active"], "primary", "{lane2}");
+    assert!(!backup2.has("m2") && !primary2.has("m1") && !backup.has("m2"));
+    let (status, body) = admin(&r, "POST", "/admin/send?lane=3", Some(&message("m3", None))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("lanes are 1 to 2"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn a_black_holed_primary_fails_over_after_the_route_timeout() {
     let f = fixture();
     let primary = RouteRx::new(&f.pki, Mode::BlackHole, true).await;

@@ -30,8 +30,8 @@ use super::audit::{now_rfc3339, Audit, Direction};
 use super::defects::{Defect, Defects};
 use super::outbox::{now_ms, until_ms, Durable, Outbox, Record, State};
 use super::router::{Router, RouterOptions};
-use crate::iut::resend_policy::{Decision, Outcome, ResendPolicy};
 use crate::pki::Pki;
+use crate::shared::resend_policy::{Decision, Outcome, ResendPolicy};
 
 /// The catalogue certificate the sender presents unless told otherwise.
 pub const DEFAULT_CLIENT_CERT: &str = "client-5560000001";
@@ -48,6 +48,9 @@ pub struct SenderOptions {
     pub client_cert: String,
     /// The routes of messages queued without a `to`; none: the router is off.
     pub router: RouterOptions,
+    /// How long a delivered routed message's record and every audit entry stay in memory
+    /// (None: for ever). Disk keeps the journal; a repeat of a forgotten id is new.
+    pub retention: Option<Duration>,
 }
 
 impl Default for SenderOptions {
@@ -57,6 +60,7 @@ impl Default for SenderOptions {
             policy: None,
             client_cert: DEFAULT_CLIENT_CERT.to_string(),
             router: RouterOptions::default(),
+            retention: None,
         }
     }
 }
@@ -163,9 +167,7 @@ pub(super) fn client_connector(
     let builder = if accept_any {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(
-                crate::peers::danger::AcceptAnyServerCert::new(provider),
-            ))
+            .with_custom_certificate_verifier(Arc::new(super::verifier::NoServerCheck(provider)))
     } else {
         let mut roots = RootCertStore::empty();
         for c in pki.trust_roots()? {
@@ -252,8 +254,9 @@ pub(super) struct Sender {
     /// Messages with a delivery task: never two for one message.
     active: Mutex<HashSet<u64>>,
     stopped: AtomicBool,
-    /// Delivers messages queued without a `to`; None without `--route`.
-    router: Option<Router>,
+    /// Deliver messages queued without a `to`, one router per lane (lane 1 first); none
+    /// without `--route`.
+    routers: Vec<Router>,
 }
 
 impl Sender {
@@ -269,17 +272,32 @@ impl Sender {
             &opts.client_cert,
             defects.has(Defect::SenderAcceptsBadCert),
         )?;
-        let router = if opts.router.routes.is_empty() {
-            None
-        } else {
-            Some(Router::new(pki, &opts.router, &opts.client_cert, &defects)?)
-        };
+        let lanes = opts.router.routes.iter().map(|r| r.lane).max().unwrap_or(0);
+        let mut routers = Vec::new();
+        for lane in 1..=lanes {
+            let routes: Vec<_> = opts
+                .router
+                .routes
+                .iter()
+                .filter(|r| r.lane == lane)
+                .cloned()
+                .collect();
+            if routes.is_empty() {
+                bail!("--route: lane {lane} has no route, but lane {lanes} has (hint: number the lanes 1, 2, … without gaps)");
+            }
+            let lane_opts = RouterOptions {
+                routes,
+                ..opts.router.clone()
+            };
+            routers.push(Router::new(pki, &lane_opts, &opts.client_cert, &defects)?);
+        }
         let dir = if defects.has(Defect::LoseOnRestart) {
             None
         } else {
             opts.outbox.as_deref()
         };
-        let outbox = Outbox::open(dir)?;
+        let mut outbox = Outbox::open(dir)?;
+        outbox.set_retention(opts.retention);
         for r in outbox.all() {
             if let (State::Delivered, Some(at)) = (r.state, &r.finished_at) {
                 audit.record_at(&r.id, Direction::Sent, at.clone());
@@ -289,7 +307,7 @@ impl Sender {
             policy,
             defects,
             connector,
-            router,
+            routers,
             outbox: Mutex::new(outbox),
             changed: Notify::new(),
             pacer: Mutex::new(std::collections::HashMap::new()),
@@ -304,7 +322,7 @@ impl Sender {
         self.policy.describe()
     }
 
-    /// Resumes every pending message (after a restart), and starts the router.
+    /// Resumes every pending message (after a restart), and starts the routers.
     pub(super) fn resume(self: &Arc<Self>) {
         let (addressed, routed): (Vec<_>, Vec<_>) = {
             let outbox = self.lock();
@@ -315,7 +333,7 @@ impl Sender {
                 if r.to.is_some() {
                     addressed.push(r.seq);
                 } else if !(ordered && outbox.waits_for_predecessor(r.seq)) {
-                    routed.push(r.seq);
+                    routed.push((r.lane, r.seq));
                 }
             }
             (addressed, routed)
@@ -323,16 +341,21 @@ impl Sender {
         for seq in addressed {
             self.spawn(seq);
         }
-        match &self.router {
-            Some(router) => {
-                router.enqueue(routed);
-                Router::start(self);
+        let mut stranded = 0;
+        for (lane, seq) in routed {
+            match self.router(lane) {
+                Some(router) => router.enqueue([seq]),
+                None => stranded += 1,
             }
-            None if !routed.is_empty() => tracing::warn!(
-                count = routed.len(),
-                "routed messages wait in the outbox: start with --route to deliver them"
-            ),
-            None => {}
+        }
+        if stranded > 0 {
+            tracing::warn!(
+                count = stranded,
+                "routed messages wait in the outbox: start with --route for their lane to deliver them"
+            );
+        }
+        for lane in 1..=self.routers.len() {
+            Router::start(self, u16::try_from(lane).unwrap_or(u16::MAX));
         }
     }
 
@@ -362,8 +385,9 @@ impl Sender {
         self.outbox.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn router(&self) -> Option<&Router> {
-        self.router.as_ref()
+    /// The router of `lane` (from 1).
+    pub(super) fn router(&self, lane: u16) -> Option<&Router> {
+        self.routers.get(usize::from(lane).checked_sub(1)?)
     }
 
     pub(super) fn policy(&self) -> &ResendPolicy {
@@ -402,15 +426,19 @@ impl Sender {
 
     /// A message of `entity` became final: its successor's turn (ordered policies).
     pub(super) fn after_final(&self, entity: Option<&str>) {
-        if let (Some(e), Some(router)) = (entity, &self.router) {
-            if self.policy.ordered {
-                let next = {
-                    let outbox = self.lock();
-                    outbox
-                        .first_pending_of(e)
-                        .filter(|s| outbox.get(*s).is_some_and(|r| r.to.is_none()))
-                };
-                router.enqueue(next);
+        if let (Some(e), true) = (entity, self.policy.ordered) {
+            let next = {
+                let outbox = self.lock();
+                outbox
+                    .first_pending_of(e)
+                    .and_then(|s| outbox.get(s))
+                    .filter(|r| r.to.is_none())
+                    .map(|r| (r.lane, r.seq))
+            };
+            if let Some((lane, seq)) = next {
+                if let Some(router) = self.router(lane) {
+                    router.enqueue([seq]);
+                }
             }
         }
         self.changed.notify_waiters();
@@ -444,8 +472,9 @@ impl Sender {
         outbox.put(r)
     }
 
-    /// `POST /admin/send`: checks the request, writes it to the outbox, then answers.
-    pub(super) async fn queue(self: &Arc<Self>, body: &[u8]) -> (StatusCode, Value) {
+    /// `POST /admin/send[?lane=N]`: checks the request, writes it to the outbox, then
+    /// answers. A message without a `to` goes through the router of `lane`.
+    pub(super) async fn queue(self: &Arc<Self>, body: &[u8], lane: u16) -> (StatusCode, Value) {
         let req: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => {
@@ -460,7 +489,7 @@ impl Sender {
             Err(e) => return (StatusCode::BAD_REQUEST, json!({"error": e})),
         };
         let id = m.id.clone();
-        match self.queue_all(vec![m]).await {
+        match self.queue_all(vec![m], lane).await {
             Ok(()) => (StatusCode::ACCEPTED, json!({"queued": id})),
             Err(e) => e,
         }
@@ -468,7 +497,11 @@ impl Sender {
 
     /// `POST /admin/send-batch`: a JSON array of what `/admin/send` takes, queued all or
     /// nothing; the routed ones in one durable write.
-    pub(super) async fn queue_batch(self: &Arc<Self>, body: &[u8]) -> (StatusCode, Value) {
+    pub(super) async fn queue_batch(
+        self: &Arc<Self>,
+        body: &[u8],
+        lane: u16,
+    ) -> (StatusCode, Value) {
         let bad = |why: String| (StatusCode::BAD_REQUEST, json!({"error": why}));
         let req: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
@@ -485,7 +518,7 @@ impl Sender {
             }
         }
         let n = msgs.len();
-        match self.queue_all(msgs).await {
+        match self.queue_all(msgs, lane).await {
             Ok(()) => (StatusCode::ACCEPTED, json!({"queued": n})),
             Err(e) => e,
         }
@@ -493,13 +526,19 @@ impl Sender {
 
     /// Checks the messages against the outbox and each other, writes the new ones, then
     /// starts their delivery. Nothing is queued when one of them is refused.
-    async fn queue_all(self: &Arc<Self>, msgs: Vec<NewMessage>) -> Result<(), (StatusCode, Value)> {
+    async fn queue_all(
+        self: &Arc<Self>,
+        msgs: Vec<NewMessage>,
+        lane: u16,
+    ) -> Result<(), (StatusCode, Value)> {
         let routed_any = msgs.iter().any(|m| m.to.is_none());
-        if routed_any && self.router.is_none() {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                json!({"error": "no \"to\" and no route: give the message a \"to\", or start the reference IUT with --route NAME=https://HOST:PORT/PATH (repeatable; the first is the primary)"}),
-            ));
+        if routed_any && self.router(lane).is_none() {
+            let why = if self.routers.is_empty() {
+                "no \"to\" and no route: give the message a \"to\", or start the reference IUT with --route NAME=https://HOST:PORT/PATH (repeatable; the first is the primary)".to_string()
+            } else {
+                format!("no router lane {lane}: the lanes are 1 to {} (start the reference IUT with --route {lane}/NAME=URL for more)", self.routers.len())
+            };
+            return Err((StatusCode::BAD_REQUEST, json!({ "error": why })));
         }
         let conflict = |id: &str| {
             (
@@ -537,13 +576,14 @@ impl Sender {
             let mut addressed = Vec::new();
             let mut routed = Vec::new();
             for m in fresh {
-                let r = Record::new(
+                let mut r = Record::new(
                     seq,
                     m.id.clone(),
                     m.to.clone(),
                     m.entity.clone(),
                     m.body.clone(),
                 );
+                r.lane = lane;
                 seq += 1;
                 if m.to.is_some() {
                     if let Err(e) = self.put(&mut outbox, r) {
@@ -569,7 +609,7 @@ impl Sender {
                 self.lock().forget(&routed);
                 return Err(internal(e));
             }
-            if let Some(router) = &self.router {
+            if let Some(router) = self.router(lane) {
                 let ready: Vec<u64> = {
                     let outbox = self.lock();
                     routed

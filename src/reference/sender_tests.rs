@@ -14,10 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::*;
-use crate::iut::resend_policy::ResendSection;
 use crate::pki::{generate, Catalog, GenerateOptions};
 use crate::reference::defects::{Defect, Defects};
 use crate::reference::server::{start_with, ReferenceOptions, Running};
+use crate::shared::resend_policy::ResendSection;
 
 pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
@@ -616,7 +616,7 @@ async fn receiver_is_idempotent_unless_the_defect() {
         (vec![Defect::NoAudit], vec![200, 200, 409], 1, 0),
     ] {
         let rx = iut(&f, None, None, &defects).await;
-        let audit = Arc::new(Audit::new(true));
+        let audit = Arc::new(Audit::new(true, None));
         let sender = Sender::new(
             &f.pki,
             p.clone(),

@@ -148,7 +148,10 @@ pub async fn start_with(opts: ReferenceOptions, sender: SenderOptions) -> anyhow
     if sender.policy.is_none() && !sender.router.routes.is_empty() {
         bail!("--route needs --resend-policy FILE: the router retries by the declared resend policy (provsten writes it to {{out}}/resend-policy.json)");
     }
-    let audit = Arc::new(Audit::new(!opts.defects.has(Defect::NoAudit)));
+    let audit = Arc::new(Audit::new(
+        !opts.defects.has(Defect::NoAudit),
+        sender.retention,
+    ));
     let sender = match &sender.policy {
         Some(policy) => Some(Arc::new(Sender::new(
             &pki,
@@ -641,7 +644,16 @@ async fn serve_admin(listener: TcpListener, state: Arc<State>) {
                             json_response(status, body)
                         }
                         (_, "/admin/routes") => {
-                            match state.sender.as_ref().and_then(|s| s.router()) {
+                            let lane = match lane(req.uri().query()) {
+                                Ok(l) => l,
+                                Err(e) => {
+                                    return Ok(json_response(
+                                        StatusCode::BAD_REQUEST,
+                                        json!({"error": e}),
+                                    ))
+                                }
+                            };
+                            match state.sender.as_ref().and_then(|s| s.router(lane)) {
                                 Some(r) => json_response(StatusCode::OK, r.describe()),
                                 None => json_response(
                                     StatusCode::SERVICE_UNAVAILABLE,
@@ -747,6 +759,10 @@ async fn admin_send(
             json!({"error": "the sender is off: start the reference IUT with --resend-policy FILE (and --outbox DIR)"}),
         );
     };
+    let lane = match lane(req.uri().query()) {
+        Ok(l) => l,
+        Err(e) => return (StatusCode::BAD_REQUEST, json!({ "error": e })),
+    };
     let limit = if batch {
         BATCH_REQUEST_LIMIT
     } else {
@@ -765,8 +781,21 @@ async fn admin_send(
         }
     };
     if batch {
-        sender.queue_batch(&body).await
+        sender.queue_batch(&body, lane).await
     } else {
-        sender.queue(&body).await
+        sender.queue(&body, lane).await
     }
+}
+
+/// `?lane=N` (from 1; 1 when absent): which router lane a routed message goes through.
+fn lane(query: Option<&str>) -> Result<u16, String> {
+    for pair in query.unwrap_or_default().split('&') {
+        if let Some(v) = pair.strip_prefix("lane=") {
+            return match v.parse::<u16>() {
+                Ok(l) if l >= 1 => Ok(l),
+                _ => Err(format!("lane={v:?} is not a router lane number from 1")),
+            };
+        }
+    }
+    Ok(1)
 }

@@ -82,6 +82,10 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
     }
     let scenarios: Vec<ScenarioResult> = scenarios.into_values().collect();
     let catalogue = requirements::catalogue().context("loading the requirement catalogue")?;
+    let profile: requirements::Profile = first
+        .profile
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("{first_name}: {e}"))?;
     // A requirement no shard ran was left out by the same --tags in every shard.
     let unselected: requirements::Unselected = first
         .requirements
@@ -89,7 +93,7 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
         .filter(|r| r.scenarios.is_empty())
         .filter_map(|r| Some((r.id.clone(), r.reason.clone()?)))
         .collect();
-    let reqs = requirements::verdicts(&catalogue, &first.profile, &scenarios, &unselected);
+    let reqs = requirements::verdicts(&catalogue, profile, &scenarios, &unselected);
     let mut merged = first.clone();
     let complete_required = first.coverage.complete_required;
     merged.verdict = requirements::run_verdict(&reqs, complete_required);

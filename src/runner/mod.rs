@@ -37,7 +37,7 @@ use collector::{Collector, Store};
 #[derive(Debug, Clone)]
 pub struct RunPlan {
     pub config: Option<PathBuf>,
-    pub profile: String,
+    pub profile: requirements::Profile,
     pub tags: Option<String>,
     pub defects: Vec<Defect>,
     pub out: PathBuf,
@@ -74,7 +74,6 @@ struct Planned {
 
 /// Runs the suite and returns the finished report. Errors are run errors (exit 2).
 pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
-    requirements::check_profile(&plan.profile).map_err(|e| setup_error(e.to_string()))?;
     let catalogue = requirements::catalogue()?;
     let tag_filter = match &plan.tags {
         Some(t) => Some(
@@ -119,7 +118,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         .collect();
 
     // Select scenarios: tag filter, profile, shard, then role applicability.
-    let in_profile: Vec<String> = requirements::in_profile(&catalogue, &plan.profile)
+    let in_profile: Vec<String> = requirements::in_profile(&catalogue, plan.profile)
         .iter()
         .map(|r| r.id.clone())
         .collect();
@@ -186,7 +185,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
     if planned.is_empty() {
         return Err(setup_error(format!(
             "no scenario selected (profile {:?}, tags {:?}): nothing to certify",
-            plan.profile,
+            plan.profile.name(),
             plan.tags.as_deref().unwrap_or("none")
         )));
     }
@@ -243,7 +242,8 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         versions: iut.versions.clone(),
         resend: iut.resend.clone(),
         sender: iut.sender.clone(),
-        router: iut.router.clone(),
+        routers: iut.routers.clone(),
+        router_lanes: Arc::new(crate::steps::fallback::LanePool::new(iut.routers.len())),
         progress: plan.progress && plan.exercise.is_some(),
         receive: iut.receive.clone(),
         iteration: iut.iteration.clone(),
@@ -267,7 +267,6 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
             .map(|s| s.value.as_str());
         p.not_applicable = steps::unmet_need(&ctx, texts);
     }
-    steps::set_context(ctx);
     let server_fp = server_fingerprint(&iut).await;
     let trust = std::fs::read(iut.pki.path(&iut.pki.manifest.trust_bundle)).unwrap_or_default();
     digests.insert("ca_certificate".to_string(), hex(&Sha256::digest(&trust)));
@@ -294,7 +293,11 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         }
         None => Watch::Nothing,
     };
-    run_cucumber(&to_run, store.clone(), plan, watch.clone()).await;
+    steps::with_context(
+        ctx,
+        run_cucumber(&to_run, store.clone(), plan, watch.clone()),
+    )
+    .await;
     let exits = watch.exits().await;
     tracing::debug!(
         elapsed_ms = run_started.elapsed().as_millis() as u64,
@@ -326,7 +329,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         }
         results.push(result);
     }
-    let reqs = requirements::verdicts(&catalogue, &plan.profile, &results, &unselected);
+    let reqs = requirements::verdicts(&catalogue, plan.profile, &results, &unselected);
     let verdict = requirements::run_verdict(&reqs, plan.complete);
     let coverage = Coverage::of(&reqs, plan.complete);
     Ok(Report {
@@ -342,7 +345,7 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
             defects,
             exits: exit_report,
         },
-        profile: plan.profile.clone(),
+        profile: plan.profile.to_string(),
         started_at,
         finished_at: now_rfc3339(),
         verdict,

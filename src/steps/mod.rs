@@ -29,7 +29,7 @@ pub mod schema;
 pub mod tls;
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::iut::IpFilterContext;
@@ -77,10 +77,12 @@ pub struct RunContext {
     pub messages: Vec<crate::iut::MessageType>,
     pub accepted_url: Option<String>,
     pub versions: Option<crate::iut::config::VersionsSection>,
-    pub resend: Option<crate::iut::resend_policy::ResendPolicy>,
+    pub resend: Option<crate::shared::resend_policy::ResendPolicy>,
     pub sender: Option<crate::iut::SenderContext>,
-    /// Role `router`: its routes and promises.
-    pub router: Option<crate::iut::RouterContext>,
+    /// Role `router`: its routes and promises, one per lane; empty without `[router]`.
+    pub routers: Vec<crate::iut::RouterContext>,
+    /// The router lanes free for a scenario.
+    pub router_lanes: Arc<fallback::LanePool>,
     /// Exercise mode: progress lines on the console while an exercise runs.
     pub progress: bool,
     pub receive: Option<crate::iut::config::ReceiveSection>,
@@ -133,14 +135,18 @@ pub fn unmet_need<'a>(
     })
 }
 
-static CONTEXT: Mutex<Option<Arc<RunContext>>> = Mutex::new(None);
+tokio::task_local! {
+    /// The run's context, for the worlds cucumber builds (it gives `World::new` no
+    /// arguments). Task-local, not global: each run has its own, so two runs fit in one
+    /// process.
+    static CONTEXT: Arc<RunContext>;
+}
 static NEXT_WORLD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Installs the context the next scenarios' worlds are built with.
-pub fn set_context(ctx: Arc<RunContext>) {
-    if let Ok(mut c) = CONTEXT.lock() {
-        *c = Some(ctx);
-    }
+/// Runs `f` (the cucumber run) with `ctx` as the context its scenarios' worlds get.
+/// cucumber polls every scenario inside this one task, so they all see it.
+pub async fn with_context<F: std::future::Future>(ctx: Arc<RunContext>, f: F) -> F::Output {
+    CONTEXT.scope(ctx, f).await
 }
 
 /// One scenario's state: the client it plays, what it last observed, and the evidence.
@@ -197,7 +203,7 @@ pub struct ProvstenWorld {
 impl ProvstenWorld {
     fn new() -> Self {
         ProvstenWorld {
-            ctx: CONTEXT.lock().ok().and_then(|c| c.clone()),
+            ctx: CONTEXT.try_with(Arc::clone).ok(),
             client_cert: None,
             versions: TlsVersions::Any,
             sources: Vec::new(),

@@ -14,10 +14,10 @@ use cucumber::{given, then, when};
 use serde_json::{json, Value};
 
 use super::ProvstenWorld;
-use crate::iut::resend_policy::{Decision, Outcome as PolicyOutcome, ResendPolicy};
 use crate::iut::{observe, SenderContext, Trigger};
 use crate::peers::receiver::{Answer, Attempt, ReceiverSpec, RetryAfter, Rule, SimulatedReceiver};
 use crate::peers::Outcome as ExchangeOutcome;
+use crate::shared::resend_policy::{Decision, Outcome as PolicyOutcome, ResendPolicy};
 
 /// Slack for the IUT's own processing beyond the policy's numbers (a trigger, a write to
 /// its outbox, a TLS handshake), so a loaded machine is not mistaken for a late retry.

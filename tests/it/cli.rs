@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::util::{free_port, pki_init, provsten, run};
+use super::util::{free_port, pki_init, provsten, run, SMALL};
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
@@ -513,9 +513,10 @@ fn shards_split_the_scenarios_without_overlap() {
     let dir = tempfile::tempdir().unwrap();
     let mut keys = Vec::new();
     for i in 1..=3 {
+        let shard = format!("{i}/3");
         let r = run(
             &dir.path().join(format!("s{i}")),
-            &["--shard", &format!("{i}/3")],
+            &[SMALL, &["--shard", &shard]].concat(),
         );
         assert!(r.code() == 0 || r.code() == 2, "{}", r.explain());
         if let Some(rep) = &r.report {
@@ -528,7 +529,7 @@ fn shards_split_the_scenarios_without_overlap() {
             );
         }
     }
-    let full = run(&dir.path().join("all"), &[]);
+    let full = run(&dir.path().join("all"), SMALL);
     let mut all: Vec<_> = full.report()["scenarios"]
         .as_array()
         .unwrap()

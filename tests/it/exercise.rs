@@ -109,3 +109,31 @@ fn an_exercise_file_of_ones_own_is_checked_on_load() {
     assert_eq!(r.code(), 2, "{}", r.explain());
     assert!(r.stderr().contains("primary-node-outage"), "{}", r.stderr());
 }
+
+/// The reference declares five router lanes: its router scenarios spread over them (each
+/// lane on its own routes), instead of taking turns on one.
+#[test]
+fn router_scenarios_run_side_by_side_on_the_declared_lanes() {
+    let (r, _) = super::util::shared_run(&[]);
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    let mut lanes = std::collections::BTreeSet::new();
+    let mut listens = std::collections::BTreeSet::new();
+    for s in r.report()["scenarios"].as_array().unwrap() {
+        for e in s["evidence"].as_array().unwrap() {
+            if let Some(lane) = e["lane"].as_u64() {
+                lanes.insert(lane);
+                for route in e["routes"].as_array().unwrap() {
+                    listens.insert((lane, route["listen"].as_str().unwrap().to_string()));
+                }
+            }
+        }
+    }
+    // The first five router scenarios start together, so each takes a lane of its own.
+    assert!(
+        lanes.len() >= 2 && lanes.iter().all(|l| (1..=5).contains(l)),
+        "{listens:?}"
+    );
+    // Each lane has its own two route addresses.
+    let addresses: std::collections::BTreeSet<_> = listens.iter().map(|(_, a)| a).collect();
+    assert_eq!(addresses.len(), 2 * lanes.len(), "{listens:?}");
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::util::{provsten, run};
+use super::util::{provsten, shared_run};
 
 /// Chromium starts in about a second here; a minute means it hangs.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -314,10 +314,9 @@ fn as_dom_text(text: &str) -> String {
 #[test]
 fn failing_report_shows_verdict_matrix_and_evidence_in_chromium() {
     let Some(chromium) = chromium() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), &["--defect", "accept-expired-cert"]);
+    let (r, out) = shared_run(&["--defect", "accept-expired-cert"]);
     assert_eq!(r.code(), 1, "{}", r.explain());
-    let dom = dump_dom(&chromium, &dir.path().join("report.html"));
+    let dom = dump_dom(&chromium, &out.join("report.html"));
 
     assert!(dom.contains("<span class=\"badge v-fail\">NON-COMPLIANT</span>"));
     let mtls = element(&dom, "tr", "req-EB-MTLS-1");
@@ -367,10 +366,9 @@ fn report_page_makes_no_network_request() {
             "report-failing.png",
         ),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let r = run(dir.path(), args);
+        let (r, out) = shared_run(args);
         assert_eq!(r.code(), code, "{}", r.explain());
-        let page = dir.path().join("report.html");
+        let page = out.join("report.html");
         assert_no_remote_references(&fs::read_to_string(&page).unwrap());
         let (requests, png) = screenshot_with_net_log(&chromium, &page);
         assert!(
@@ -415,10 +413,7 @@ fn net_log_catches_a_page_that_fetches() {
 fn timeline_evidence_renders_as_svg_charts_in_chromium() {
     let Some(chromium) = chromium() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let r = run(
-        &dir.path().join("run"),
-        &["--defect", "accept-expired-cert"],
-    );
+    let (r, _) = shared_run(&["--defect", "accept-expired-cert"]);
     assert_eq!(r.code(), 1, "{}", r.explain());
     let mut report = r.report().clone();
     let scenario = report["scenarios"]

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use provsten::iut::resend_policy::ResendSection;
 use provsten::pki::Pki;
+use provsten::shared::resend_policy::ResendSection;
 use serde_json::{json, Value};
 
 use super::util::{pki_init, provsten};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use super::util::{provsten, run};
+use super::util::{provsten, run, shared_run, REPORT_FILES, SMALL};
 
 fn verify(report: &Path, key: &Path, extra: &[&str]) -> (i32, String) {
     let out = provsten()
@@ -133,7 +133,8 @@ fn verdicts(v: &serde_json::Value) -> BTreeMap<String, String> {
 fn merged_shards_give_the_verdicts_of_an_unsharded_run() {
     let dir = tempfile::tempdir().unwrap();
     for defect in [None, Some("ignore-crl")] {
-        let extra: Vec<&str> = defect.map(|d| vec!["--defect", d]).unwrap_or_default();
+        let mut extra: Vec<&str> = SMALL.to_vec();
+        extra.extend(defect.map(|d| ["--defect", d]).into_iter().flatten());
         let whole = run(&dir.path().join("whole"), &extra);
         let mut shard_reports = Vec::new();
         for i in 1..=3 {
@@ -181,8 +182,11 @@ fn merging_shards_of_different_runs_or_an_incomplete_set_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");
     let b = dir.path().join("b");
-    run(&a, &["--shard", "1/2"]);
-    run(&b, &["--shard", "2/2", "--defect", "ignore-crl"]);
+    run(&a, &[SMALL, &["--shard", "1/2"]].concat());
+    run(
+        &b,
+        &[SMALL, &["--shard", "2/2", "--defect", "ignore-crl"]].concat(),
+    );
     let refused = |shards: &[&Path], why: &str| {
         let out = provsten()
             .args(["report", "merge"])
@@ -202,9 +206,8 @@ fn merging_shards_of_different_runs_or_an_incomplete_set_is_refused() {
 #[test]
 fn render_regenerates_every_format_and_refuses_bad_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let r = run(&out, &["--defect", "accept-expired-cert"]);
-    assert_eq!(r.code(), 1);
+    let (r, out) = shared_run(&["--defect", "accept-expired-cert"]);
+    assert_eq!(r.code(), 1, "{}", r.explain());
     let again = dir.path().join("again");
     let o = provsten()
         .args(["report", "render"])
@@ -218,13 +221,7 @@ fn render_regenerates_every_format_and_refuses_bad_reports() {
         Some(1),
         "render exits with the report's verdict"
     );
-    for f in [
-        "report.json",
-        "junit.xml",
-        "cucumber.json",
-        "report.html",
-        "summary.md",
-    ] {
+    for f in REPORT_FILES {
         assert_eq!(
             std::fs::read_to_string(out.join(f)).unwrap(),
             std::fs::read_to_string(again.join(f)).unwrap(),

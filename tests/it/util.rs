@@ -6,6 +6,15 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// The files every run writes to its report folder.
+pub const REPORT_FILES: [&str; 5] = [
+    "report.json",
+    "junit.xml",
+    "cucumber.json",
+    "report.html",
+    "summary.md",
+];
+
 pub fn provsten() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_provsten"));
     c.env_remove("PROVSTEN_CONFIG")
@@ -81,6 +90,11 @@ impl Run {
     }
 }
 
+/// A selection for tests of the run's plumbing (sharding, merging), which does not depend
+/// on what the scenarios do: the scenarios that take milliseconds (no sender or router
+/// timelines).
+pub const SMALL: &[&str] = &["--tags", "not @role:router and not @role:sender"];
+
 /// `provsten run -q --out OUT ARGS…`
 pub fn run(out: &Path, args: &[&str]) -> Run {
     let mut all = vec!["-q"];
@@ -123,4 +137,30 @@ pub fn pki_init(dir: &Path) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A full run shared by every test of this binary that only reads what it wrote: the
+/// suite takes seconds, so one configuration is run once per test binary, not per test.
+/// It is written under cargo's `CARGO_TARGET_TMPDIR`, cleared when first asked for.
+pub fn shared_run(args: &'static [&'static str]) -> &'static (Run, std::path::PathBuf) {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Slot = &'static OnceLock<(Run, std::path::PathBuf)>;
+    static RUNS: Mutex<Option<HashMap<&'static [&'static str], Slot>>> = Mutex::new(None);
+    let slot: Slot = {
+        let mut runs = RUNS.lock().unwrap_or_else(|p| p.into_inner());
+        *runs
+            .get_or_insert_with(HashMap::new)
+            .entry(args)
+            .or_insert_with(|| Box::leak(Box::new(OnceLock::new())))
+    };
+    slot.get_or_init(|| {
+        let name: String = std::iter::once("shared-run")
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join("-");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        let _ = std::fs::remove_dir_all(&out);
+        (run(&out, args), out)
+    })
 }

@@ -66,7 +66,12 @@ fn a_taken_port_the_harness_must_bind_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = squatter.local_addr().unwrap().port().to_string();
-    let cfg = reference_config(dir.path(), |t| t.replace("{port:route-primary}", &port));
+    // One lane, so every router scenario needs the squatted address.
+    let cfg = reference_config(dir.path(), |t| {
+        t.replace("lanes = 5", "lanes = 1")
+            .replace("{port:route-1-primary}", &port)
+            .replace("{port:route-{lane}-primary}", &port)
+    });
     let r = run(
         &dir.path().join("out"),
         &[

@@ -1,6 +1,7 @@
 //! Toxics: what the fault proxy does to the bytes of a live connection, one file each and
 //! one table, [`TOXICS`], keyed by the Toxiproxy wire name (Toxiproxy's `toxics/*.go` and
-//! its registry). The proxy API, the README table and `--help` are generated from it.
+//! its registry). The proxy API checks toxics against it, and the README's toxic table is
+//! [`readme_table`] (a test fails when they differ).
 //!
 //! A toxic never touches a socket. It is a small planner ([`Toxic`]): each time the pump of
 //! one direction of one connection has bytes waiting (or an end of stream, or nothing), it
@@ -97,6 +98,20 @@ impl ToxicKind {
             .collect();
         parts.join(",")
     }
+}
+
+/// The README's toxic table, one row per [`TOXICS`] entry.
+pub fn readme_table() -> String {
+    let mut t = String::from("| toxic | what it does | attributes |\n|---|---|---|\n");
+    for k in TOXICS {
+        let attrs: Vec<String> = k
+            .attributes
+            .iter()
+            .map(|a| format!("`{}` ({}): {}", a.name, a.unit, a.doc))
+            .collect();
+        t += &format!("| `{}` | {} | {} |\n", k.name, k.doc, attrs.join("; "));
+    }
+    t
 }
 
 impl fmt::Debug for ToxicKind {
@@ -458,6 +473,16 @@ mod tests {
             toxicity: 1.0,
             attributes,
         }
+    }
+
+    #[test]
+    fn the_readme_shows_the_toxic_table() {
+        let readme = include_str!("../../../README.md");
+        let table = readme_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's toxic table is not the TOXICS table; replace it with:\n{table}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use super::config::HumanDuration;
+use super::duration::HumanDuration;
 
 /// `[resend]` as written in the IUT config.
 #[derive(Debug, Clone, Deserialize)]
