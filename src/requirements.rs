@@ -1,6 +1,7 @@
 //! The requirement catalogue (`features/requirements.toml`) and how scenario outcomes
 //! become a verdict per requirement.
 
+use std::borrow::{Borrow, Cow};
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
@@ -76,10 +77,94 @@ impl std::str::FromStr for Profile {
     }
 }
 
+/// A requirement's stable ID (`EB-MTLS-1`, `FMK-2.6.3-RESEND`): the contract between
+/// feature tags, the catalogue, the seeded-defect table and the reports. Its shape is
+/// checked where it enters (serde, [`FromStr`](std::str::FromStr)); that it names a
+/// catalogue entry is checked where features are loaded, and for the built-in tables
+/// (defects, schemas) by unit tests.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct RequirementId(Cow<'static, str>);
+
+impl RequirementId {
+    /// An ID written in one of the crate's own tables (a unit test checks each against the
+    /// catalogue).
+    pub const fn of(id: &'static str) -> RequirementId {
+        RequirementId(Cow::Borrowed(id))
+    }
+
+    /// The ID as written in the catalogue.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Upper-case letters, digits, `-` and `.`, starting with a letter and holding a `-`: the
+/// catalogue's convention (source system prefix, clause, topic).
+impl std::str::FromStr for RequirementId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RequirementId, String> {
+        let well_formed = s.len() <= 64
+            && s.starts_with(|c: char| c.is_ascii_uppercase())
+            && s.contains('-')
+            && !s.ends_with(['-', '.'])
+            && s.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if well_formed {
+            Ok(RequirementId(Cow::Owned(s.to_owned())))
+        } else {
+            Err(format!(
+                "{s:?} is not a requirement ID (upper-case letters, digits, '-' and '.', like \"EB-MTLS-1\"; `provsten requirements` lists them)"
+            ))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RequirementId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RequirementId, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for RequirementId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+/// Read as text by the writers; text becomes an ID only through parsing.
+impl std::ops::Deref for RequirementId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for RequirementId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for RequirementId {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for RequirementId {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Requirement {
-    pub id: String,
+    pub id: RequirementId,
     pub profile: Profile,
     pub title: String,
     pub source: String,
@@ -116,7 +201,7 @@ pub fn in_profile(all: &[Requirement], profile: Profile) -> Vec<&Requirement> {
 
 /// Why requirements without a selected scenario were left out of this run: requirement ID
 /// to reason (`--tags`, `--shard`). Built by the runner from the scenarios it did not select.
-pub type Unselected = BTreeMap<String, String>;
+pub type Unselected = BTreeMap<RequirementId, String>;
 
 /// The verdict per requirement of `profile`. A requirement with no scenario that ran is
 /// never `pass`: it is `not-tested` with the real reason (the distinct reasons its
@@ -128,16 +213,16 @@ pub fn verdicts(
     scenarios: &[ScenarioResult],
     unselected: &Unselected,
 ) -> Vec<RequirementResult> {
-    let mut by_req: BTreeMap<&str, Vec<&ScenarioResult>> = BTreeMap::new();
+    let mut by_req: BTreeMap<&RequirementId, Vec<&ScenarioResult>> = BTreeMap::new();
     for s in scenarios {
         for r in &s.requirements {
-            by_req.entry(r.as_str()).or_default().push(s);
+            by_req.entry(r).or_default().push(s);
         }
     }
     in_profile(all, profile)
         .into_iter()
         .map(|req| {
-            let scs = by_req.get(req.id.as_str()).cloned().unwrap_or_default();
+            let scs = by_req.get(&req.id).cloned().unwrap_or_default();
             let has = |st: ScenarioStatus| scs.iter().any(|s| s.status == st);
             let (verdict, reason) = if !req.testable {
                 (
@@ -223,12 +308,45 @@ mod tests {
             feature: "f".into(),
             name: key.into(),
             tags: vec![],
-            requirements: vec![req.into()],
+            requirements: vec![req.parse().expect("a requirement ID")],
             status,
             duration_ms: 1,
             steps: vec![],
             message: None,
             evidence: vec![],
+        }
+    }
+
+    #[test]
+    fn requirement_ids_are_checked_where_they_enter() {
+        for good in [
+            "EB-TLS-1",
+            "FMK-2.6.3-RESEND",
+            "CONT-EXERCISE",
+            "SDK-2.4-INNER",
+        ] {
+            let id: RequirementId = good.parse().unwrap();
+            assert_eq!(id, RequirementId::of(good));
+            assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{good}\""));
+            let back: RequirementId = serde_json::from_str(&format!("\"{good}\"")).unwrap();
+            assert_eq!(back, id);
+        }
+        for bad in [
+            "",
+            "eb-tls-1",
+            "EBTLS1",
+            "EB-TLS-",
+            "EB TLS-1",
+            "1-EB",
+            "EB-TLS-1\n",
+            "EB-TLS-ä",
+        ] {
+            let e = bad.parse::<RequirementId>().unwrap_err();
+            assert!(e.contains("is not a requirement ID"), "{bad:?}: {e}");
+            assert!(
+                serde_json::from_value::<RequirementId>(bad.into()).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
@@ -274,7 +392,7 @@ mod tests {
         let mut role = sc("a:2", "EB-AUTH-1", ScenarioStatus::NotApplicable);
         role.message = Some("needs role server, which the IUT does not declare".into());
         let unselected: Unselected = [(
-            "EB-TLS-1".to_string(),
+            RequirementId::of("EB-TLS-1"),
             "not selected by --tags @x".to_string(),
         )]
         .into();

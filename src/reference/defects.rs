@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::requirements::RequirementId;
+
 /// Generates `Defect`, `Defect::ALL` (in table order: the order `provsten defects` prints
 /// and the matrix runs), `name`, `breaks` and `description` from one table, so a defect is
 /// added in one place and none can be missing from `ALL`.
@@ -29,9 +31,12 @@ macro_rules! defects {
 
             /// The requirements a run against the reference IUT with this defect must
             /// report as `fail`.
-            pub fn breaks(self) -> &'static [&'static str] {
+            pub fn breaks(self) -> &'static [RequirementId] {
                 match self {
-                    $(Defect::$variant => &[$($req),*],)*
+                    $(Defect::$variant => {
+                        const BREAKS: &[RequirementId] = &[$(RequirementId::of($req)),*];
+                        BREAKS
+                    })*
                 }
             }
 

@@ -224,7 +224,7 @@ impl Verdict {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RequirementResult {
-    pub id: String,
+    pub id: crate::requirements::RequirementId,
     pub title: String,
     /// Source document and clause.
     pub source: String,
@@ -255,7 +255,7 @@ pub struct ScenarioResult {
     pub feature: String,
     pub name: String,
     pub tags: Vec<String>,
-    pub requirements: Vec<String>,
+    pub requirements: Vec<crate::requirements::RequirementId>,
     pub status: ScenarioStatus,
     pub duration_ms: u64,
     pub steps: Vec<StepResult>,

@@ -11,7 +11,7 @@ use cucumber::World as _;
 use include_dir::{include_dir, Dir};
 
 use crate::iut::setup_error;
-use crate::requirements::Requirement;
+use crate::requirements::{Requirement, RequirementId};
 use crate::steps::ProvstenWorld;
 
 static SHIPPED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/features");
@@ -192,7 +192,7 @@ fn check(
             )));
         }
         let tags = all_tags(f, rule, sc);
-        let reqs = requirement_ids(&tags);
+        let reqs = requirement_tags(&tags);
         if reqs.is_empty() {
             return Err(setup_error(format!(
                 "{path}:{}: scenario {:?} names no requirement (hint: tag it @req:ID; `provsten requirements` lists the IDs)",
@@ -201,12 +201,10 @@ fn check(
         }
         for id in reqs {
             if !catalogue.iter().any(|r| r.id == id) {
-                let hint = crate::reference::defects::closest(
-                    &id,
-                    catalogue.iter().map(|r| r.id.as_str()),
-                )
-                .map(|c| format!(" (did you mean @req:{c}?)"))
-                .unwrap_or_default();
+                let hint =
+                    crate::reference::defects::closest(id, catalogue.iter().map(|r| r.id.as_str()))
+                        .map(|c| format!(" (did you mean @req:{c}?)"))
+                        .unwrap_or_default();
                 return Err(setup_error(format!(
                     "{path}:{}: unknown requirement @req:{id}{hint}",
                     sc.position.line
@@ -390,15 +388,21 @@ pub fn all_tags(
     tags
 }
 
-pub fn requirement_ids(tags: &[String]) -> Vec<String> {
-    let mut ids: Vec<String> = tags
-        .iter()
-        .filter_map(|t| t.strip_prefix("req:"))
-        .map(str::to_string)
-        .collect();
-    ids.sort();
+/// The `@req:` tags as written (checked against the catalogue when features are loaded).
+fn requirement_tags(tags: &[String]) -> Vec<&str> {
+    let mut ids: Vec<&str> = tags.iter().filter_map(|t| t.strip_prefix("req:")).collect();
+    ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// The requirements a scenario's tags name; a tag that is no requirement ID was refused
+/// when the features were loaded.
+pub fn requirement_ids(tags: &[String]) -> Vec<RequirementId> {
+    requirement_tags(tags)
+        .into_iter()
+        .filter_map(|t| t.parse().ok())
+        .collect()
 }
 
 pub fn role_tags(tags: &[String]) -> Vec<String> {

@@ -67,7 +67,7 @@ struct Planned {
     scenario: gherkin::Scenario,
     key: String,
     tags: Vec<String>,
-    requirements: Vec<String>,
+    requirements: Vec<requirements::RequirementId>,
     /// `Some(reason)` when not run because a role is missing.
     not_applicable: Option<String>,
 }
@@ -118,10 +118,11 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         .collect();
 
     // Select scenarios: tag filter, profile, shard, then role applicability.
-    let in_profile: Vec<String> = requirements::in_profile(&catalogue, plan.profile)
-        .iter()
-        .map(|r| r.id.clone())
-        .collect();
+    let in_profile: Vec<requirements::RequirementId> =
+        requirements::in_profile(&catalogue, plan.profile)
+            .iter()
+            .map(|r| r.id.clone())
+            .collect();
     let mut planned = Vec::new();
     let mut unselected = requirements::Unselected::new();
     for f in parsed {

@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use serde_json::Value;
 
 use super::validate::{parse_json, Validator};
+use crate::requirements::RequirementId;
 
 /// One shipped schema and its valid examples.
 #[derive(Debug)]
@@ -17,7 +18,7 @@ pub struct Builtin {
     /// The schema's JSON text, embedded at build time.
     pub text: &'static str,
     /// Requirements whose checks use this schema.
-    pub requirements: &'static [&'static str],
+    pub requirements: &'static [RequirementId],
     /// Valid example messages; the first is the one the generator mutates.
     pub examples: &'static [Example],
 }
@@ -52,7 +53,7 @@ pub const BUILTINS: &[Builtin] = &[
         id: "fullmakt/agent-notification",
         file: "fullmakt/agent-notification.schema.json",
         text: shipped!("fullmakt/agent-notification.schema.json"),
-        requirements: &["FMK-2.6.2-VALIDATE"],
+        requirements: &[RequirementId::of("FMK-2.6.2-VALIDATE")],
         examples: &[
             example!("fullmakt/agent-notification.example.json"),
             example!("fullmakt/agent-notification.null-reason.example.json"),
@@ -62,21 +63,30 @@ pub const BUILTINS: &[Builtin] = &[
         id: "ebevis/epoc",
         file: "ebevis/epoc.schema.json",
         text: shipped!("ebevis/epoc.schema.json"),
-        requirements: &["EB-SCHEMA-1", "EB-VER-1"],
+        requirements: &[
+            RequirementId::of("EB-SCHEMA-1"),
+            RequirementId::of("EB-VER-1"),
+        ],
         examples: &[example!("ebevis/epoc.example.json")],
     },
     Builtin {
         id: "ebevis/epoc-pr",
         file: "ebevis/epoc-pr.schema.json",
         text: shipped!("ebevis/epoc-pr.schema.json"),
-        requirements: &["EB-SCHEMA-1", "EB-VER-1"],
+        requirements: &[
+            RequirementId::of("EB-SCHEMA-1"),
+            RequirementId::of("EB-VER-1"),
+        ],
         examples: &[example!("ebevis/epoc-pr.example.json")],
     },
     Builtin {
         id: "ebevis/epoc-response",
         file: "ebevis/epoc-response.schema.json",
         text: shipped!("ebevis/epoc-response.schema.json"),
-        requirements: &["EB-SCHEMA-1", "EB-VER-1"],
+        requirements: &[
+            RequirementId::of("EB-SCHEMA-1"),
+            RequirementId::of("EB-VER-1"),
+        ],
         examples: &[
             example!("ebevis/epoc-response.example.json"),
             example!("ebevis/epoc-response.refusal.example.json"),
@@ -133,6 +143,16 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
     use std::path::Path;
+
+    #[test]
+    fn every_schema_requirement_is_in_the_catalogue() {
+        let all = crate::requirements::catalogue().unwrap();
+        for b in BUILTINS {
+            for id in b.requirements {
+                assert!(all.iter().any(|r| r.id == *id), "{}: {id}", b.id);
+            }
+        }
+    }
 
     fn files_under(dir: &Path, rel: &str, out: &mut BTreeSet<String>) {
         let entries = std::fs::read_dir(dir).expect("schemas/ readable");

@@ -98,7 +98,7 @@ fn test_case(scenario: &ScenarioResult, with_line: bool) -> TestCase {
             scenario
                 .requirements
                 .iter()
-                .map(|id| Property::new("requirement", id)),
+                .map(|id| Property::new("requirement", id.as_str())),
         );
     // `file` and `line` are the attributes pytest writes; GitLab and GitHub annotation
     // actions use them to point at the source.

@@ -421,6 +421,8 @@ fn evidence_json(evidence: &[serde_json::Value]) -> String {
 pub(crate) fn sample_report() -> Report {
     use serde_json::json;
 
+    use crate::requirements::RequirementId;
+
     let step = |keyword: &str, text: &str, line: usize, status: StepStatus| StepResult {
         keyword: keyword.to_owned(),
         text: text.to_owned(),
@@ -430,7 +432,7 @@ pub(crate) fn sample_report() -> Report {
     let requirement =
         |id: &str, title: &str, profile: &str, verdict: Verdict, scenarios: &[&str]| {
             RequirementResult {
-                id: id.to_owned(),
+                id: id.parse().expect("a requirement ID"),
                 title: title.to_owned(),
                 source: format!("Anslutningsvillkor 2.1, {id}"),
                 profile: profile.to_owned(),
@@ -515,7 +517,7 @@ pub(crate) fn sample_report() -> Report {
                 feature: "features/mtls.feature".to_owned(),
                 name: "valid client certificate is accepted".to_owned(),
                 tags: vec!["@req:EB-MTLS-2".to_owned(), "@role:server".to_owned()],
-                requirements: vec!["EB-MTLS-2".to_owned()],
+                requirements: vec![RequirementId::of("EB-MTLS-2")],
                 status: ScenarioStatus::Passed,
                 duration_ms: 38,
                 steps: vec![
@@ -536,7 +538,7 @@ pub(crate) fn sample_report() -> Report {
                 feature: "features/mtls.feature".to_owned(),
                 name: "expired client certificate is refused".to_owned(),
                 tags: vec!["@req:EB-MTLS-1".to_owned(), "@role:server".to_owned()],
-                requirements: vec!["EB-MTLS-1".to_owned()],
+                requirements: vec![RequirementId::of("EB-MTLS-1")],
                 status: ScenarioStatus::Failed,
                 duration_ms: 41,
                 steps: vec![
@@ -570,7 +572,7 @@ pub(crate) fn sample_report() -> Report {
                     "@req:FMK-3-IDEMPOTENT".to_owned(),
                     "@role:receiver".to_owned(),
                 ],
-                requirements: vec!["FMK-3-IDEMPOTENT".to_owned()],
+                requirements: vec![RequirementId::of("FMK-3-IDEMPOTENT")],
                 status: ScenarioStatus::NotApplicable,
                 duration_ms: 0,
                 steps: vec![step(
@@ -587,7 +589,7 @@ pub(crate) fn sample_report() -> Report {
                 feature: "features/resend.feature".to_owned(),
                 name: "sender follows its declared resend policy".to_owned(),
                 tags: vec!["@req:FMK-4-RESEND".to_owned(), "@role:sender".to_owned()],
-                requirements: vec!["FMK-4-RESEND".to_owned()],
+                requirements: vec![RequirementId::of("FMK-4-RESEND")],
                 status: ScenarioStatus::Error,
                 duration_ms: 1_250,
                 steps: vec![
