@@ -73,7 +73,105 @@ struct Planned {
 }
 
 /// Runs the suite and returns the finished report. Errors are run errors (exit 2).
+///
+/// Resolve, then do: everything that can be wrong with the input is found by [`resolve`]
+/// before anything is started, so a typo never leaves an IUT or a port behind.
 pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
+    let mut r = resolve(plan)?;
+    let started_at = now_rfc3339();
+    std::fs::create_dir_all(&plan.out)
+        .with_context(|| format!("creating {}", plan.out.display()))?;
+    if plan.progress {
+        eprintln!(
+            "provsten: starting {} ({})",
+            r.cfg.iut.name,
+            r.source.name()
+        );
+    }
+    let iut = Iut::prepare(&r.cfg, r.source.clone(), &prepare_options(&r, plan)).await?;
+    let ctx = Arc::new(run_context(&iut, r.faults.clone(), plan));
+    // Config sections the steps need, checked up front (so step order cannot matter).
+    for p in r.planned.iter_mut().filter(|p| p.not_applicable.is_none()) {
+        let background = p.feature.background.iter().flat_map(|b| b.steps.iter());
+        let texts = background
+            .chain(p.scenario.steps.iter())
+            .map(|s| s.value.as_str());
+        p.not_applicable = steps::unmet_need(&ctx, texts);
+    }
+    let server_fp = server_fingerprint(&iut).await;
+    let trust = std::fs::read(iut.pki.path(&iut.pki.manifest.trust_bundle)).unwrap_or_default();
+    r.digests
+        .insert("ca_certificate".to_string(), hex(&Sha256::digest(&trust)));
+
+    let (mut store, exits) = execute(&r, plan, iut, ctx).await?;
+    let mut results = Vec::new();
+    let mut exit_report: Vec<IutExit> = exits
+        .iter()
+        .map(|e| IutExit {
+            status: e.status.clone(),
+            during: Vec::new(),
+            attached: e.attached,
+            restarted: e.restarted.is_ok(),
+            note: e.restarted.clone().err(),
+            last_output: e.last_output.clone(),
+        })
+        .collect();
+    for p in &r.planned {
+        let run = store.scenarios.remove(&p.key);
+        let mut result = result_for(p, run.as_ref());
+        if let Some(run) = &run {
+            blame_exits(&mut result, run, &exits, &mut exit_report);
+        }
+        results.push(result);
+    }
+    let reqs = requirements::verdicts(&r.catalogue, plan.profile, &results, &r.unselected);
+    let verdict = requirements::run_verdict(&reqs, plan.complete);
+    let coverage = Coverage::of(&reqs, plan.complete);
+    Ok(Report {
+        schema_version: SCHEMA_VERSION,
+        harness: Harness {
+            name: "provsten".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        iut: IutInfo {
+            name: r.cfg.iut.name.clone(),
+            roles: r.roles,
+            server_certificate_sha256: server_fp,
+            defects: plan.defects.iter().map(|d| d.name().to_string()).collect(),
+            exits: exit_report,
+        },
+        profile: plan.profile.to_string(),
+        started_at,
+        finished_at: now_rfc3339(),
+        verdict,
+        coverage,
+        requirements: reqs,
+        scenarios: results,
+        inputs: Inputs { digests: r.digests },
+        shard: plan.shard.map(|(index, count)| Shard { index, count }),
+        signature: None,
+    })
+}
+
+/// What a run knows before it starts anything: the features and the scenarios selected
+/// from them, the IUT config, the fault backend, and the digests of its inputs.
+struct Resolved {
+    catalogue: Vec<requirements::Requirement>,
+    cfg: iut::config::IutConfig,
+    source: ConfigSource,
+    roles: Vec<String>,
+    planned: Vec<Planned>,
+    unselected: requirements::Unselected,
+    /// Paths of the shipped features (their names are checked differently from a user's).
+    shipped: Vec<String>,
+    faults: Arc<dyn crate::network::backend::FaultBackend>,
+    /// The embedded fault proxy, shut down after the run (unused with an external one).
+    embedded_proxy: Arc<crate::network::proxy::ProxyServer>,
+    digests: BTreeMap<String, String>,
+}
+
+/// Reads and checks every input of the run; starts nothing.
+fn resolve(plan: &RunPlan) -> anyhow::Result<Resolved> {
     let catalogue = requirements::catalogue()?;
     let tag_filter = match &plan.tags {
         Some(t) => Some(
@@ -82,7 +180,6 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         ),
         None => None,
     };
-
     let mut sources = match &plan.exercise {
         Some(name) => vec![(format!("exercise/{name}.feature"), exercise_feature(name))],
         None => features::shipped(),
@@ -92,16 +189,16 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
     }
     let parsed = features::parse_all(&sources, &catalogue)?;
 
-    let (cfg, source) = match &plan.config {
-        Some(p) => iut::config::load(p).map_err(|e| setup_error(format!("{e:#}")))?,
+    let (cfg, source, config_text) = match &plan.config {
+        Some(p) => {
+            let (cfg, source) = iut::config::load(p).map_err(|e| setup_error(format!("{e:#}")))?;
+            (cfg, source, std::fs::read(p).unwrap_or_default())
+        }
         None => (
             iut::config::parse(iut::config::DEFAULT_CONFIG, &ConfigSource::Embedded)?,
             ConfigSource::Embedded,
+            iut::config::DEFAULT_CONFIG.as_bytes().to_vec(),
         ),
-    };
-    let config_text = match &plan.config {
-        Some(p) => std::fs::read(p).unwrap_or_default(),
-        None => iut::config::DEFAULT_CONFIG.as_bytes().to_vec(),
     };
     let mut digests = BTreeMap::new();
     digests.insert("features".to_string(), features::digest(&sources));
@@ -117,11 +214,60 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         .map(|r| r.as_str().to_string())
         .collect();
 
-    // Select scenarios: tag filter, profile, shard, then role applicability.
-    let in_profile: Vec<requirements::RequirementId> =
-        requirements::in_profile(&catalogue, plan.profile)
-            .iter()
-            .map(|r| r.id.clone())
+    let (planned, unselected) = select(parsed, plan, &catalogue, tag_filter.as_ref(), &roles);
+    if planned.is_empty() {
+        return Err(setup_error(format!(
+            "no scenario selected (profile {:?}, tags {:?}): nothing to certify",
+            plan.profile.name(),
+            plan.tags.as_deref().unwrap_or("none")
+        )));
+    }
+    if planned.iter().all(|p| p.not_applicable.is_some()) {
+        return Err(setup_error(nothing_applies(&planned, &roles)));
+    }
+    let shipped: Vec<String> = features::shipped().into_iter().map(|(p, _)| p).collect();
+    check_step_names(&planned, &shipped, &cfg, plan)?;
+
+    let toxiproxy_url = std::env::var("TOXIPROXY_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| cfg.network.toxiproxy_url.clone());
+    let embedded_proxy = crate::network::proxy::ProxyServer::new();
+    let faults: Arc<dyn crate::network::backend::FaultBackend> = match &toxiproxy_url {
+        Some(url) => Arc::new(
+            crate::network::backend::External::from_url(url)
+                .map_err(|e| setup_error(format!("{e:#}")))?,
+        ),
+        None => Arc::new(crate::network::backend::Embedded(embedded_proxy.clone())),
+    };
+    Ok(Resolved {
+        catalogue,
+        cfg,
+        source,
+        roles,
+        planned,
+        unselected,
+        shipped,
+        faults,
+        embedded_proxy,
+        digests,
+    })
+}
+
+/// The scenarios of the profile that the tag filter and the shard select, each marked
+/// not-applicable when it needs a role the IUT does not declare; and why the requirements
+/// of those left out were not selected.
+fn select(
+    parsed: Vec<gherkin::Feature>,
+    plan: &RunPlan,
+    catalogue: &[requirements::Requirement],
+    tag_filter: Option<&TagOperation>,
+    roles: &[String],
+) -> (Vec<Planned>, requirements::Unselected) {
+    let in_profile: Vec<&requirements::RequirementId> =
+        requirements::in_profile(catalogue, plan.profile)
+            .into_iter()
+            .map(|r| &r.id)
             .collect();
     let mut planned = Vec::new();
     let mut unselected = requirements::Unselected::new();
@@ -136,10 +282,10 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         for (rule, sc) in scenarios {
             let tags = features::all_tags(&feature, rule, sc);
             let reqs = features::requirement_ids(&tags);
-            if !reqs.iter().any(|r| in_profile.contains(r)) {
+            if !reqs.iter().any(|r| in_profile.contains(&r)) {
                 continue;
             }
-            if let Some(t) = &tag_filter {
+            if let Some(t) = tag_filter {
                 if !t.eval(tags.iter()) {
                     let why = format!(
                         "not selected: its scenarios do not match --tags {:?}",
@@ -183,59 +329,36 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
             });
         }
     }
-    if planned.is_empty() {
-        return Err(setup_error(format!(
-            "no scenario selected (profile {:?}, tags {:?}): nothing to certify",
-            plan.profile.name(),
-            plan.tags.as_deref().unwrap_or("none")
-        )));
-    }
-    if planned.iter().all(|p| p.not_applicable.is_some()) {
-        return Err(setup_error(nothing_applies(&planned, &roles)));
-    }
-    let shipped: Vec<String> = features::shipped().into_iter().map(|(p, _)| p).collect();
-    check_step_names(&planned, &shipped, &cfg, plan)?;
+    (planned, unselected)
+}
 
-    let started_at = now_rfc3339();
-    std::fs::create_dir_all(&plan.out)
-        .with_context(|| format!("creating {}", plan.out.display()))?;
-    let defects: Vec<String> = plan.defects.iter().map(|d| d.name().to_string()).collect();
-    if plan.progress {
-        eprintln!("provsten: starting {} ({})", cfg.iut.name, source.name());
-    }
-    let iut = Iut::prepare(
-        &cfg,
-        source,
-        &PrepareOptions {
-            out_dir: plan.out.clone(),
-            defects: defects.clone(),
-            certificate_uses: features::name_uses(&planned_features(
-                &planned
-                    .iter()
-                    .filter(|p| p.not_applicable.is_none())
-                    .collect::<Vec<_>>(),
-            ))
+/// What the IUT adapter needs of the run: where to write, the defects to seed, and the
+/// certificate names a user's own features use (checked against the PKI it loads).
+fn prepare_options(r: &Resolved, plan: &RunPlan) -> PrepareOptions {
+    let runs: Vec<&Planned> = r
+        .planned
+        .iter()
+        .filter(|p| p.not_applicable.is_none())
+        .collect();
+    PrepareOptions {
+        out_dir: plan.out.clone(),
+        defects: plan.defects.iter().map(|d| d.name().to_string()).collect(),
+        certificate_uses: features::name_uses(&planned_features(&runs))
             .into_iter()
             // The shipped features name catalogue certificates; a PKI without one makes
             // those scenarios not-applicable (`steps::NEEDS`). A user's own are checked.
-            .filter(|u| u.kind == NameKind::Certificate && !is_shipped(&u.at, &shipped))
+            .filter(|u| u.kind == NameKind::Certificate && !is_shipped(&u.at, &r.shipped))
             .collect(),
-        },
-    )
-    .await?;
-    let toxiproxy_url = std::env::var("TOXIPROXY_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| cfg.network.toxiproxy_url.clone());
-    let embedded_proxy = crate::network::proxy::ProxyServer::new();
-    let faults: Arc<dyn crate::network::backend::FaultBackend> = match &toxiproxy_url {
-        Some(url) => Arc::new(
-            crate::network::backend::External::from_url(url)
-                .map_err(|e| setup_error(format!("{e:#}")))?,
-        ),
-        None => Arc::new(crate::network::backend::Embedded(embedded_proxy.clone())),
-    };
-    let ctx = Arc::new(RunContext {
+    }
+}
+
+/// The steps' view of the prepared IUT.
+fn run_context(
+    iut: &Iut,
+    faults: Arc<dyn crate::network::backend::FaultBackend>,
+    plan: &RunPlan,
+) -> RunContext {
+    RunContext {
         faults,
         timeline_dirs: plan.timelines.clone(),
         messages: iut.messages.clone(),
@@ -259,20 +382,19 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         request_timeout: iut.request_timeout,
         granted: iut.granted.clone(),
         ip: iut.ip.clone(),
-    });
-    // Config sections the steps need, checked up front (so step order cannot matter).
-    for p in planned.iter_mut().filter(|p| p.not_applicable.is_none()) {
-        let background = p.feature.background.iter().flat_map(|b| b.steps.iter());
-        let texts = background
-            .chain(p.scenario.steps.iter())
-            .map(|s| s.value.as_str());
-        p.not_applicable = steps::unmet_need(&ctx, texts);
     }
-    let server_fp = server_fingerprint(&iut).await;
-    let trust = std::fs::read(iut.pki.path(&iut.pki.manifest.trust_bundle)).unwrap_or_default();
-    digests.insert("ca_certificate".to_string(), hex(&Sha256::digest(&trust)));
+}
 
-    let to_run: Vec<&Planned> = planned
+/// Runs the applicable scenarios against the started IUT, watching it for exits, then
+/// stops it and the fault proxy: what the scenarios recorded, and the exits seen.
+async fn execute(
+    r: &Resolved,
+    plan: &RunPlan,
+    iut: Iut,
+    ctx: Arc<RunContext>,
+) -> anyhow::Result<(Store, Vec<iut::Exit>)> {
+    let to_run: Vec<&Planned> = r
+        .planned
         .iter()
         .filter(|p| p.not_applicable.is_none())
         .collect();
@@ -281,15 +403,15 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
             "provsten: running {} scenarios against {} ({} not applicable)",
             to_run.len(),
             iut.target.addr,
-            planned.len() - to_run.len()
+            r.planned.len() - to_run.len()
         );
     }
     let store: collector::Shared = Arc::new(Mutex::new(Store::default()));
     let run_started = Instant::now();
     let watch = match iut.restarter() {
-        Some(r) => Watch::Started(Box::new(r)),
+        Some(restarter) => Watch::Started(Box::new(restarter)),
         // An attached IUT is probed after each scenario, if it has an API to probe.
-        None if cfg.api.is_some() => {
+        None if r.cfg.api.is_some() => {
             Watch::Attached(Arc::new(iut::AttachedWatch::new(iut.target.addr)))
         }
         None => Watch::Nothing,
@@ -305,58 +427,12 @@ pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
         "scenarios finished"
     );
     iut.stop().await;
-    embedded_proxy.shutdown().await;
-
-    let mut store = store
+    r.embedded_proxy.shutdown().await;
+    let store = store
         .lock()
+        .map(|mut s| std::mem::take(&mut *s))
         .map_err(|_| anyhow::anyhow!("result store poisoned"))?;
-    let mut results = Vec::new();
-    let mut exit_report: Vec<IutExit> = exits
-        .iter()
-        .map(|e| IutExit {
-            status: e.status.clone(),
-            during: Vec::new(),
-            attached: e.attached,
-            restarted: e.restarted.is_ok(),
-            note: e.restarted.clone().err(),
-            last_output: e.last_output.clone(),
-        })
-        .collect();
-    for p in &planned {
-        let run = store.scenarios.remove(&p.key);
-        let mut result = result_for(p, run.as_ref());
-        if let Some(run) = &run {
-            blame_exits(&mut result, run, &exits, &mut exit_report);
-        }
-        results.push(result);
-    }
-    let reqs = requirements::verdicts(&catalogue, plan.profile, &results, &unselected);
-    let verdict = requirements::run_verdict(&reqs, plan.complete);
-    let coverage = Coverage::of(&reqs, plan.complete);
-    Ok(Report {
-        schema_version: SCHEMA_VERSION,
-        harness: Harness {
-            name: "provsten".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        iut: IutInfo {
-            name: cfg.iut.name.clone(),
-            roles,
-            server_certificate_sha256: server_fp,
-            defects,
-            exits: exit_report,
-        },
-        profile: plan.profile.to_string(),
-        started_at,
-        finished_at: now_rfc3339(),
-        verdict,
-        coverage,
-        requirements: reqs,
-        scenarios: results,
-        inputs: Inputs { digests },
-        shard: plan.shard.map(|(index, count)| Shard { index, count }),
-        signature: None,
-    })
+    Ok((store, exits))
 }
 
 /// Whether `file:line` is in one of the shipped features.
