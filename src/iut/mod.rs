@@ -458,35 +458,10 @@ impl Iut {
             PathBuf::new(),
             opts.defects.clone(),
         );
-        let mut pki_dir = config_dir.join(ph.expand(&cfg.pki.dir, "pki.dir", &source)?);
+        let pki_dir = config_dir.join(ph.expand(&cfg.pki.dir, "pki.dir", &source)?);
         ph.pki = pki_dir.clone();
 
-        // A generated PKI is made in a private folder (0700, removed after the run) that
-        // `{pki}` names; `pki.dir` (the report folder, for the embedded config) gets only
-        // its public half: certificates, chains, CRLs, the trust bundle, the catalogue.
-        // CI uploads report folders: no private key may land there.
-        let mut private_pki = None;
-        if cfg.pki.generate {
-            let private = generate_private_pki(&cfg.pki, &mut ph, &source, &pki_dir)?;
-            pki_dir = private.path().to_path_buf();
-            ph.pki = pki_dir.clone();
-            private_pki = Some(private);
-        }
-        let pki = Pki::load(&pki_dir)?;
-        check_expiry(&pki, &pki_dir)?;
-        let names: Vec<&str> = pki
-            .manifest
-            .certificates
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        crate::runner::features::check_names(
-            &opts.certificate_uses,
-            crate::runner::features::NameKind::Certificate,
-            &names,
-            "certificate (the PKI catalogue)",
-        )?;
-        let crl_server = publish_crls(&pki).await?;
+        let (pki, private_pki) = load_pki(cfg, opts, &mut ph, &source, pki_dir)?;
 
         let api = cfg.api.clone().unwrap_or_else(config::ApiSection::absent);
         let base_url = ph.expand(&api.base_url, "api.base_url", &source)?;
@@ -514,26 +489,10 @@ impl Iut {
             None => None,
         };
 
-        if matches!(source, ConfigSource::Embedded) {
-            // The embedded reference keeps its outbox per run: a report folder reused for
-            // another run must not resend the last run's messages.
-            let outbox = out.join("outbox");
-            if outbox.exists() {
-                std::fs::remove_dir_all(&outbox)
-                    .with_context(|| format!("clearing {}", outbox.display()))?;
-            }
-        }
         let resend = match &cfg.resend {
             Some(r) => Some(r.resolve(&format!("{}: [resend]", source.name()))?),
             None => None,
         };
-        if let Some(p) = &resend {
-            // The IUT may read the declared policy (the reference IUT does).
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let path = out.join("resend-policy.json");
-            std::fs::write(&path, serde_json::to_vec_pretty(p)?)
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
         let sender = match &cfg.sender {
             None => None,
             Some(s) => {
@@ -572,77 +531,59 @@ impl Iut {
             }),
         };
 
-        let ready_identity = match &cfg.iut.ready.client_cert {
-            Some(name) => Some(Identity::from_pki(&pki, name)?),
-            None => None,
-        };
-        let mut process = None;
-        if let Some(start) = &cfg.iut.start {
-            let mut argv = Vec::new();
-            let mut saw_defects = false;
-            for (i, arg) in start.command.iter().enumerate() {
-                if arg == "{defects}" {
-                    saw_defects = true;
-                    for d in &opts.defects {
-                        argv.push("--defect".to_string());
-                        argv.push(d.clone());
-                    }
-                } else {
-                    argv.push(ph.expand(arg, &format!("iut.start.command[{i}]"), &source)?);
-                }
+        let protected_path = ph.expand(&api.protected_path, "api.protected_path", &source)?;
+        let start = start_spec(cfg, opts, &mut ph, &source, &config_dir)?;
+
+        // Resolved: now start what the run needs, the IUT last.
+        if matches!(source, ConfigSource::Embedded) {
+            // The embedded reference keeps its outbox per run: a report folder reused for
+            // another run must not resend the last run's messages.
+            let outbox = out.join("outbox");
+            if outbox.exists() {
+                std::fs::remove_dir_all(&outbox)
+                    .with_context(|| format!("clearing {}", outbox.display()))?;
             }
-            if !opts.defects.is_empty() && !saw_defects {
-                bail!(SetupError(format!(
-                    "--defect applies only to the reference IUT ({}: iut.start.command has no \"{{defects}}\" argument)",
-                    source.name()
-                )));
-            }
-            let mut env = Vec::new();
-            for (k, v) in &start.env {
-                env.push((
-                    k.clone(),
-                    ph.expand(v, &format!("iut.start.env.{k}"), &source)?,
-                ));
-            }
-            let workdir = match &start.workdir {
-                Some(w) => Some(config_dir.join(ph.expand(w, "iut.start.workdir", &source)?)),
-                None => Some(config_dir.clone()),
-            };
-            let spec = StartSpec {
-                program: argv.remove(0),
-                args: argv,
-                env,
-                workdir,
-                stop_timeout: start.stop_timeout.0,
-            };
-            let spawned = IutProcess::spawn(&spec)?;
-            process = Some(Restarter {
-                process: Arc::new(tokio::sync::Mutex::new(Some(spawned))),
-                spec,
-                target: target.clone(),
-                identity: ready_identity.clone(),
-                ready_path: cfg
-                    .iut
-                    .ready
-                    .path
-                    .clone()
-                    .unwrap_or_else(|| api.health_path.clone()),
-                ready_timeout: cfg.iut.ready.timeout.0,
-                ready_check: cfg.iut.ready.check,
-                exits: Arc::default(),
-                gate: Arc::default(),
-            });
-        } else if !opts.defects.is_empty() {
-            bail!(SetupError(
-                "--defect applies only to the reference IUT, which provsten starts itself".into()
-            ));
         }
+        if let Some(p) = &resend {
+            // The IUT may read the declared policy (the reference IUT does).
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let path = out.join("resend-policy.json");
+            std::fs::write(&path, serde_json::to_vec_pretty(p)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        let crl_server = publish_crls(&pki).await?;
+        let process = match start {
+            None => None,
+            Some(spec) => {
+                let identity = match &cfg.iut.ready.client_cert {
+                    Some(name) => Some(Identity::from_pki(&pki, name)?),
+                    None => None,
+                };
+                let spawned = IutProcess::spawn(&spec)?;
+                Some(Restarter {
+                    process: Arc::new(tokio::sync::Mutex::new(Some(spawned))),
+                    spec,
+                    target: target.clone(),
+                    identity,
+                    ready_path: cfg
+                        .iut
+                        .ready
+                        .path
+                        .clone()
+                        .unwrap_or_else(|| api.health_path.clone()),
+                    ready_timeout: cfg.iut.ready.timeout.0,
+                    ready_check: cfg.iut.ready.check,
+                    exits: Arc::default(),
+                    gate: Arc::default(),
+                })
+            }
+        };
 
         let mut iut = Iut {
             name: cfg.iut.name.clone(),
             roles: cfg.iut.roles.clone(),
             target,
-            protected_path: ph.expand(&api.protected_path, "api.protected_path", &source)?,
+            protected_path,
             health_path: api.health_path.clone(),
             registered_orgs: api.registered_orgs.clone(),
             request_timeout: api.request_timeout.0,
@@ -855,6 +796,107 @@ fn expand_trigger(
             source.name()
         ))),
     }
+}
+
+/// Loads the IUT's PKI, or generates it, and checks it: not expiring during the run, and
+/// holding every certificate a user's own features name.
+///
+/// A generated PKI is made in a private folder (0700, removed after the run) that
+/// `{pki}` names; `pki.dir` (the report folder, for the embedded config) gets only its
+/// public half: certificates, chains, CRLs, the trust bundle, the catalogue. CI uploads
+/// report folders: no private key may land there.
+fn load_pki(
+    cfg: &IutConfig,
+    opts: &PrepareOptions,
+    ph: &mut Placeholders,
+    source: &ConfigSource,
+    mut pki_dir: PathBuf,
+) -> anyhow::Result<(Pki, Option<tempfile::TempDir>)> {
+    let mut private_pki = None;
+    if cfg.pki.generate {
+        let private = generate_private_pki(&cfg.pki, ph, source, &pki_dir)?;
+        pki_dir = private.path().to_path_buf();
+        ph.pki = pki_dir.clone();
+        private_pki = Some(private);
+    }
+    let pki = Pki::load(&pki_dir)?;
+    check_expiry(&pki, &pki_dir)?;
+    let names: Vec<&str> = pki
+        .manifest
+        .certificates
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    crate::runner::features::check_names(
+        &opts.certificate_uses,
+        crate::runner::features::NameKind::Certificate,
+        &names,
+        "certificate (the PKI catalogue)",
+    )?;
+    Ok((pki, private_pki))
+}
+
+/// The command line, environment and folder that start the IUT (`[iut.start]`), with
+/// placeholders expanded and `{defects}` replaced by `--defect NAME` pairs; `None` for an
+/// IUT that runs on its own (which `--defect` cannot apply to).
+fn start_spec(
+    cfg: &IutConfig,
+    opts: &PrepareOptions,
+    ph: &mut Placeholders,
+    source: &ConfigSource,
+    config_dir: &Path,
+) -> anyhow::Result<Option<StartSpec>> {
+    let Some(start) = &cfg.iut.start else {
+        if !opts.defects.is_empty() {
+            bail!(SetupError(
+                "--defect applies only to the reference IUT, which provsten starts itself".into()
+            ));
+        }
+        return Ok(None);
+    };
+    let mut argv = Vec::new();
+    let mut saw_defects = false;
+    for (i, arg) in start.command.iter().enumerate() {
+        if arg == "{defects}" {
+            saw_defects = true;
+            for d in &opts.defects {
+                argv.push("--defect".to_string());
+                argv.push(d.clone());
+            }
+        } else {
+            argv.push(ph.expand(arg, &format!("iut.start.command[{i}]"), source)?);
+        }
+    }
+    if !opts.defects.is_empty() && !saw_defects {
+        bail!(SetupError(format!(
+            "--defect applies only to the reference IUT ({}: iut.start.command has no \"{{defects}}\" argument)",
+            source.name()
+        )));
+    }
+    let mut env = Vec::new();
+    for (k, v) in &start.env {
+        env.push((
+            k.clone(),
+            ph.expand(v, &format!("iut.start.env.{k}"), source)?,
+        ));
+    }
+    let workdir = match &start.workdir {
+        Some(w) => config_dir.join(ph.expand(w, "iut.start.workdir", source)?),
+        None => config_dir.to_path_buf(),
+    };
+    if argv.is_empty() {
+        bail!(SetupError(format!(
+            "{}: iut.start.command has no program before \"{{defects}}\" (hint: command = [\"./my-server\", \"{{defects}}\"])",
+            source.name()
+        )));
+    }
+    Ok(Some(StartSpec {
+        program: argv.remove(0),
+        args: argv,
+        env,
+        workdir: Some(workdir),
+        stop_timeout: start.stop_timeout.0,
+    }))
 }
 
 /// A fresh PKI from the shipped catalogue, in a private folder (0700, removed when the
