@@ -97,8 +97,9 @@ pub struct ReportSignature {
     pub value: String,
 }
 
-/// Evidence shape for a sender's resend attempts (FMK-2.6.3): put in a scenario's evidence
-/// as `{"resend_timeline": ResendTimeline}`; `report.html` draws it against the schedule.
+/// Evidence kind for a sender's resend attempts (FMK-2.6.3), [`Evidence::ResendTimeline`]
+/// (`{"resend_timeline": ResendTimeline}` on the wire); `report.html` draws it against the
+/// schedule.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ResendTimeline {
@@ -120,8 +121,9 @@ pub struct ResendAttempt {
     pub accepted: bool,
 }
 
-/// Evidence shape for an outage exercise (CONT-*): `{"exercise_timeline": ExerciseTimeline}`;
-/// `report.html` draws deliveries per route over time with outage phases shaded.
+/// Evidence kind for an outage exercise (CONT-*), [`Evidence::ExerciseTimeline`]
+/// (`{"exercise_timeline": ExerciseTimeline}` on the wire); `report.html` draws deliveries per
+/// route over time with outage phases shaded.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ExerciseTimeline {

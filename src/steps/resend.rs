@@ -576,13 +576,13 @@ fn attempts_of<'a>(all: &'a [Attempt], id: &str) -> Vec<&'a Attempt> {
 }
 
 impl ProvstenWorld {
-    /// The attempts as evidence, and the first message's as a `resend_timeline` the HTML
+    /// The attempts as evidence, and the first message's as a resend timeline the HTML
     /// report draws against the policy's schedule; replaces an earlier record of them.
     fn record_attempts(&mut self, all: &[Attempt]) {
         self.evidence.retain(|e| match e {
             Evidence::Observation(v) => v.get("attempts").is_none(),
             Evidence::ResendTimeline(_) => false,
-            _ => true,
+            Evidence::ExerciseTimeline(_) | Evidence::Malformed { .. } => true,
         });
         self.record(json!({"attempts": all}));
         let (Ok(p), Some(first)) = (self.policy(), self.resend.sent.first()) else {
