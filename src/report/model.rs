@@ -97,9 +97,11 @@ pub struct ReportSignature {
     pub value: String,
 }
 
-/// Evidence shape for a sender's resend attempts (FMK-2.6.3): put in a scenario's evidence
-/// as `{"resend_timeline": ResendTimeline}`; `report.html` draws it against the schedule.
+/// Evidence kind for a sender's resend attempts (FMK-2.6.3), [`Evidence::ResendTimeline`]
+/// (`{"resend_timeline": ResendTimeline}` on the wire); `report.html` draws it against the
+/// schedule.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct ResendTimeline {
     pub message_id: String,
     /// Attempts as observed, times from the first attempt.
@@ -110,6 +112,7 @@ pub struct ResendTimeline {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct ResendAttempt {
     pub at_ms: u64,
     /// What the simulated receiver did or answered (`503`, `reset`, `timeout`, `200`…).
@@ -118,9 +121,11 @@ pub struct ResendAttempt {
     pub accepted: bool,
 }
 
-/// Evidence shape for an outage exercise (CONT-*): `{"exercise_timeline": ExerciseTimeline}`;
-/// `report.html` draws deliveries per route over time with outage phases shaded.
+/// Evidence kind for an outage exercise (CONT-*), [`Evidence::ExerciseTimeline`]
+/// (`{"exercise_timeline": ExerciseTimeline}` on the wire); `report.html` draws deliveries per
+/// route over time with outage phases shaded.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct ExerciseTimeline {
     pub duration_ms: u64,
     pub phases: Vec<ExercisePhase>,
@@ -128,6 +133,7 @@ pub struct ExerciseTimeline {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct ExercisePhase {
     pub name: String,
     pub start_ms: u64,
@@ -137,12 +143,137 @@ pub struct ExercisePhase {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct RouteSeries {
     pub route: String,
     /// Width of each bucket.
     pub bucket_ms: u64,
     /// Messages delivered through this route in each bucket.
     pub delivered: Vec<u64>,
+}
+
+/// What kind of chart `report.html` draws from an observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartKind {
+    ExerciseTimeline,
+    ResendTimeline,
+}
+
+impl ChartKind {
+    /// Every kind, in the order an observation is checked for their members.
+    pub const ALL: [ChartKind; 2] = [ChartKind::ResendTimeline, ChartKind::ExerciseTimeline];
+
+    /// The member that holds this kind of chart in `report.json`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ChartKind::ExerciseTimeline => "exercise_timeline",
+            ChartKind::ResendTimeline => "resend_timeline",
+        }
+    }
+}
+
+/// One observation in a scenario's evidence.
+///
+/// On the wire each is the JSON value steps have always written: a chart is an object with
+/// one member named by its kind (`{"resend_timeline": {…}}`, `{"exercise_timeline": {…}}`),
+/// any other observation is kept as it is. Reading a JSON value never fails, so an old or
+/// hand-edited report still loads, and every variant writes back exactly what was read (the
+/// chart models deny unknown fields, so nothing is dropped on the way).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Evidence {
+    ExerciseTimeline(ExerciseTimeline),
+    /// An object with a chart kind's member that does not fit the model, kept as read so
+    /// `report.html` can say why it is not drawn.
+    Malformed {
+        kind: ChartKind,
+        /// Why it does not fit (``missing field `attempts` ``).
+        error: String,
+        /// The whole observation as read.
+        value: serde_json::Value,
+    },
+    /// Anything else steps record, as a rule an object of named facts.
+    Observation(serde_json::Value),
+    ResendTimeline(ResendTimeline),
+}
+
+impl Evidence {
+    /// The observation as the JSON value it is written as.
+    pub fn to_value(&self) -> serde_json::Value {
+        match self {
+            // `json!` converts the chart to a `Value` first, so its members are ordered the
+            // way they always were in `report.json`. It cannot fail: the chart models hold
+            // only strings, integers, booleans and lists of them.
+            Evidence::ExerciseTimeline(t) => {
+                serde_json::json!({ ChartKind::ExerciseTimeline.key(): t })
+            }
+            Evidence::ResendTimeline(t) => {
+                serde_json::json!({ ChartKind::ResendTimeline.key(): t })
+            }
+            Evidence::Malformed { value, .. } | Evidence::Observation(value) => value.clone(),
+        }
+    }
+}
+
+impl From<serde_json::Value> for Evidence {
+    /// Recognises charts by their member, so `record(json!({…}))` and reading `report.json`
+    /// give the same evidence.
+    fn from(value: serde_json::Value) -> Self {
+        let Some(kind) = ChartKind::ALL
+            .into_iter()
+            .find(|k| value.get(k.key()).is_some())
+        else {
+            return Evidence::Observation(value);
+        };
+        let members = value.as_object().map_or(0, |m| m.len());
+        let chart = &value[kind.key()];
+        let read = if members == 1 {
+            match kind {
+                ChartKind::ExerciseTimeline => {
+                    ExerciseTimeline::deserialize(chart).map(Evidence::ExerciseTimeline)
+                }
+                ChartKind::ResendTimeline => {
+                    ResendTimeline::deserialize(chart).map(Evidence::ResendTimeline)
+                }
+            }
+            .map_err(|e| e.to_string())
+        } else {
+            Err(format!(
+                "a chart is an observation of its own, this one has {} other member{}",
+                members - 1,
+                if members == 2 { "" } else { "s" }
+            ))
+        };
+        read.unwrap_or_else(|error| Evidence::Malformed { kind, error, value })
+    }
+}
+
+impl From<ExerciseTimeline> for Evidence {
+    fn from(t: ExerciseTimeline) -> Self {
+        Evidence::ExerciseTimeline(t)
+    }
+}
+
+impl From<ResendTimeline> for Evidence {
+    fn from(t: ResendTimeline) -> Self {
+        Evidence::ResendTimeline(t)
+    }
+}
+
+impl Serialize for Evidence {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Evidence::Malformed { value, .. } | Evidence::Observation(value) => {
+                value.serialize(serializer)
+            }
+            chart => chart.to_value().serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Evidence {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(deserializer).map(Evidence::from)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -263,7 +394,7 @@ pub struct ScenarioResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Observations as data: TLS alerts, HTTP statuses, certificates presented, timings.
-    pub evidence: Vec<serde_json::Value>,
+    pub evidence: Vec<Evidence>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -295,4 +426,148 @@ pub enum RunEvent {
         result: Box<ScenarioResult>,
     },
     RunFinished,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn resend() -> ResendTimeline {
+        ResendTimeline {
+            message_id: "n-1".into(),
+            attempts: vec![ResendAttempt {
+                at_ms: 0,
+                outcome: "503".into(),
+                accepted: false,
+            }],
+            expected_ms: vec![0, 2_000],
+            tolerance_ms: 500,
+        }
+    }
+
+    fn exercise() -> ExerciseTimeline {
+        ExerciseTimeline {
+            duration_ms: 20_000,
+            phases: vec![ExercisePhase {
+                name: "primary down".into(),
+                start_ms: 0,
+                end_ms: 20_000,
+                outage: true,
+            }],
+            routes: vec![RouteSeries {
+                route: "fallback".into(),
+                bucket_ms: 10_000,
+                delivered: vec![3, 4],
+            }],
+        }
+    }
+
+    /// Serialises `evidence`, checks it is `wire`, and reads it back.
+    fn round_trip(evidence: &Evidence, wire: &serde_json::Value) -> Evidence {
+        let text = serde_json::to_string(evidence).unwrap();
+        assert_eq!(text, wire.to_string(), "the wire shape of {evidence:?}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn each_evidence_kind_keeps_its_wire_shape_through_a_round_trip() {
+        let charts = [
+            (
+                Evidence::ResendTimeline(resend()),
+                json!({ "resend_timeline": resend() }),
+            ),
+            (
+                Evidence::ExerciseTimeline(exercise()),
+                json!({ "exercise_timeline": exercise() }),
+            ),
+            (
+                Evidence::Observation(json!({"http_status": 200, "presented": "client-ok"})),
+                json!({"http_status": 200, "presented": "client-ok"}),
+            ),
+            (
+                Evidence::Observation(json!("a bare string")),
+                json!("a bare string"),
+            ),
+        ];
+        for (evidence, wire) in charts {
+            assert_eq!(round_trip(&evidence, &wire), evidence);
+            assert_eq!(
+                Evidence::from(wire),
+                evidence,
+                "`record(json!(…))` types it too"
+            );
+        }
+    }
+
+    #[test]
+    fn a_chart_that_does_not_fit_the_model_loads_as_malformed_and_writes_back_as_read() {
+        let cases = [
+            (
+                json!({"resend_timeline": {"message_id": "n-1"}}),
+                ChartKind::ResendTimeline,
+                "missing field `attempts`",
+            ),
+            (
+                json!({"exercise_timeline": {"duration_ms": 1, "phases": [], "routes": [],
+                                              "note": "from elsewhere"}}),
+                ChartKind::ExerciseTimeline,
+                "unknown field `note`",
+            ),
+            (
+                json!({"resend_timeline": resend(), "note": "beside it"}),
+                ChartKind::ResendTimeline,
+                "a chart is an observation of its own, this one has 1 other member",
+            ),
+        ];
+        for (wire, kind, error) in cases {
+            let read: Evidence = serde_json::from_value(wire.clone()).unwrap();
+            let Evidence::Malformed {
+                kind: read_kind,
+                error: read_error,
+                ..
+            } = &read
+            else {
+                panic!("{wire} read as {read:?}");
+            };
+            assert_eq!(*read_kind, kind);
+            assert!(read_error.starts_with(error), "{read_error}");
+            assert_eq!(round_trip(&read, &wire), read);
+        }
+    }
+
+    #[test]
+    fn a_report_written_before_evidence_kinds_loads_and_writes_back_unchanged() {
+        // Written by `report::writers::json::render` before evidence was typed: the sample
+        // report plus a malformed resend timeline, a timeline with an unknown member, one
+        // beside another member and a bare string.
+        let text = include_str!("../../tests/fixtures/report-before-evidence-kinds.json");
+        let report: Report = serde_json::from_str(text).unwrap();
+        let kinds: Vec<&str> = report.scenarios[3]
+            .evidence
+            .iter()
+            .map(|e| match e {
+                Evidence::ExerciseTimeline(_) => "exercise",
+                Evidence::Malformed { .. } => "malformed",
+                Evidence::Observation(_) => "observation",
+                Evidence::ResendTimeline(_) => "resend",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "observation",
+                "resend",
+                "exercise",
+                "malformed",
+                "malformed",
+                "malformed",
+                "observation"
+            ]
+        );
+        let mut again = serde_json::to_string_pretty(&report).unwrap();
+        again.push('\n');
+        assert_eq!(again, text);
+    }
 }

@@ -11,7 +11,7 @@ use cucumber::event::{self, Cucumber, Feature, Rule, Scenario, Step, StepError};
 use cucumber::gherkin;
 use cucumber::{parser, Event};
 
-use crate::report::model::{StepResult, StepStatus};
+use crate::report::model::{Evidence, StepResult, StepStatus};
 use crate::steps::ProvstenWorld;
 
 /// `path:line`, the stable scenario key.
@@ -35,7 +35,7 @@ pub struct ScenarioRun {
     pub error: Option<String>,
     /// A step found the scenario cannot apply to this IUT (reason).
     pub not_applicable: Option<String>,
-    pub evidence: Vec<serde_json::Value>,
+    pub evidence: Vec<Evidence>,
 }
 
 #[derive(Debug, Default)]

@@ -538,15 +538,18 @@ fn blame_exits(
             reported.during.push(result.key.clone());
             result.status = ScenarioStatus::Failed;
             result.message = Some(exit_message(exit));
-            result.evidence.push(serde_json::json!({
-                "iut_exited": {
-                    "status": exit.status,
-                    "attached": exit.attached,
-                    "restarted": exit.restarted.is_ok(),
-                    "last_output": exit.last_output,
-                },
-                "summary": format!("the IUT {} during this scenario", exit.what()),
-            }));
+            result.evidence.push(
+                serde_json::json!({
+                    "iut_exited": {
+                        "status": exit.status,
+                        "attached": exit.attached,
+                        "restarted": exit.restarted.is_ok(),
+                        "last_output": exit.last_output,
+                    },
+                    "summary": format!("the IUT {} during this scenario", exit.what()),
+                })
+                .into(),
+            );
             return;
         }
         if exit.found_at < started {

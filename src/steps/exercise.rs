@@ -115,7 +115,7 @@ async fn exercise(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> {
     }
     let (phases, problems, chart) = w.measure(&t, start, first);
     w.record(json!({"exercise": {"name": name, "description": t.description, "duration_ms": ms(total), "messages": ids.len(), "phases": phases, "problems": problems, "faults": applied.iter().map(|a| json!({"phase": a.phase, "link": a.link, "fault": a.fault, "apply": a.apply, "at_ms": ms(a.at.saturating_duration_since(start)), "ok": a.ok})).collect::<Vec<_>>()}}));
-    w.record(json!({"exercise_timeline": chart}));
+    w.record(chart);
     w.exercise = ExerciseState {
         name,
         phases,

@@ -36,6 +36,7 @@ use crate::iut::IpFilterContext;
 use crate::network::proxy_protocol;
 use crate::peers::{Exchange, Target, TlsVersions};
 use crate::pki::Pki;
+use crate::report::model::Evidence;
 
 /// A step that cannot apply to this IUT fails with this prefix; the runner reports the
 /// scenario `not-applicable` with the rest of the message as the reason.
@@ -197,7 +198,7 @@ pub struct ProvstenWorld {
     /// An outage exercise's figures (CONT-EXERCISE).
     pub exercise: exercise::ExerciseState,
     /// Observations as data, copied into the report.
-    pub evidence: Vec<serde_json::Value>,
+    pub evidence: Vec<Evidence>,
 }
 
 impl ProvstenWorld {
@@ -238,8 +239,9 @@ impl ProvstenWorld {
             .ok_or_else(|| anyhow::anyhow!("no IUT context: steps run only inside `provsten run`"))
     }
 
-    pub fn record(&mut self, v: serde_json::Value) {
-        self.evidence.push(v);
+    /// Adds an observation: a chart, or (from `json!`) any object of named facts.
+    pub fn record(&mut self, v: impl Into<Evidence>) {
+        self.evidence.push(v.into());
     }
 
     /// The exchanges of the last request step (at least one).

@@ -17,6 +17,7 @@ use super::ProvstenWorld;
 use crate::iut::{observe, SenderContext, Trigger};
 use crate::peers::receiver::{Answer, Attempt, ReceiverSpec, RetryAfter, Rule, SimulatedReceiver};
 use crate::peers::Outcome as ExchangeOutcome;
+use crate::report::model::{Evidence, ResendAttempt, ResendTimeline};
 use crate::shared::resend_policy::{Decision, Outcome as PolicyOutcome, ResendPolicy};
 
 /// Slack for the IUT's own processing beyond the policy's numbers (a trigger, a write to
@@ -575,11 +576,14 @@ fn attempts_of<'a>(all: &'a [Attempt], id: &str) -> Vec<&'a Attempt> {
 }
 
 impl ProvstenWorld {
-    /// The attempts as evidence, and the first message's as a `resend_timeline` the HTML
+    /// The attempts as evidence, and the first message's as a resend timeline the HTML
     /// report draws against the policy's schedule; replaces an earlier record of them.
     fn record_attempts(&mut self, all: &[Attempt]) {
-        self.evidence
-            .retain(|e| e.get("attempts").is_none() && e.get("resend_timeline").is_none());
+        self.evidence.retain(|e| match e {
+            Evidence::Observation(v) => v.get("attempts").is_none(),
+            Evidence::ResendTimeline(_) => false,
+            Evidence::ExerciseTimeline(_) | Evidence::Malformed { .. } => true,
+        });
         self.record(json!({"attempts": all}));
         let (Ok(p), Some(first)) = (self.policy(), self.resend.sent.first()) else {
             return;
@@ -593,11 +597,11 @@ impl ProvstenWorld {
         let Some(t0) = mine.first().map(|a| a.at) else {
             return;
         };
-        let t = crate::report::model::ResendTimeline {
+        let t = ResendTimeline {
             message_id: first.id.clone(),
             attempts: mine
                 .iter()
-                .map(|a| crate::report::model::ResendAttempt {
+                .map(|a| ResendAttempt {
                     at_ms: a.at.duration_since(t0).as_millis() as u64,
                     outcome: a.answer.clone(),
                     accepted: a.acknowledged,
@@ -610,7 +614,7 @@ impl ProvstenWorld {
                 .collect(),
             tolerance_ms: p.tolerance.as_millis() as u64,
         };
-        self.record(json!({"resend_timeline": t}));
+        self.record(t);
     }
 }
 

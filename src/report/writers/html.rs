@@ -4,13 +4,11 @@
 //! verdict, the IUT and the run; the requirement matrix grouped by profile; a list of the
 //! timeline charts, if any; then every scenario, anchored by its key
 //! (`report.html#features/mtls.feature:12`), with its steps, message and evidence. Timeline
-//! evidence (`{"resend_timeline": …}`, `{"exercise_timeline": …}`) is drawn as inline SVG
-//! ([`super::svg`]) above the evidence JSON. Every string from the model goes through
+//! evidence ([`Evidence::ResendTimeline`], [`Evidence::ExerciseTimeline`]) is drawn as inline
+//! SVG ([`super::svg`]) above the evidence JSON. Every string from the model goes through
 //! [`escape`].
 
 use std::fmt::{self, Write as _};
-
-use serde::Deserialize as _;
 
 use super::{
     by_feature, coverage_line, evidence_json, format_duration_ms, key_path, needs_attention,
@@ -419,12 +417,12 @@ fn write_matrix(out: &mut String, report: &Report) -> fmt::Result {
 }
 
 /// Timeline evidence `report.html` draws as a chart.
-enum Timeline {
-    Exercise(ExerciseTimeline),
-    Resend(ResendTimeline),
+enum Timeline<'a> {
+    Exercise(&'a ExerciseTimeline),
+    Resend(&'a ResendTimeline),
 }
 
-impl Timeline {
+impl Timeline<'_> {
     fn title(&self) -> &'static str {
         match self {
             Timeline::Exercise(_) => "Outage exercise",
@@ -448,39 +446,40 @@ impl Timeline {
 }
 
 /// A timeline found in a scenario's evidence.
-struct Chart {
-    /// Element id: `<scenario key>-evidence-<n>-<shape>`, unique in the page because
+struct Chart<'a> {
+    /// Element id: `<scenario key>-evidence-<n>-<kind's key>`, unique in the page because
     /// scenario keys are.
     id: String,
     /// 1-based position in the evidence array, as a reader counts the JSON.
     observation: usize,
-    /// `resend_timeline` or `exercise_timeline`.
-    shape: &'static str,
-    /// The timeline, or why the evidence under that key does not fit the model.
-    timeline: Result<Timeline, String>,
+    kind: ChartKind,
+    /// The timeline, or why the observation does not fit the model.
+    timeline: Result<Timeline<'a>, &'a str>,
 }
 
-/// The timelines in a scenario's evidence: every observation that is an object with a
-/// `resend_timeline` or `exercise_timeline` member.
-fn charts(scenario: &ScenarioResult) -> Vec<Chart> {
+/// The timelines in a scenario's evidence, drawable or not.
+fn charts(scenario: &ScenarioResult) -> Vec<Chart<'_>> {
     let mut charts = Vec::new();
     for (i, item) in scenario.evidence.iter().enumerate() {
-        for shape in ["resend_timeline", "exercise_timeline"] {
-            let Some(value) = item.get(shape) else {
-                continue;
-            };
-            let timeline = if shape == "resend_timeline" {
-                ResendTimeline::deserialize(value).map(Timeline::Resend)
-            } else {
-                ExerciseTimeline::deserialize(value).map(Timeline::Exercise)
-            };
-            charts.push(Chart {
-                id: anchor(&format!("{}-evidence-{}-{shape}", scenario.key, i + 1)),
-                observation: i + 1,
-                shape,
-                timeline: timeline.map_err(|e| e.to_string()),
-            });
-        }
+        let (kind, timeline) = match item {
+            Evidence::ExerciseTimeline(t) => {
+                (ChartKind::ExerciseTimeline, Ok(Timeline::Exercise(t)))
+            }
+            Evidence::Malformed { kind, error, .. } => (*kind, Err(error.as_str())),
+            Evidence::Observation(_) => continue,
+            Evidence::ResendTimeline(t) => (ChartKind::ResendTimeline, Ok(Timeline::Resend(t))),
+        };
+        charts.push(Chart {
+            id: anchor(&format!(
+                "{}-evidence-{}-{}",
+                scenario.key,
+                i + 1,
+                kind.key()
+            )),
+            observation: i + 1,
+            kind,
+            timeline,
+        });
     }
     charts
 }
@@ -638,7 +637,7 @@ fn write_scenario(out: &mut String, scenario: &ScenarioResult) -> fmt::Result {
                     out,
                     "<p class=\"chart-error\">Not drawn: <code>{}</code> in observation {} \
                      does not fit the model: {}</p>",
-                    chart.shape,
+                    chart.kind.key(),
                     chart.observation,
                     escape(error)
                 )?,
@@ -755,7 +754,7 @@ mod tests {
         report.scenarios[1].tags.push(evil.to_owned());
         report.scenarios[1]
             .evidence
-            .push(serde_json::json!({ "body": evil }));
+            .push(serde_json::json!({ "body": evil }).into());
         report.requirements[0].title = evil.to_owned();
         report.requirements[0].scenarios = vec![report.scenarios[1].key.clone()];
         report.iut.name = evil.to_owned();
@@ -906,7 +905,7 @@ mod tests {
     fn timeline_evidence_that_does_not_fit_the_model_says_why_and_keeps_the_json() {
         let mut report = sample_report();
         report.scenarios[3].evidence[1] =
-            serde_json::json!({ "resend_timeline": { "message_id": "n-1" } });
+            serde_json::json!({ "resend_timeline": { "message_id": "n-1" } }).into();
         let html = render(&report);
         assert_eq!(
             html.matches("<svg").count(),
@@ -932,8 +931,15 @@ mod tests {
     fn page_with_charts_is_well_formed_and_escapes_chart_labels() {
         let mut report = sample_report();
         let evil = "<script>alert(1)</script>";
-        report.scenarios[3].evidence[2]["exercise_timeline"]["routes"][0]["route"] = evil.into();
-        report.scenarios[3].evidence[1]["resend_timeline"]["attempts"][0]["outcome"] = evil.into();
+        let evidence = &mut report.scenarios[3].evidence;
+        let Evidence::ExerciseTimeline(exercise) = &mut evidence[2] else {
+            panic!("the sample's third observation is an exercise timeline");
+        };
+        exercise.routes[0].route = evil.into();
+        let Evidence::ResendTimeline(resend) = &mut evidence[1] else {
+            panic!("the sample's second observation is a resend timeline");
+        };
+        resend.attempts[0].outcome = evil.into();
         let html = render(&report);
         assert!(!html.contains("<script"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; (79 delivered)"));

@@ -373,15 +373,17 @@ fn coverage_line(report: &Report) -> String {
 /// print as compact JSON.
 /// Observations that carry a one-line `summary` (steps write one where a verdict was
 /// decided) are shown by it; otherwise every observation's fields.
-fn condense_evidence(evidence: &[serde_json::Value]) -> String {
-    let summaries: Vec<&str> = evidence
+fn condense_evidence(evidence: &[Evidence]) -> String {
+    // Charts condense like any other observation: as the JSON they are written as.
+    let values: Vec<serde_json::Value> = evidence.iter().map(Evidence::to_value).collect();
+    let summaries: Vec<&str> = values
         .iter()
         .filter_map(|v| v.get("summary").and_then(|s| s.as_str()))
         .collect();
     if !summaries.is_empty() {
         return summaries.join(" → ");
     }
-    evidence
+    values
         .iter()
         .map(condense_observation)
         .collect::<Vec<_>>()
@@ -409,8 +411,8 @@ fn condense_scalar(value: &serde_json::Value) -> String {
 }
 
 /// The evidence as pretty JSON (an array, one element per observation).
-fn evidence_json(evidence: &[serde_json::Value]) -> String {
-    // Serialising a `serde_json::Value` cannot fail: its maps have string keys.
+fn evidence_json(evidence: &[Evidence]) -> String {
+    // Serialising evidence cannot fail: it is JSON values and charts of strings and numbers.
     serde_json::to_string_pretty(evidence).unwrap_or_else(|e| format!("<unprintable: {e}>"))
 }
 
@@ -531,7 +533,7 @@ pub(crate) fn sample_report() -> Report {
                     step("Then ", "the IUT answers HTTP 200", 9, StepStatus::Passed),
                 ],
                 message: None,
-                evidence: vec![json!({"presented": "client-ok", "http_status": 200})],
+                evidence: vec![json!({"presented": "client-ok", "http_status": 200}).into()],
             },
             ScenarioResult {
                 key: "features/mtls.feature:14".to_owned(),
@@ -560,8 +562,9 @@ pub(crate) fn sample_report() -> Report {
                     "expected the handshake to fail, but the IUT answered HTTP 200".to_owned(),
                 ),
                 evidence: vec![
-                    json!({"presented": "client-expired", "not_after": "2024-01-01T00:00:00Z"}),
-                    json!({"http_status": 200, "body": "protected data", "bytes": 512}),
+                    json!({"presented": "client-expired", "not_after": "2024-01-01T00:00:00Z"})
+                        .into(),
+                    json!({"http_status": 200, "body": "protected data", "bytes": 512}).into(),
                 ],
             },
             ScenarioResult {
@@ -609,7 +612,7 @@ pub(crate) fn sample_report() -> Report {
                 ],
                 message: Some("no trigger `send` declared in the IUT config".to_owned()),
                 evidence: vec![
-                    json!({"trigger": "send", "declared": false}),
+                    json!({"trigger": "send", "declared": false}).into(),
                     // Timeline shapes, so `report.html` tests and the sample draw charts.
                     json!({"resend_timeline": {
                         "message_id": "n-1",
@@ -621,7 +624,8 @@ pub(crate) fn sample_report() -> Report {
                         ],
                         "expected_ms": [0, 2_000, 6_000, 14_000],
                         "tolerance_ms": 500,
-                    }}),
+                    }})
+                    .into(),
                     json!({"exercise_timeline": {
                         "duration_ms": 120_000,
                         "phases": [
@@ -637,7 +641,8 @@ pub(crate) fn sample_report() -> Report {
                             {"route": "fallback", "bucket_ms": 10_000,
                              "delivered": [0, 0, 0, 6, 11, 12, 12, 11, 3, 0, 0, 0]},
                         ],
-                    }}),
+                    }})
+                    .into(),
                 ],
             },
         ],
