@@ -338,6 +338,7 @@ async fn run(a: RunArgs) -> anyhow::Result<u8> {
         progress: !a.quiet,
         exercise: None,
         complete: a.complete,
+        provsten: None,
     };
     run_plan(plan, a.sign.as_deref()).await
 }
@@ -386,6 +387,7 @@ async fn exercise(a: ExerciseArgs) -> anyhow::Result<u8> {
         progress: !a.quiet,
         exercise: Some(name),
         complete: false,
+        provsten: None,
     };
     run_plan(plan, a.sign.as_deref()).await
 }

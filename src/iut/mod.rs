@@ -425,6 +425,8 @@ pub struct IpFilterContext {
 }
 
 pub struct PrepareOptions {
+    /// The binary `{provsten}` names; `None`: this process's own.
+    pub provsten: Option<PathBuf>,
     pub out_dir: PathBuf,
     pub defects: Vec<String>,
     /// Certificates the selected steps name: each must be in the PKI's catalogue, checked
@@ -449,7 +451,10 @@ impl Iut {
             ),
             ConfigSource::Embedded => absolute(Path::new(".")),
         };
-        let provsten = std::env::current_exe().context("locating the provsten binary")?;
+        let provsten = match &opts.provsten {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().context("locating the provsten binary")?,
+        };
         let out = absolute(&opts.out_dir);
         let mut ph = Placeholders::new(
             provsten,

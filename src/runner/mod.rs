@@ -53,6 +53,10 @@ pub struct RunPlan {
     /// `--complete`: compliant only when every testable requirement of the profile was
     /// tested and passed.
     pub complete: bool,
+    /// The provsten binary `{provsten}` names in the IUT config (the embedded reference is
+    /// started as `{provsten} reference-iut`); `None`: this process's own. A program that
+    /// embeds the library (a test) names the binary here.
+    pub provsten: Option<PathBuf>,
 }
 
 /// The one scenario `provsten exercise NAME` runs (CONT-EXERCISE).
@@ -341,6 +345,7 @@ fn prepare_options(r: &Resolved, plan: &RunPlan) -> PrepareOptions {
         .filter(|p| p.not_applicable.is_none())
         .collect();
     PrepareOptions {
+        provsten: plan.provsten.clone(),
         out_dir: plan.out.clone(),
         defects: plan.defects.iter().map(|d| d.name().to_string()).collect(),
         certificate_uses: features::name_uses(&planned_features(&runs))

@@ -553,3 +553,51 @@ fn the_report_folder_holds_no_private_key() {
         }
     }
 }
+
+/// The run's context is a value, not a global: two runs in one process, side by side, one
+/// against a compliant reference and one against a reference that ignores its CRL, each
+/// judge only their own IUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_in_one_process_keep_their_own_context() {
+    use provsten::reference::defects::Defect;
+    use provsten::report::model::Verdict;
+    use provsten::runner::{run, RunPlan};
+
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let plan = |name: &str, defects: Vec<Defect>| RunPlan {
+        config: None,
+        profile: provsten::requirements::Profile::All,
+        tags: Some("@req:FMK-2.1-REVOKE or @req:EB-TLS-1".into()),
+        defects,
+        out: dir.path().join(name),
+        concurrency: 4,
+        features: Vec::new(),
+        shard: None,
+        timelines: Vec::new(),
+        progress: false,
+        exercise: None,
+        complete: false,
+        provsten: Some(env!("CARGO_BIN_EXE_provsten").into()),
+    };
+    let compliant = plan("compliant", Vec::new());
+    let broken = plan("ignore-crl", vec![Defect::IgnoreCrl]);
+    let (a, b) = tokio::join!(run(&compliant), run(&broken));
+    let (a, b) = (
+        a.expect("the compliant run"),
+        b.expect("the ignore-crl run"),
+    );
+    let verdict = |r: &provsten::report::model::Report, id: &str| {
+        r.requirements
+            .iter()
+            .find(|x| x.id == id)
+            .map(|x| x.verdict)
+            .unwrap_or_else(|| panic!("{id} is in the report"))
+    };
+    assert_eq!(verdict(&a, "FMK-2.1-REVOKE"), Verdict::Pass);
+    assert_eq!(verdict(&b, "FMK-2.1-REVOKE"), Verdict::Fail);
+    assert_eq!(verdict(&a, "EB-TLS-1"), Verdict::Pass);
+    assert_eq!(verdict(&b, "EB-TLS-1"), Verdict::Pass);
+    assert!(a.iut.defects.is_empty());
+    assert_eq!(b.iut.defects, vec!["ignore-crl".to_string()]);
+    assert_eq!(a.scenarios.len(), b.scenarios.len());
+}
