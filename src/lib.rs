@@ -17,6 +17,7 @@
 
 pub mod bench;
 pub mod cli;
+mod commands;
 pub mod iut;
 pub mod network;
 pub mod peers;
@@ -28,6 +29,8 @@ pub mod runner;
 pub mod schema;
 pub mod shared;
 pub mod steps;
+
+pub use commands::main;
 
 #[cfg(test)]
 mod architecture {
