@@ -100,6 +100,15 @@ pub fn ids() -> Vec<&'static str> {
     BUILTINS.iter().map(|b| b.id).collect()
 }
 
+// `Validator::builtin` lives here so the validator need not import the catalogue that
+// imports it.
+impl Validator {
+    /// A shipped schema by id (see [`BUILTINS`]).
+    pub fn builtin(id: &str) -> Result<Validator> {
+        get(id)?.validator()
+    }
+}
+
 impl Builtin {
     /// The schema, parsed.
     pub fn schema(&self) -> Result<Value> {
