@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::network::proxy::{ProxyError, ToxicSpec};
+use crate::network::proxy_model::{ProxyError, ToxicSpec};
 
 mod bandwidth;
 mod latency;
