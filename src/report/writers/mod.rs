@@ -12,6 +12,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+mod markup;
 mod svg;
 
 use std::collections::HashMap;
