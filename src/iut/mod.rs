@@ -5,6 +5,7 @@ pub mod allowlist;
 pub mod config;
 pub mod observe;
 pub mod process;
+pub(crate) mod setup;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,11 +20,7 @@ use process::{IutProcess, StartSpec};
 use crate::peers::{self, ClientSpec, Identity, Target};
 use crate::pki::{self, Catalog, GenerateOptions, Pki};
 pub use allowlist::{AllowlistControl, Reload};
-
-/// Raised when the run itself cannot be done (exit 2): bad config, IUT never ready.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SetupError(pub String);
+pub use setup::{setup_error, SetupError};
 
 /// The IUT as the steps see it, resolved for this run.
 pub struct Iut {
@@ -431,7 +428,7 @@ pub struct PrepareOptions {
     pub defects: Vec<String>,
     /// Certificates the selected steps name: each must be in the PKI's catalogue, checked
     /// before the IUT starts (a typo is a feature error, exit 2).
-    pub certificate_uses: Vec<crate::runner::features::NameUse>,
+    pub certificate_uses: Vec<crate::runner::names::NameUse>,
 }
 
 impl Iut {
@@ -832,9 +829,9 @@ fn load_pki(
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    crate::runner::features::check_names(
+    crate::runner::names::check_names(
         &opts.certificate_uses,
-        crate::runner::features::NameKind::Certificate,
+        crate::runner::names::NameKind::Certificate,
         &names,
         "certificate (the PKI catalogue)",
     )?;
@@ -1099,8 +1096,4 @@ fn router_lane(
         first_delivery_timeout: r.first_delivery_timeout.0,
         work_dir: out.join("messages"),
     })
-}
-
-pub fn setup_error(msg: impl Into<String>) -> anyhow::Error {
-    anyhow!(SetupError(msg.into()))
 }

@@ -5,6 +5,7 @@
 pub mod addr;
 pub mod backend;
 pub mod proxy;
+pub(crate) mod proxy_model;
 pub mod proxy_protocol;
 pub mod timeline;
 pub mod tls_probe;

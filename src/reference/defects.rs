@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::requirements::RequirementId;
+use crate::shared::RequirementId;
 
 /// Generates `Defect`, `Defect::ALL` (in table order: the order `provsten defects` prints
 /// and the matrix runs), `name`, `breaks` and `description` from one table, so a defect is

@@ -4,6 +4,7 @@
 
 mod audit;
 mod changes;
+mod client;
 pub mod defects;
 mod ip_filter;
 mod legacy_tls;

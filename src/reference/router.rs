@@ -53,13 +53,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
+use super::audit::Audit;
 use super::audit::{now_rfc3339, Direction};
+use super::client::Target;
+use super::client::{client_connector, describe, parse_retry_after, parse_url, tls_or_reset};
 use super::defects::{Defect, Defects};
-use super::outbox::{now_ms, Record, State};
-use super::sender::{client_connector, describe, parse_retry_after, parse_url, tls_or_reset};
-use super::sender::{Sender, Target};
+use super::outbox::{now_ms, Durable, Outbox, Record, State};
 use crate::pki::Pki;
-use crate::shared::resend_policy::{Decision, Outcome};
+use crate::shared::resend_policy::{Decision, Outcome, ResendPolicy};
 
 /// Default of `--route-timeout`.
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_millis(300);
@@ -210,6 +211,28 @@ struct Queue {
     last_answer: Option<Instant>,
 }
 
+/// What a router needs of the sender that owns it: the outbox (its journal), the policy,
+/// the audit log and its tasks. The sender implements it, so this module need not import
+/// the sender.
+pub(super) trait Owner: Send + Sync + 'static {
+    /// The outbox, locked.
+    fn lock(&self) -> MutexGuard<'_, Outbox>;
+    /// The router of `lane` (from 1).
+    fn router(&self, lane: u16) -> Option<&Router>;
+    /// The resend policy.
+    fn policy(&self) -> &ResendPolicy;
+    /// The audit log.
+    fn audit(&self) -> &Audit;
+    /// Runs `task` until the owner stops.
+    fn spawn_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static);
+    /// Keeps routed records and appends them to the journal.
+    fn stage(&self, records: Vec<Record>) -> anyhow::Result<Durable>;
+    /// Appends a routed record to the journal.
+    fn append(&self, r: &Record) -> anyhow::Result<Durable>;
+    /// A message of `entity` became final: its successor's turn.
+    fn after_final(&self, entity: Option<&str>);
+}
+
 pub(super) struct Router {
     routes: Vec<Route>,
     timeout: Duration,
@@ -305,12 +328,12 @@ impl Router {
     }
 
     /// Starts the workers and the failback probe of lane `lane` as tasks of the sender.
-    pub(super) fn start(sender: &Arc<Sender>, lane: u16) {
+    pub(super) fn start<S: Owner>(sender: &Arc<S>, lane: u16) {
         for _ in 0..WORKERS {
             let s = sender.clone();
             sender.spawn_task(async move {
                 if let Some(r) = s.router(lane) {
-                    r.work(&s).await;
+                    r.work(&*s).await;
                 }
             });
         }
@@ -352,7 +375,7 @@ impl Router {
         })
     }
 
-    async fn work(&self, s: &Sender) {
+    async fn work<S: Owner>(&self, s: &S) {
         loop {
             let (seq, scout) = self.next().await;
             self.deliver(s, seq, scout).await;
@@ -419,7 +442,7 @@ impl Router {
         (0..n).map(|k| (a + k) % n).collect()
     }
 
-    async fn deliver(&self, s: &Sender, seq: u64, scout: bool) {
+    async fn deliver<S: Owner>(&self, s: &S, seq: u64, scout: bool) {
         let record = s
             .lock()
             .get(seq)
@@ -470,7 +493,7 @@ impl Router {
     }
 
     /// A message is final: delivered through `via`, or (None) undeliverable.
-    async fn finish(&self, s: &Sender, mut r: Record, via: Option<usize>, scout: bool) {
+    async fn finish<S: Owner>(&self, s: &S, mut r: Record, via: Option<usize>, scout: bool) {
         let seq = r.seq;
         r.finished_at = Some(now_rfc3339());
         r.state = match via {
@@ -542,7 +565,7 @@ impl Router {
     /// scout tries a round (a held round that failed holds them for the next delay). The
     /// failed message goes to the back, so the next scout is another one: a message no
     /// route takes cannot hold the others.
-    fn round_failed(&self, s: &Sender, seq: u64, scout: bool, started: Instant) {
+    fn round_failed<S: Owner>(&self, s: &S, seq: u64, scout: bool, started: Instant) {
         let now = Instant::now();
         let window = s.policy().delay(2);
         {
@@ -585,7 +608,7 @@ impl Router {
 
     /// The wait after `round` failed rounds in a row: the policy's delay before attempt
     /// `round + 1`, with its jitter.
-    fn round_delay(&self, s: &Sender, round: u32) -> Duration {
+    fn round_delay<S: Owner>(&self, s: &S, round: u32) -> Duration {
         let p = s.policy();
         let mut delay = p.delay(round.saturating_add(1));
         if p.jitter > 0.0 {
@@ -648,7 +671,7 @@ impl Router {
     }
 
     /// While the primary is not active, probe it; when it answers, fail back.
-    async fn probe_loop(&self, s: &Arc<Sender>, lane: u16) {
+    async fn probe_loop<S: Owner>(&self, s: &Arc<S>, lane: u16) {
         if self.defects.has(Defect::NeverFailsBack) || self.routes.len() < 2 {
             return;
         }
@@ -675,7 +698,7 @@ impl Router {
                 let s2 = s.clone();
                 s.spawn_task(async move {
                     if let Some(r) = s2.router(lane) {
-                        r.send_again(&s2, again).await;
+                        r.send_again(&*s2, again).await;
                     }
                 });
             }
@@ -683,7 +706,7 @@ impl Router {
     }
 
     /// `duplicates-on-failback`: messages already delivered go through the primary again.
-    async fn send_again(&self, s: &Sender, seqs: Vec<u64>) {
+    async fn send_again<S: Owner>(&self, s: &S, seqs: Vec<u64>) {
         for seq in seqs {
             let Some(mut r) = s.lock().get(seq).cloned() else {
                 continue;

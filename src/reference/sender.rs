@@ -16,9 +16,6 @@ use http_body_util::Full;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rand::Rng;
-use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, RootCertStore};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -27,9 +24,11 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use super::audit::{now_rfc3339, Audit, Direction};
+use super::client::Target;
+use super::client::{client_connector, describe, parse_retry_after, parse_target, tls_or_reset};
 use super::defects::{Defect, Defects};
 use super::outbox::{now_ms, until_ms, Durable, Outbox, Record, State};
-use super::router::{Router, RouterOptions};
+use super::router::{Owner, Router, RouterOptions};
 use crate::pki::Pki;
 use crate::shared::resend_policy::{Decision, Outcome, ResendPolicy};
 
@@ -102,88 +101,6 @@ pub fn load_policy(path: &Path) -> anyhow::Result<ResendPolicy> {
         }
     }
     Ok(p)
-}
-
-/// Where a message goes, from its `https://` URL.
-#[derive(Debug, Clone)]
-pub(super) struct Target {
-    /// host:port to connect to (IPv6 in brackets).
-    pub connect: String,
-    pub authority: String,
-    pub path: String,
-    pub server_name: ServerName<'static>,
-    /// The URL names its port (else 443).
-    pub explicit_port: bool,
-}
-
-/// A message's `"to"`.
-pub(super) fn parse_target(to: &str) -> Result<Target, String> {
-    parse_url("\"to\"", to)
-}
-
-/// An `https://` URL; `what` names it in errors.
-pub(super) fn parse_url(what: &str, to: &str) -> Result<Target, String> {
-    let uri: hyper::Uri = to
-        .parse()
-        .map_err(|e| format!("{what} {to:?} is not a URL: {e}"))?;
-    if uri.scheme_str() != Some("https") {
-        return Err(format!(
-            "{what} {to:?} is not an https:// URL (messages go over mutual TLS)"
-        ));
-    }
-    let Some(authority) = uri.authority() else {
-        return Err(format!("{what} {to:?} has no host"));
-    };
-    let host = authority.host();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let server_name = ServerName::try_from(bare.to_string())
-        .map_err(|e| format!("{what} {to:?}: host {host:?} is not a server name: {e}"))?;
-    let port = authority.port_u16().unwrap_or(443);
-    Ok(Target {
-        connect: format!("{host}:{port}"),
-        authority: authority.as_str().to_string(),
-        path: uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into()),
-        server_name,
-        explicit_port: authority.port_u16().is_some(),
-    })
-}
-
-/// A TLS client presenting the catalogue certificate `cert`, checking servers against the
-/// PKI's roots (or, `accept_any`, not at all).
-pub(super) fn client_connector(
-    pki: &Pki,
-    cert: &str,
-    accept_any: bool,
-) -> anyhow::Result<TlsConnector> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let (chain, key) = pki
-        .identity(cert)
-        .with_context(|| format!("loading the client certificate {cert:?}"))?;
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?;
-    let builder = if accept_any {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(super::verifier::NoServerCheck(provider)))
-    } else {
-        let mut roots = RootCertStore::empty();
-        for c in pki.trust_roots()? {
-            roots
-                .add(c)
-                .context("adding a PKI trust root for the sender")?;
-        }
-        let verifier =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
-        builder.with_webpki_verifier(verifier)
-    };
-    let mut config = builder
-        .with_client_auth_cert(chain, key)
-        .with_context(|| format!("the client certificate {cert:?}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// One message of `POST /admin/send` or `/admin/send-batch`, checked.
@@ -881,66 +798,46 @@ impl Sender {
     }
 }
 
+// The router's view of its owner: each method is the inherent one of the same name (which
+// path resolution picks first, so these do not recurse).
+impl Owner for Sender {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        Sender::lock(self)
+    }
+
+    fn router(&self, lane: u16) -> Option<&Router> {
+        Sender::router(self, lane)
+    }
+
+    fn policy(&self) -> &ResendPolicy {
+        Sender::policy(self)
+    }
+
+    fn audit(&self) -> &Audit {
+        Sender::audit(self)
+    }
+
+    fn spawn_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        Sender::spawn_task(self, task)
+    }
+
+    fn stage(&self, records: Vec<Record>) -> anyhow::Result<Durable> {
+        Sender::stage(self, records)
+    }
+
+    fn append(&self, r: &Record) -> anyhow::Result<Durable> {
+        Sender::append(self, r)
+    }
+
+    fn after_final(&self, entity: Option<&str>) {
+        Sender::after_final(self, entity)
+    }
+}
+
 impl Drop for Sender {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-pub(super) fn describe(o: &Outcome) -> String {
-    match o {
-        Outcome::Status {
-            status,
-            retry_after,
-        } => match retry_after {
-            Some(ra) => format!("{status} (Retry-After {} ms)", ra.as_millis()),
-            None => status.to_string(),
-        },
-        Outcome::Timeout => "timeout".into(),
-        Outcome::Reset => "reset".into(),
-        Outcome::Refused => "refused".into(),
-        Outcome::Tls => "tls".into(),
-    }
-}
-
-/// Whether a rustls error is somewhere in the chain (io::Error hides its inner error
-/// from `source()`, so look inside each one).
-/// A failed connection as the policy classes it: refused by TLS, or cut.
-pub(super) fn tls_or_reset(e: &(dyn std::error::Error + 'static)) -> Outcome {
-    if is_tls(e) {
-        Outcome::Tls
-    } else {
-        Outcome::Reset
-    }
-}
-
-pub(super) fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(e) = cur {
-        if e.is::<rustls::Error>() {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if inner.is::<rustls::Error>() {
-                    return true;
-                }
-            }
-        }
-        cur = e.source();
-    }
-    false
-}
-
-/// `Retry-After`: delay-seconds or an HTTP-date (made relative to now).
-pub(super) fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
-    let d = at - time::OffsetDateTime::now_utc();
-    Some(Duration::try_from(d).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]

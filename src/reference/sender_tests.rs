@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use rustls::server::WebPkiClientVerifier;
+use rustls::RootCertStore;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;

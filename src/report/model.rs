@@ -355,7 +355,7 @@ impl Verdict {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RequirementResult {
-    pub id: crate::requirements::RequirementId,
+    pub id: crate::shared::RequirementId,
     pub title: String,
     /// Source document and clause.
     pub source: String,
@@ -386,7 +386,7 @@ pub struct ScenarioResult {
     pub feature: String,
     pub name: String,
     pub tags: Vec<String>,
-    pub requirements: Vec<crate::requirements::RequirementId>,
+    pub requirements: Vec<crate::shared::RequirementId>,
     pub status: ScenarioStatus,
     pub duration_ms: u64,
     pub steps: Vec<StepResult>,

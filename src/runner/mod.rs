@@ -3,6 +3,7 @@
 
 pub mod collector;
 pub mod features;
+pub mod names;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};

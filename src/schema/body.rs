@@ -8,8 +8,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::invalid::Limits;
-use super::validate::Violation;
+use super::model::{Limits, Violation};
 
 /// Parses `body` as one JSON document, refusing what `serde_json::from_slice` would let
 /// through: a body over the size limit, duplicate object keys (serde_json silently keeps

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use serde_json::Value;
 
 use super::validate::{parse_json, Validator};
-use crate::requirements::RequirementId;
+use crate::shared::RequirementId;
 
 /// One shipped schema and its valid examples.
 #[derive(Debug)]
@@ -108,6 +108,15 @@ pub fn get(id: &str) -> Result<&'static Builtin> {
 /// The ids of all shipped schemas, in table order.
 pub fn ids() -> Vec<&'static str> {
     BUILTINS.iter().map(|b| b.id).collect()
+}
+
+// `Validator::builtin` lives here so the validator need not import the catalogue that
+// imports it.
+impl Validator {
+    /// A shipped schema by id (see [`BUILTINS`]).
+    pub fn builtin(id: &str) -> Result<Validator> {
+        get(id)?.validator()
+    }
 }
 
 impl Builtin {

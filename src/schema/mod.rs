@@ -21,6 +21,7 @@ pub mod luhn;
 pub mod validate;
 
 mod body;
+mod model;
 mod sites;
 
 pub use invalid::{CounterExample, DefectClass, InvalidMessage, Limits};

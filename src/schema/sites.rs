@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 use super::body::escape;
-use super::invalid::DefectClass;
+use super::model::DefectClass;
 
 /// One rule at one place in the example.
 #[derive(Debug, Clone)]

@@ -12,35 +12,8 @@ use jsonschema::paths::Location;
 use jsonschema::{Keyword, ValidationError};
 use serde_json::{Map, Value};
 
-use super::invalid::Limits;
-use super::{body, catalogue, luhn};
-
-/// One broken rule: where in the message, which rule in the schema, and what is wrong.
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
-pub struct Violation {
-    /// JSON pointer into the message (`""` = the whole body, e.g. for malformed JSON).
-    pub instance_path: String,
-    /// JSON pointer of the broken keyword in the schema (`""` for body-level problems,
-    /// which no schema rule covers).
-    pub schema_path: String,
-    /// What is wrong, in words.
-    pub message: String,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = if self.instance_path.is_empty() {
-            "(root)"
-        } else {
-            &self.instance_path
-        };
-        if self.schema_path.is_empty() {
-            write!(f, "at {at}: {}", self.message)
-        } else {
-            write!(f, "at {at} (rule {}): {}", self.schema_path, self.message)
-        }
-    }
-}
+pub use super::model::{Limits, Violation};
+use super::{body, luhn};
 
 /// Checks a raw message body as an IUT receives it. One implementation per content type.
 pub trait MessageValidator: Send + Sync {
@@ -101,11 +74,6 @@ impl Validator {
             origin: origin.into(),
             limits: Limits::default(),
         })
-    }
-
-    /// A shipped schema by id (see [`catalogue::BUILTINS`]).
-    pub fn builtin(id: &str) -> Result<Validator> {
-        catalogue::get(id)?.validator()
     }
 
     /// Sets the body limits [`MessageValidator::validate_bytes`] enforces.
@@ -232,6 +200,7 @@ impl<'i> Keyword<'i> for LuhnKeyword {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::catalogue;
     use serde_json::json;
 
     fn org_schema() -> Value {

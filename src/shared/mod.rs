@@ -6,4 +6,7 @@
 //! `reference/sender.rs` and `reference/router.rs`.
 
 pub mod duration;
+pub mod requirement_id;
 pub mod resend_policy;
+
+pub use requirement_id::RequirementId;

@@ -17,6 +17,7 @@ use super::network::{finish_timeline, spawn_timeline};
 use super::ProvstenWorld;
 use crate::iut::config::{Delivery, Failback};
 use crate::network::timeline::{self, Fault, Timeline};
+use crate::network::toxics::{Latency, LimitData, ResetPeer, Timeout, Toxic};
 use crate::report::model::{ExercisePhase, ExerciseTimeline, RouteSeries};
 
 /// Messages per second in a phase that declares no `load`.
@@ -410,10 +411,10 @@ fn breaks_route(f: &Fault, failover: Duration) -> bool {
     match f {
         Fault::Down { .. } => true,
         Fault::Toxic { toxic, .. } => match toxic.kind.as_str() {
-            "timeout" | "reset_peer" | "limit_data" => true,
-            "latency" => toxic.attributes["latency"]
-                .as_u64()
-                .is_some_and(|ms| Duration::from_millis(ms) >= failover),
+            Timeout::NAME | ResetPeer::NAME | LimitData::NAME => true,
+            Latency::NAME => toxic
+                .toxic::<Latency>()
+                .is_some_and(|l| Duration::from_millis(l.latency) >= failover),
             _ => false,
         },
     }

@@ -24,6 +24,7 @@ use super::ProvstenWorld;
 use crate::iut::config::{Delivery, Failback};
 use crate::iut::RouterContext;
 use crate::network::proxy::Stream;
+use crate::network::toxics::{Latency, ResetPeer, Slicer, Timeout};
 use crate::peers::receiver::{
     wait_notified, Answer, Attempt, ReceiverSpec, Rule, SimulatedReceiver,
 };
@@ -622,8 +623,7 @@ async fn route_down(w: &mut ProvstenWorld, route: String) -> anyhow::Result<()> 
 async fn route_black_hole(w: &mut ProvstenWorld, route: String) -> anyhow::Result<()> {
     let logical = route_logical(&route);
     for s in [Stream::Upstream, Stream::Downstream] {
-        w.add_toxic(&logical, "timeout", s, json!({"timeout": 0}))
-            .await?;
+        w.add_toxic(&logical, &Timeout { timeout: 0 }, s).await?;
     }
     Ok(())
 }
@@ -631,13 +631,8 @@ async fn route_black_hole(w: &mut ProvstenWorld, route: String) -> anyhow::Resul
 #[given(regex = r#"^the route "([^"]+)" resets every connection$"#)]
 async fn route_resets(w: &mut ProvstenWorld, route: String) -> anyhow::Result<()> {
     let logical = route_logical(&route);
-    w.add_toxic(
-        &logical,
-        "reset_peer",
-        Stream::Upstream,
-        json!({"timeout": 0}),
-    )
-    .await
+    w.add_toxic(&logical, &ResetPeer { timeout: 0 }, Stream::Upstream)
+        .await
 }
 
 /// Latency past anything that could meet the failover time: the router must give up on
@@ -648,13 +643,8 @@ async fn route_slow(w: &mut ProvstenWorld, route: String) -> anyhow::Result<()> 
     let logical = route_logical(&route);
     let latency = ms(r.failover_time * 2);
     for s in [Stream::Upstream, Stream::Downstream] {
-        w.add_toxic(
-            &logical,
-            "latency",
-            s,
-            json!({"latency": latency, "jitter": 0}),
-        )
-        .await?;
+        w.add_toxic(&logical, &Latency { latency, jitter: 0 }, s)
+            .await?;
     }
     Ok(())
 }
@@ -667,9 +657,13 @@ async fn route_torn(
     every: u64,
 ) -> anyhow::Result<()> {
     let logical = route_logical(&route);
-    let attrs = json!({"average_size": size, "size_variation": size / 2, "delay": every * 1000});
+    let slicer = Slicer {
+        average_size: size,
+        size_variation: size / 2,
+        delay: every * 1000,
+    };
     for s in [Stream::Upstream, Stream::Downstream] {
-        w.add_toxic(&logical, "slicer", s, attrs.clone()).await?;
+        w.add_toxic(&logical, &slicer, s).await?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use super::mtls::send;
 use super::ProvstenWorld;
 use crate::network::proxy::{Stream, ToxicSpec};
 use crate::network::timeline::{self, Fault};
+use crate::network::toxics::{Bandwidth, Latency, ResetPeer, Slicer, Timeout, Toxic};
 use crate::peers::{Outcome, ServerCheck};
 
 /// The only link a server-role scenario can route: the client's path to the IUT's API.
@@ -47,21 +48,17 @@ impl ProvstenWorld {
         Ok(name)
     }
 
-    pub(super) async fn add_toxic(
+    /// Adds `toxic` on `stream` of the scenario's link `logical`, and records it.
+    pub(super) async fn add_toxic<T: Toxic>(
         &mut self,
         logical: &str,
-        kind: &str,
+        toxic: &T,
         stream: Stream,
-        attributes: serde_json::Value,
     ) -> anyhow::Result<()> {
         let link = self.ensure_link(logical).await?;
-        let toxic = ToxicSpec {
-            name: format!("{kind}_{}_{}", stream.as_str(), self.toxic_seq),
-            kind: kind.to_string(),
-            stream,
-            toxicity: 1.0,
-            attributes,
-        };
+        let mut toxic = ToxicSpec::of(toxic, stream);
+        toxic.name = format!("{}_{}_{}", T::NAME, stream.as_str(), self.toxic_seq);
+        let kind = T::NAME;
         self.toxic_seq += 1;
         crate::network::toxics::check(&toxic).map_err(|e| anyhow::anyhow!("{e}"))?;
         self.record(json!({"toxic": toxic, "link": logical}));
@@ -115,8 +112,15 @@ fn both() -> [Stream; 2] {
 #[given(regex = r#"^the link "([^"]+)" adds (\d+) ms latency$"#)]
 async fn latency(w: &mut ProvstenWorld, link: String, ms: u64) -> anyhow::Result<()> {
     for s in both() {
-        w.add_toxic(&link, "latency", s, json!({"latency": ms, "jitter": 0}))
-            .await?;
+        w.add_toxic(
+            &link,
+            &Latency {
+                latency: ms,
+                jitter: 0,
+            },
+            s,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -124,8 +128,7 @@ async fn latency(w: &mut ProvstenWorld, link: String, ms: u64) -> anyhow::Result
 #[given(regex = r#"^the link "([^"]+)" is limited to (\d+) KB/s$"#)]
 async fn bandwidth(w: &mut ProvstenWorld, link: String, rate: u64) -> anyhow::Result<()> {
     for s in both() {
-        w.add_toxic(&link, "bandwidth", s, json!({"rate": rate}))
-            .await?;
+        w.add_toxic(&link, &Bandwidth { rate }, s).await?;
     }
     Ok(())
 }
@@ -135,15 +138,18 @@ async fn bandwidth(w: &mut ProvstenWorld, link: String, rate: u64) -> anyhow::Re
     regex = r#"^the link "([^"]+)" slices the client's writes into (\d+)-byte pieces (\d+) ms apart$"#
 )]
 async fn slicer(w: &mut ProvstenWorld, link: String, size: u64, ms: u64) -> anyhow::Result<()> {
-    let attrs = json!({"average_size": size, "size_variation": size / 2, "delay": ms * 1000});
-    w.add_toxic(&link, "slicer", Stream::Upstream, attrs).await
+    let slicer = Slicer {
+        average_size: size,
+        size_variation: size / 2,
+        delay: ms * 1000,
+    };
+    w.add_toxic(&link, &slicer, Stream::Upstream).await
 }
 
 #[given(regex = r#"^the link "([^"]+)" black-holes traffic$"#)]
 async fn black_hole(w: &mut ProvstenWorld, link: String) -> anyhow::Result<()> {
     for s in both() {
-        w.add_toxic(&link, "timeout", s, json!({"timeout": 0}))
-            .await?;
+        w.add_toxic(&link, &Timeout { timeout: 0 }, s).await?;
     }
     // A second of silence shows the hole; waiting out the full request timeout adds nothing.
     w.deadline = Some(Duration::from_secs(1));
@@ -152,13 +158,8 @@ async fn black_hole(w: &mut ProvstenWorld, link: String) -> anyhow::Result<()> {
 
 #[given(regex = r#"^the link "([^"]+)" resets connections after (\d+) ms$"#)]
 async fn reset_peer(w: &mut ProvstenWorld, link: String, ms: u64) -> anyhow::Result<()> {
-    w.add_toxic(
-        &link,
-        "reset_peer",
-        Stream::Upstream,
-        json!({"timeout": ms}),
-    )
-    .await
+    w.add_toxic(&link, &ResetPeer { timeout: ms }, Stream::Upstream)
+        .await
 }
 
 #[given(regex = r#"^the link "([^"]+)" is down$"#)]

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::link::Chain;
+use super::chain::Chain;
 use super::metrics::OpenGuard;
 use super::pump::{End, Pump};
 use super::Stream;

@@ -9,12 +9,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::chain::{Chain, ToxicEntry};
 use super::metrics::Counters;
 use super::{
     conn, lock, LinkInfo, LinkMetrics, LinkUpdate, ProxyError, Stream, StreamBytes, ToxicSpec,
     ToxicUpdate,
 };
-use crate::network::toxics::{self, DynToxic};
+use crate::network::toxics;
 
 /// How long binding (name resolution included) may take.
 const BIND_DEADLINE: Duration = Duration::from_secs(10);
@@ -22,29 +23,6 @@ const BIND_DEADLINE: Duration = Duration::from_secs(10);
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
 /// The pause after a failed `accept` (out of file descriptors, say) before the next.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// A toxic on a link, shared by every connection's pump of its stream.
-#[derive(Debug)]
-pub(crate) struct ToxicEntry {
-    /// Kept across updates, new on each add: tells an update from a remove and re-add.
-    pub(crate) id: u64,
-    pub(crate) spec: ToxicSpec,
-    pub(crate) toxic: Arc<dyn DynToxic>,
-}
-
-impl ToxicEntry {
-    pub(crate) fn new(spec: ToxicSpec, toxic: Arc<dyn DynToxic>) -> ToxicEntry {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        ToxicEntry {
-            id: NEXT.fetch_add(1, Ordering::Relaxed),
-            spec,
-            toxic,
-        }
-    }
-}
-
-/// The toxics of one stream, in order, as the connections see them.
-pub(crate) type Chain = Arc<Vec<Arc<ToxicEntry>>>;
 
 /// What `get` shows, readable without waiting for a lifecycle change.
 struct Shown {

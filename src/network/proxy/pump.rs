@@ -34,7 +34,7 @@ use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant, Sleep};
 
-use super::link::{Chain, ToxicEntry};
+use super::chain::{Chain, ToxicEntry};
 use super::metrics::Meter;
 use super::splice::{self, Pipe};
 use crate::network::toxics::{DynState, Piece, Verdict};

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::link::ToxicEntry;
+use super::chain::ToxicEntry;
 use super::metrics::Meter;
 use super::pump::{End, Pump};
 use super::{LinkConfig, ProxyServer, Stream, ToxicSpec};

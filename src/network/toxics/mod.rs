@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::network::proxy::{ProxyError, ToxicSpec};
+use crate::network::proxy_model::{ProxyError, Stream, ToxicSpec};
 
 mod bandwidth;
 mod latency;
@@ -400,6 +400,32 @@ pub(crate) fn merge(
     check_built(&spec)
 }
 
+// Here rather than beside `ToxicSpec`, so the proxy's records need not import the toxics.
+impl ToxicSpec {
+    /// Toxic `toxic` on `stream`, always acting, named as Toxiproxy defaults a name
+    /// (`{type}_{stream}`); its attributes are the struct's fields.
+    pub fn of<T: Toxic>(toxic: &T, stream: Stream) -> ToxicSpec {
+        ToxicSpec {
+            name: format!("{}_{stream}", T::NAME),
+            kind: T::NAME.to_string(),
+            stream,
+            toxicity: 1.0,
+            // Invariant: a toxic's attributes are a struct of plain numbers, which always
+            // serialize.
+            attributes: serde_json::to_value(toxic).expect("toxic attributes serialize"),
+        }
+    }
+
+    /// Its attributes as toxic `T`: `None` when it is another type, or its attributes are
+    /// not `T`'s.
+    pub fn toxic<T: Toxic>(&self) -> Option<T> {
+        if self.kind != T::NAME {
+            return None;
+        }
+        serde_json::from_value(self.attributes.clone()).ok()
+    }
+}
+
 /// `t + d`, saturating far in the future instead of overflowing (attributes are
 /// unbounded `u64`s).
 pub fn later(t: Instant, d: Duration) -> Instant {
@@ -463,7 +489,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::network::proxy::Stream;
 
     fn spec(kind: &str, attributes: Value) -> ToxicSpec {
         ToxicSpec {
@@ -473,6 +498,21 @@ mod tests {
             toxicity: 1.0,
             attributes,
         }
+    }
+
+    #[test]
+    fn a_typed_toxic_makes_the_spec_its_json_would() {
+        let latency = Latency {
+            latency: 250,
+            jitter: 0,
+        };
+        let spec = ToxicSpec::of(&latency, Stream::Upstream);
+        let by_hand = json!({"name": "latency_upstream", "type": "latency", "stream": "upstream",
+            "toxicity": 1.0, "attributes": {"latency": 250, "jitter": 0}});
+        assert_eq!(serde_json::to_value(&spec).unwrap(), by_hand);
+        assert_eq!(check(&spec).unwrap(), spec);
+        assert_eq!(spec.toxic::<Latency>(), Some(latency));
+        assert_eq!(spec.toxic::<Timeout>(), None, "another type");
     }
 
     #[test]

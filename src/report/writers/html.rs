@@ -10,6 +10,7 @@
 
 use std::fmt::{self, Write as _};
 
+pub use super::markup::escape;
 use super::{
     by_feature, coverage_line, evidence_json, format_duration_ms, key_path, needs_attention,
     run_verdict_label, scenario_tally, scenarios_by_key, status_label, svg, verdict_label,
@@ -19,22 +20,6 @@ use crate::report::model::*;
 
 /// The file this writer produces in the output directory.
 pub const FILE_NAME: &str = "report.html";
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The report as one HTML page.
 pub fn render(report: &Report) -> String {

@@ -7,7 +7,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::html::escape;
+use super::markup::escape;
 use super::{
     coverage_line, evidence_json, format_duration_ms, needs_attention, run_verdict_label,
     scenario_tally, scenarios_by_key, status_label, truncate, verdict_label, verdict_reason,

@@ -12,6 +12,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+mod markup;
 mod svg;
 
 use std::collections::HashMap;
@@ -423,7 +424,7 @@ fn evidence_json(evidence: &[Evidence]) -> String {
 pub(crate) fn sample_report() -> Report {
     use serde_json::json;
 
-    use crate::requirements::RequirementId;
+    use crate::shared::RequirementId;
 
     let step = |keyword: &str, text: &str, line: usize, status: StepStatus| StepResult {
         keyword: keyword.to_owned(),

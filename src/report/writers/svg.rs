@@ -11,7 +11,7 @@
 use std::fmt::{self, Write as _};
 
 use super::format_duration_ms;
-use super::html::escape;
+use super::markup::escape;
 use crate::report::model::{ExerciseTimeline, ResendTimeline};
 
 /// viewBox width; the page scales the chart to its column (about 1.2×).
