@@ -15,23 +15,33 @@
 //! [`shared`]. A unit test in this file enforces it, and another that no modules import
 //! each other in a cycle (what two modules share lives in a leaf module both import).
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
-pub mod bench;
+// The interface: the command line and its contract, a run, and what it reports.
 pub mod cli;
-mod commands;
-pub mod iut;
-pub mod network;
-pub mod peers;
-pub mod pki;
 pub mod reference;
 pub mod report;
 pub mod requirements;
 pub mod runner;
-pub mod schema;
-pub mod shared;
-pub mod steps;
 
 pub use commands::main;
+
+// Public only for this crate's own integration tests and benchmarks (`tests/`, `benches/`
+// drive the fault proxy, the TLS probes and the CA directly): not an interface.
+#[doc(hidden)]
+pub mod bench;
+#[doc(hidden)]
+pub mod network;
+#[doc(hidden)]
+pub mod pki;
+#[doc(hidden)]
+pub mod shared;
+
+mod commands;
+mod iut;
+mod peers;
+mod schema;
+mod steps;
 
 #[cfg(test)]
 mod architecture {

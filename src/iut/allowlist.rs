@@ -12,20 +12,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::network::addr::http_url;
 
 #[derive(Debug, Clone)]
-pub enum Reload {
+pub(crate) enum Reload {
     Command { argv: Vec<String>, workdir: PathBuf },
     Url(String),
 }
 
 #[derive(Debug, Clone)]
-pub struct AllowlistControl {
+pub(crate) struct AllowlistControl {
     pub file: PathBuf,
     pub reload: Option<Reload>,
     pub timeout: Duration,
 }
 
 impl AllowlistControl {
-    pub fn write(&self, ranges: &[IpNet]) -> anyhow::Result<()> {
+    pub(crate) fn write(&self, ranges: &[IpNet]) -> anyhow::Result<()> {
         let mut text = String::from("# registered source ranges, written by provsten\n");
         for r in ranges {
             text.push_str(&format!("{r}\n"));
@@ -43,7 +43,7 @@ impl AllowlistControl {
     }
 
     /// Writes `ranges` and triggers the reload; returns evidence of what was done.
-    pub async fn apply(&self, ranges: &[IpNet]) -> anyhow::Result<serde_json::Value> {
+    pub(crate) async fn apply(&self, ranges: &[IpNet]) -> anyhow::Result<serde_json::Value> {
         self.write(ranges)?;
         let reload = match &self.reload {
             None => bail!("the IUT config declares no ip_filter.reload: provsten cannot make the IUT re-read its list"),

@@ -11,13 +11,13 @@ use anyhow::{anyhow, bail, Context};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
-pub const TEMPLATE_CONFIG: &str = include_str!("template.toml");
+pub(crate) const DEFAULT_CONFIG: &str = include_str!("default.toml");
+pub(crate) const TEMPLATE_CONFIG: &str = include_str!("template.toml");
 
 /// Roles an IUT can play (DESIGN.md "The shape").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Role {
+pub(crate) enum Role {
     Server,
     Receiver,
     Sender,
@@ -26,7 +26,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Server => "server",
             Role::Receiver => "receiver",
@@ -37,11 +37,11 @@ impl Role {
     }
 }
 
-pub use crate::shared::duration::HumanDuration;
+pub(crate) use crate::shared::duration::HumanDuration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IutConfig {
+pub(crate) struct IutConfig {
     pub iut: IutSection,
     /// The IUT's API (roles server, receiver, client); a pure sender may have none.
     #[serde(default)]
@@ -84,7 +84,7 @@ pub struct IutConfig {
 /// configured to deliver to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouterSection {
+pub(crate) struct RouterSection {
     /// The `[[message]]` type the IUT routes.
     pub message: String,
     /// How to make the IUT route one message. Placeholders: {message_id}, {message_file},
@@ -122,7 +122,7 @@ fn one_lane() -> u16 {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouteSection {
+pub(crate) struct RouteSection {
     /// `primary`, `fallback-1`, …: the fault-proxy link is `route-NAME`.
     pub name: String,
     /// host:port the IUT delivers to for this route (e.g. "127.0.0.1:{port:route-primary}").
@@ -131,7 +131,7 @@ pub struct RouteSection {
 
 /// What the router promises once the primary is back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failback {
+pub(crate) enum Failback {
     Stay,
     Within(Duration),
 }
@@ -155,7 +155,7 @@ impl<'de> Deserialize<'de> for Failback {
 /// Delivery semantics across routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// Every message arrives once.
     ExactlyOnce,
     /// A message whose acknowledgement may have been lost in a fault may arrive again,
@@ -167,7 +167,7 @@ pub enum Delivery {
 /// asks for what changed between two times (FMK-2.6.1-NOTIFY).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IterationSection {
+pub(crate) struct IterationSection {
     /// POST creates or changes one item; the 2xx JSON answer carries its id and change
     /// time. May use {org}.
     pub create_path: String,
@@ -207,19 +207,19 @@ fn yes() -> bool {
 
 impl IterationSection {
     /// The create body, parsed (checked when the config is parsed).
-    pub fn body(&self) -> serde_json::Value {
+    pub(crate) fn body(&self) -> serde_json::Value {
         self.create_body
             .as_deref()
             .and_then(|b| serde_json::from_str(b).ok())
             .unwrap_or_else(|| serde_json::json!({}))
     }
 
-    pub fn create_path_for(&self, org: &str) -> String {
+    pub(crate) fn create_path_for(&self, org: &str) -> String {
         self.create_path.replace("{org}", org)
     }
 
     /// The window query for `org` between two RFC 3339 times (URL-encoded here).
-    pub fn window_path_for(&self, org: &str, from: &str, to: &str) -> String {
+    pub(crate) fn window_path_for(&self, org: &str, from: &str, to: &str) -> String {
         self.window_path
             .replace("{org}", org)
             .replace("{from}", &url_encode(from))
@@ -229,7 +229,7 @@ impl IterationSection {
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (so `+` and `:` in an
 /// RFC 3339 time survive a query string).
-pub fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -244,7 +244,7 @@ pub fn url_encode(s: &str) -> String {
 /// Role `sender`: the harness asks the IUT to send one message to a simulated receiver.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SenderSection {
+pub(crate) struct SenderSection {
     /// The `[[message]]` type the IUT sends; its valid examples are the bodies, with a
     /// fresh id at its `id_pointer` per message.
     pub message: String,
@@ -267,7 +267,7 @@ pub struct SenderSection {
 /// message undeliverable) or `url` (POST `{"to", "message_id", "entity", "body"}`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TriggerSection {
+pub(crate) struct TriggerSection {
     #[serde(default)]
     pub command: Option<Vec<String>>,
     #[serde(default)]
@@ -277,7 +277,7 @@ pub struct TriggerSection {
 /// Role `receiver`: duplicates (same message id) after a lost acknowledgement.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReceiveSection {
+pub(crate) struct ReceiveSection {
     /// The `[[message]]` type resends are checked with.
     pub message: String,
     /// Statuses that refuse a duplicate id with a changed body.
@@ -294,7 +294,7 @@ fn default_conflict() -> Vec<u16> {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MessageSection {
+pub(crate) struct MessageSection {
     /// The name features use: `Given the message type "notification"`.
     pub name: String,
     /// Where the IUT receives it (POST), e.g. "/v1/notifications".
@@ -319,7 +319,7 @@ fn default_refused() -> Vec<u16> {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct VersionsSection {
+pub(crate) struct VersionsSection {
     /// A GET path with `{version}`, e.g. "/{version}/health".
     pub path: String,
     pub current: String,
@@ -332,7 +332,7 @@ pub struct VersionsSection {
 /// The flaky network between the harness's peers and the IUT.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NetworkSection {
+pub(crate) struct NetworkSection {
     /// An external Toxiproxy server to use instead of the embedded fault proxy, e.g.
     /// "http://127.0.0.1:8474" (the `TOXIPROXY_URL` environment variable overrides it).
     #[serde(default)]
@@ -342,7 +342,7 @@ pub struct NetworkSection {
 /// Which source addresses the IUT lets in (EB-IP-1/2), and how to change that.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IpFilterSection {
+pub(crate) struct IpFilterSection {
     /// Ranges (CIDR) or single addresses the IUT has registered.
     pub registered_ranges: Vec<String>,
     /// Sources allowed to name the client in X-Forwarded-For / Forwarded / PROXY headers.
@@ -369,7 +369,7 @@ pub struct IpFilterSection {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReloadSection {
+pub(crate) struct ReloadSection {
     /// A command to run (in the config's directory), e.g. ["nginx", "-s", "reload"].
     #[serde(default)]
     pub command: Option<Vec<String>>,
@@ -380,7 +380,7 @@ pub struct ReloadSection {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IutSection {
+pub(crate) struct IutSection {
     pub name: String,
     pub roles: Vec<Role>,
     #[serde(default)]
@@ -391,7 +391,7 @@ pub struct IutSection {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StartSection {
+pub(crate) struct StartSection {
     pub command: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -403,14 +403,14 @@ pub struct StartSection {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ReadyCheck {
+pub(crate) enum ReadyCheck {
     Tcp,
     Https,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReadySection {
+pub(crate) struct ReadySection {
     #[serde(default = "https_check")]
     pub check: ReadyCheck,
     #[serde(default = "thirty_seconds")]
@@ -434,7 +434,7 @@ impl Default for ReadySection {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ApiSection {
+pub(crate) struct ApiSection {
     pub base_url: String,
     pub server_name: String,
     #[serde(default = "default_protected_path")]
@@ -453,7 +453,7 @@ pub struct ApiSection {
 /// a correct server with no organisation-specific data passes.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct GrantedSection {
+pub(crate) struct GrantedSection {
     /// Statuses that mean granted; empty: any 2xx.
     #[serde(default)]
     pub statuses: Vec<u16>,
@@ -464,7 +464,7 @@ pub struct GrantedSection {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PkiSection {
+pub(crate) struct PkiSection {
     pub dir: String,
     /// Generate a fresh PKI into `dir` for every run (the embedded reference does).
     #[serde(default)]
@@ -479,9 +479,11 @@ pub struct PkiSection {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ObserveSection {
-    #[serde(default)]
-    pub admin_url: Option<String>,
+pub(crate) struct ObserveSection {
+    /// Accepted from configs written from older `provsten init` templates; nothing
+    /// reads it (the observation URLs below are what steps use).
+    #[serde(default, rename = "admin_url")]
+    _admin_url: Option<String>,
     /// GET returns the ids of accepted messages as a JSON array of strings.
     #[serde(default)]
     pub accepted_url: Option<String>,
@@ -512,7 +514,7 @@ fn https_check() -> ReadyCheck {
 impl ApiSection {
     /// For an IUT without an API (a pure sender): nothing listens there, and no step that
     /// needs it runs, since its roles do not ask for one.
-    pub fn absent() -> ApiSection {
+    pub(crate) fn absent() -> ApiSection {
         ApiSection {
             base_url: "https://127.0.0.1:9".into(),
             server_name: "localhost".into(),
@@ -534,13 +536,13 @@ fn default_health_path() -> String {
 
 /// Where the config came from, for error messages and relative paths.
 #[derive(Debug, Clone)]
-pub enum ConfigSource {
+pub(crate) enum ConfigSource {
     Embedded,
     File(PathBuf),
 }
 
 impl ConfigSource {
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             ConfigSource::Embedded => "<embedded reference IUT config>".into(),
             ConfigSource::File(p) => p.display().to_string(),
@@ -548,7 +550,7 @@ impl ConfigSource {
     }
 }
 
-pub fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConfig> {
+pub(crate) fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConfig> {
     let cfg: IutConfig = toml::from_str(text).map_err(|e| anyhow!("{}: {e}", source.name()))?;
     if cfg.iut.roles.is_empty() {
         bail!(
@@ -784,7 +786,7 @@ fn check_iteration(cfg: &IutConfig, source: &ConfigSource) -> anyhow::Result<()>
     Ok(())
 }
 
-pub fn load(path: &Path) -> anyhow::Result<(IutConfig, ConfigSource)> {
+pub(crate) fn load(path: &Path) -> anyhow::Result<(IutConfig, ConfigSource)> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
             "reading the IUT config {} (hint: create one with `provsten init DIR`)",
@@ -796,35 +798,27 @@ pub fn load(path: &Path) -> anyhow::Result<(IutConfig, ConfigSource)> {
 }
 
 /// Values for placeholders, fixed for one run.
-pub struct Placeholders {
+pub(crate) struct Placeholders {
     pub provsten: PathBuf,
     pub config_dir: PathBuf,
     pub out: PathBuf,
     pub pki: PathBuf,
-    pub defects: Vec<String>,
     ports: HashMap<String, u16>,
 }
 
 impl Placeholders {
-    pub fn new(
-        provsten: PathBuf,
-        config_dir: PathBuf,
-        out: PathBuf,
-        pki: PathBuf,
-        defects: Vec<String>,
-    ) -> Self {
+    pub(crate) fn new(provsten: PathBuf, config_dir: PathBuf, out: PathBuf, pki: PathBuf) -> Self {
         Placeholders {
             provsten,
             config_dir,
             out,
             pki,
-            defects,
             ports: HashMap::new(),
         }
     }
 
     /// Replaces every `{...}` in `value`; `key` names the config key in errors.
-    pub fn expand(
+    pub(crate) fn expand(
         &mut self,
         value: &str,
         key: &str,
@@ -875,7 +869,10 @@ impl Placeholders {
 }
 
 /// `https://host:port/...` → the socket address to connect to.
-pub async fn resolve_base_url(base_url: &str, source: &ConfigSource) -> anyhow::Result<SocketAddr> {
+pub(crate) async fn resolve_base_url(
+    base_url: &str,
+    source: &ConfigSource,
+) -> anyhow::Result<SocketAddr> {
     let rest = base_url.strip_prefix("https://").ok_or_else(|| {
         anyhow!("{}: api.base_url {base_url:?} must start with https:// (the API is only reached over TLS)", source.name())
     })?;
@@ -1029,7 +1026,6 @@ mod tests {
             "/c".into(),
             "/o".into(),
             "/o/pki".into(),
-            vec![],
         );
         let a = p
             .expand("127.0.0.1:{port:api}", "k", &ConfigSource::Embedded)
@@ -1093,7 +1089,7 @@ mod tests {
             "/v1/orgs/556/f?a=2026-01-02T03%3A04%3A05.000001%2B01%3A00&b=x%20y"
         );
         assert_eq!(it.create_path_for("556"), "/v1/orgs/556/f");
-        let mut p = Placeholders::new("/p".into(), "/c".into(), "/o".into(), "/k".into(), vec![]);
+        let mut p = Placeholders::new("/p".into(), "/c".into(), "/o".into(), "/k".into());
         assert_eq!(
             p.expand(
                 &it.window_path,

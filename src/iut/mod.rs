@@ -1,10 +1,10 @@
 //! The IUT adapter: config, process control and readiness. Any IUT in any language is
 //! certified through this one path; the embedded reference IUT takes it too.
 
-pub mod allowlist;
-pub mod config;
-pub mod observe;
-pub mod process;
+pub(crate) mod allowlist;
+pub(crate) mod config;
+pub(crate) mod observe;
+pub(crate) mod process;
 pub(crate) mod setup;
 
 use std::path::{Path, PathBuf};
@@ -14,18 +14,16 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 
 use config::{resolve_base_url, Placeholders};
-pub use config::{ConfigSource, IutConfig, ReadyCheck, Role};
+pub(crate) use config::{ConfigSource, IutConfig, ReadyCheck};
 use process::{IutProcess, StartSpec};
 
 use crate::peers::{self, ClientSpec, Identity, Target};
 use crate::pki::{self, Catalog, GenerateOptions, Pki};
-pub use allowlist::{AllowlistControl, Reload};
-pub use setup::{setup_error, SetupError};
+pub(crate) use allowlist::{AllowlistControl, Reload};
+pub(crate) use setup::{setup_error, SetupError};
 
 /// The IUT as the steps see it, resolved for this run.
-pub struct Iut {
-    pub name: String,
-    pub roles: Vec<Role>,
+pub(crate) struct Iut {
     pub target: Target,
     pub protected_path: String,
     pub health_path: String,
@@ -52,7 +50,6 @@ pub struct Iut {
     pub iteration: Option<config::IterationSection>,
     pub undeliverable_url: Option<String>,
     pub audit_url: Option<String>,
-    pub config_source: ConfigSource,
     /// The started IUT, shared with steps that restart it.
     process: Option<Restarter>,
     crl_server: Option<tokio::task::JoinHandle<()>>,
@@ -62,7 +59,7 @@ pub struct Iut {
 
 /// A message type the IUT receives, ready for schema checks.
 #[derive(Debug, Clone)]
-pub struct MessageType {
+pub(crate) struct MessageType {
     pub name: String,
     pub endpoint: String,
     pub schema: serde_json::Value,
@@ -126,7 +123,7 @@ fn message_type(
 
 /// Role `sender`, expanded for this run.
 #[derive(Debug, Clone)]
-pub struct SenderContext {
+pub(crate) struct SenderContext {
     pub message: String,
     pub trigger: Trigger,
     pub receiver_path: String,
@@ -138,12 +135,11 @@ pub struct SenderContext {
 
 /// Role `router`, one lane of it, expanded for this run.
 #[derive(Debug, Clone)]
-pub struct RouterContext {
+pub(crate) struct RouterContext {
     /// Which copy of the router (from 1; `[router] lanes`).
     pub lane: u16,
     pub message: String,
     pub trigger: Trigger,
-    pub receiver_path: String,
     pub client_cert: Option<String>,
     /// Priority order: the primary first.
     pub routes: Vec<Route>,
@@ -159,20 +155,20 @@ pub struct RouterContext {
 /// One of the router's routes: where the IUT delivers, which the harness's fault-proxy
 /// link `route-NAME` listens on.
 #[derive(Debug, Clone)]
-pub struct Route {
+pub(crate) struct Route {
     pub name: String,
     pub listen: std::net::SocketAddr,
 }
 
 impl Route {
     /// The logical fault-proxy link of this route.
-    pub fn link(&self) -> String {
+    pub(crate) fn link(&self) -> String {
         format!("route-{}", self.name)
     }
 }
 
 #[derive(Debug, Clone)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     Command { argv: Vec<String>, workdir: PathBuf },
     Url(String),
 }
@@ -180,7 +176,7 @@ pub enum Trigger {
 /// The IUT's process and how to start it again (a step kills it mid-retry to prove its
 /// outbox durable).
 #[derive(Clone)]
-pub struct Restarter {
+pub(crate) struct Restarter {
     process: Arc<tokio::sync::Mutex<Option<IutProcess>>>,
     spec: StartSpec,
     target: Target,
@@ -198,11 +194,11 @@ pub struct Restarter {
 
 /// At most this many restarts after the IUT exits on its own: one crash must not hide every
 /// other verdict, and an IUT that keeps crashing is not retried for ever.
-pub const MAX_RESTARTS: usize = 3;
+pub(crate) const MAX_RESTARTS: usize = 3;
 
 /// The IUT exited on its own (not stopped by provsten), noticed at `found_at`.
 #[derive(Debug, Clone)]
-pub struct Exit {
+pub(crate) struct Exit {
     pub found_at: std::time::Instant,
     /// `exit status 1`, `signal 11 (SIGSEGV)`.
     pub status: String,
@@ -217,7 +213,7 @@ pub struct Exit {
 
 impl Exit {
     /// `exited (exit status 1)` or `stopped answering (TCP connection refused)`.
-    pub fn what(&self) -> String {
+    pub(crate) fn what(&self) -> String {
         if self.attached {
             format!("stopped answering ({})", self.status)
         } else {
@@ -229,13 +225,13 @@ impl Exit {
 /// Watches an IUT provsten attached to (did not start): after each scenario a TCP connect
 /// to its API tells whether it still answers. Once it does not, the rest of the run is not
 /// tested against it.
-pub struct AttachedWatch {
+pub(crate) struct AttachedWatch {
     target: std::net::SocketAddr,
     exit: tokio::sync::Mutex<Option<Exit>>,
 }
 
 impl AttachedWatch {
-    pub fn new(target: std::net::SocketAddr) -> Self {
+    pub(crate) fn new(target: std::net::SocketAddr) -> Self {
         AttachedWatch {
             target,
             exit: tokio::sync::Mutex::new(None),
@@ -243,7 +239,7 @@ impl AttachedWatch {
     }
 
     /// The first time the IUT does not answer a TCP connect within 2 s, records it.
-    pub async fn notice_exit(&self) -> Option<Exit> {
+    pub(crate) async fn notice_exit(&self) -> Option<Exit> {
         let mut exit = self.exit.lock().await;
         if exit.is_some() {
             return None;
@@ -269,7 +265,7 @@ impl AttachedWatch {
         Some(found)
     }
 
-    pub async fn exits(&self) -> Vec<Exit> {
+    pub(crate) async fn exits(&self) -> Vec<Exit> {
         self.exit.lock().await.iter().cloned().collect()
     }
 }
@@ -295,7 +291,7 @@ impl std::fmt::Debug for Restarter {
 impl Restarter {
     /// SIGKILL to the IUT's process group (a crash, not a clean stop), then starts it with
     /// the same command and waits until its API answers again.
-    pub async fn kill_and_restart(&self) -> anyhow::Result<Duration> {
+    pub(crate) async fn kill_and_restart(&self) -> anyhow::Result<Duration> {
         let started = std::time::Instant::now();
         let mut guard = self.process.lock().await;
         if let Some(p) = guard.take() {
@@ -310,7 +306,7 @@ impl Restarter {
     /// Called after every scenario: if the IUT exited on its own, records it and starts it
     /// again (at most [`MAX_RESTARTS`] times, readiness awaited) while new scenarios wait.
     /// Returns the exit it noticed.
-    pub async fn notice_exit(&self) -> Option<Exit> {
+    pub(crate) async fn notice_exit(&self) -> Option<Exit> {
         let mut guard = self.process.lock().await;
         let p = guard.as_mut()?;
         let status = p.exited()?;
@@ -352,12 +348,12 @@ impl Restarter {
     }
 
     /// Waits while a crashed IUT is being restarted (a scenario about to start).
-    pub async fn wait_if_restarting(&self) {
+    pub(crate) async fn wait_if_restarting(&self) {
         drop(self.gate.read().await);
     }
 
     /// The IUT's exits so far.
-    pub fn exits(&self) -> Vec<Exit> {
+    pub(crate) fn exits(&self) -> Vec<Exit> {
         self.exits.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
@@ -413,7 +409,7 @@ impl Restarter {
 }
 
 #[derive(Debug, Clone)]
-pub struct IpFilterContext {
+pub(crate) struct IpFilterContext {
     pub registered: Vec<ipnet::IpNet>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub ipv6_target: Option<Target>,
@@ -421,7 +417,7 @@ pub struct IpFilterContext {
     pub allowlist: Option<AllowlistControl>,
 }
 
-pub struct PrepareOptions {
+pub(crate) struct PrepareOptions {
     /// The binary `{provsten}` names; `None`: this process's own.
     pub provsten: Option<PathBuf>,
     pub out_dir: PathBuf,
@@ -434,7 +430,7 @@ pub struct PrepareOptions {
 impl Iut {
     /// Expands the config, generates the PKI if asked, publishes CRLs, starts the IUT and
     /// waits until it is ready.
-    pub async fn prepare(
+    pub(crate) async fn prepare(
         cfg: &IutConfig,
         source: ConfigSource,
         opts: &PrepareOptions,
@@ -453,13 +449,7 @@ impl Iut {
             None => std::env::current_exe().context("locating the provsten binary")?,
         };
         let out = absolute(&opts.out_dir);
-        let mut ph = Placeholders::new(
-            provsten,
-            config_dir.clone(),
-            out.clone(),
-            PathBuf::new(),
-            opts.defects.clone(),
-        );
+        let mut ph = Placeholders::new(provsten, config_dir.clone(), out.clone(), PathBuf::new());
         let pki_dir = config_dir.join(ph.expand(&cfg.pki.dir, "pki.dir", &source)?);
         ph.pki = pki_dir.clone();
 
@@ -582,8 +572,6 @@ impl Iut {
         };
 
         let mut iut = Iut {
-            name: cfg.iut.name.clone(),
-            roles: cfg.iut.roles.clone(),
             target,
             protected_path,
             health_path: api.health_path.clone(),
@@ -602,7 +590,6 @@ impl Iut {
             iteration,
             undeliverable_url,
             audit_url,
-            config_source: source,
             process,
             crl_server,
             _private_pki: private_pki,
@@ -698,24 +685,16 @@ impl Iut {
     }
 
     /// A catalogue certificate as a client identity.
-    pub fn identity(&self, name: &str) -> anyhow::Result<Identity> {
+    pub(crate) fn identity(&self, name: &str) -> anyhow::Result<Identity> {
         Identity::from_pki(&self.pki, name)
     }
 
     /// Restarts the IUT (kill, start, wait until ready), if provsten started it.
-    pub fn restarter(&self) -> Option<Restarter> {
+    pub(crate) fn restarter(&self) -> Option<Restarter> {
         self.process.clone()
     }
 
-    pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r.as_str() == role)
-    }
-
-    pub fn protected_path_for(&self, org: &str) -> String {
-        self.protected_path.replace("{org}", org)
-    }
-
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(p) = self.process.take() {
             p.stop().await;
         }
@@ -1086,7 +1065,6 @@ fn router_lane(
         lane,
         message: r.message.clone(),
         trigger,
-        receiver_path: r.receiver_path.clone(),
         client_cert: r.client_cert.clone(),
         routes,
         failover_time: r.failover_time.0,

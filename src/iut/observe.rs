@@ -13,7 +13,11 @@ const DEADLINE: Duration = Duration::from_secs(5);
 
 /// One request to an `http://IP:PORT/...` hook; the status and the body as JSON (Null if
 /// the body is empty or not JSON).
-pub async fn call(method: &str, url: &str, body: Option<&Value>) -> anyhow::Result<(u16, Value)> {
+pub(crate) async fn call(
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value)> {
     let (addr, path) = crate::network::addr::http_url(url)?;
     let method: hyper::Method = method
         .parse()
@@ -48,7 +52,7 @@ pub async fn call(method: &str, url: &str, body: Option<&Value>) -> anyhow::Resu
 }
 
 /// GET a hook that lists message ids: a JSON array of strings, or of objects with `id`.
-pub async fn ids(url: &str) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn ids(url: &str) -> anyhow::Result<Vec<String>> {
     let (status, v) = call("GET", url, None).await?;
     if !(200..300).contains(&status) {
         anyhow::bail!("{url}: answered {status}");

@@ -34,7 +34,7 @@ fn unregister(pg: Pid) {
 
 /// Stops every IUT process group still running: SIGTERM, then SIGKILL to what is left after
 /// its stop timeout. For signal handlers, before the process exits.
-pub async fn stop_all() {
+pub(crate) async fn stop_all() {
     let groups: Vec<(Pid, Duration)> = LIVE
         .lock()
         .map(|mut l| std::mem::take(&mut *l))
@@ -64,7 +64,7 @@ fn group_alive(pg: Pid) -> bool {
 }
 
 #[derive(Debug, Clone)]
-pub struct StartSpec {
+pub(crate) struct StartSpec {
     pub program: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -72,7 +72,7 @@ pub struct StartSpec {
     pub stop_timeout: Duration,
 }
 
-pub struct IutProcess {
+pub(crate) struct IutProcess {
     child: Child,
     pgid: Option<Pid>,
     output: Arc<Mutex<VecDeque<String>>>,
@@ -80,7 +80,7 @@ pub struct IutProcess {
 }
 
 impl IutProcess {
-    pub fn spawn(spec: &StartSpec) -> anyhow::Result<IutProcess> {
+    pub(crate) fn spawn(spec: &StartSpec) -> anyhow::Result<IutProcess> {
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -118,7 +118,7 @@ impl IutProcess {
         })
     }
 
-    pub fn last_lines(&self, n: usize) -> Vec<String> {
+    pub(crate) fn last_lines(&self, n: usize) -> Vec<String> {
         let out = self.output.lock().map(|o| o.clone()).unwrap_or_default();
         out.iter()
             .skip(out.len().saturating_sub(n))
@@ -126,12 +126,12 @@ impl IutProcess {
             .collect()
     }
 
-    pub fn exited(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
 
     /// SIGTERM to the group, then SIGKILL after the stop timeout.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(pg) = self.pgid {
             unregister(pg);
         }
@@ -152,7 +152,7 @@ impl IutProcess {
     }
 
     /// SIGKILL to the group at once, as a crash would end it.
-    pub async fn kill_now(mut self) {
+    pub(crate) async fn kill_now(mut self) {
         if let Some(pg) = self.pgid {
             unregister(pg);
         }

@@ -6,9 +6,9 @@ use anyhow::anyhow;
 /// Raised when the run itself cannot be done (exit 2): bad config, IUT never ready.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct SetupError(pub String);
+pub(crate) struct SetupError(pub String);
 
 /// A [`SetupError`] carrying `msg`.
-pub fn setup_error(msg: impl Into<String>) -> anyhow::Error {
+pub(crate) fn setup_error(msg: impl Into<String>) -> anyhow::Error {
     anyhow!(SetupError(msg.into()))
 }

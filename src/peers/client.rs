@@ -21,7 +21,7 @@ use crate::pki::generate::sha256_hex;
 const BODY_CAP: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub addr: SocketAddr,
     /// Name for SNI and certificate verification (`*.localhost` does not resolve everywhere,
     /// so the address and the name are configured separately).
@@ -29,14 +29,14 @@ pub struct Target {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum TlsVersions {
+pub(crate) enum TlsVersions {
     Any,
     Tls12Only,
     Tls13Only,
 }
 
 #[derive(Debug, Clone)]
-pub enum ServerCheck {
+pub(crate) enum ServerCheck {
     /// Record the server certificate but do not judge it.
     AcceptAny,
     /// Verify the server against these roots and the target's server name.
@@ -44,7 +44,7 @@ pub enum ServerCheck {
 }
 
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// Catalogue name, for evidence.
     pub name: String,
     pub chain: Vec<CertificateDer<'static>>,
@@ -53,7 +53,7 @@ pub struct Identity {
 
 impl Identity {
     /// Catalogue certificate `name` (chain and key) from a generated PKI.
-    pub fn from_pki(pki: &crate::pki::Pki, name: &str) -> anyhow::Result<Identity> {
+    pub(crate) fn from_pki(pki: &crate::pki::Pki, name: &str) -> anyhow::Result<Identity> {
         let (chain, key) = pki.identity(name)?;
         Ok(Identity {
             name: name.to_string(),
@@ -64,7 +64,7 @@ impl Identity {
 }
 
 #[derive(Debug, Clone)]
-pub struct ClientSpec {
+pub(crate) struct ClientSpec {
     pub identity: Option<Identity>,
     pub versions: TlsVersions,
     pub server_check: ServerCheck,
@@ -80,7 +80,7 @@ pub struct ClientSpec {
 
 impl ClientSpec {
     /// A client with `identity` that accepts any server certificate, any TLS version.
-    pub fn new(identity: Option<Identity>, deadline: Duration) -> Self {
+    pub(crate) fn new(identity: Option<Identity>, deadline: Duration) -> Self {
         ClientSpec {
             identity,
             versions: TlsVersions::Any,
@@ -96,7 +96,7 @@ impl ClientSpec {
 
 /// What one request observed: evidence as data.
 #[derive(Debug, Clone, Serialize)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     pub target: String,
     pub server_name: String,
     pub client_certificate: Option<String>,
@@ -115,7 +115,7 @@ pub struct Exchange {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "result", rename_all = "kebab-case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The server answered at HTTP level.
     Response {
         status: u16,
@@ -127,7 +127,7 @@ pub enum Outcome {
 }
 
 impl Exchange {
-    pub fn status(&self) -> Option<u16> {
+    pub(crate) fn status(&self) -> Option<u16> {
         match &self.outcome {
             Outcome::Response { status, .. } => Some(*status),
             Outcome::Refused { .. } => None,
@@ -135,26 +135,26 @@ impl Exchange {
     }
 
     /// Protected data came back: any 2xx answer.
-    pub fn granted(&self) -> bool {
+    pub(crate) fn granted(&self) -> bool {
         matches!(self.status(), Some(200..=299))
     }
 
     /// A response header by lower-case name.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.response_headers
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn body(&self) -> &str {
+    pub(crate) fn body(&self) -> &str {
         match &self.outcome {
             Outcome::Response { body, .. } => body,
             Outcome::Refused { .. } => "",
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let who = self
             .client_certificate
             .as_deref()
@@ -168,7 +168,7 @@ impl Exchange {
     }
 }
 
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
@@ -206,7 +206,10 @@ fn client_config(spec: &ClientSpec) -> anyhow::Result<ClientConfig> {
 }
 
 /// Connects to `target` from `source` (any loopback address works on Linux without setup).
-pub async fn connect_tcp(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect_tcp(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+) -> std::io::Result<TcpStream> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -220,7 +223,7 @@ pub async fn connect_tcp(addr: SocketAddr, source: Option<IpAddr>) -> std::io::R
 
 /// Sends `method path` and classifies the result. Only harness-side setup errors (bad key,
 /// bad server name) are `Err`; everything the server does is in the `Exchange`.
-pub async fn request(
+pub(crate) async fn request(
     target: &Target,
     spec: &ClientSpec,
     method: &str,

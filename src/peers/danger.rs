@@ -14,12 +14,12 @@ use rustls::{DigitallySignedStruct, Error, SignatureAlgorithm, SignatureScheme};
 /// Accepts any server certificate, so that a refusal seen by a client-certificate check is
 /// the IUT's doing and not the harness's. Handshake signatures are still verified.
 #[derive(Debug)]
-pub struct AcceptAnyServerCert {
+pub(crate) struct AcceptAnyServerCert {
     provider: Arc<CryptoProvider>,
 }
 
 impl AcceptAnyServerCert {
-    pub fn new(provider: Arc<CryptoProvider>) -> Self {
+    pub(crate) fn new(provider: Arc<CryptoProvider>) -> Self {
         AcceptAnyServerCert { provider }
     }
 }
@@ -74,7 +74,7 @@ impl ServerCertVerifier for AcceptAnyServerCert {
 /// Presents one certificate chain with one key, without rustls's check that they match:
 /// the key-mismatch certificate must reach the server as it is.
 #[derive(Debug)]
-pub struct PresentAlways(pub Arc<CertifiedKey>);
+pub(crate) struct PresentAlways(pub Arc<CertifiedKey>);
 
 impl ResolvesClientCert for PresentAlways {
     fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
@@ -88,7 +88,7 @@ impl ResolvesClientCert for PresentAlways {
 
 /// Loads a private key with the provider, falling back to the pure-Rust RSA signer for keys
 /// the provider refuses (RSA under 2048 bits).
-pub fn signing_key(
+pub(crate) fn signing_key(
     provider: &CryptoProvider,
     key: PrivateKeyDer<'static>,
 ) -> anyhow::Result<Arc<dyn SigningKey>> {

@@ -1,12 +1,12 @@
 //! Simulated peers: API clients that present any catalogue certificate and record exactly
 //! how they were refused.
 
-pub mod client;
-pub mod danger;
-pub mod receiver;
-pub mod refusal;
+pub(crate) mod client;
+pub(crate) mod danger;
+pub(crate) mod receiver;
+pub(crate) mod refusal;
 
-pub use client::{
+pub(crate) use client::{
     request, ClientSpec, Exchange, Identity, Outcome, ServerCheck, Target, TlsVersions,
 };
-pub use refusal::{Refusal, Stage};
+pub(crate) use refusal::Refusal;

@@ -29,7 +29,7 @@ const READ_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How the receiver answers one attempt.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
+pub(crate) enum Answer {
     Status {
         status: u16,
         retry_after: Option<RetryAfter>,
@@ -45,21 +45,21 @@ pub enum Answer {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RetryAfter {
+pub(crate) enum RetryAfter {
     Seconds(u64),
     /// An HTTP date this far ahead of the answer.
     DateIn(Duration),
 }
 
 impl Answer {
-    pub fn ok() -> Answer {
+    pub(crate) fn ok() -> Answer {
         Answer::Status {
             status: 200,
             retry_after: None,
         }
     }
 
-    pub fn status(status: u16) -> Answer {
+    pub(crate) fn status(status: u16) -> Answer {
         Answer::Status {
             status,
             retry_after: None,
@@ -99,7 +99,7 @@ impl Answer {
 /// One line of the receiver's program: `answer` for attempts that match, `times` times at
 /// most (None: always), only for one message id if set, only before `until` if set.
 #[derive(Debug, Clone)]
-pub struct Rule {
+pub(crate) struct Rule {
     pub answer: Answer,
     pub times: Option<usize>,
     pub message: Option<String>,
@@ -108,7 +108,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub fn new(answer: Answer) -> Rule {
+    pub(crate) fn new(answer: Answer) -> Rule {
         Rule {
             answer,
             times: None,
@@ -118,17 +118,17 @@ impl Rule {
         }
     }
 
-    pub fn times(mut self, n: usize) -> Rule {
+    pub(crate) fn times(mut self, n: usize) -> Rule {
         self.times = Some(n);
         self
     }
 
-    pub fn for_message(mut self, id: impl Into<String>) -> Rule {
+    pub(crate) fn for_message(mut self, id: impl Into<String>) -> Rule {
         self.message = Some(id.into());
         self
     }
 
-    pub fn until(mut self, t: Instant) -> Rule {
+    pub(crate) fn until(mut self, t: Instant) -> Rule {
         self.until = Some(t);
         self
     }
@@ -146,7 +146,7 @@ impl Rule {
 
 /// One delivery attempt as the receiver saw it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     pub n: usize,
     /// Milliseconds since the receiver started.
     pub at_ms: f64,
@@ -195,7 +195,7 @@ struct State {
 }
 
 /// A running simulated receiver; stops when dropped.
-pub struct SimulatedReceiver {
+pub(crate) struct SimulatedReceiver {
     pub addr: SocketAddr,
     started: Instant,
     state: Arc<Mutex<State>>,
@@ -209,7 +209,7 @@ impl Drop for SimulatedReceiver {
     }
 }
 
-pub struct ReceiverSpec {
+pub(crate) struct ReceiverSpec {
     pub pki: Pki,
     /// The valid server certificate (catalogue name).
     pub cert: String,
@@ -245,7 +245,7 @@ fn server_config(pki: &Pki, cert: &str) -> anyhow::Result<Arc<ServerConfig>> {
 }
 
 impl SimulatedReceiver {
-    pub async fn start(spec: ReceiverSpec) -> anyhow::Result<SimulatedReceiver> {
+    pub(crate) async fn start(spec: ReceiverSpec) -> anyhow::Result<SimulatedReceiver> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the simulated receiver")?;
@@ -283,22 +283,22 @@ impl SimulatedReceiver {
         })
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("https://{}{}", self.addr, path)
     }
 
-    pub fn started(&self) -> Instant {
+    pub(crate) fn started(&self) -> Instant {
         self.started
     }
 
     /// Adds a line to the program of a running receiver.
-    pub fn add_rule(&self, rule: Rule) {
+    pub(crate) fn add_rule(&self, rule: Rule) {
         if let Ok(mut s) = self.state.lock() {
             s.rules.push(rule);
         }
     }
 
-    pub fn attempts(&self) -> Vec<Attempt> {
+    pub(crate) fn attempts(&self) -> Vec<Attempt> {
         self.state
             .lock()
             .map(|s| s.attempts.clone())
@@ -307,7 +307,7 @@ impl SimulatedReceiver {
 
     /// Waits until `done(attempts)` holds or the deadline passes; returns the attempts
     /// either way.
-    pub async fn wait_until(
+    pub(crate) async fn wait_until(
         &self,
         deadline: Instant,
         done: impl Fn(&[Attempt]) -> bool,
@@ -322,7 +322,7 @@ impl SimulatedReceiver {
 
 /// Waits on `changed` until `probe` reports done or the deadline passes; returns the last
 /// probe. The waiter is registered before each probe, so no notification is missed.
-pub async fn wait_notified<T>(
+pub(crate) async fn wait_notified<T>(
     changed: &Notify,
     deadline: Instant,
     mut probe: impl FnMut() -> (bool, T),

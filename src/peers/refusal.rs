@@ -8,7 +8,7 @@ use serde::Serialize;
 /// Where in the exchange something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Stage {
+pub(crate) enum Stage {
     Connect,
     /// During the TLS handshake (TLS 1.2 client-certificate refusals land here).
     Handshake,
@@ -20,7 +20,7 @@ pub enum Stage {
 /// The ways a server can refuse a connection below HTTP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// TCP connect refused (nothing listening, or a firewall's RST).
     ConnectionRefused,
     /// TLS alert from the peer, by rustls's name (`CertificateRequired`, `UnknownCA`…) and
@@ -44,7 +44,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Classifies an I/O error from a TLS stream.
-    pub fn from_io(err: &io::Error, stage: Stage) -> Refusal {
+    pub(crate) fn from_io(err: &io::Error, stage: Stage) -> Refusal {
         if let Some(tls) = err
             .get_ref()
             .and_then(|e| e.downcast_ref::<rustls::Error>())
@@ -65,7 +65,7 @@ impl Refusal {
         }
     }
 
-    pub fn from_tls(err: &rustls::Error, stage: Stage) -> Refusal {
+    pub(crate) fn from_tls(err: &rustls::Error, stage: Stage) -> Refusal {
         match err {
             rustls::Error::AlertReceived(a) => Refusal::TlsAlert {
                 alert: format!("{a:?}"),
@@ -86,14 +86,14 @@ impl Refusal {
     }
 
     /// Whether this is the IUT refusing (as opposed to the harness giving up).
-    pub fn is_by_server(&self) -> bool {
+    pub(crate) fn is_by_server(&self) -> bool {
         !matches!(
             self,
             Refusal::LocalTlsError { .. } | Refusal::Timeout { .. }
         )
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Refusal::ConnectionRefused => "TCP connection refused".into(),
             Refusal::TlsAlert {

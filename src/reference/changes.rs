@@ -19,7 +19,7 @@ const CHANGES_CAP: usize = 100_000;
 
 /// One change to an organisation's holding.
 #[derive(Debug, Clone)]
-pub struct Change {
+pub(super) struct Change {
     pub id: String,
     pub org: String,
     pub at: OffsetDateTime,
@@ -29,7 +29,7 @@ pub struct Change {
 
 impl Change {
     /// The item as the API shows it.
-    pub fn item(&self) -> Value {
+    pub(super) fn item(&self) -> Value {
         let mut m = self.fields.clone();
         m.insert("id".into(), json!(self.id));
         m.insert("organisation".into(), json!(self.org));
@@ -39,7 +39,7 @@ impl Change {
 }
 
 #[derive(Debug)]
-pub struct Changes {
+pub(super) struct Changes {
     /// Per process, so ids from an earlier run of the reference are never reused.
     prefix: u32,
     inner: Mutex<Inner>,
@@ -63,7 +63,7 @@ impl Default for Changes {
 impl Changes {
     /// Records a change for `org`, stamped now (at microsecond precision, and always after
     /// the previous change). `None` when the store is full.
-    pub fn record(&self, org: &str, fields: Map<String, Value>) -> Option<Change> {
+    pub(super) fn record(&self, org: &str, fields: Map<String, Value>) -> Option<Change> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.list.len() >= CHANGES_CAP {
             return None;
@@ -85,7 +85,7 @@ impl Changes {
     }
 
     /// Every change to `org`'s holding, oldest first.
-    pub fn of_org(&self, org: &str) -> Vec<Change> {
+    pub(super) fn of_org(&self, org: &str) -> Vec<Change> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner
             .list
@@ -97,7 +97,7 @@ impl Changes {
 
     /// The changes to `org`'s holding in the window, oldest first (the seeded defects bend
     /// the edge or the organisation filter).
-    pub fn window(
+    pub(super) fn window(
         &self,
         org: &str,
         from: OffsetDateTime,
@@ -117,7 +117,7 @@ impl Changes {
 }
 
 /// `from <= at < to` (`from < at < to` when the start is not inclusive).
-pub fn in_window(
+pub(super) fn in_window(
     at: OffsetDateTime,
     from: OffsetDateTime,
     to: OffsetDateTime,
@@ -137,7 +137,7 @@ fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// RFC 3339 in UTC with exactly six fractional digits: `2026-05-01T10:00:00.000001Z`.
-pub fn format_time(t: OffsetDateTime) -> String {
+pub(super) fn format_time(t: OffsetDateTime) -> String {
     let f =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
     t.to_offset(UtcOffset::UTC)
@@ -147,7 +147,9 @@ pub fn format_time(t: OffsetDateTime) -> String {
 
 /// The `changedFrom` / `changedTo` of a query string: `Ok(None)` when neither is there
 /// (the whole holding is asked for), an error naming the parameter otherwise.
-pub fn window_query(query: &str) -> Result<Option<(OffsetDateTime, OffsetDateTime)>, String> {
+pub(super) fn window_query(
+    query: &str,
+) -> Result<Option<(OffsetDateTime, OffsetDateTime)>, String> {
     let mut from = None;
     let mut to = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {

@@ -22,9 +22,9 @@ fn query_value(v: &str) -> String {
         .into_owned()
 }
 
-pub use router::{RouteSpec, RouterOptions, DEFAULT_FAILBACK_PROBE, DEFAULT_ROUTE_TIMEOUT};
-pub use sender::{load_policy, SenderOptions, DEFAULT_CLIENT_CERT};
-pub use server::{run, shutdown_signal, start, start_with, ReferenceOptions, Running};
+pub(crate) use router::{RouteSpec, RouterOptions};
+pub(crate) use sender::{load_policy, SenderOptions, DEFAULT_CLIENT_CERT};
+pub(crate) use server::{run, shutdown_signal, start, ReferenceOptions};
 
 #[cfg(test)]
 mod tests;

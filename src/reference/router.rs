@@ -63,9 +63,9 @@ use crate::pki::Pki;
 use crate::shared::resend_policy::{Decision, Outcome, ResendPolicy};
 
 /// Default of `--route-timeout`.
-pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_millis(300);
+pub(crate) const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_millis(300);
 /// Default of `--failback-probe`.
-pub const DEFAULT_FAILBACK_PROBE: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_FAILBACK_PROBE: Duration = Duration::from_millis(100);
 /// Routed messages in delivery at once.
 const WORKERS: usize = 32;
 /// Attempts in flight on one route at once, so connections to it at most.
@@ -131,7 +131,7 @@ impl FromStr for RouteSpec {
 
 /// How the reference IUT routes. Without routes the router is off.
 #[derive(Debug, Clone)]
-pub struct RouterOptions {
+pub(crate) struct RouterOptions {
     /// In priority order: the primary first.
     pub routes: Vec<RouteSpec>,
     /// Deadline of one attempt on one route (connect, TLS, request and answer).

@@ -33,13 +33,13 @@ use crate::pki::Pki;
 use crate::shared::resend_policy::{Decision, Outcome, ResendPolicy};
 
 /// The catalogue certificate the sender presents unless told otherwise.
-pub const DEFAULT_CLIENT_CERT: &str = "client-5560000001";
+pub(crate) const DEFAULT_CLIENT_CERT: &str = "client-5560000001";
 /// Attempts the policy type itself never exceeds.
 const ATTEMPTS_CAP: u32 = 10_000;
 
 /// How the reference IUT sends. Without a policy the sender is off.
 #[derive(Debug, Clone)]
-pub struct SenderOptions {
+pub(crate) struct SenderOptions {
     /// Durable outbox directory (created if missing); None: memory only.
     pub outbox: Option<PathBuf>,
     pub policy: Option<ResendPolicy>,
@@ -65,7 +65,7 @@ impl Default for SenderOptions {
 }
 
 /// Reads a policy as the harness writes it (`serde_json::to_string(&policy)`).
-pub fn load_policy(path: &Path) -> anyhow::Result<ResendPolicy> {
+pub(crate) fn load_policy(path: &Path) -> anyhow::Result<ResendPolicy> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("--resend-policy {}: cannot read it", path.display()))?;
     let p: ResendPolicy = serde_json::from_str(&text).with_context(|| {

@@ -37,7 +37,7 @@ const ADMIN_CONNECTION_DEADLINE: Duration = Duration::from_secs(3600);
 const REQUEST_LOG_CAP: usize = 10_000;
 
 #[derive(Debug, Clone)]
-pub struct ReferenceOptions {
+pub(crate) struct ReferenceOptions {
     pub pki_dir: PathBuf,
     /// API listen addresses (e.g. 127.0.0.1, [::1], and [::ffff:127.0.0.1] for a dual-stack
     /// socket that sees IPv4 clients as v4-mapped IPv6).
@@ -78,8 +78,10 @@ struct Caller {
 }
 
 /// A started reference IUT; its tasks stop when this is dropped.
-pub struct Running {
+pub(crate) struct Running {
     pub api: Vec<SocketAddr>,
+    /// The admin port (the reference's own tests reach it directly).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub admin: SocketAddr,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     sender: Option<Arc<Sender>>,
@@ -97,7 +99,7 @@ impl Drop for Running {
 }
 
 /// Runs until Ctrl-C or SIGTERM.
-pub async fn run(opts: ReferenceOptions, sender: SenderOptions) -> anyhow::Result<()> {
+pub(crate) async fn run(opts: ReferenceOptions, sender: SenderOptions) -> anyhow::Result<()> {
     let running = start_with(opts, sender).await?;
     shutdown_signal().await;
     drop(running);
@@ -105,13 +107,16 @@ pub async fn run(opts: ReferenceOptions, sender: SenderOptions) -> anyhow::Resul
 }
 
 /// Binds the ports, prints the ready line and serves in background tasks (sender off).
-pub async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
+pub(crate) async fn start(opts: ReferenceOptions) -> anyhow::Result<Running> {
     start_with(opts, SenderOptions::default()).await
 }
 
 /// As [`start`], with the sender on when `sender.policy` is set; pending messages in the
 /// outbox are resumed.
-pub async fn start_with(opts: ReferenceOptions, sender: SenderOptions) -> anyhow::Result<Running> {
+pub(crate) async fn start_with(
+    opts: ReferenceOptions,
+    sender: SenderOptions,
+) -> anyhow::Result<Running> {
     if !opts.admin.ip().is_loopback() {
         bail!(
             "--admin {} is not a loopback address: the admin port is for local observation only",
@@ -274,7 +279,7 @@ impl rustls::server::ResolvesServerCert for ByKeyType {
 }
 
 /// Ctrl-C or SIGTERM, whichever comes first (what process managers and provsten send).
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

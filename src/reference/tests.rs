@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::defects::{Defect, Defects};
+use super::server::Running;
 use super::*;
 use crate::peers::{request, ClientSpec, Identity, Outcome, Refusal, Target, TlsVersions};
 use crate::pki::{generate, Catalog, GenerateOptions, Pki};

@@ -20,7 +20,7 @@ use crate::pki::{rsa_key_bits, Pki};
 const MIN_RSA_BITS: usize = 2048;
 
 #[derive(Debug)]
-pub struct PolicyVerifier {
+pub(super) struct PolicyVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     defects: Defects,
 }
@@ -41,7 +41,11 @@ impl std::fmt::Display for WeakKey {
 impl std::error::Error for WeakKey {}
 
 impl PolicyVerifier {
-    pub fn new(pki: &Pki, provider: Arc<CryptoProvider>, defects: Defects) -> anyhow::Result<Self> {
+    pub(super) fn new(
+        pki: &Pki,
+        provider: Arc<CryptoProvider>,
+        defects: Defects,
+    ) -> anyhow::Result<Self> {
         let mut roots = rustls::RootCertStore::empty();
         for r in pki.trust_roots()? {
             roots.add(r)?;

@@ -10,7 +10,7 @@ use crate::requirements;
 
 /// Merges shard reports; refuses shards of different runs (IUT, profile, features, config,
 /// catalogue, harness version) and incomplete or overlapping shard sets.
-pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
+pub(crate) fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
     let Some((first_name, first)) = reports.first().cloned() else {
         bail!("nothing to merge");
     };

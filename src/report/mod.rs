@@ -1,6 +1,6 @@
 //! The compliance report: model, requirement verdicts, writers.
 
-pub mod merge;
+pub(crate) mod merge;
 pub mod model;
-pub mod sign;
-pub mod writers;
+pub(crate) mod sign;
+pub(crate) mod writers;

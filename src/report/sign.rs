@@ -22,7 +22,7 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
 ];
 
 /// Writes `PREFIX.key.pem` (0600) and `PREFIX.pub.pem`; returns their paths.
-pub fn keygen(prefix: &Path) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+pub(crate) fn keygen(prefix: &Path) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
     let doc = Ed25519KeyPair::generate_pkcs8v1(&SystemRandom::new())
         .map_err(|_| anyhow!("generating an Ed25519 key failed"))?;
     let pair =
@@ -54,7 +54,7 @@ pub fn keygen(prefix: &Path) -> anyhow::Result<(std::path::PathBuf, std::path::P
 }
 
 /// Signs `report` in place with the PKCS#8 PEM key at `key_path`.
-pub fn sign(report: &mut Report, key_path: &Path) -> anyhow::Result<()> {
+pub(crate) fn sign(report: &mut Report, key_path: &Path) -> anyhow::Result<()> {
     let der = PrivatePkcs8KeyDer::from_pem_file(key_path).with_context(|| {
         format!(
             "reading an Ed25519 private key (PKCS#8 PEM) from {}",
@@ -76,7 +76,7 @@ pub fn sign(report: &mut Report, key_path: &Path) -> anyhow::Result<()> {
 }
 
 /// Checks the signature of `report` against the SubjectPublicKeyInfo PEM at `pub_path`.
-pub fn verify_signature(report: &Report, pub_path: &Path) -> anyhow::Result<()> {
+pub(crate) fn verify_signature(report: &Report, pub_path: &Path) -> anyhow::Result<()> {
     let spki_der = SubjectPublicKeyInfoDer::from_pem_file(pub_path).with_context(|| {
         format!(
             "reading a public key (SubjectPublicKeyInfo PEM) from {}",
@@ -127,7 +127,7 @@ fn pem(tag: &str, der: &[u8]) -> String {
 
 /// The bytes that are signed: compact JSON with object keys sorted, whatever map order
 /// serde_json was built with.
-pub fn canonical(report: &Report) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn canonical(report: &Report) -> anyhow::Result<Vec<u8>> {
     let value = serde_json::to_value(report)?;
     let mut out = String::new();
     write_canonical(&value, &mut out)?;

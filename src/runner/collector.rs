@@ -15,7 +15,7 @@ use crate::report::model::{Evidence, StepResult, StepStatus};
 use crate::steps::ProvstenWorld;
 
 /// `path:line`, the stable scenario key.
-pub fn key(feature: &gherkin::Feature, sc: &gherkin::Scenario) -> String {
+pub(crate) fn key(feature: &gherkin::Feature, sc: &gherkin::Scenario) -> String {
     let path = feature
         .path
         .as_ref()
@@ -25,7 +25,7 @@ pub fn key(feature: &gherkin::Feature, sc: &gherkin::Scenario) -> String {
 }
 
 #[derive(Debug, Default)]
-pub struct ScenarioRun {
+pub(crate) struct ScenarioRun {
     pub started: Option<Instant>,
     pub ended: Option<Instant>,
     pub duration_ms: u64,
@@ -39,14 +39,14 @@ pub struct ScenarioRun {
 }
 
 #[derive(Debug, Default)]
-pub struct Store {
+pub(crate) struct Store {
     pub scenarios: HashMap<String, ScenarioRun>,
     pub errors: Vec<String>,
 }
 
-pub type Shared = Arc<Mutex<Store>>;
+pub(crate) type Shared = Arc<Mutex<Store>>;
 
-pub struct Collector {
+pub(crate) struct Collector {
     pub store: Shared,
     pub total: usize,
     done: usize,
@@ -56,7 +56,7 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(store: Shared, total: usize, progress: bool) -> Self {
+    pub(crate) fn new(store: Shared, total: usize, progress: bool) -> Self {
         use std::io::IsTerminal as _;
         let bar = (progress && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);

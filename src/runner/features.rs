@@ -10,7 +10,7 @@ use cucumber::gherkin::{self, GherkinEnv};
 use cucumber::World as _;
 use include_dir::{include_dir, Dir};
 
-pub use super::names::{check_names, name_uses, NameKind, NameUse};
+pub(crate) use super::names::{check_names, name_uses, NameKind, NameUse};
 use crate::iut::setup_error;
 use crate::requirements::{Requirement, RequirementId};
 use crate::steps::ProvstenWorld;
@@ -18,7 +18,7 @@ use crate::steps::ProvstenWorld;
 static SHIPPED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/features");
 
 /// The shipped features as (display path, text), sorted by path.
-pub fn shipped() -> Vec<(String, String)> {
+pub(crate) fn shipped() -> Vec<(String, String)> {
     let mut v: Vec<_> = SHIPPED
         .files()
         .filter(|f| f.path().extension().is_some_and(|e| e == "feature"))
@@ -35,7 +35,7 @@ pub fn shipped() -> Vec<(String, String)> {
 
 /// Hex SHA-256 over every feature's path and text, in order: what `report.json` records as
 /// `inputs.digests.features`.
-pub fn digest(sources: &[(String, String)]) -> String {
+pub(crate) fn digest(sources: &[(String, String)]) -> String {
     use sha2::{Digest, Sha256};
     let mut d = Sha256::new();
     for (path, text) in sources {
@@ -48,7 +48,7 @@ pub fn digest(sources: &[(String, String)]) -> String {
 }
 
 /// Every `*.feature` below `dir`, sorted.
-pub fn from_dir(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+pub(crate) fn from_dir(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let mut found = Vec::new();
     collect(dir, &mut found).with_context(|| format!("reading features from {}", dir.display()))?;
     if found.is_empty() {
@@ -82,7 +82,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Parses, expands outlines, and checks that every step is defined and every scenario
 /// names known requirements.
-pub fn parse_all(
+pub(crate) fn parse_all(
     sources: &[(String, String)],
     catalogue: &[Requirement],
 ) -> anyhow::Result<Vec<gherkin::Feature>> {
@@ -275,7 +275,7 @@ fn locate_gherkin_error(text: &str) -> Option<(usize, String)> {
 }
 
 /// Feature, rule and scenario tags (examples' tags are already on expanded scenarios).
-pub fn all_tags(
+pub(crate) fn all_tags(
     f: &gherkin::Feature,
     rule: Option<&gherkin::Rule>,
     sc: &gherkin::Scenario,
@@ -301,14 +301,14 @@ fn requirement_tags(tags: &[String]) -> Vec<&str> {
 
 /// The requirements a scenario's tags name; a tag that is no requirement ID was refused
 /// when the features were loaded.
-pub fn requirement_ids(tags: &[String]) -> Vec<RequirementId> {
+pub(crate) fn requirement_ids(tags: &[String]) -> Vec<RequirementId> {
     requirement_tags(tags)
         .into_iter()
         .filter_map(|t| t.parse().ok())
         .collect()
 }
 
-pub fn role_tags(tags: &[String]) -> Vec<String> {
+pub(crate) fn role_tags(tags: &[String]) -> Vec<String> {
     tags.iter()
         .filter_map(|t| t.strip_prefix("role:"))
         .map(str::to_string)

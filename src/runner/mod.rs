@@ -1,9 +1,9 @@
 //! One run of the suite: resolve the plan, start the IUT, run the scenarios with cucumber,
 //! and build the report. `provsten run` is a thin shell around [`run`].
 
-pub mod collector;
-pub mod features;
-pub mod names;
+pub(crate) mod collector;
+pub(crate) mod features;
+pub(crate) mod names;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};

@@ -8,7 +8,7 @@ use crate::iut::setup::setup_error;
 
 /// What a quoted name in a step refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameKind {
+pub(crate) enum NameKind {
     /// An entry of the certificate catalogue (`certs/catalog.toml` or the IUT's PKI).
     Certificate,
     /// A fault-proxy link: `iut-api`, or `route-NAME` of a router's route.
@@ -34,14 +34,14 @@ const NAMED: &[(&str, NameKind)] = &[
 
 /// A name a step refers to and where (`file:line`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NameUse {
+pub(crate) struct NameUse {
     pub kind: NameKind,
     pub name: String,
     pub at: String,
 }
 
 /// Every name the steps of `features` refer to (backgrounds included).
-pub fn name_uses(features: &[gherkin::Feature]) -> Vec<NameUse> {
+pub(crate) fn name_uses(features: &[gherkin::Feature]) -> Vec<NameUse> {
     let mut uses = Vec::new();
     for f in features {
         let path = f
@@ -81,7 +81,7 @@ pub fn name_uses(features: &[gherkin::Feature]) -> Vec<NameUse> {
 
 /// Checks that every use of `kind` names one of `known`; a feature error (exit 2) naming
 /// the file, line and the closest known name otherwise.
-pub fn check_names(
+pub(crate) fn check_names(
     uses: &[NameUse],
     kind: NameKind,
     known: &[&str],

@@ -6,26 +6,23 @@ use anyhow::{bail, Result};
 use serde_json::Value;
 
 use super::validate::{parse_json, Validator};
-use crate::shared::RequirementId;
 
 /// One shipped schema and its valid examples.
 #[derive(Debug)]
-pub struct Builtin {
+pub(crate) struct Builtin {
     /// `folder/name`, e.g. `fullmakt/agent-notification`.
     pub id: &'static str,
     /// Path under `schemas/`.
     pub file: &'static str,
     /// The schema's JSON text, embedded at build time.
     pub text: &'static str,
-    /// Requirements whose checks use this schema.
-    pub requirements: &'static [RequirementId],
     /// Valid example messages; the first is the one the generator mutates.
     pub examples: &'static [Example],
 }
 
 /// A valid example message, shipped next to its schema.
 #[derive(Debug)]
-pub struct Example {
+pub(crate) struct Example {
     /// Path under `schemas/`.
     pub file: &'static str,
     /// The example's JSON text, embedded at build time.
@@ -48,12 +45,11 @@ macro_rules! example {
 }
 
 /// Every shipped schema, one line each.
-pub const BUILTINS: &[Builtin] = &[
+pub(crate) const BUILTINS: &[Builtin] = &[
     Builtin {
         id: "fullmakt/agent-notification",
         file: "fullmakt/agent-notification.schema.json",
         text: shipped!("fullmakt/agent-notification.schema.json"),
-        requirements: &[RequirementId::of("FMK-2.6.2-VALIDATE")],
         examples: &[
             example!("fullmakt/agent-notification.example.json"),
             example!("fullmakt/agent-notification.null-reason.example.json"),
@@ -63,30 +59,18 @@ pub const BUILTINS: &[Builtin] = &[
         id: "ebevis/epoc",
         file: "ebevis/epoc.schema.json",
         text: shipped!("ebevis/epoc.schema.json"),
-        requirements: &[
-            RequirementId::of("EB-SCHEMA-1"),
-            RequirementId::of("EB-VER-1"),
-        ],
         examples: &[example!("ebevis/epoc.example.json")],
     },
     Builtin {
         id: "ebevis/epoc-pr",
         file: "ebevis/epoc-pr.schema.json",
         text: shipped!("ebevis/epoc-pr.schema.json"),
-        requirements: &[
-            RequirementId::of("EB-SCHEMA-1"),
-            RequirementId::of("EB-VER-1"),
-        ],
         examples: &[example!("ebevis/epoc-pr.example.json")],
     },
     Builtin {
         id: "ebevis/epoc-response",
         file: "ebevis/epoc-response.schema.json",
         text: shipped!("ebevis/epoc-response.schema.json"),
-        requirements: &[
-            RequirementId::of("EB-SCHEMA-1"),
-            RequirementId::of("EB-VER-1"),
-        ],
         examples: &[
             example!("ebevis/epoc-response.example.json"),
             example!("ebevis/epoc-response.refusal.example.json"),
@@ -95,7 +79,7 @@ pub const BUILTINS: &[Builtin] = &[
 ];
 
 /// The shipped schema `id`; an unknown id lists the known ones.
-pub fn get(id: &str) -> Result<&'static Builtin> {
+pub(crate) fn get(id: &str) -> Result<&'static Builtin> {
     match BUILTINS.iter().find(|b| b.id == id) {
         Some(b) => Ok(b),
         None => bail!(
@@ -106,7 +90,7 @@ pub fn get(id: &str) -> Result<&'static Builtin> {
 }
 
 /// The ids of all shipped schemas, in table order.
-pub fn ids() -> Vec<&'static str> {
+pub(crate) fn ids() -> Vec<&'static str> {
     BUILTINS.iter().map(|b| b.id).collect()
 }
 
@@ -114,19 +98,19 @@ pub fn ids() -> Vec<&'static str> {
 // imports it.
 impl Validator {
     /// A shipped schema by id (see [`BUILTINS`]).
-    pub fn builtin(id: &str) -> Result<Validator> {
+    pub(crate) fn builtin(id: &str) -> Result<Validator> {
         get(id)?.validator()
     }
 }
 
 impl Builtin {
     /// The schema, parsed.
-    pub fn schema(&self) -> Result<Value> {
+    pub(crate) fn schema(&self) -> Result<Value> {
         parse_json(self.text, self.file)
     }
 
     /// The examples as `(file, message)`, in table order.
-    pub fn examples(&self) -> Result<Vec<(String, Value)>> {
+    pub(crate) fn examples(&self) -> Result<Vec<(String, Value)>> {
         self.examples
             .iter()
             .map(|e| Ok((e.file.to_owned(), parse_json(e.text, e.file)?)))
@@ -134,7 +118,7 @@ impl Builtin {
     }
 
     /// The first example: the one the generator mutates.
-    pub fn example(&self) -> Result<Value> {
+    pub(crate) fn example(&self) -> Result<Value> {
         match self.examples.first() {
             Some(e) => parse_json(e.text, e.file),
             None => bail!("schema `{}` ships no example", self.id),
@@ -142,7 +126,7 @@ impl Builtin {
     }
 
     /// The schema, compiled.
-    pub fn validator(&self) -> Result<Validator> {
+    pub(crate) fn validator(&self) -> Result<Validator> {
         Validator::from_schema(&self.schema()?, self.file)
     }
 }
@@ -152,16 +136,6 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
     use std::path::Path;
-
-    #[test]
-    fn every_schema_requirement_is_in_the_catalogue() {
-        let all = crate::requirements::catalogue().unwrap();
-        for b in BUILTINS {
-            for id in b.requirements {
-                assert!(all.iter().any(|r| r.id == *id), "{}: {id}", b.id);
-            }
-        }
-    }
 
     fn files_under(dir: &Path, rel: &str, out: &mut BTreeSet<String>) {
         let entries = std::fs::read_dir(dir).expect("schemas/ readable");

@@ -11,7 +11,7 @@ use std::fmt;
 
 /// Why a number fails the Luhn check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LuhnError {
+pub(crate) enum LuhnError {
     /// Something other than digits and the `-`/`+` separator.
     NotDigits,
     /// Neither ten nor twelve digits.
@@ -47,7 +47,7 @@ impl fmt::Display for LuhnError {
 impl std::error::Error for LuhnError {}
 
 /// Checks a Swedish personal identity or organisation number's Luhn check digit.
-pub fn check(number: &str) -> Result<(), LuhnError> {
+pub(crate) fn check(number: &str) -> Result<(), LuhnError> {
     let digits = digits(number)?;
     let ten = &digits[digits.len() - 10..];
     let expected = check_digit(&ten[..9]);
@@ -61,7 +61,7 @@ pub fn check(number: &str) -> Result<(), LuhnError> {
 
 /// The Luhn check digit of `payload` (digit values 0–9), doubling from the first digit
 /// as the Swedish numbers do (nine payload digits: positions 1, 3, 5, 7, 9 are doubled).
-pub fn check_digit(payload: &[u8]) -> u8 {
+pub(crate) fn check_digit(payload: &[u8]) -> u8 {
     let parity = payload.len() % 2;
     let sum: u32 = payload
         .iter()

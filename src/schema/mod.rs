@@ -15,14 +15,14 @@
 //!
 //! Nothing here does I/O: sending the messages to an IUT is the steps' business.
 
-pub mod catalogue;
-pub mod invalid;
-pub mod luhn;
-pub mod validate;
+pub(crate) mod catalogue;
+pub(crate) mod invalid;
+pub(crate) mod luhn;
+pub(crate) mod validate;
 
 mod body;
 mod model;
 mod sites;
 
-pub use invalid::{CounterExample, DefectClass, InvalidMessage, Limits};
-pub use validate::{MessageValidator, Validator, Violation};
+pub(crate) use invalid::Limits;
+pub(crate) use validate::{MessageValidator, Validator};

@@ -9,7 +9,7 @@ use std::str::FromStr;
 /// every one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum DefectClass {
+pub(crate) enum DefectClass {
     /// Arrays nested one level past [`Limits::max_depth`].
     DeepNesting,
     /// One object with the same key twice.
@@ -47,7 +47,7 @@ pub enum DefectClass {
 /// Where a receiver has to catch a defect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Layer {
+pub(crate) enum Layer {
     /// The `Content-Type` header; the body itself is a valid message.
     Header,
     /// The bytes: they are not one well-formed JSON document within the limits.
@@ -58,7 +58,7 @@ pub enum Layer {
 
 impl DefectClass {
     /// Every class, schema rules first, then the body, then the header.
-    pub const ALL: &'static [DefectClass] = &[
+    pub(crate) const ALL: &'static [DefectClass] = &[
         DefectClass::MissingRequiredField,
         DefectClass::WrongType,
         DefectClass::UnknownEnumValue,
@@ -78,7 +78,7 @@ impl DefectClass {
     ];
 
     /// The kebab-case name used in reports and on the command line.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             DefectClass::DeepNesting => "deep-nesting",
             DefectClass::DuplicateKeys => "duplicate-keys",
@@ -99,34 +99,8 @@ impl DefectClass {
         }
     }
 
-    /// One line for reports: what the message looks like.
-    pub fn description(self) -> &'static str {
-        match self {
-            DefectClass::DeepNesting => "arrays nested one level deeper than the depth limit",
-            DefectClass::DuplicateKeys => {
-                "an object with the same key twice (parsers disagree on which value wins)"
-            }
-            DefectClass::EmptyBody => "an empty body",
-            DefectClass::ExtraProperty => "a property the schema does not allow",
-            DefectClass::InvalidUtf8 => "a byte sequence that is not UTF-8 inside a string",
-            DefectClass::LuhnCheckDigit => {
-                "a Swedish personal identity or organisation number with a wrong check digit"
-            }
-            DefectClass::MalformedJson => "a body that is not JSON (a trailing comma)",
-            DefectClass::MissingContentType => "a valid body without a Content-Type header",
-            DefectClass::MissingRequiredField => "a required property removed",
-            DefectClass::OutOfRange => "a number, length or item count outside the schema's bounds",
-            DefectClass::OversizeBody => "a body one byte over the size limit",
-            DefectClass::PatternViolation => "a string that does not match its pattern or format",
-            DefectClass::TruncatedBody => "a body cut off half-way",
-            DefectClass::UnknownEnumValue => "a value outside the enumerated set",
-            DefectClass::WrongContentType => "a valid body sent as text/plain",
-            DefectClass::WrongType => "a value of the wrong JSON type",
-        }
-    }
-
     /// Where a receiver has to catch it.
-    pub fn layer(self) -> Layer {
+    pub(crate) fn layer(self) -> Layer {
         match self {
             DefectClass::WrongContentType | DefectClass::MissingContentType => Layer::Header,
             DefectClass::MalformedJson
@@ -169,7 +143,7 @@ impl FromStr for DefectClass {
 
 /// What a receiver is expected to enforce on a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Largest body accepted; the oversize message is this plus one byte.
     pub max_body_bytes: usize,
     /// Deepest nesting of arrays and objects accepted (the root container is level 1).
@@ -189,7 +163,7 @@ impl Default for Limits {
 
 /// One broken rule: where in the message, which rule in the schema, and what is wrong.
 #[derive(Debug, Clone, serde::Serialize, PartialEq)]
-pub struct Violation {
+pub(crate) struct Violation {
     /// JSON pointer into the message (`""` = the whole body, e.g. for malformed JSON).
     pub instance_path: String,
     /// JSON pointer of the broken keyword in the schema (`""` for body-level problems,

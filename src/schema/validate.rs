@@ -12,11 +12,11 @@ use jsonschema::paths::Location;
 use jsonschema::{Keyword, ValidationError};
 use serde_json::{Map, Value};
 
-pub use super::model::{Limits, Violation};
+pub(crate) use super::model::{Limits, Violation};
 use super::{body, luhn};
 
 /// Checks a raw message body as an IUT receives it. One implementation per content type.
-pub trait MessageValidator: Send + Sync {
+pub(crate) trait MessageValidator: Send + Sync {
     /// The media type this validator understands (`application/json`).
     fn content_type(&self) -> &str;
 
@@ -35,9 +35,8 @@ pub trait MessageValidator: Send + Sync {
 
 /// A compiled JSON schema. Compile once; clones share the compiled form.
 #[derive(Clone)]
-pub struct Validator {
+pub(crate) struct Validator {
     compiled: Arc<jsonschema::Validator>,
-    schema: Arc<Value>,
     origin: Arc<str>,
     limits: Limits,
 }
@@ -54,7 +53,7 @@ impl fmt::Debug for Validator {
 impl Validator {
     /// Compiles `schema` (draft 2020-12, formats validated, `x-luhn` enforced). `origin`
     /// names it in errors, e.g. a file name. Only local `$ref`s resolve: nothing is fetched.
-    pub fn from_schema(schema: &Value, origin: &str) -> Result<Validator> {
+    pub(crate) fn from_schema(schema: &Value, origin: &str) -> Result<Validator> {
         let compiled = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
             .should_validate_formats(true)
@@ -70,36 +69,26 @@ impl Validator {
         };
         Ok(Validator {
             compiled: Arc::new(compiled),
-            schema: Arc::new(schema.clone()),
             origin: origin.into(),
             limits: Limits::default(),
         })
     }
 
     /// Sets the body limits [`MessageValidator::validate_bytes`] enforces.
+    #[cfg(test)]
     #[must_use]
-    pub fn with_limits(mut self, limits: Limits) -> Validator {
+    pub(crate) fn with_limits(mut self, limits: Limits) -> Validator {
         self.limits = limits;
         self
     }
 
-    /// The name given to [`Validator::from_schema`] (a file name for shipped schemas).
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
-    /// The schema it was compiled from.
-    pub fn schema(&self) -> &Value {
-        &self.schema
-    }
-
     /// The body limits [`MessageValidator::validate_bytes`] enforces.
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         self.limits
     }
 
     /// Every violation of the schema, `x-luhn` included; empty = valid.
-    pub fn validate(&self, instance: &Value) -> Vec<Violation> {
+    pub(crate) fn validate(&self, instance: &Value) -> Vec<Violation> {
         self.compiled
             .iter_errors(instance)
             .map(|e| Violation {
@@ -112,7 +101,7 @@ impl Validator {
 
     /// Checks that each named example follows this schema, so a schema and its examples
     /// cannot drift apart unnoticed.
-    pub fn check_examples(&self, examples: &[(String, Value)]) -> Result<()> {
+    pub(crate) fn check_examples(&self, examples: &[(String, Value)]) -> Result<()> {
         let mut failures = Vec::new();
         for (name, example) in examples {
             let violations = self.validate(example);

@@ -21,7 +21,7 @@ use crate::network::toxics::{Latency, LimitData, ResetPeer, Timeout, Toxic};
 use crate::report::model::{ExercisePhase, ExerciseTimeline, RouteSeries};
 
 /// Messages per second in a phase that declares no `load`.
-pub const DEFAULT_LOAD: f64 = 10.0;
+pub(crate) const DEFAULT_LOAD: f64 = 10.0;
 /// Width of the chart's buckets.
 const BUCKET: Duration = Duration::from_millis(500);
 /// How often the console shows progress.
@@ -29,10 +29,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// What an exercise measured, kept for its `Then` step.
 #[derive(Debug, Default, Clone)]
-pub struct ExerciseState {
+pub(crate) struct ExerciseState {
     pub name: String,
-    /// Phase metrics and the problems found (empty: the exercise met the promises).
-    pub phases: Vec<Value>,
+    /// The problems found (empty: the exercise met the promises).
     pub problems: Vec<String>,
 }
 
@@ -117,11 +116,7 @@ async fn exercise(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> {
     let (phases, problems, chart) = w.measure(&t, start, first);
     w.record(json!({"exercise": {"name": name, "description": t.description, "duration_ms": ms(total), "messages": ids.len(), "phases": phases, "problems": problems, "faults": applied.iter().map(|a| json!({"phase": a.phase, "link": a.link, "fault": a.fault, "apply": a.apply, "at_ms": ms(a.at.saturating_duration_since(start)), "ok": a.ok})).collect::<Vec<_>>()}}));
     w.record(chart);
-    w.exercise = ExerciseState {
-        name,
-        phases,
-        problems,
-    };
+    w.exercise = ExerciseState { name, problems };
     Ok(())
 }
 

@@ -35,13 +35,13 @@ const TURN_DEADLINE: Duration = Duration::from_secs(600);
 /// The router lanes of a run: a scenario holds one from its first router step to its end,
 /// since its faults act on that lane's route addresses.
 #[derive(Debug)]
-pub struct LanePool {
+pub(crate) struct LanePool {
     free: Mutex<Vec<usize>>,
     permits: Arc<Semaphore>,
 }
 
 impl LanePool {
-    pub fn new(lanes: usize) -> LanePool {
+    pub(crate) fn new(lanes: usize) -> LanePool {
         LanePool {
             free: Mutex::new((0..lanes).rev().collect()),
             permits: Arc::new(Semaphore::new(lanes)),
@@ -136,7 +136,7 @@ pub(super) struct Arrival {
 }
 
 #[derive(Default)]
-pub struct FallbackState {
+pub(crate) struct FallbackState {
     turn: Option<LaneTurn>,
     pub(super) routes: Vec<RouteRx>,
     pub(super) changed: Arc<Notify>,

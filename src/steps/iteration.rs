@@ -23,7 +23,7 @@ const BETWEEN_CHANGES: std::time::Duration = std::time::Duration::from_millis(3)
 
 /// A change the scenario made, as the IUT answered it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Made {
+pub(crate) struct Made {
     pub id: String,
     pub org: String,
     /// The change time exactly as the IUT wrote it.
@@ -39,7 +39,7 @@ impl Made {
 }
 
 #[derive(Debug, Default)]
-pub struct IterationState {
+pub(crate) struct IterationState {
     /// Changes made by the scenario's client to its own organisation's holding, in order.
     own: Vec<Made>,
     /// A change made by another organisation's client to its own holding.
@@ -47,7 +47,7 @@ pub struct IterationState {
 }
 
 /// Whether a change at `at` belongs in the window `from`..`to` with the declared edges.
-pub fn in_declared_window(
+pub(crate) fn in_declared_window(
     at: OffsetDateTime,
     from: OffsetDateTime,
     to: OffsetDateTime,

@@ -18,15 +18,15 @@ macro_rules! failure {
     };
 }
 
-pub mod exercise;
-pub mod fallback;
-pub mod ip_filter;
-pub mod iteration;
-pub mod mtls;
-pub mod network;
-pub mod resend;
-pub mod schema;
-pub mod tls;
+pub(crate) mod exercise;
+pub(crate) mod fallback;
+pub(crate) mod ip_filter;
+pub(crate) mod iteration;
+pub(crate) mod mtls;
+pub(crate) mod network;
+pub(crate) mod resend;
+pub(crate) mod schema;
+pub(crate) mod tls;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -40,20 +40,20 @@ use crate::report::model::Evidence;
 
 /// A step that cannot apply to this IUT fails with this prefix; the runner reports the
 /// scenario `not-applicable` with the rest of the message as the reason.
-pub const NOT_APPLICABLE: &str = "not applicable: ";
+pub(crate) const NOT_APPLICABLE: &str = "not applicable: ";
 
 /// A step that saw the IUT do something wrong fails with this prefix ([`fail!`],
 /// [`iut_failure`]); the runner reports the scenario `failed` with the rest of the message.
-pub const IUT_FAILED: &str = "the IUT failed: ";
+pub(crate) const IUT_FAILED: &str = "the IUT failed: ";
 
 /// The error for a step that saw the IUT do something wrong (see [`fail!`]).
-pub fn iut_failure(message: impl std::fmt::Display) -> anyhow::Error {
+pub(crate) fn iut_failure(message: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{IUT_FAILED}{message}")
 }
 
 /// Which of the IUT's listeners a client connects to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
+pub(crate) enum Via {
     Api,
     Ipv6,
     DualStack,
@@ -61,7 +61,7 @@ pub enum Via {
 
 /// What the steps know of the IUT for this run.
 #[derive(Debug)]
-pub struct RunContext {
+pub(crate) struct RunContext {
     pub target: Target,
     pub pki: Pki,
     pub protected_path: String,
@@ -103,14 +103,14 @@ impl std::fmt::Debug for dyn crate::network::backend::FaultBackend {
 
 /// A check of what a step (its text given) needs of the IUT config: `Err(reason)` when it
 /// is missing.
-pub type Need = fn(&RunContext, &str) -> Result<(), String>;
+pub(crate) type Need = fn(&RunContext, &str) -> Result<(), String>;
 
 /// What steps need of the IUT config, by a phrase of their text. The runner checks every
 /// step of a scenario against this table before the scenario runs, so whether a scenario
 /// applies never depends on how far its steps got: a scenario whose third step needs an
 /// `[ip_filter]` reload is `not-applicable` without one, not failed by its first steps.
 /// (The steps check again when they run.)
-pub const NEEDS: &[(&str, Need)] = &[
+pub(crate) const NEEDS: &[(&str, Need)] = &[
     ("the client connects from", ip_filter::need_loopback_ranges),
     (
         "header naming a registered address",
@@ -124,7 +124,7 @@ pub const NEEDS: &[(&str, Need)] = &[
 ];
 
 /// Why a scenario with these steps cannot apply to this IUT, if it cannot.
-pub fn unmet_need<'a>(
+pub(crate) fn unmet_need<'a>(
     ctx: &RunContext,
     steps: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
@@ -146,14 +146,14 @@ static NEXT_WORLD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 
 /// Runs `f` (the cucumber run) with `ctx` as the context its scenarios' worlds get.
 /// cucumber polls every scenario inside this one task, so they all see it.
-pub async fn with_context<F: std::future::Future>(ctx: Arc<RunContext>, f: F) -> F::Output {
+pub(crate) async fn with_context<F: std::future::Future>(ctx: Arc<RunContext>, f: F) -> F::Output {
     CONTEXT.scope(ctx, f).await
 }
 
 /// One scenario's state: the client it plays, what it last observed, and the evidence.
 #[derive(Debug, cucumber::World)]
 #[world(init = Self::new)]
-pub struct ProvstenWorld {
+pub(crate) struct ProvstenWorld {
     ctx: Option<Arc<RunContext>>,
     /// Catalogue name of the client certificate; `None` presents none.
     pub client_cert: Option<String>,
@@ -233,30 +233,30 @@ impl ProvstenWorld {
         }
     }
 
-    pub fn ctx(&self) -> anyhow::Result<Arc<RunContext>> {
+    pub(crate) fn ctx(&self) -> anyhow::Result<Arc<RunContext>> {
         self.ctx
             .clone()
             .ok_or_else(|| anyhow::anyhow!("no IUT context: steps run only inside `provsten run`"))
     }
 
     /// Adds an observation: a chart, or (from `json!`) any object of named facts.
-    pub fn record(&mut self, v: impl Into<Evidence>) {
+    pub(crate) fn record(&mut self, v: impl Into<Evidence>) {
         self.evidence.push(v.into());
     }
 
     /// The exchanges of the last request step (at least one).
-    pub fn exchanges(&self) -> anyhow::Result<Vec<Exchange>> {
+    pub(crate) fn exchanges(&self) -> anyhow::Result<Vec<Exchange>> {
         if self.exchanges.is_empty() {
             anyhow::bail!("no request was made before this step (hint: add a `When the client requests …` step)");
         }
         Ok(self.exchanges.clone())
     }
 
-    pub fn not_applicable(reason: impl std::fmt::Display) -> anyhow::Error {
+    pub(crate) fn not_applicable(reason: impl std::fmt::Display) -> anyhow::Error {
         anyhow::anyhow!("{NOT_APPLICABLE}{reason}")
     }
 
-    pub fn ip(&self) -> anyhow::Result<IpFilterContext> {
+    pub(crate) fn ip(&self) -> anyhow::Result<IpFilterContext> {
         self.ctx()?
             .ip
             .clone()
@@ -265,7 +265,7 @@ impl ProvstenWorld {
 
     /// Puts the IUT's registered ranges back if a step changed them (runs after every
     /// scenario, failed ones included).
-    pub async fn cleanup(&mut self) {
+    pub(crate) async fn cleanup(&mut self) {
         self.remove_links().await;
         // Route receivers stop and the next router scenario gets its turn.
         drop(std::mem::take(&mut self.fallback));
@@ -288,7 +288,7 @@ impl ProvstenWorld {
 /// The step vocabulary for `provsten steps`: keyword, pattern, example. Tests check both
 /// ways — every example matches exactly one step definition, and every step definition
 /// (cucumber's inventory) has an example here — so this list cannot drift.
-pub const VOCABULARY: &[(&str, &str, &str)] = &[
+pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
     (
         "Given",
         "a client presenting the certificate \"NAME\"",

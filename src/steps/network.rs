@@ -15,7 +15,7 @@ use crate::network::toxics::{Bandwidth, Latency, ResetPeer, Slicer, Timeout, Tox
 use crate::peers::{Outcome, ServerCheck};
 
 /// The only link a server-role scenario can route: the client's path to the IUT's API.
-pub const API_LINK: &str = "iut-api";
+pub(crate) const API_LINK: &str = "iut-api";
 
 impl ProvstenWorld {
     /// The scenario's own name for a logical link, unique across concurrent scenarios.

@@ -37,11 +37,9 @@ struct PendingRule {
 
 /// A message the IUT was asked to send.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Sent {
+pub(crate) struct Sent {
     pub id: String,
     pub entity: String,
-    #[serde(skip)]
-    pub body: Vec<u8>,
     /// Milliseconds after the receiver started.
     pub triggered_at_ms: f64,
 }
@@ -58,7 +56,7 @@ impl std::fmt::Debug for Receiver {
 pub(super) type Exits = Arc<Mutex<Vec<(String, Option<i32>, String)>>>;
 
 #[derive(Debug, Default)]
-pub struct ResendState {
+pub(crate) struct ResendState {
     rules: Vec<PendingRule>,
     down_for: Option<Duration>,
     receiver: Option<Receiver>,
@@ -404,11 +402,10 @@ async fn send(w: &mut ProvstenWorld, n: usize, same_entity: bool) -> anyhow::Res
     w.resend.handed_over = Some(started.elapsed().saturating_sub(Duration::from_secs_f64(
         at.iter().copied().fold(f64::INFINITY, f64::min).max(0.0) / 1000.0,
     )));
-    for ((id, entity, bytes, _), at) in bodies.into_iter().zip(at) {
+    for ((id, entity, _, _), at) in bodies.into_iter().zip(at) {
         w.resend.sent.push(Sent {
             id,
             entity,
-            body: bytes,
             triggered_at_ms: at,
         });
     }

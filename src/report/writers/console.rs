@@ -8,9 +8,8 @@
 use std::fmt::{self, Write as _};
 
 use super::{
-    condense_evidence, coverage_line, format_duration_ms, id_list, needs_attention,
-    run_verdict_label, scenario_tally, scenarios_by_key, status_label, truncate, verdict_label,
-    verdict_reason,
+    condense_evidence, coverage_line, id_list, needs_attention, run_verdict_label, scenario_tally,
+    scenarios_by_key, status_label, truncate, verdict_label, verdict_reason,
 };
 use crate::report::model::*;
 
@@ -26,23 +25,10 @@ const RED: &str = "\x1b[31m";
 const RESET: &str = "\x1b[0m";
 const YELLOW: &str = "\x1b[33m";
 
-/// One line for a finished scenario:
-/// `[ 3/24] PASS  features/mtls.feature:12  expired client certificate is refused (41 ms)`.
-pub fn progress_line(done: usize, total: usize, result: &ScenarioResult) -> String {
-    let width = total.to_string().len();
-    format!(
-        "[{done:>width$}/{total}] {:<5} {}  {} ({})",
-        status_label(result.status),
-        result.key,
-        result.name,
-        format_duration_ms(result.duration_ms),
-    )
-}
-
 /// The end-of-run summary: one row per requirement (ID, verdict, scenarios passed/total,
 /// title), then each failed or error scenario with its message and evidence in a line or
 /// two, then the verdict line. No ANSI codes unless `color`.
-pub fn summary_table(report: &Report, color: bool) -> String {
+pub(crate) fn summary_table(report: &Report, color: bool) -> String {
     let mut out = String::new();
     // `fmt::Write for String` never fails.
     let _ = write_summary(&mut out, report, Paint(color));
@@ -271,21 +257,6 @@ fn two_lines(text: &str, width: usize) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::report::writers::sample_report;
-
-    #[test]
-    fn progress_line_pads_the_counter_and_names_the_scenario() {
-        let report = sample_report();
-        assert_eq!(
-            progress_line(3, 24, &report.scenarios[1]),
-            "[ 3/24] FAIL  features/mtls.feature:14  expired client certificate is refused (41 ms)"
-        );
-        assert_eq!(
-            progress_line(10, 24, &report.scenarios[0]),
-            "[10/24] PASS  features/mtls.feature:6  valid client certificate is accepted (38 ms)"
-        );
-        assert!(progress_line(4, 4, &report.scenarios[3]).contains("] ERROR features/resend"));
-        assert!(progress_line(4, 4, &report.scenarios[3]).ends_with("(1.25 s)"));
-    }
 
     #[test]
     fn table_without_colour_has_no_escape_codes() {

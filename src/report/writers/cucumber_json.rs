@@ -16,7 +16,7 @@ use super::{by_feature, evidence_json, key_line, key_path};
 use crate::report::model::*;
 
 /// The file this writer produces in the output directory.
-pub const FILE_NAME: &str = "cucumber.json";
+pub(crate) const FILE_NAME: &str = "cucumber.json";
 
 #[derive(Serialize)]
 struct Feature {
@@ -73,7 +73,7 @@ struct RunResult {
 }
 
 /// The report as Cucumber JSON.
-pub fn render(report: &Report) -> anyhow::Result<String> {
+pub(crate) fn render(report: &Report) -> anyhow::Result<String> {
     let features: Vec<Feature> = by_feature(&report.scenarios)
         .into_iter()
         .map(|(name, scenarios)| feature(name, &scenarios))

@@ -10,7 +10,7 @@
 
 use std::fmt::{self, Write as _};
 
-pub use super::markup::escape;
+pub(crate) use super::markup::escape;
 use super::{
     by_feature, coverage_line, evidence_json, format_duration_ms, key_path, needs_attention,
     run_verdict_label, scenario_tally, scenarios_by_key, status_label, svg, verdict_label,
@@ -19,10 +19,10 @@ use super::{
 use crate::report::model::*;
 
 /// The file this writer produces in the output directory.
-pub const FILE_NAME: &str = "report.html";
+pub(crate) const FILE_NAME: &str = "report.html";
 
 /// The report as one HTML page.
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     let mut out = String::new();
     // `fmt::Write for String` never fails.
     let _ = write_page(&mut out, report);

@@ -9,10 +9,10 @@ use anyhow::{bail, Context as _};
 use crate::report::model::*;
 
 /// The file this writer produces in the output directory.
-pub const FILE_NAME: &str = "report.json";
+pub(crate) const FILE_NAME: &str = "report.json";
 
 /// The report as pretty JSON, ending with a newline.
-pub fn render(report: &Report) -> anyhow::Result<String> {
+pub(crate) fn render(report: &Report) -> anyhow::Result<String> {
     let mut text = serde_json::to_string_pretty(report).context("cannot serialise the report")?;
     text.push('\n');
     Ok(text)
@@ -22,7 +22,7 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
 ///
 /// The version is checked before the rest is parsed, so a report from another provsten
 /// gets a version error, not an error about whichever field changed.
-pub fn read(path: &Path) -> anyhow::Result<Report> {
+pub(crate) fn read(path: &Path) -> anyhow::Result<Report> {
     let text =
         fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let value: serde_json::Value = serde_json::from_str(&text)

@@ -18,10 +18,10 @@ use super::{by_feature, evidence_json, key_line, key_path};
 use crate::report::model::*;
 
 /// The file this writer produces in the output directory.
-pub const FILE_NAME: &str = "junit.xml";
+pub(crate) const FILE_NAME: &str = "junit.xml";
 
 /// The report as JUnit XML.
-pub fn render(report: &Report) -> anyhow::Result<String> {
+pub(crate) fn render(report: &Report) -> anyhow::Result<String> {
     let mut junit = quick_junit::Report::new(format!(
         "{}: {} (profile {})",
         report.harness.name, report.iut.name, report.profile

@@ -15,16 +15,16 @@ use super::{
 use crate::report::model::*;
 
 /// The file this writer produces in the output directory.
-pub const FILE_NAME: &str = "summary.md";
+pub(crate) const FILE_NAME: &str = "summary.md";
 
 /// How many failed or error scenarios are listed with their evidence.
-pub const MAX_DETAILED: usize = 25;
+pub(crate) const MAX_DETAILED: usize = 25;
 
 /// Evidence longer than this (pretty JSON characters) is cut.
-pub const MAX_EVIDENCE_CHARS: usize = 2_000;
+pub(crate) const MAX_EVIDENCE_CHARS: usize = 2_000;
 
 /// The report as Markdown.
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     let mut out = String::new();
     // `fmt::Write for String` never fails.
     let _ = write_summary(&mut out, report);

@@ -2,7 +2,7 @@
 //! fragments): a leaf, so the charts need not import the page that embeds them.
 
 /// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

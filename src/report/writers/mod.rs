@@ -6,12 +6,12 @@
 //! them all into the output directory. The console writer is not a file: the runner prints
 //! [`console::progress_line`] per finished scenario and [`console::summary_table`] at the end.
 
-pub mod console;
-pub mod cucumber_json;
-pub mod html;
-pub mod json;
-pub mod junit;
-pub mod markdown;
+pub(crate) mod console;
+pub(crate) mod cucumber_json;
+pub(crate) mod html;
+pub(crate) mod json;
+pub(crate) mod junit;
+pub(crate) mod markdown;
 mod markup;
 mod svg;
 
@@ -56,7 +56,7 @@ const FILE_WRITERS: &[FileWriter] = &[
 
 /// Creates `out_dir` and writes `report.json`, `junit.xml`, `cucumber.json`, `report.html`
 /// and `summary.md` into it. Returns the paths written, in that order.
-pub fn write_all(report: &Report, out_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn write_all(report: &Report, out_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create report directory {}", out_dir.display()))?;
     let mut written = Vec::with_capacity(FILE_WRITERS.len());
@@ -76,7 +76,7 @@ pub fn write_all(report: &Report, out_dir: &Path) -> anyhow::Result<Vec<PathBuf>
 /// Removes the reports an earlier run left in `out_dir`, before a run starts: an
 /// interrupted or failed run must never leave another run's report (a stale COMPLIANT)
 /// where its own would be.
-pub fn remove_previous(out_dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn remove_previous(out_dir: &Path) -> anyhow::Result<()> {
     for writer in FILE_WRITERS {
         let path = out_dir.join(writer.file_name);
         match fs::remove_file(&path) {
