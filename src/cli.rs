@@ -24,6 +24,7 @@ pub mod exit {
     pub const TERMINATED: u8 = 143;
 }
 
+/// The parsed command line: `provsten COMMAND …`.
 #[derive(Debug, Parser)]
 #[command(
     name = "provsten",
@@ -32,10 +33,12 @@ pub mod exit {
     long_about = "provsten runs Gherkin scenarios with simulated peers, a simulated CA and flaky networks against an implementation under test (IUT) and reports compliance per requirement.\n\nWithout arguments to `run`, it certifies the embedded reference IUT."
 )]
 pub struct Cli {
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// provsten's commands (DESIGN.md "CLI contract").
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the suite against the IUT and write the compliance report.
@@ -55,6 +58,7 @@ pub enum Command {
     },
     /// Work with the simulated certificate authority.
     Pki {
+        /// What to do with the PKI.
         #[command(subcommand)]
         command: PkiCommand,
     },
@@ -83,6 +87,7 @@ pub enum Command {
     },
     /// Measure performance (figures as ratios against a baseline from the same run).
     Bench {
+        /// What to measure.
         #[command(subcommand)]
         command: BenchCommand,
     },
@@ -94,11 +99,13 @@ pub enum Command {
     },
     /// Work with written reports: merge shards, verify a signed report, re-render.
     Report {
+        /// What to do with the reports.
         #[command(subcommand)]
         command: ReportCommand,
     },
 }
 
+/// The commands of `provsten bench`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// The fault proxy against a direct connection (and HAProxy in `mode tcp`, when
@@ -147,6 +154,7 @@ pub enum BenchCommand {
     },
 }
 
+/// The commands of `provsten report`.
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// Combine the report.json of every shard into one report (all formats).
@@ -178,12 +186,15 @@ pub enum ReportCommand {
     },
     /// Regenerate every output format from a report.json.
     Render {
+        #[allow(missing_docs)]
         report: PathBuf,
+        #[allow(missing_docs)]
         #[arg(long, default_value = "provsten-report")]
         out: PathBuf,
     },
 }
 
+/// The arguments of `provsten run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// IUT config (see `provsten init`). Default: the embedded reference IUT.
@@ -241,6 +252,7 @@ pub struct RunArgs {
     pub sign: Option<PathBuf>,
 }
 
+/// The arguments of `provsten exercise`.
 #[derive(Debug, Args)]
 pub struct ExerciseArgs {
     /// The exercise: a timeline file (scenarios/NAME.toml) or a shipped exercise's name
@@ -264,6 +276,7 @@ pub struct ExerciseArgs {
     pub sign: Option<PathBuf>,
 }
 
+/// The commands of `provsten pki`.
 #[derive(Debug, Subcommand)]
 pub enum PkiCommand {
     /// Generate the CA and the certificate catalogue as PEM files (keys 0600) and catalog.json.
@@ -303,6 +316,7 @@ fn parse_lifetime(s: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// The arguments of `provsten reference-iut`.
 #[derive(Debug, Args)]
 pub struct ReferenceArgs {
     /// PKI directory made by `provsten pki init`.

@@ -1,19 +1,26 @@
 //! provsten: simulated peers, a simulated CA and flaky networks run Gherkin scenarios
 //! against an implementation under test (IUT) and report compliance per requirement.
 //!
-//! One module per concept of the architecture (DESIGN.md): [`pki`] (simulated CA),
-//! [`peers`] (simulated clients), [`network`] (raw TLS probes), [`iut`] (IUT adapter),
-//! [`reference`] (reference IUT and its seeded defects), [`steps`] (Gherkin step library),
-//! [`runner`] (the cucumber run), [`report`] (model and writers), [`bench`] (performance
-//! figures as ratios), [`shared`] (pure models both the harness and the reference read).
+//! The interface is the command line ([`main`], [`cli`] with its exit codes), one run
+//! ([`runner::run`] with a [`runner::RunPlan`]) and what it reports ([`report::model`],
+//! verdicts per [`requirements::RequirementId`], the seeded defects of the reference IUT in
+//! [`reference::defects`]). `network`, `pki`, `shared` and `bench` are public only for the
+//! crate's own integration tests and benchmarks.
 //!
-//! **The architecture rule:** the reference IUT is judged like a stranger. [`reference`]
-//! imports nothing of the harness — not [`steps`], [`peers`], [`iut`], [`runner`] or
-//! [`report`] — so a mistake in a check cannot be mirrored by the IUT it checks and pass.
-//! It may use what any IUT could: [`pki`] (to load its certificates), [`schema`] (its own
-//! validation, as a real receiver validates), [`network`]'s address parsing, and
-//! [`shared`]. A unit test in this file enforces it, and another that no modules import
-//! each other in a cycle (what two modules share lives in a leaf module both import).
+//! One module per concept of the architecture (DESIGN.md): `pki` (simulated CA), `peers`
+//! (simulated clients), `network` (fault proxy, toxics, raw TLS probes), `iut` (IUT
+//! adapter), `reference` (reference IUT and its seeded defects), `steps` (Gherkin step
+//! library), `runner` (the cucumber run), `report` (model and writers), `bench`
+//! (performance figures as ratios), `shared` (pure models both the harness and the
+//! reference read), `commands` (one function per CLI command).
+//!
+//! **The architecture rule:** the reference IUT is judged like a stranger. `reference`
+//! imports nothing of the harness — not `steps`, `peers`, `iut`, `runner` or `report` — so a
+//! mistake in a check cannot be mirrored by the IUT it checks and pass. It may use what any
+//! IUT could: `pki` (to load its certificates), `schema` (its own validation, as a real
+//! receiver validates), `network`'s address parsing, and `shared`. A unit test in this file
+//! enforces it, and another that no modules import each other in a cycle (what two modules
+//! share lives in a leaf module both import).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 

@@ -11,6 +11,8 @@ use crate::report::model::{
 };
 pub use crate::shared::RequirementId;
 
+/// The text of the requirement catalogue, `features/requirements.toml`, built into the
+/// binary.
 pub const CATALOGUE: &str = include_str!("../features/requirements.toml");
 
 /// A requirement profile: the requirements of one source system, or `all`.
@@ -19,10 +21,16 @@ pub const CATALOGUE: &str = include_str!("../features/requirements.toml");
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
+    /// `all`: every requirement of the catalogue.
     All,
+    /// `ebevis`: service providers connecting by API to the national e-Evidence access
+    /// solution.
     Ebevis,
+    /// `fullmakt`: insurers integrating with a power-of-attorney registry (Fullmaktskollen).
     Fullmakt,
+    /// `sdk`: shared access points and message services (Säker digital kommunikation).
     Sdk,
+    /// `continuity`: fallback routes during outages.
     Continuity,
 }
 
@@ -36,6 +44,7 @@ impl Profile {
         Profile::Continuity,
     ];
 
+    /// The profile's name, as `--profile` takes it and reports write it.
     pub fn name(self) -> &'static str {
         match self {
             Profile::All => "all",
@@ -77,13 +86,20 @@ impl std::str::FromStr for Profile {
     }
 }
 
+/// One entry of the requirement catalogue (`features/requirements.toml`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Requirement {
+    /// The requirement's stable ID.
     pub id: RequirementId,
+    /// The profile (source system) it belongs to; never [`Profile::All`].
     pub profile: Profile,
+    /// The requirement restated in English.
     pub title: String,
+    /// Source document and clause.
     pub source: String,
+    /// `false` for an organisational or user-interface control no API harness can observe
+    /// (reported `not-testable`); `true` when the catalogue leaves it out.
     #[serde(default = "yes")]
     pub testable: bool,
 }
@@ -98,6 +114,8 @@ struct File {
     requirement: Vec<Requirement>,
 }
 
+/// Parses [`CATALOGUE`]: every requirement, in file order. Fails if the file does not
+/// parse or an entry has the profile `all`.
 pub fn catalogue() -> anyhow::Result<Vec<Requirement>> {
     let f: File = toml::from_str(CATALOGUE).context("features/requirements.toml")?;
     for r in &f.requirement {
@@ -111,6 +129,7 @@ pub fn catalogue() -> anyhow::Result<Vec<Requirement>> {
     Ok(f.requirement)
 }
 
+/// The requirements of `all` that belong to `profile`, in their order.
 pub fn in_profile(all: &[Requirement], profile: Profile) -> Vec<&Requirement> {
     all.iter().filter(|r| profile.includes(r.profile)).collect()
 }

@@ -14,12 +14,14 @@ use crate::shared::RequirementId;
 /// added in one place and none can be missing from `ALL`.
 macro_rules! defects {
     ($($variant:ident, $name:literal, [$($req:literal),* $(,)?], $desc:literal;)*) => {
+        /// A seeded defect of the reference IUT (`--defect NAME`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Defect {
-            $($variant,)*
+            $(#[doc = $desc] $variant,)*
         }
 
         impl Defect {
+            /// Every defect, in table order.
             pub const ALL: &'static [Defect] = &[$(Defect::$variant,)*];
 
             /// The name `--defect` takes.
@@ -40,6 +42,7 @@ macro_rules! defects {
                 }
             }
 
+            /// What the defect makes the reference IUT do, as `provsten defects` prints it.
             pub fn description(self) -> &'static str {
                 match self {
                     $(Defect::$variant => $desc,)*
@@ -191,18 +194,22 @@ impl FromStr for Defect {
 pub struct Defects(BTreeSet<Defect>);
 
 impl Defects {
+    /// The set of the defects in `list` (duplicates collapse).
     pub fn new(list: impl IntoIterator<Item = Defect>) -> Self {
         Defects(list.into_iter().collect())
     }
 
+    /// Whether `d` is seeded.
     pub fn has(&self, d: Defect) -> bool {
         self.0.contains(&d)
     }
 
+    /// The defects in the set, in table order.
     pub fn iter(&self) -> impl Iterator<Item = Defect> + '_ {
         self.0.iter().copied()
     }
 
+    /// Whether no defect is seeded (the compliant reference IUT).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

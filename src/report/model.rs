@@ -1,7 +1,6 @@
 //! The report model: the one structure every writer reads (DESIGN.md "Report contract").
 //!
-//! Writers never look at runner state; they get a finished [`Report`] (and, for live
-//! progress, [`RunEvent`]s).
+//! Writers never look at runner state; they get a finished [`Report`].
 
 use std::collections::BTreeMap;
 
@@ -15,18 +14,27 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// The whole compliance report, serialised as `report.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Report {
+    /// The report format's version, [`SCHEMA_VERSION`] when written by this build.
     pub schema_version: u32,
+    /// The program that wrote the report.
     pub harness: Harness,
+    /// The implementation under test and what happened to it during the run.
     pub iut: IutInfo,
+    /// The requirement profile the run certified (`all`, `ebevis`, `fullmakt`, `sdk`,
+    /// `continuity`).
     pub profile: String,
     /// RFC 3339 timestamps.
     pub started_at: String,
+    /// When the run finished (RFC 3339, UTC); in a merged report, the latest shard's.
     pub finished_at: String,
+    /// The verdict of the whole run; it decides the exit code.
     pub verdict: RunVerdict,
     /// How much of the profile this run tested (absent in schema 1 reports).
     #[serde(default)]
     pub coverage: Coverage,
+    /// A verdict for each requirement of the profile, in catalogue order.
     pub requirements: Vec<RequirementResult>,
+    /// Every scenario the run selected, including those not run (`not-applicable`).
     pub scenarios: Vec<ScenarioResult>,
     /// SHA-256 of what the run used, so a report can be tied to its inputs and shards of
     /// one run can be told from shards of another.
@@ -45,6 +53,9 @@ pub struct Report {
 /// `ca_certificate` (the trusted root(s) PEM).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Inputs {
+    /// Input name (a key above) to its hex SHA-256. Empty in reports written before
+    /// inputs were recorded; a merged report drops `ca_certificate` when the shards
+    /// trusted different roots.
     pub digests: BTreeMap<String, String>,
 }
 
@@ -55,6 +66,7 @@ pub struct Coverage {
     pub testable: usize,
     /// Testable requirements a scenario decided (`pass` or `fail`).
     pub tested: usize,
+    /// Testable requirements whose verdict is `pass`.
     pub passed: usize,
     /// The run was asked to certify every testable requirement (`--complete`).
     #[serde(default)]
@@ -65,6 +77,8 @@ pub struct Coverage {
 }
 
 impl Coverage {
+    /// Counts `requirements` (the verdicts of one run); `complete_required` is whether the
+    /// run was asked for `--complete`.
     pub fn of(requirements: &[RequirementResult], complete_required: bool) -> Self {
         let count =
             |f: &dyn Fn(Verdict) -> bool| requirements.iter().filter(|r| f(r.verdict)).count();
@@ -80,13 +94,16 @@ impl Coverage {
     }
 }
 
+/// The slice of a sharded run (`--shard I/N`) a report holds.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Shard {
     /// 1-based.
     pub index: u64,
+    /// How many shards the run was split into (the `N` of `--shard I/N`).
     pub count: u64,
 }
 
+/// The report's signature (`provsten run --sign KEY`), checked by `provsten report verify`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReportSignature {
     /// Always `ed25519`.
@@ -103,17 +120,23 @@ pub struct ReportSignature {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ResendTimeline {
+    /// The id of the message whose attempts these are: the first one the scenario had the
+    /// sender send.
     pub message_id: String,
     /// Attempts as observed, times from the first attempt.
     pub attempts: Vec<ResendAttempt>,
     /// When the declared policy says attempts should come, same origin.
     pub expected_ms: Vec<u64>,
+    /// How far (milliseconds) an attempt may be from its expected time: the policy's
+    /// `tolerance`.
     pub tolerance_ms: u64,
 }
 
+/// One delivery attempt in a [`ResendTimeline`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ResendAttempt {
+    /// Milliseconds after the first attempt (0 for the first).
     pub at_ms: u64,
     /// What the simulated receiver did or answered (`503`, `reset`, `timeout`, `200`…).
     pub outcome: String,
@@ -127,24 +150,34 @@ pub struct ResendAttempt {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ExerciseTimeline {
+    /// Length of the exercise's timeline, in milliseconds.
     pub duration_ms: u64,
+    /// The timeline's phases, in order.
     pub phases: Vec<ExercisePhase>,
+    /// Deliveries over time, one series per route of the router, in the config's order
+    /// (the primary first).
     pub routes: Vec<RouteSeries>,
 }
 
+/// One phase of an outage exercise's timeline.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ExercisePhase {
+    /// The phase's name in the timeline (`primary down`).
     pub name: String,
+    /// When the phase starts, in milliseconds from the start of the exercise.
     pub start_ms: u64,
+    /// When the phase ends, in milliseconds from the start of the exercise.
     pub end_ms: u64,
     /// Whether a fault is active in this phase (shaded).
     pub outage: bool,
 }
 
+/// Deliveries through one route of an outage exercise, counted per time bucket.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSeries {
+    /// The route's name in the IUT config (`router.routes`).
     pub route: String,
     /// Width of each bucket.
     pub bucket_ms: u64,
@@ -155,7 +188,9 @@ pub struct RouteSeries {
 /// What kind of chart `report.html` draws from an observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChartKind {
+    /// An [`ExerciseTimeline`], member `exercise_timeline`.
     ExerciseTimeline,
+    /// A [`ResendTimeline`], member `resend_timeline`.
     ResendTimeline,
 }
 
@@ -181,10 +216,12 @@ impl ChartKind {
 /// chart models deny unknown fields, so nothing is dropped on the way).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Evidence {
+    /// An outage exercise's chart: `{"exercise_timeline": {…}}`.
     ExerciseTimeline(ExerciseTimeline),
     /// An object with a chart kind's member that does not fit the model, kept as read so
     /// `report.html` can say why it is not drawn.
     Malformed {
+        /// The chart kind whose member the object has.
         kind: ChartKind,
         /// Why it does not fit (``missing field `attempts` ``).
         error: String,
@@ -193,6 +230,7 @@ pub enum Evidence {
     },
     /// Anything else steps record, as a rule an object of named facts.
     Observation(serde_json::Value),
+    /// A sender's resend attempts as a chart: `{"resend_timeline": {…}}`.
     ResendTimeline(ResendTimeline),
 }
 
@@ -276,15 +314,22 @@ impl<'de> Deserialize<'de> for Evidence {
     }
 }
 
+/// The program that wrote a report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Harness {
+    /// Always `provsten`.
     pub name: String,
+    /// The provsten version (the crate's, e.g. `0.1.0`).
     pub version: String,
 }
 
+/// The implementation under test, as the run saw it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IutInfo {
+    /// The IUT's name from its config (`iut.name`).
     pub name: String,
+    /// The roles the IUT config declares (`server`, `receiver`, `sender`, `router`,
+    /// `client`).
     pub roles: Vec<String>,
     /// SHA-256 of the DER server certificate the IUT presented, hex, `None` if it never
     /// completed a handshake.
@@ -308,6 +353,7 @@ pub struct IutExit {
     /// An attached IUT (not started by provsten) that stopped answering.
     #[serde(default)]
     pub attached: bool,
+    /// Whether provsten restarted the IUT afterwards (`note` says why not otherwise).
     pub restarted: bool,
     /// Why it was not restarted, or how the restart failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -316,18 +362,27 @@ pub struct IutExit {
     pub last_output: Vec<String>,
 }
 
+/// The verdict of a whole run (see [`crate::requirements::run_verdict`]).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunVerdict {
+    /// `compliant`: at least one requirement passed and none failed or errored (with
+    /// `--complete`, every testable requirement was tested and passed). Exit 0.
     Compliant,
+    /// `non-compliant`: a requirement failed (or, with `--complete`, one was not tested).
+    /// Exit 1.
     NonCompliant,
+    /// `error`: a scenario could not be evaluated, or no requirement passed. Exit 2.
     Error,
 }
 
+/// The verdict on one requirement (see [`crate::requirements::verdicts`]).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
+    /// `pass`: a scenario of it passed and none failed or errored.
     Pass,
+    /// `fail`: a scenario of it failed.
     Fail,
     /// Only in schema 1 reports: now a requirement nothing exercised is `not-tested`.
     NotApplicable,
@@ -341,6 +396,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The verdict as written in `report.json` (`pass`, `not-tested`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
@@ -353,13 +409,19 @@ impl Verdict {
     }
 }
 
+/// One requirement's entry in a report: what the catalogue says of it, and its verdict.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RequirementResult {
+    /// The requirement's stable ID (`EB-MTLS-1`).
     pub id: crate::shared::RequirementId,
+    /// The requirement restated in English, from the catalogue.
     pub title: String,
     /// Source document and clause.
     pub source: String,
+    /// The profile the requirement belongs to in the catalogue (`ebevis`, `fullmakt`,
+    /// `sdk`, `continuity`), not the run's profile.
     pub profile: String,
+    /// The requirement's verdict in this run.
     pub verdict: Verdict,
     /// Why the verdict is what it is when no scenario decided it (not-tested, not-testable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -368,10 +430,13 @@ pub struct RequirementResult {
     pub scenarios: Vec<String>,
 }
 
+/// The outcome of one scenario.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScenarioStatus {
+    /// `passed`: every step passed.
     Passed,
+    /// `failed`: a step found the IUT at fault (`message` says how).
     Failed,
     /// Not run: the IUT does not declare the role it needs.
     NotApplicable,
@@ -379,16 +444,26 @@ pub enum ScenarioStatus {
     Error,
 }
 
+/// One scenario's entry in a report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ScenarioResult {
     /// Stable key: `features/mtls.feature:12`.
     pub key: String,
+    /// Path of the feature file the scenario is in (empty if the feature has none).
     pub feature: String,
+    /// The scenario's name as written in the feature file.
     pub name: String,
+    /// The Gherkin tags of the feature, its rule and the scenario, in that order
+    /// (`req:EB-MTLS-1`, `role:server`).
     pub tags: Vec<String>,
+    /// The requirements the scenario's `@req:` tags name.
     pub requirements: Vec<crate::shared::RequirementId>,
+    /// The scenario's outcome.
     pub status: ScenarioStatus,
+    /// Wall time from the scenario's start to its end, in milliseconds; 0 when it did not
+    /// run or did not finish.
     pub duration_ms: u64,
+    /// The scenario's steps in line order; steps that did not run are `skipped`.
     pub steps: Vec<StepResult>,
     /// Failure or error message, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -397,35 +472,34 @@ pub struct ScenarioResult {
     pub evidence: Vec<Evidence>,
 }
 
+/// One step of a scenario.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StepResult {
+    /// The Gherkin keyword, trimmed (`Given`, `When`, `Then`, `And`).
     pub keyword: String,
+    /// The step text after the keyword.
     pub text: String,
+    /// The step's line in the feature file (1-based).
     pub line: usize,
+    /// The step's outcome.
     pub status: StepStatus,
 }
 
+/// The outcome of one step.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepStatus {
+    /// `passed`.
     Passed,
+    /// `failed`: the step ended in an error or a panic; the scenario's `status` and
+    /// `message` say whether the IUT failed, the scenario did not apply, or the harness
+    /// erred.
     Failed,
+    /// `skipped`: not run (after a failure, or the scenario was not run).
     Skipped,
+    /// `undefined`: cucumber did not run it as a defined step (features are checked for
+    /// undefined steps before the run, so this is a safety net).
     Undefined,
-}
-
-/// Live events for progress output while the run goes on.
-#[derive(Debug, Clone)]
-pub enum RunEvent {
-    RunStarted {
-        total: usize,
-    },
-    ScenarioFinished {
-        done: usize,
-        total: usize,
-        result: Box<ScenarioResult>,
-    },
-    RunFinished,
 }
 
 #[cfg(test)]

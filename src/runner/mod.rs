@@ -37,17 +37,29 @@ use collector::{Collector, Store};
 /// Validated user input for one run (the CLI's "low args" turned into a plan).
 #[derive(Debug, Clone)]
 pub struct RunPlan {
+    /// The IUT config file; `None`: the embedded reference IUT.
     pub config: Option<PathBuf>,
+    /// The requirement profile to certify: only scenarios naming one of its requirements
+    /// are selected.
     pub profile: requirements::Profile,
+    /// A cucumber tag expression selecting scenarios (`--tags`); `None`: no filter.
     pub tags: Option<String>,
+    /// Defects to seed into the reference IUT: the IUT's start command gets `--defect NAME`
+    /// for each in place of its `{defects}` argument (a run error if it has none).
     pub defects: Vec<Defect>,
+    /// The report directory, created if missing; also the IUT config's `{out}`, where the
+    /// run's working files (message files for triggers) go.
     pub out: PathBuf,
+    /// How many scenarios run at the same time (0 is taken as 1).
     pub concurrency: usize,
+    /// Extra directories of `.feature` files, run besides the shipped ones (or, with
+    /// `exercise`, besides the exercise's scenario).
     pub features: Vec<PathBuf>,
     /// `(index, count)`, index 1-based.
     pub shard: Option<(u64, u64)>,
     /// Extra directories of fault timelines.
     pub timelines: Vec<PathBuf>,
+    /// Print live progress on stderr while the run goes on (`false` with `--quiet`).
     pub progress: bool,
     /// `provsten exercise`: run only this outage exercise (a timeline name).
     pub exercise: Option<String>,
@@ -79,7 +91,7 @@ struct Planned {
 
 /// Runs the suite and returns the finished report. Errors are run errors (exit 2).
 ///
-/// Resolve, then do: everything that can be wrong with the input is found by [`resolve`]
+/// Resolve, then do: everything that can be wrong with the input is found by `resolve`
 /// before anything is started, so a typo never leaves an IUT or a port behind.
 pub async fn run(plan: &RunPlan) -> anyhow::Result<Report> {
     let mut r = resolve(plan)?;
