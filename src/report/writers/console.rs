@@ -8,8 +8,8 @@
 use std::fmt::{self, Write as _};
 
 use super::{
-    condense_evidence, coverage_line, id_list, needs_attention, run_verdict_label, scenario_tally,
-    scenarios_by_key, status_label, truncate, verdict_label, verdict_reason,
+    condense_evidence, coverage_line, first_to_fix, id_list, needs_attention, run_verdict_label,
+    scenario_tally, scenarios_by_key, status_label, truncate, verdict_label, verdict_reason,
 };
 use crate::report::model::*;
 
@@ -221,6 +221,9 @@ fn write_summary(out: &mut String, report: &Report, paint: Paint) -> fmt::Result
         paint.paint(BOLD, "coverage:"),
         coverage_line(report)
     )?;
+    if let Some(first) = first_to_fix(report) {
+        writeln!(out, "{}", two_lines(&first, WIDTH).join("\n       "))?;
+    }
     let label = run_verdict_label(report.verdict);
     let label = match report.verdict {
         RunVerdict::Compliant => paint.paint(GREEN, label),
@@ -319,6 +322,11 @@ mod tests {
     #[test]
     fn last_line_is_the_verdict() {
         let table = summary_table(&sample_report(), false);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines.iter().any(|l| l.starts_with("first to fix: EB-MTLS-1 fails at features/mtls.feature:14")),
+            "{table}"
+        );
         assert_eq!(
             table.lines().last().unwrap(),
             "verdict: NON-COMPLIANT — 1 of 5 requirements fails (EB-MTLS-1); \

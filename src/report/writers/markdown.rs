@@ -9,8 +9,9 @@ use std::fmt::{self, Write as _};
 
 use super::markup::escape;
 use super::{
-    coverage_line, evidence_json, format_duration_ms, needs_attention, run_verdict_label,
-    scenario_tally, scenarios_by_key, status_label, truncate, verdict_label, verdict_reason,
+    coverage_line, evidence_json, first_to_fix, format_duration_ms, needs_attention,
+    run_verdict_label, scenario_tally, scenarios_by_key, status_label, truncate, verdict_label,
+    verdict_reason,
 };
 use crate::report::model::*;
 
@@ -40,6 +41,9 @@ fn write_summary(out: &mut String, report: &Report) -> fmt::Result {
     )?;
     writeln!(out, "{}.\n", text(&verdict_reason(report)))?;
     writeln!(out, "Coverage: {}.\n", text(&coverage_line(report)))?;
+    if let Some(first) = first_to_fix(report) {
+        writeln!(out, "**{}**\n", text(&first))?;
+    }
 
     let roles = if report.iut.roles.is_empty() {
         "none".to_owned()
@@ -209,6 +213,10 @@ mod tests {
         assert!(md.contains("IUT `reference-iut` (roles: server, sender) · profile `all`"));
         assert!(md.contains("· provsten 0.1.0 · 2025-11-23T12:00:00Z → 2025-11-23T12:00:04.250Z\n"));
         assert!(md.contains("> Seeded defects: accept-expired-cert."));
+        assert!(
+            md.contains("\n**first to fix: EB-MTLS-1 fails at features/mtls.feature:14 ("),
+            "the one sentence an integrator needs first follows the coverage line: {md}"
+        );
     }
 
     #[test]

@@ -220,6 +220,52 @@ fn id_list(ids: &[&str], max: usize) -> String {
 /// `2 of 9 requirements fail (EB-MTLS-1, FMK-2.1-REVOKE)`, or the coverage of a passing
 /// run: `6 of 8 testable requirements of profile ebevis tested, all pass (2 not tested:
 /// EB-IP-1, EB-IP-2)`.
+/// The one sentence an integrator needs first when a run is not compliant: the first
+/// failing scenario of the first failing requirement (catalogue order) with what it saw;
+/// failing that, the first scenario that could not be evaluated, said to be a harness
+/// error. `None` for a compliant run.
+fn first_to_fix(report: &Report) -> Option<String> {
+    const MAX_MESSAGE: usize = 300;
+    let by_key = scenarios_by_key(report);
+    let first = |verdict: Verdict, status: ScenarioStatus| {
+        report
+            .requirements
+            .iter()
+            .filter(|r| r.verdict == verdict)
+            .find_map(|r| {
+                r.scenarios
+                    .iter()
+                    .filter_map(|k| by_key.get(k.as_str()))
+                    .find(|s| s.status == status)
+                    .map(|s| (r, *s))
+            })
+    };
+    let message = |s: &ScenarioResult| {
+        s.message
+            .as_deref()
+            .map(|m| format!(": {}", truncate(m, MAX_MESSAGE)))
+            .unwrap_or_default()
+    };
+    if let Some((r, s)) = first(Verdict::Fail, ScenarioStatus::Failed) {
+        return Some(format!(
+            "first to fix: {} fails at {} ({}){}",
+            r.id,
+            s.key,
+            s.name,
+            message(s)
+        ));
+    }
+    first(Verdict::Error, ScenarioStatus::Error).map(|(r, s)| {
+        format!(
+            "first to look at: {} could not be evaluated at {} ({}), a harness error, not the IUT's failure{}",
+            r.id,
+            s.key,
+            s.name,
+            message(s)
+        )
+    })
+}
+
 fn verdict_reason(report: &Report) -> String {
     let reason = verdict_reason_core(report);
     match report.iut.exits.as_slice() {
@@ -656,6 +702,36 @@ pub(crate) fn sample_report() -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_to_fix_names_the_first_failure_then_a_harness_error_then_nothing() {
+        let mut report = sample_report();
+        let first = first_to_fix(&report).expect("a failing run has a first thing to fix");
+        assert!(
+            first.starts_with("first to fix: EB-MTLS-1 fails at features/mtls.feature:14 (expired client certificate is refused): "),
+            "{first}"
+        );
+        for r in &mut report.requirements {
+            if r.verdict == Verdict::Fail {
+                r.verdict = Verdict::Pass;
+            }
+        }
+        let first = first_to_fix(&report).expect("an error run has a first thing to look at");
+        assert!(
+            first.starts_with("first to look at: FMK-4-RESEND could not be evaluated at features/resend.feature:20"),
+            "{first}"
+        );
+        assert!(
+            first.contains("a harness error, not the IUT's failure"),
+            "{first}"
+        );
+        for r in &mut report.requirements {
+            if r.verdict == Verdict::Error {
+                r.verdict = Verdict::Pass;
+            }
+        }
+        assert_eq!(first_to_fix(&report), None);
+    }
 
     #[test]
     fn write_all_writes_every_file_into_a_new_directory() {
