@@ -70,6 +70,9 @@ async fn exercise(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> {
     let ctx = w.ctx()?;
     let total = t.duration();
     let start = Instant::now();
+    // Which backend injected the faults: the embedded proxy or a Toxiproxy (a sidecar, another
+    // host), named in the evidence beside each fault.
+    let backend = ctx.faults.describe();
     let driver = spawn_timeline(t.phases.clone(), links, ctx.faults.clone(), start);
     // The send schedule: each phase at its own rate (phases may leave gaps: no load there).
     let mut due: Vec<Duration> = Vec::new();
@@ -114,7 +117,7 @@ async fn exercise(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> {
         eprintln!("{}", w.progress_line(&t, start, first));
     }
     let (phases, problems, chart) = w.measure(&t, start, first);
-    w.record(json!({"exercise": {"name": name, "description": t.description, "duration_ms": ms(total), "messages": ids.len(), "phases": phases, "problems": problems, "faults": applied.iter().map(|a| json!({"phase": a.phase, "link": a.link, "fault": a.fault, "apply": a.apply, "at_ms": ms(a.at.saturating_duration_since(start)), "ok": a.ok})).collect::<Vec<_>>()}}));
+    w.record(json!({"exercise": {"name": name, "description": t.description, "duration_ms": ms(total), "messages": ids.len(), "phases": phases, "problems": problems, "backend": backend, "faults": applied.iter().map(|a| json!({"phase": a.phase, "link": a.link, "fault": a.fault, "apply": a.apply, "at_ms": ms(a.at.saturating_duration_since(start)), "ok": a.ok, "backend": backend})).collect::<Vec<_>>()}}));
     w.record(chart);
     w.exercise = ExerciseState { name, problems };
     Ok(())

@@ -58,6 +58,16 @@ fn the_primary_node_outage_exercise_measures_every_phase_and_passes_the_referenc
         .unwrap();
     assert_eq!(chart["routes"].as_array().unwrap().len(), 2);
     assert_eq!(chart["phases"][1]["outage"], true);
+    // Which backend injected each fault.
+    assert_eq!(f["backend"], "embedded fault proxy", "{f}");
+    let faults = f["faults"].as_array().unwrap();
+    assert!(!faults.is_empty(), "{f}");
+    assert!(
+        faults
+            .iter()
+            .all(|x| x["backend"] == "embedded fault proxy"),
+        "{f}"
+    );
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("Outage exercise"), "no chart in report.html");
     let exercised: Vec<_> = r.report()["requirements"]
@@ -67,6 +77,38 @@ fn the_primary_node_outage_exercise_measures_every_phase_and_passes_the_referenc
         .filter(|q| q["id"] == "CONT-EXERCISE")
         .collect();
     assert_eq!(exercised[0]["verdict"], "pass");
+}
+
+/// Faults beyond one machine: the same exercise with its faults injected by a Toxiproxy the
+/// run reaches over its API (`TOXIPROXY_URL`; here `provsten proxy` stands in for a sidecar),
+/// and the report naming it beside each fault.
+#[test]
+fn an_exercise_through_an_external_toxiproxy_names_it_beside_each_fault() {
+    let toxiproxy = super::proxy::start_proxy();
+    let url = format!("http://{}", toxiproxy.api);
+    let dir = tempfile::tempdir().unwrap();
+    let output = super::util::provsten()
+        .env("TOXIPROXY_URL", &url)
+        .args(["exercise", "-q", "primary-node-outage", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let report = std::fs::read_to_string(dir.path().join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let r = Run { output, report };
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    let f = figures(&r);
+    let named = format!("Toxiproxy at {url}");
+    assert_eq!(f["backend"], named.as_str(), "{f}");
+    let faults = f["faults"].as_array().unwrap();
+    assert!(!faults.is_empty(), "{f}");
+    assert!(
+        faults
+            .iter()
+            .all(|x| x["backend"] == named.as_str() && x["ok"] == true),
+        "{f}"
+    );
 }
 
 #[test]

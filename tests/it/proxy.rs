@@ -12,9 +12,10 @@ use provsten::network::proxy::{Stream, ToxicSpec};
 
 use super::util::{free_port, provsten};
 
-struct ProxyProcess {
+/// A `provsten proxy` process: an external Toxiproxy for the tests; killed when dropped.
+pub struct ProxyProcess {
     child: Child,
-    api: SocketAddr,
+    pub api: SocketAddr,
 }
 
 impl Drop for ProxyProcess {
@@ -24,7 +25,7 @@ impl Drop for ProxyProcess {
     }
 }
 
-fn start_proxy() -> ProxyProcess {
+pub fn start_proxy() -> ProxyProcess {
     let mut child = provsten()
         .args(["proxy", "--api", "127.0.0.1:0"])
         .stdout(Stdio::piped())
