@@ -10,6 +10,7 @@
 
 use std::fmt::{self, Write as _};
 
+use super::evidence_table;
 pub(crate) use super::markup::escape;
 use super::{
     by_feature, coverage_line, evidence_json, format_duration_ms, key_path, needs_attention,
@@ -122,6 +123,17 @@ ul.timelines li { margin: .25rem 0; }
 ul.timelines .summary, ul.timelines .in { color: var(--muted); font-size: .88rem; }
 pre { margin: 0; padding: .6rem .8rem; overflow-x: auto; background: var(--code-bg); border: 1px solid var(--line);
   border-radius: .3rem; font-size: .8rem; line-height: 1.45; }
+table.ev, table.ev-grid { width: 100%; margin: .2rem 0 .5rem; border-collapse: collapse; font-size: .82rem; }
+table.ev th, table.ev td, table.ev-grid th, table.ev-grid td { padding: .2rem .45rem; border: 1px solid var(--line);
+  text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+table.ev th, table.ev-grid th { color: var(--muted); font-weight: 600; background: var(--code-bg);
+  font-size: .8rem; text-transform: none; letter-spacing: normal; }
+table.ev th { width: 11rem; }
+table.ev table.ev { margin: 0; }
+pre.ev-body { max-height: 18rem; overflow: auto; white-space: pre-wrap; overflow-wrap: anywhere; font-size: .78rem; }
+.ev-note, .ev-none { color: var(--muted); font-size: .78rem; }
+details.raw { margin: .3rem 0 .2rem; }
+details.raw summary { color: var(--muted); font-size: .8rem; cursor: pointer; }
 :target { outline: 2px solid var(--link); outline-offset: 2px; }
 footer { margin-top: 3rem; padding-top: .75rem; border-top: 1px solid var(--line); color: var(--muted); font-size: .8rem; }
 @page { margin: 14mm; }
@@ -134,6 +146,9 @@ footer { margin-top: 3rem; padding-top: .75rem; border-top: 1px solid var(--line
   article.scenario { break-inside: avoid-page; }
   figure.chart { break-inside: avoid; }
   pre { white-space: pre-wrap; overflow-wrap: anywhere; overflow: visible; }
+  pre.ev-body { max-height: none; }
+  table.ev, table.ev-grid { break-inside: auto; }
+  details.raw { display: none; }
   :target { outline: none; }
 }
 "#;
@@ -628,13 +643,34 @@ fn write_scenario(out: &mut String, scenario: &ScenarioResult) -> fmt::Result {
                 )?,
             }
         }
+        // Observations as tables (charts are drawn above); the raw JSON one click away.
+        let tables: String = scenario
+            .evidence
+            .iter()
+            .filter_map(|e| match e {
+                Evidence::Observation(v) => Some(evidence_table::observation(v)),
+                Evidence::ResendTimeline(_)
+                | Evidence::ExerciseTimeline(_)
+                | Evidence::Malformed { .. } => None,
+            })
+            .collect();
         let json = escape(&evidence_json(&scenario.evidence));
+        let raw = format!(
+            "<details class=\"raw\"><summary>Raw JSON</summary><pre>{json}</pre></details>"
+        );
         // Passed scenarios' evidence is folded (no script needed): a report of a hundred
-        // scenarios stays readable, and what failed stays open.
-        if scenario.status == ScenarioStatus::Passed {
+        // scenarios stays readable, and what failed stays open. A charted one (an exercise,
+        // a resend timeline) keeps its figures open beside the chart.
+        let charted = scenario.evidence.iter().any(|e| {
+            matches!(
+                e,
+                Evidence::ResendTimeline(_) | Evidence::ExerciseTimeline(_)
+            )
+        });
+        if scenario.status == ScenarioStatus::Passed && !charted {
             writeln!(
                 out,
-                "<details><summary>{} observation{}</summary><pre>{json}</pre></details>",
+                "<details><summary>{} observation{}</summary>{tables}{raw}</details>",
                 scenario.evidence.len(),
                 if scenario.evidence.len() == 1 {
                     ""
@@ -643,7 +679,7 @@ fn write_scenario(out: &mut String, scenario: &ScenarioResult) -> fmt::Result {
                 }
             )?;
         } else {
-            writeln!(out, "<pre>{json}</pre>")?;
+            writeln!(out, "{tables}{raw}")?;
         }
     }
     writeln!(out, "</article>")

@@ -8,6 +8,7 @@
 
 pub(crate) mod console;
 pub(crate) mod cucumber_json;
+mod evidence_table;
 pub(crate) mod html;
 pub(crate) mod json;
 pub(crate) mod junit;
