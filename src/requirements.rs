@@ -241,6 +241,7 @@ mod tests {
         ScenarioResult {
             key: key.into(),
             feature: "f".into(),
+            feature_name: None,
             name: key.into(),
             tags: vec![],
             requirements: vec![req.parse().expect("a requirement ID")],

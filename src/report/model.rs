@@ -451,6 +451,11 @@ pub struct ScenarioResult {
     pub key: String,
     /// Path of the feature file the scenario is in (empty if the feature has none).
     pub feature: String,
+    /// The title after `Feature:` in that file, for readers that name features (Cucumber
+    /// JSON); absent in reports written before it was recorded, whose readers fall back to
+    /// `feature`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_name: Option<String>,
     /// The scenario's name as written in the feature file.
     pub name: String,
     /// The Gherkin tags of the feature, its rule and the scenario, in that order
@@ -618,6 +623,8 @@ mod tests {
         // beside another member and a bare string.
         let text = include_str!("../../tests/fixtures/report-before-evidence-kinds.json");
         let report: Report = serde_json::from_str(text).unwrap();
+        // Nor did it record feature titles: absent, and not written back.
+        assert!(report.scenarios.iter().all(|s| s.feature_name.is_none()));
         let kinds: Vec<&str> = report.scenarios[3]
             .evidence
             .iter()
@@ -643,5 +650,20 @@ mod tests {
         let mut again = serde_json::to_string_pretty(&report).unwrap();
         again.push('\n');
         assert_eq!(again, text);
+    }
+
+    #[test]
+    fn a_feature_title_is_written_beside_the_feature_path() {
+        let text = include_str!("../../tests/fixtures/report-before-evidence-kinds.json");
+        let mut report: Report = serde_json::from_str(text).unwrap();
+        report.scenarios[0].feature_name = Some("Mutual TLS".into());
+        let wire = serde_json::to_value(&report).unwrap();
+        assert_eq!(wire["scenarios"][0]["feature_name"], "Mutual TLS");
+        assert!(wire["scenarios"][1].get("feature_name").is_none());
+        let back: Report = serde_json::from_value(wire).unwrap();
+        assert_eq!(
+            back.scenarios[0].feature_name.as_deref(),
+            Some("Mutual TLS")
+        );
     }
 }

@@ -717,6 +717,7 @@ fn result_for(p: &Planned, run: Option<&collector::ScenarioRun>) -> ScenarioResu
     let base = |status, steps, message, evidence, duration_ms| ScenarioResult {
         key: p.key.clone(),
         feature: feature.clone(),
+        feature_name: Some(p.feature.name.clone()),
         name: p.scenario.name.clone(),
         tags: p.tags.clone(),
         requirements: p.requirements.clone(),

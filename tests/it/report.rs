@@ -250,3 +250,104 @@ fn render_regenerates_every_format_and_refuses_bad_reports() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.json"));
 }
+
+/// `xmllint --noout --schema XSD FILE`: `Err` with xmllint's complaint.
+fn xmllint_validate(schema: &Path, file: &Path) -> Result<(), String> {
+    let out = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(schema)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run xmllint ({e}): install it with `apt-get install libxml2-utils` \
+                 (scripts/test --deps-only does)"
+            )
+        });
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn junit_xml_is_valid_against_the_jenkins_schema() {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit/junit-10.xsd");
+    // The check itself: a testcase with properties and a `file` attribute, as junit.xml
+    // had them, is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.xml");
+    std::fs::write(
+        &old,
+        r#"<testsuites tests="1" failures="0" errors="0"><testsuite name="f" tests="1" failures="0" errors="0"><testcase name="s" file="f.feature"><properties><property name="requirement" value="EB-TLS-1"/></properties></testcase></testsuite></testsuites>"#,
+    )
+    .unwrap();
+    let refused = xmllint_validate(&schema, &old).expect_err("the schema refuses old junit.xml");
+    assert!(
+        refused.contains("file") || refused.contains("properties"),
+        "{refused}"
+    );
+
+    let (passing, passing_out) = shared_run(&[]);
+    assert_eq!(passing.code(), 0, "{}", passing.explain());
+    let (failing, failing_out) = shared_run(&["--defect", "accept-expired-cert"]);
+    assert_eq!(failing.code(), 1, "{}", failing.explain());
+    for out in [passing_out, failing_out] {
+        let junit = out.join("junit.xml");
+        if let Err(e) = xmllint_validate(&schema, &junit) {
+            panic!(
+                "{} is not valid against junit-10.xsd:\n{e}",
+                junit.display()
+            );
+        }
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert!(
+            xml.contains(r#"<property name="requirement" value="EB-TLS-1"/>"#),
+            "requirement IDs stay in <properties>"
+        );
+        // Keyword, one space, text: never "Giventhe" nor "Given  the".
+        assert!(xml.contains("passed    Given "), "{xml}");
+        for glued in [
+            "Giventhe", "Whenthe", "Thenthe", "Andthe", "Given  ", "Then  ",
+        ] {
+            assert!(!xml.contains(glued), "{glued} in {}", junit.display());
+        }
+    }
+    let xml = std::fs::read_to_string(failing_out.join("junit.xml")).unwrap();
+    assert!(
+        xml.contains("<failure "),
+        "the defect run has failures: {xml}"
+    );
+}
+
+#[test]
+fn cucumber_json_names_features_by_their_title() {
+    let (r, out) = shared_run(&["--defect", "accept-expired-cert"]);
+    assert_eq!(r.code(), 1, "{}", r.explain());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("cucumber.json")).unwrap()).unwrap();
+    let features = json.as_array().expect("an array of features");
+    assert!(!features.is_empty());
+    for feature in features {
+        let uri = feature["uri"].as_str().unwrap();
+        let name = feature["name"].as_str().unwrap();
+        assert!(uri.ends_with(".feature"), "{uri}");
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(uri))
+            .unwrap_or_else(|e| panic!("{uri}: {e}"));
+        let title = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Feature:"))
+            .unwrap_or_else(|| panic!("{uri} has no Feature: line"))
+            .trim();
+        assert_eq!(name, title, "{uri}");
+        for step in feature["elements"][0]["steps"].as_array().unwrap() {
+            let keyword = step["keyword"].as_str().unwrap();
+            assert!(
+                keyword.ends_with(' ') && !keyword.ends_with("  "),
+                "{keyword:?}"
+            );
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! `cucumber.json`: the standard Cucumber JSON format (as cucumber-jvm, cucumber-js and
 //! cucumber-rs's `writer::Json` write it), for cucumber-reporting, Xray and the like.
 //!
-//! An array of features (grouped by the scenario's `feature`), each with its scenarios as
-//! `elements`. The model keeps one duration per scenario, not per step: it is put on the
+//! An array of features (grouped by the scenario's `feature` file, named by its `Feature:`
+//! title), each with its scenarios as `elements`. The model keeps one duration per scenario, not per step: it is put on the
 //! last step that ran (the failing one, if any), so tools that sum step durations show the
 //! scenario's time. Scenarios that failed or errored without a failing step (a hook or the
 //! harness failed) get a failed `after` hook carrying the message, and a not-applicable
@@ -84,15 +84,19 @@ pub(crate) fn render(report: &Report) -> anyhow::Result<String> {
     Ok(text)
 }
 
-fn feature(name: &str, scenarios: &[&ScenarioResult]) -> Feature {
-    let id = slug(name);
+/// `path` is the scenarios' feature file: the feature's `uri` and, being unique, its `id`.
+/// Its `name` is the `Feature:` title; reports written before the title was recorded have
+/// only the path.
+fn feature(path: &str, scenarios: &[&ScenarioResult]) -> Feature {
+    let id = slug(path);
+    let first = scenarios.first();
     Feature {
-        uri: scenarios
-            .first()
-            .map_or(name, |first| key_path(&first.key))
-            .to_owned(),
+        uri: first.map_or(path, |first| key_path(&first.key)).to_owned(),
         keyword: "Feature",
-        name: name.to_owned(),
+        name: first
+            .and_then(|first| first.feature_name.as_deref())
+            .unwrap_or(path)
+            .to_owned(),
         description: "",
         tags: Vec::new(),
         elements: scenarios.iter().map(|s| element(&id, s)).collect(),
@@ -120,7 +124,7 @@ fn element(feature_id: &str, scenario: &ScenarioResult) -> Element {
         .iter()
         .enumerate()
         .map(|(i, step)| Step {
-            keyword: step.keyword.clone(),
+            keyword: step_keyword(&step.keyword),
             name: step.text.clone(),
             line: step.line,
             result: RunResult {
@@ -191,6 +195,12 @@ fn element(feature_id: &str, scenario: &ScenarioResult) -> Element {
         steps,
         after,
     }
+}
+
+/// Cucumber JSON keeps the keyword's trailing space (`"Given "`) and readers print keyword
+/// and name side by side; the model's keywords are trimmed.
+fn step_keyword(keyword: &str) -> String {
+    format!("{} ", keyword.trim_end())
 }
 
 fn step_status(status: StepStatus) -> &'static str {
@@ -339,6 +349,35 @@ mod tests {
         assert_eq!(hook["status"], "failed");
         assert_eq!(hook["duration"], 41_000_000);
         assert!(json[0]["elements"][0].get("after").is_none());
+    }
+
+    #[test]
+    fn features_are_named_by_their_title_and_located_by_their_path() {
+        let json = parsed();
+        assert_eq!(json[0]["name"], "Client certificates");
+        assert_eq!(json[0]["uri"], "features/mtls.feature");
+        assert_eq!(json[1]["name"], "Resends and idempotency");
+    }
+
+    #[test]
+    fn a_report_without_feature_titles_names_features_by_path() {
+        let mut report = sample_report();
+        for scenario in &mut report.scenarios {
+            scenario.feature_name = None;
+        }
+        let json: Value = serde_json::from_str(&render(&report).unwrap()).unwrap();
+        assert_eq!(json[0]["name"], "features/mtls.feature");
+    }
+
+    #[test]
+    fn step_keywords_end_in_exactly_one_space() {
+        let mut report = sample_report();
+        // The runner trims keywords; the sample keeps Gherkin's trailing space.
+        report.scenarios[0].steps[0].keyword = "Given".to_owned();
+        let json: Value = serde_json::from_str(&render(&report).unwrap()).unwrap();
+        let steps = &json[0]["elements"][0]["steps"];
+        assert_eq!(steps[0]["keyword"], "Given ");
+        assert_eq!(steps[1]["keyword"], "When ");
     }
 
     #[test]

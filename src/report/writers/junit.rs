@@ -1,11 +1,16 @@
 //! `junit.xml`: standard JUnit XML for GitLab, GitHub and Jenkins test views, written with
-//! `quick-junit` as nextest does (`reporter/aggregator/junit.rs`).
+//! `quick-junit` as nextest does (`reporter/aggregator/junit.rs`), and valid against the
+//! Jenkins JUnit schema (`junit-10.xsd` of the xunit plugin, the strictest of the
+//! published ones; `tests/fixtures/junit/`).
 //!
-//! One `<testsuite>` per feature file, one `<testcase>` per scenario (`classname` = feature,
-//! `name` = scenario name). Requirement IDs are `requirement` properties of the testcase and
-//! of its testsuite. A failed scenario is a `<failure>` whose message is the scenario
-//! message and whose text is the evidence as pretty JSON; an error scenario is an `<error>`
-//! likewise; a not-applicable scenario is `<skipped>` with the reason.
+//! One `<testsuite>` per feature file (its `file` attribute), one `<testcase>` per scenario
+//! (`classname` = feature, `name` = scenario name). The schema allows `<properties>` only
+//! on a testsuite, and no `file` or `line` on a testcase: the suite's properties name the
+//! requirements its scenarios check, and each testcase's `<system-out>` starts with the
+//! scenario's location and requirement IDs, then lists its steps. A failed scenario is a
+//! `<failure>` whose message is the scenario message and whose text is the evidence as
+//! pretty JSON; an error scenario is an `<error>` likewise; a not-applicable scenario is
+//! `<skipped>` with the reason.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -29,7 +34,25 @@ pub(crate) fn render(report: &Report) -> anyhow::Result<String> {
     for (feature, scenarios) in by_feature(&report.scenarios) {
         junit.add_test_suite(test_suite(report, feature, &scenarios));
     }
-    junit.to_string().context("cannot serialise JUnit XML")
+    let xml = junit.to_string().context("cannot serialise JUnit XML")?;
+    Ok(without_testsuites_skipped(xml))
+}
+
+/// quick-junit always writes `skipped` on `<testsuites>`, an attribute the Jenkins schema
+/// does not declare there (it does on `<testsuite>`). quick-junit escapes `"` in attribute
+/// values, so the first ` skipped="` inside the opening tag is that attribute.
+fn without_testsuites_skipped(mut xml: String) -> String {
+    let Some(tag) = xml.find("<testsuites") else {
+        return xml;
+    };
+    let tag_end = xml[tag..].find('>').map_or(xml.len(), |end| tag + end);
+    if let Some(at) = xml[tag..tag_end].find(" skipped=\"").map(|at| tag + at) {
+        let value = at + " skipped=\"".len();
+        if let Some(close) = xml[value..tag_end].find('"') {
+            xml.replace_range(at..value + close + 1, "");
+        }
+    }
+    xml
 }
 
 fn test_suite(report: &Report, feature: &str, scenarios: &[&ScenarioResult]) -> TestSuite {
@@ -39,6 +62,12 @@ fn test_suite(report: &Report, feature: &str, scenarios: &[&ScenarioResult]) -> 
     suite
         .extra
         .insert("timestamp".into(), report.started_at.as_str().into());
+    // The file of the feature: scenarios of one suite share it.
+    if let Some(first) = scenarios.first() {
+        suite
+            .extra
+            .insert("file".into(), key_path(&first.key).into());
+    }
     suite.set_time(Duration::from_millis(
         scenarios.iter().map(|s| s.duration_ms).sum(),
     ));
@@ -94,21 +123,7 @@ fn test_case(scenario: &ScenarioResult, with_line: bool) -> TestCase {
     let mut case = TestCase::new(name, status);
     case.set_classname(scenario.feature.as_str())
         .set_time(Duration::from_millis(scenario.duration_ms))
-        .add_properties(
-            scenario
-                .requirements
-                .iter()
-                .map(|id| Property::new("requirement", id.as_str())),
-        );
-    // `file` and `line` are the attributes pytest writes; GitLab and GitHub annotation
-    // actions use them to point at the source.
-    case.extra
-        .insert("file".into(), key_path(&scenario.key).into());
-    case.extra
-        .insert("line".into(), key_line(&scenario.key).to_string().into());
-    if !scenario.steps.is_empty() {
-        case.set_system_out(steps_text(scenario));
-    }
+        .set_system_out(scenario_text(scenario));
     case
 }
 
@@ -124,9 +139,16 @@ fn non_success(scenario: &ScenarioResult, kind: NonSuccessKind, default: &str) -
     status
 }
 
-/// The steps as the test output: `passed    Given a client certificate "x"  (line 7)`.
-fn steps_text(scenario: &ScenarioResult) -> String {
+/// The test output: where the scenario is, what it checks, and its steps —
+/// `passed    Given a client certificate "x"  (line 7)`.
+fn scenario_text(scenario: &ScenarioResult) -> String {
     let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = writeln!(out, "scenario: {}", scenario.key);
+    if !scenario.requirements.is_empty() {
+        let ids: Vec<&str> = scenario.requirements.iter().map(|id| id.as_str()).collect();
+        let _ = writeln!(out, "requirements: {}", ids.join(", "));
+    }
     for step in &scenario.steps {
         let status = match step.status {
             StepStatus::Failed => "failed",
@@ -134,14 +156,20 @@ fn steps_text(scenario: &ScenarioResult) -> String {
             StepStatus::Skipped => "skipped",
             StepStatus::Undefined => "undefined",
         };
-        // Writing into a String cannot fail.
         let _ = writeln!(
             out,
-            "{status:<9} {}{}  (line {})",
-            step.keyword, step.text, step.line
+            "{status:<9} {}  (line {})",
+            step_line(&step.keyword, &step.text),
+            step.line
         );
     }
     out
+}
+
+/// `Given the IUT …`: keyword, one space, text, whether or not the keyword kept Gherkin's
+/// trailing space.
+fn step_line(keyword: &str, text: &str) -> String {
+    format!("{} {}", keyword.trim_end(), text)
 }
 
 #[cfg(test)]
@@ -175,8 +203,11 @@ mod tests {
     #[test]
     fn counts_failures_errors_and_skips() {
         let (xml, report) = parsed();
+        // Skips are counted per suite only: the Jenkins schema has no `skipped` on
+        // `<testsuites>`.
+        let skipped: usize = report.test_suites.iter().map(|s| s.skipped).sum();
         assert_eq!(
-            (report.failures, report.errors, report.skipped),
+            (report.failures, report.errors, skipped),
             (1, 1, 1),
             "{xml}"
         );
@@ -225,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn requirements_are_properties_of_case_and_suite() {
+    fn requirements_are_suite_properties_and_named_in_the_case_output() {
         let (_, report) = parsed();
         let suite = &report.test_suites[1];
         let suite_props: Vec<_> = suite
@@ -241,8 +272,62 @@ mod tests {
             ]
         );
         let case = &suite.test_cases[1];
-        assert_eq!(case.properties.len(), 1);
-        assert_eq!(case.properties[0].value.as_str(), "FMK-4-RESEND");
+        assert!(case.properties.is_empty(), "{:?}", case.properties);
+        let out = case.system_out.as_ref().unwrap().as_str();
+        assert!(
+            out.starts_with("scenario: features/resend.feature:20\nrequirements: FMK-4-RESEND\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn steps_are_keyword_space_text_whether_or_not_the_keyword_is_trimmed() {
+        let mut report = sample_report();
+        // The runner trims keywords ("Given"); Gherkin's own keep a space ("When ").
+        report.scenarios[0].steps[0].keyword = "Given".to_owned();
+        let xml = render(&report).unwrap();
+        let back = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+        let out = back.test_suites[0].test_cases[0]
+            .system_out
+            .as_ref()
+            .unwrap()
+            .as_str()
+            .to_owned();
+        assert!(
+            out.contains("passed    Given a client certificate \"client-ok\"  (line 7)\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("passed    When the client calls the API  (line 8)\n"),
+            "{out}"
+        );
+        assert!(!out.contains("Givena") && !out.contains("  the"), "{out}");
+    }
+
+    #[test]
+    fn only_what_the_jenkins_schema_declares() {
+        let (xml, _) = parsed();
+        let testsuites = &xml[xml.find("<testsuites").unwrap()..];
+        let testsuites = &testsuites[..testsuites.find('>').unwrap()];
+        assert!(!testsuites.contains("skipped="), "{testsuites}");
+        assert!(testsuites.contains(" tests=\"4\" failures=\"1\" errors=\"1\""));
+        for case in xml.split("<testcase ").skip(1) {
+            let tag = &case[..case.find('>').unwrap()];
+            assert!(!tag.contains(" file=") && !tag.contains(" line="), "{tag}");
+            let body = &case[..case.find("</testcase>").unwrap_or(case.len())];
+            assert!(!body.contains("<properties"), "{body}");
+        }
+        assert!(xml.contains("<testsuite name=\"features/mtls.feature\" tests=\"2\""));
+        assert!(xml.contains(" file=\"features/mtls.feature\""));
+    }
+
+    #[test]
+    fn testsuites_skipped_is_removed_and_nothing_else() {
+        let xml = "<?xml version=\"1.0\"?>\n<testsuites name=\"a skipped=&quot;1&quot;\" tests=\"2\" skipped=\"10\" failures=\"0\">\n<testsuite name=\"s\" skipped=\"1\"/>";
+        assert_eq!(
+            without_testsuites_skipped(xml.to_owned()),
+            "<?xml version=\"1.0\"?>\n<testsuites name=\"a skipped=&quot;1&quot;\" tests=\"2\" failures=\"0\">\n<testsuite name=\"s\" skipped=\"1\"/>"
+        );
     }
 
     #[test]

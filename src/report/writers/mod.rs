@@ -565,6 +565,7 @@ pub(crate) fn sample_report() -> Report {
             ScenarioResult {
                 key: "features/mtls.feature:6".to_owned(),
                 feature: "features/mtls.feature".to_owned(),
+                feature_name: Some("Client certificates".to_owned()),
                 name: "valid client certificate is accepted".to_owned(),
                 tags: vec!["@req:EB-MTLS-2".to_owned(), "@role:server".to_owned()],
                 requirements: vec![RequirementId::of("EB-MTLS-2")],
@@ -586,6 +587,7 @@ pub(crate) fn sample_report() -> Report {
             ScenarioResult {
                 key: "features/mtls.feature:14".to_owned(),
                 feature: "features/mtls.feature".to_owned(),
+                feature_name: Some("Client certificates".to_owned()),
                 name: "expired client certificate is refused".to_owned(),
                 tags: vec!["@req:EB-MTLS-1".to_owned(), "@role:server".to_owned()],
                 requirements: vec![RequirementId::of("EB-MTLS-1")],
@@ -618,6 +620,7 @@ pub(crate) fn sample_report() -> Report {
             ScenarioResult {
                 key: "features/resend.feature:8".to_owned(),
                 feature: "features/resend.feature".to_owned(),
+                feature_name: Some("Resends and idempotency".to_owned()),
                 name: "receiver is idempotent on resends".to_owned(),
                 tags: vec![
                     "@req:FMK-3-IDEMPOTENT".to_owned(),
@@ -638,6 +641,7 @@ pub(crate) fn sample_report() -> Report {
             ScenarioResult {
                 key: "features/resend.feature:20".to_owned(),
                 feature: "features/resend.feature".to_owned(),
+                feature_name: Some("Resends and idempotency".to_owned()),
                 name: "sender follows its declared resend policy".to_owned(),
                 tags: vec!["@req:FMK-4-RESEND".to_owned(), "@role:sender".to_owned()],
                 requirements: vec![RequirementId::of("FMK-4-RESEND")],
