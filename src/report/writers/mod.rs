@@ -8,6 +8,7 @@
 
 pub(crate) mod console;
 pub(crate) mod cucumber_json;
+pub(crate) mod github;
 pub(crate) mod html;
 pub(crate) mod json;
 pub(crate) mod junit;
