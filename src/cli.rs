@@ -220,9 +220,11 @@ pub struct RunArgs {
     /// Extra directory of fault timelines (NAME.toml) besides the shipped ones (repeatable).
     #[arg(long = "scenarios", value_name = "DIR", help_heading = "Selection")]
     pub timelines: Vec<PathBuf>,
-    /// Run only shard I of N (1-based), split by a stable hash of the scenario key.
-    #[arg(long, value_name = "I/N", value_parser = parse_shard, help_heading = "Selection")]
-    pub shard: Option<(u64, u64)>,
+    /// Run only shard I of N (1-based), split by a stable hash of the scenario key. `auto`
+    /// takes I and N from the CI host: GitLab's CI_NODE_INDEX/CI_NODE_TOTAL (`parallel:`),
+    /// else PROVSTEN_SHARD_INDEX/PROVSTEN_SHARD_TOTAL (e.g. from a GitHub Actions matrix).
+    #[arg(long, value_name = "I/N|auto", value_parser = parse_shard, help_heading = "Selection")]
+    pub shard: Option<ShardArg>,
     /// Report directory.
     #[arg(
         long,
@@ -402,8 +404,76 @@ fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{s:?}: the name has no address"))
 }
 
-fn parse_shard(s: &str) -> Result<(u64, u64), String> {
-    let hint = "expected I/N with 1 <= I <= N, e.g. 2/4";
+/// `--shard`: a slice given on the command line, or `auto` for the CI host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardArg {
+    /// `--shard auto`: resolved from the environment by [`ShardArg::resolve`].
+    Auto,
+    /// `--shard I/N`: shard I (1-based) of N.
+    Fixed(u64, u64),
+}
+
+impl ShardArg {
+    /// The `(index, count)` of the slice, 1-based; `env` looks up a variable (the process
+    /// environment in `provsten run`, a table in tests).
+    ///
+    /// `auto` takes GitLab's `CI_NODE_INDEX`/`CI_NODE_TOTAL` when `CI_NODE_INDEX` is set
+    /// (GitLab sets it only in `parallel:` jobs), else `PROVSTEN_SHARD_INDEX`/
+    /// `PROVSTEN_SHARD_TOTAL`. A GitLab job without `parallel:` (`CI_NODE_TOTAL=1`, no
+    /// index) is shard 1/1.
+    pub fn resolve(self, env: impl Fn(&str) -> Option<String>) -> Result<(u64, u64), String> {
+        let ShardArg::Fixed(i, n) = self else {
+            return resolve_auto(|k| env(k).filter(|v| !v.trim().is_empty()));
+        };
+        Ok((i, n))
+    }
+}
+
+/// `--shard auto`, with `set` giving only variables that are set and not blank.
+fn resolve_auto(set: impl Fn(&str) -> Option<String>) -> Result<(u64, u64), String> {
+    let (index, total) = if set("CI_NODE_INDEX").is_some() {
+        ("CI_NODE_INDEX", "CI_NODE_TOTAL")
+    } else if set("PROVSTEN_SHARD_INDEX").is_some() || set("PROVSTEN_SHARD_TOTAL").is_some() {
+        ("PROVSTEN_SHARD_INDEX", "PROVSTEN_SHARD_TOTAL")
+    } else {
+        return match set("CI_NODE_TOTAL") {
+            Some(n) if n.trim() == "1" => Ok((1, 1)),
+            Some(n) => Err(format!(
+                "--shard auto: CI_NODE_TOTAL={n:?} but CI_NODE_INDEX is not set \
+                 (hint: GitLab sets both in a job with `parallel:`)"
+            )),
+            None => Err(
+                "--shard auto: no shard in the environment: set CI_NODE_INDEX and \
+                 CI_NODE_TOTAL (GitLab `parallel:` does) or PROVSTEN_SHARD_INDEX and \
+                 PROVSTEN_SHARD_TOTAL (1-based), or give --shard I/N"
+                    .to_owned(),
+            ),
+        };
+    };
+    let number = |k: &str| -> Result<u64, String> {
+        let other = if k == index { total } else { index };
+        let v = set(k).ok_or_else(|| format!("--shard auto: {other} is set but {k} is not"))?;
+        v.trim()
+            .parse()
+            .map_err(|_| format!("--shard auto: {k}={v:?} is not a whole number"))
+    };
+    let (i, n) = (number(index)?, number(total)?);
+    if n == 0 {
+        return Err(format!("--shard auto: {total}=0: must be at least 1"));
+    }
+    if i == 0 || i > n {
+        return Err(format!(
+            "--shard auto: {index}={i} with {total}={n}: the index is 1-based, from 1 to {n}"
+        ));
+    }
+    Ok((i, n))
+}
+
+fn parse_shard(s: &str) -> Result<ShardArg, String> {
+    if s.trim() == "auto" {
+        return Ok(ShardArg::Auto);
+    }
+    let hint = "expected I/N with 1 <= I <= N, e.g. 2/4, or auto";
     let (i, n) = s.split_once('/').ok_or_else(|| format!("{s:?}: {hint}"))?;
     let (i, n): (u64, u64) = (
         i.trim().parse().map_err(|_| format!("{s:?}: {hint}"))?,
@@ -412,7 +482,7 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     if i == 0 || n == 0 || i > n {
         return Err(format!("{s:?}: {hint}"));
     }
-    Ok((i, n))
+    Ok(ShardArg::Fixed(i, n))
 }
 
 #[cfg(test)]
@@ -421,10 +491,104 @@ mod tests {
 
     #[test]
     fn shard_parses_and_rejects_nonsense() {
-        assert_eq!(parse_shard("2/4"), Ok((2, 4)));
+        assert_eq!(parse_shard("2/4"), Ok(ShardArg::Fixed(2, 4)));
+        assert_eq!(parse_shard("auto"), Ok(ShardArg::Auto));
         assert!(parse_shard("0/4").is_err());
         assert!(parse_shard("5/4").is_err());
         assert!(parse_shard("x").is_err());
+    }
+
+    /// `--shard auto` against a table of variables, never the process environment.
+    fn auto(vars: &[(&str, &str)]) -> Result<(u64, u64), String> {
+        ShardArg::Auto.resolve(|k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn shard_auto_reads_gitlab_then_provsten_variables() {
+        assert_eq!(
+            auto(&[("CI_NODE_INDEX", "2"), ("CI_NODE_TOTAL", "3")]),
+            Ok((2, 3))
+        );
+        assert_eq!(
+            auto(&[("PROVSTEN_SHARD_INDEX", "1"), ("PROVSTEN_SHARD_TOTAL", "4")]),
+            Ok((1, 4))
+        );
+        // A GitLab job without `parallel:` has CI_NODE_TOTAL=1 and no index: the GitHub
+        // variables still apply there, and alone it is the one shard.
+        assert_eq!(
+            auto(&[
+                ("CI_NODE_TOTAL", "1"),
+                ("PROVSTEN_SHARD_INDEX", "3"),
+                ("PROVSTEN_SHARD_TOTAL", "3")
+            ]),
+            Ok((3, 3))
+        );
+        assert_eq!(auto(&[("CI_NODE_TOTAL", "1")]), Ok((1, 1)));
+        // GitLab's pair wins when both are there.
+        assert_eq!(
+            auto(&[
+                ("CI_NODE_INDEX", "1"),
+                ("CI_NODE_TOTAL", "2"),
+                ("PROVSTEN_SHARD_INDEX", "2"),
+                ("PROVSTEN_SHARD_TOTAL", "2")
+            ]),
+            Ok((1, 2))
+        );
+        assert_eq!(
+            ShardArg::Fixed(2, 5).resolve(|_| Some("9".into())),
+            Ok((2, 5))
+        );
+    }
+
+    #[test]
+    fn shard_auto_refuses_missing_or_bad_values_naming_the_variable() {
+        let err = |vars: &[(&str, &str)], names: &[&str]| {
+            let e = auto(vars).expect_err("refused");
+            for n in names {
+                assert!(e.contains(n), "{e:?} does not name {n}");
+            }
+        };
+        let all = [
+            "CI_NODE_INDEX",
+            "CI_NODE_TOTAL",
+            "PROVSTEN_SHARD_INDEX",
+            "PROVSTEN_SHARD_TOTAL",
+        ];
+        err(&[], &all);
+        err(&[("CI_NODE_INDEX", " ")], &all);
+        err(&[("CI_NODE_TOTAL", "3")], &["CI_NODE_INDEX", "\"3\""]);
+        err(&[("CI_NODE_INDEX", "1")], &["CI_NODE_TOTAL is not"]);
+        err(
+            &[("PROVSTEN_SHARD_TOTAL", "2")],
+            &["PROVSTEN_SHARD_INDEX is not"],
+        );
+        err(
+            &[("CI_NODE_INDEX", "x"), ("CI_NODE_TOTAL", "2")],
+            &["CI_NODE_INDEX=\"x\"", "whole number"],
+        );
+        err(
+            &[("CI_NODE_INDEX", "0"), ("CI_NODE_TOTAL", "2")],
+            &["CI_NODE_INDEX=0", "1-based"],
+        );
+        err(
+            &[("PROVSTEN_SHARD_INDEX", "3"), ("PROVSTEN_SHARD_TOTAL", "2")],
+            &["PROVSTEN_SHARD_INDEX=3", "PROVSTEN_SHARD_TOTAL=2"],
+        );
+        err(
+            &[("PROVSTEN_SHARD_INDEX", "1"), ("PROVSTEN_SHARD_TOTAL", "0")],
+            &["PROVSTEN_SHARD_TOTAL=0"],
+        );
+        err(
+            &[
+                ("PROVSTEN_SHARD_INDEX", "1"),
+                ("PROVSTEN_SHARD_TOTAL", "-2"),
+            ],
+            &["PROVSTEN_SHARD_TOTAL=\"-2\""],
+        );
     }
 
     #[test]

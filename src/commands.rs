@@ -314,6 +314,12 @@ fn print_listing(text: &str) -> anyhow::Result<u8> {
 }
 
 async fn run(a: RunArgs) -> anyhow::Result<u8> {
+    // `--shard auto` becomes the CI host's I/N here; the run sees only (index, count).
+    let shard = a
+        .shard
+        .map(|s| s.resolve(|k| std::env::var(k).ok()))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let plan = RunPlan {
         config: a.config.clone(),
         profile: a.profile,
@@ -322,7 +328,7 @@ async fn run(a: RunArgs) -> anyhow::Result<u8> {
         out: a.out.clone(),
         concurrency: usize::from(a.concurrency),
         features: a.features.clone(),
-        shard: a.shard,
+        shard,
         timelines: a.timelines,
         progress: !a.quiet,
         exercise: None,
@@ -434,11 +440,55 @@ fn show(report: &crate::report::model::Report, written: &[std::path::PathBuf]) -
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
+        github_actions(report);
+    }
     match report.verdict {
         RunVerdict::Compliant => exit::COMPLIANT,
         RunVerdict::NonCompliant => exit::NON_COMPLIANT,
         RunVerdict::Error => exit::RUN_ERROR,
     }
+}
+
+/// Under GitHub Actions: the summary appended to `$GITHUB_STEP_SUMMARY` and an `::error`
+/// annotation per failing scenario on stdout. Neither changes the verdict: a summary that
+/// cannot be written is a warning.
+fn github_actions(report: &crate::report::model::Report) {
+    use std::io::Write as _;
+    use writers::github;
+    match std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        None => eprintln!("provsten: warning: GITHUB_STEP_SUMMARY is not set: no job summary"),
+        Some(path) => {
+            let path = std::path::PathBuf::from(path);
+            // The limit counts everything the step wrote, so what is there already too.
+            let before = std::fs::metadata(&path).map_or(0, |m| m.len());
+            let before = usize::try_from(before).unwrap_or(usize::MAX);
+            let separator = if before > 0 { "\n" } else { "" };
+            let budget = github::STEP_SUMMARY_LIMIT
+                .saturating_sub(before)
+                .saturating_sub(separator.len());
+            let text = github::step_summary(report, budget);
+            let written = if text.is_empty() {
+                Err(std::io::Error::other(format!(
+                    "the step's summary is already {before} bytes, at GitHub's limit"
+                )))
+            } else {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(format!("{separator}{text}").as_bytes()))
+            };
+            if let Err(e) = written {
+                eprintln!(
+                    "provsten: warning: no job summary written to {} (GITHUB_STEP_SUMMARY): {e}",
+                    path.display()
+                );
+            }
+        }
+    }
+    let workspace = std::env::var_os("GITHUB_WORKSPACE").map(std::path::PathBuf::from);
+    print!("{}", github::annotations(report, workspace.as_deref()));
 }
 
 fn report_command(command: ReportCommand) -> anyhow::Result<u8> {

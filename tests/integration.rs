@@ -3,6 +3,7 @@
 //! (`CARGO_BIN_EXE_provsten`), as a user or a CI pipeline would.
 
 mod it {
+    pub mod ci;
     pub mod cli;
     pub mod curl;
     pub mod exercise;

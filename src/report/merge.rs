@@ -129,3 +129,26 @@ pub(crate) fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
     }
     Ok(merged)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::Shard;
+    use crate::report::writers::sample_report;
+
+    fn shard(index: u64, count: u64) -> (String, Report) {
+        let mut r = sample_report();
+        r.shard = Some(Shard { index, count });
+        (format!("shard{index}/report.json"), r)
+    }
+
+    #[test]
+    fn a_missing_or_duplicated_shard_is_refused() {
+        let e = merge(vec![shard(1, 3), shard(3, 3)]).expect_err("shard 2 is missing");
+        assert!(e.to_string().contains("shards [2] of 3 are missing"), "{e}");
+        let e = merge(vec![shard(1, 2), shard(2, 2), shard(2, 2)]).expect_err("2 twice");
+        assert!(e.to_string().contains("shard 2/2 is given twice"), "{e}");
+        let e = merge(vec![shard(1, 2), shard(2, 3)]).expect_err("counts differ");
+        assert!(e.to_string().contains("is of 2 shards"), "{e}");
+    }
+}

@@ -21,6 +21,19 @@ pub fn provsten() -> Command {
         .env_remove("PROVSTEN_PROFILE")
         .env_remove("PROVSTEN_OUT")
         .env("NO_COLOR", "1");
+    // Tests run on CI hosts too: their variables must not change what a test's run does
+    // (a job summary, annotations, `--shard auto`); tests that want them set them.
+    for var in [
+        "GITHUB_ACTIONS",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_WORKSPACE",
+        "CI_NODE_INDEX",
+        "CI_NODE_TOTAL",
+        "PROVSTEN_SHARD_INDEX",
+        "PROVSTEN_SHARD_TOTAL",
+    ] {
+        c.env_remove(var);
+    }
     c
 }
 

@@ -5,10 +5,13 @@
 //! a scenario. Every file writer is listed once in [`FILE_WRITERS`]; [`write_all`] writes
 //! them all into the output directory. The console writer is not a file: the runner prints
 //! [`console::progress_line`] per finished scenario and [`console::summary_table`] at the end.
+//! Nor is [`github`]: under GitHub Actions, `commands.rs` appends its job summary to
+//! `$GITHUB_STEP_SUMMARY` and prints its annotations.
 
 pub(crate) mod console;
 pub(crate) mod cucumber_json;
 mod evidence_table;
+pub(crate) mod github;
 pub(crate) mod html;
 pub(crate) mod json;
 pub(crate) mod junit;
