@@ -42,7 +42,7 @@ fn table(members: &Map<String, Value>, depth: usize) -> String {
     for (key, value) in members {
         let _ = write!(
             out,
-            "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
+            "<tr><th class=\"k\" scope=\"row\">{}</th><td>{}</td></tr>",
             escape(&label(key)),
             cell(value, key, depth + 1)
         );
@@ -150,7 +150,7 @@ fn array(items: &[Value], depth: usize) -> String {
         for (name, value) in pairs.iter().take(MAX_ROWS) {
             let _ = write!(
                 out,
-                "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
+                "<tr><th class=\"k\" scope=\"row\">{}</th><td>{}</td></tr>",
                 escape(name),
                 cell(value, name, depth + 1)
             );
@@ -216,7 +216,11 @@ fn transposed(items: &[Value], columns: &[&str]) -> String {
     }
     out.push_str("</tr></thead><tbody>");
     for c in rows {
-        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", escape(&label(c)));
+        let _ = write!(
+            out,
+            "<tr><th class=\"k\" scope=\"row\">{}</th>",
+            escape(&label(c))
+        );
         for item in items {
             let value = item.get(*c).unwrap_or(&Value::Null);
             let _ = write!(out, "<td>{}</td>", compact_cell(value, c));
@@ -341,20 +345,22 @@ mod tests {
         }));
         assert!(html.starts_with("<table class=\"ev\">"), "{html}");
         assert!(
-            html.contains("<th scope=\"row\">cipher suite</th><td>TLS13_AES_256_GCM_SHA384</td>"),
+            html.contains(
+                "<th class=\"k\" scope=\"row\">cipher suite</th><td>TLS13_AES_256_GCM_SHA384</td>"
+            ),
             "{html}"
         );
         assert!(html.contains("<td>5 ms</td>"), "{html}");
         assert!(
-            html.contains("<th scope=\"row\">granted</th><td>yes</td>"),
+            html.contains("<th class=\"k\" scope=\"row\">granted</th><td>yes</td>"),
             "{html}"
         );
         assert!(
-            html.contains("<th scope=\"row\">alert</th><td>CertificateExpired</td>"),
+            html.contains("<th class=\"k\" scope=\"row\">alert</th><td>CertificateExpired</td>"),
             "{html}"
         );
         assert!(
-            html.contains("<th scope=\"row\">number</th><td>45</td>"),
+            html.contains("<th class=\"k\" scope=\"row\">number</th><td>45</td>"),
             "{html}"
         );
         assert!(html.contains("<span class=\"ev-none\">—</span>"), "{html}");
@@ -389,7 +395,7 @@ mod tests {
             "{html}"
         );
         assert!(
-            html.contains("<tr><th scope=\"row\">x-attempt</th><td>1</td></tr>"),
+            html.contains("<tr><th class=\"k\" scope=\"row\">x-attempt</th><td>1</td></tr>"),
             "{html}"
         );
     }
@@ -409,7 +415,9 @@ mod tests {
             observation(&json!({"phases": [phase("baseline", 0), phase("primary-down", 812)]}));
         assert!(html.contains("<thead><tr><th scope=\"col\"></th><th scope=\"col\">baseline</th><th scope=\"col\">primary-down</th></tr></thead>"), "{html}");
         assert!(
-            html.contains("<tr><th scope=\"row\">rto ms</th><td>0 ms</td><td>812 ms</td></tr>"),
+            html.contains(
+                "<tr><th class=\"k\" scope=\"row\">rto ms</th><td>0 ms</td><td>812 ms</td></tr>"
+            ),
             "{html}"
         );
         assert!(!html.contains("more columns"), "{html}");

@@ -128,7 +128,8 @@ table.ev th, table.ev td, table.ev-grid th, table.ev-grid td { padding: .2rem .4
   text-align: left; vertical-align: top; overflow-wrap: anywhere; }
 table.ev th, table.ev-grid th { color: var(--muted); font-weight: 600; background: var(--code-bg);
   font-size: .8rem; text-transform: none; letter-spacing: normal; }
-table.ev th { width: 11rem; }
+table th.k { width: 1%; min-width: 6em; overflow-wrap: normal; }
+table.ev-grid thead th { overflow-wrap: normal; }
 table.ev table.ev { margin: 0; }
 pre.ev-body { max-height: 18rem; overflow: auto; white-space: pre-wrap; overflow-wrap: anywhere; font-size: .78rem; }
 .ev-note, .ev-none { color: var(--muted); font-size: .78rem; }
