@@ -142,7 +142,7 @@ fn array(items: &[Value], depth: usize) -> String {
         return "<span class=\"ev-none\">none</span>".to_owned();
     }
     if items.iter().all(Value::is_object) {
-        return grid(items, depth);
+        return grid(items);
     }
     if let Some(pairs) = name_value_pairs(items) {
         // Headers and the like, `[["host", "…"], …]`: a row each.
@@ -265,7 +265,7 @@ fn compact_cell(value: &Value, key: &str) -> String {
 
 /// Objects as a grid: a column per member whose values all fit a cell (what names a row
 /// first), a row per object; the members that do not fit are named below it.
-fn grid(items: &[Value], _depth: usize) -> String {
+fn grid(items: &[Value]) -> String {
     let mut columns: Vec<&str> = Vec::new();
     for item in items {
         if let Value::Object(members) = item {
