@@ -477,6 +477,7 @@ fn timeline_evidence_renders_as_svg_charts_in_chromium() {
         "cucumber.json",
         "report.html",
         "summary.md",
+        "messages.ndjson",
     ] {
         assert!(out.join(file).is_file(), "render wrote no {file}");
     }

@@ -351,3 +351,76 @@ fn cucumber_json_names_features_by_their_title() {
         }
     }
 }
+
+/// `node tests/fixtures/messages/validate.mjs FILE`: `Err` with its complaint. Panics with an
+/// install hint when node or the validator's packages are missing.
+fn messages_validate(file: &Path) -> Result<String, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/messages");
+    assert!(
+        dir.join("node_modules/@cucumber/messages").is_dir()
+            && dir.join("node_modules/ajv").is_dir(),
+        "the Cucumber Messages schema is not installed: run `npm ci --prefix {}` \
+         (scripts/test --deps-only does)",
+        dir.display()
+    );
+    let out = Command::new("node")
+        .arg(dir.join("validate.mjs"))
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run node ({e}): install Node.js 18 or later (`apt-get install nodejs npm`; \
+                 scripts/test --deps-only does)"
+            )
+        });
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+#[test]
+fn messages_ndjson_is_valid_against_the_cucumber_messages_schema() {
+    // The check itself: an envelope missing what the schema requires is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.ndjson");
+    std::fs::write(&bad, "{\"pickle\":{\"id\":\"1\"}}\n").unwrap();
+    let refused = messages_validate(&bad).expect_err("the schema refuses a bare pickle");
+    assert!(refused.contains("uri"), "{refused}");
+
+    let (passing, passing_out) = shared_run(&[]);
+    assert_eq!(passing.code(), 0, "{}", passing.explain());
+    let (failing, failing_out) = shared_run(&["--defect", "accept-expired-cert"]);
+    assert_eq!(failing.code(), 1, "{}", failing.explain());
+    for (out, success) in [(passing_out, true), (failing_out, false)] {
+        let file = out.join("messages.ndjson");
+        if let Err(e) = messages_validate(&file) {
+            panic!("{} is not valid Cucumber Messages:\n{e}", file.display());
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            last["testRunFinished"]["success"],
+            success,
+            "{}",
+            file.display()
+        );
+        // Shipped features carry their text.
+        assert!(
+            text.lines().any(|l| l.starts_with("{\"source\":")),
+            "{}",
+            file.display()
+        );
+        if !success {
+            assert!(
+                text.contains("\"status\":\"FAILED\""),
+                "the defect run fails a step"
+            );
+        }
+    }
+}

@@ -7,12 +7,13 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// The files every run writes to its report folder.
-pub const REPORT_FILES: [&str; 5] = [
+pub const REPORT_FILES: [&str; 6] = [
     "report.json",
     "junit.xml",
     "cucumber.json",
     "report.html",
     "summary.md",
+    "messages.ndjson",
 ];
 
 pub fn provsten() -> Command {

@@ -17,6 +17,7 @@ pub(crate) mod json;
 pub(crate) mod junit;
 pub(crate) mod markdown;
 mod markup;
+pub(crate) mod messages;
 mod svg;
 
 use std::collections::HashMap;
@@ -56,10 +57,14 @@ const FILE_WRITERS: &[FileWriter] = &[
         file_name: markdown::FILE_NAME,
         render: |report| Ok(markdown::render(report)),
     },
+    FileWriter {
+        file_name: messages::FILE_NAME,
+        render: messages::render,
+    },
 ];
 
-/// Creates `out_dir` and writes `report.json`, `junit.xml`, `cucumber.json`, `report.html`
-/// and `summary.md` into it. Returns the paths written, in that order.
+/// Creates `out_dir` and writes `report.json`, `junit.xml`, `cucumber.json`, `report.html`,
+/// `summary.md` and `messages.ndjson` into it. Returns the paths written, in that order.
 pub(crate) fn write_all(report: &Report, out_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create report directory {}", out_dir.display()))?;
@@ -757,7 +762,8 @@ mod tests {
                 "junit.xml",
                 "cucumber.json",
                 "report.html",
-                "summary.md"
+                "summary.md",
+                "messages.ndjson"
             ]
         );
         for path in &written {
