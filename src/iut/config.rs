@@ -136,6 +136,16 @@ pub(crate) enum Failback {
     Within(Duration),
 }
 
+/// As the config writes it: `stay`, `within 1s`.
+impl std::fmt::Display for Failback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failback::Stay => f.write_str("stay"),
+            Failback::Within(d) => write!(f, "within {}", humantime::format_duration(*d)),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Failback {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -923,6 +933,8 @@ mod tests {
         let r = cfg.router.unwrap();
         assert_eq!(r.routes.len(), 2);
         assert_eq!(r.failback, Failback::Within(Duration::from_secs(1)));
+        assert_eq!(r.failback.to_string(), "within 1s");
+        assert_eq!(Failback::Stay.to_string(), "stay");
         assert_eq!(r.delivery, Delivery::AtLeastOnce);
         let bad = |from: &str, to: &str| {
             let text = DEFAULT_CONFIG.replace(from, to);

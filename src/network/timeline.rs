@@ -37,6 +37,27 @@ pub enum Fault {
     Toxic { link: String, toxic: ToxicSpec },
 }
 
+/// How a fault reads in evidence: `down route-primary`, `latency on iut-api (downstream:
+/// jitter=0, latency=400)`.
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Down { link } => write!(f, "down {link}"),
+            Fault::Toxic { link, toxic } => {
+                write!(f, "{} on {link} ({}", toxic.kind, toxic.stream.as_str())?;
+                if let Some(attributes) = toxic.attributes.as_object() {
+                    let shown: Vec<String> =
+                        attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    if !shown.is_empty() {
+                        write!(f, ": {}", shown.join(", "))?;
+                    }
+                }
+                write!(f, ")")
+            }
+        }
+    }
+}
+
 impl Fault {
     pub fn link(&self) -> &str {
         match self {
@@ -303,6 +324,28 @@ link = "route-primary"
 toxic = "latency"
 attributes = { latency = 200, jitter = 10 }
 "#;
+
+    #[test]
+    fn faults_read_as_words_in_evidence() {
+        let down = Fault::Down {
+            link: "route-primary".into(),
+        };
+        assert_eq!(down.to_string(), "down route-primary");
+        let toxic = Fault::Toxic {
+            link: "iut-api".into(),
+            toxic: crate::network::proxy::ToxicSpec {
+                name: "latency_downstream_0".into(),
+                kind: "latency".into(),
+                stream: crate::network::proxy::Stream::Downstream,
+                toxicity: 1.0,
+                attributes: serde_json::json!({"latency": 400, "jitter": 0}),
+            },
+        };
+        assert_eq!(
+            toxic.to_string(),
+            "latency on iut-api (downstream: jitter=0, latency=400)"
+        );
+    }
 
     #[test]
     fn phases_faults_and_total_duration() {

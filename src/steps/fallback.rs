@@ -524,7 +524,7 @@ async fn routes_up(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         });
     }
     w.fallback.epoch = Some(Instant::now());
-    w.record(json!({"lane": r.lane, "routes": shown, "proxy": ctx.faults.describe(), "failover_time_ms": ms(r.failover_time), "failback": format!("{:?}", r.failback), "delivery": r.delivery, "tolerance_ms": ms(r.tolerance)}));
+    w.record(json!({"lane": r.lane, "routes": shown, "proxy": ctx.faults.describe(), "failover_time_ms": ms(r.failover_time), "failback": r.failback.to_string(), "delivery": r.delivery, "tolerance_ms": ms(r.tolerance)}));
     Ok(())
 }
 
@@ -1090,7 +1090,7 @@ async fn fails_back(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             ));
         }
     }
-    w.record(json!({"failback": {"declared": format!("{:?}", r.failback), "bound_ms": ms(bound), "first_primary_delivery_after_recovery_ms": first_primary.map(ms), "messages": rows}}));
+    w.record(json!({"failback": {"declared": r.failback.to_string(), "bound_ms": ms(bound), "first_primary_delivery_after_recovery_ms": first_primary.map(ms), "messages": rows}}));
     if !bad.is_empty() {
         let want = if stay {
             "stay on the fallback (failback = \"stay\")".to_string()

@@ -16,6 +16,11 @@ async fn client_presenting(w: &mut ProvstenWorld, name: String) -> anyhow::Resul
         "client_certificate": name,
         "description": entry.description,
         "subject": entry.subject,
+        "issuer": entry.issuer,
+        "key": entry.key_algorithm,
+        "not_before": entry.not_before,
+        "not_after": entry.not_after,
+        "revoked": entry.revoked,
         "sha256": entry.sha256,
     }));
     w.client_cert = Some(name);

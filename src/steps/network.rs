@@ -282,7 +282,7 @@ pub(super) fn spawn_timeline(
                     log.push(Applied {
                         phase: p.name.clone(),
                         link: f.link().to_string(),
-                        fault: format!("{f:?}"),
+                        fault: f.to_string(),
                         at: Instant::now(),
                         apply,
                         ok: r.is_ok(),
