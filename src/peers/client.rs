@@ -301,7 +301,7 @@ async fn exchange(
         ex.tls_version = conn.protocol_version().map(|v| format!("{v:?}"));
         ex.cipher_suite = conn
             .negotiated_cipher_suite()
-            .map(|s| format!("{:?}", s.suite()));
+            .map(|s| iana_suite_name(&format!("{:?}", s.suite())));
         ex.server_certificate_sha256 = conn
             .peer_certificates()
             .and_then(|c| c.first())
@@ -462,9 +462,30 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A cipher suite by its IANA name: rustls writes TLS 1.3 suites as `TLS13_AES_128_GCM_SHA256`,
+/// the registry as `TLS_AES_128_GCM_SHA256`; TLS 1.2 names are the registry's already.
+fn iana_suite_name(rustls_name: &str) -> String {
+    match rustls_name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => rustls_name.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cipher_suites_are_named_as_the_iana_registry_names_them() {
+        assert_eq!(
+            iana_suite_name("TLS13_AES_256_GCM_SHA384"),
+            "TLS_AES_256_GCM_SHA384"
+        );
+        assert_eq!(
+            iana_suite_name("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+        );
+    }
 
     #[test]
     fn content_length_and_chunked_responses_parse() {
