@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::util::{provsten, shared_run};
+use super::util::{provsten, shared_run, REPORT_FILES};
 
 /// Chromium starts in about a second here; a minute means it hangs.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -471,14 +471,7 @@ fn timeline_evidence_renders_as_svg_charts_in_chromium() {
         done.stdout,
         done.stderr
     );
-    for file in [
-        "report.json",
-        "junit.xml",
-        "cucumber.json",
-        "report.html",
-        "summary.md",
-        "messages.ndjson",
-    ] {
+    for file in REPORT_FILES {
         assert!(out.join(file).is_file(), "render wrote no {file}");
     }
 
