@@ -55,6 +55,10 @@ pub enum Command {
         /// Overwrite an existing provsten.toml.
         #[arg(long)]
         force: bool,
+        /// What the IUT is: `server` (an API, with the other roles commented) or `client`
+        /// (it calls an API: a curl example).
+        #[arg(long, value_enum, default_value_t = InitRole::Server)]
+        role: InitRole,
     },
     /// Work with the simulated certificate authority.
     Pki {
@@ -278,6 +282,15 @@ pub struct ExerciseArgs {
     pub sign: Option<PathBuf>,
 }
 
+/// `provsten init --role`: which commented config to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitRole {
+    /// An API server (role server; sender, receiver, router commented).
+    Server,
+    /// An API client (role client), with curl as the worked example.
+    Client,
+}
+
 /// The commands of `provsten pki`.
 #[derive(Debug, Subcommand)]
 pub enum PkiCommand {
@@ -359,6 +372,9 @@ pub struct ReferenceArgs {
     /// Catalogue name of the client certificate the sender presents (on every route too).
     #[arg(long, value_name = "NAME", default_value = crate::reference::DEFAULT_CLIENT_CERT)]
     pub client_cert: String,
+    /// Role client: the most calls per second the API client makes (`POST /admin/call`).
+    #[arg(long, value_name = "N", default_value_t = crate::reference::DEFAULT_CLIENT_RATE)]
+    pub client_rate: f64,
     /// A route for messages queued without "to" (role router): NAME=https://HOST:PORT/PATH.
     /// Repeatable, in priority order: the first is the primary, the rest are fallbacks tried
     /// in order. Needs --resend-policy.

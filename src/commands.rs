@@ -49,7 +49,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => run(args).await,
         Command::Exercise(args) => exercise(args).await,
-        Command::Init { dir, force } => init(&dir, force),
+        Command::Init { dir, force, role } => init(&dir, force, role),
         Command::Pki {
             command:
                 PkiCommand::Init {
@@ -163,6 +163,7 @@ async fn reference_iut(a: crate::cli::ReferenceArgs) -> anyhow::Result<u8> {
                 failback_probe: a.failback_probe,
             },
             retention: Some(a.retention),
+            client_rate: a.client_rate,
         },
     )
     .await?;
@@ -612,14 +613,17 @@ fn load_catalog(path: Option<&std::path::Path>) -> anyhow::Result<pki::Catalog> 
     }
 }
 
-fn init(dir: &std::path::Path, force: bool) -> anyhow::Result<u8> {
+fn init(dir: &std::path::Path, force: bool, role: crate::cli::InitRole) -> anyhow::Result<u8> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let config = dir.join("provsten.toml");
     if config.exists() && !force {
         anyhow::bail!("{} exists (hint: --force overwrites it)", config.display());
     }
-    std::fs::write(&config, iut::config::TEMPLATE_CONFIG)
-        .with_context(|| format!("writing {}", config.display()))?;
+    let template = match role {
+        crate::cli::InitRole::Server => iut::config::TEMPLATE_CONFIG,
+        crate::cli::InitRole::Client => iut::config::CLIENT_TEMPLATE_CONFIG,
+    };
+    std::fs::write(&config, template).with_context(|| format!("writing {}", config.display()))?;
     let catalog_path = dir.join("certs.toml");
     if !catalog_path.exists() {
         std::fs::write(&catalog_path, pki::catalog::DEFAULT_CATALOG)
@@ -665,6 +669,22 @@ fn init(dir: &std::path::Path, force: bool) -> anyhow::Result<u8> {
     );
     println!();
     println!("next:");
+    if role == crate::cli::InitRole::Client {
+        println!(
+            "  1. give your client {0}/client-5560000001.chain.pem + .key.pem as its identity,",
+            pki_dir.display()
+        );
+        println!(
+            "     {0}/trust.pem as the CAs it trusts and {0}/crl-bundle.pem as its CRL",
+            pki_dir.display()
+        );
+        println!(
+            "  2. edit {} (how to make it call: the curl example, or your own)",
+            config.display()
+        );
+        println!("  3. provsten run --config {}", config.display());
+        return Ok(exit::COMPLIANT);
+    }
     println!(
         "  1. configure your IUT with {0}/iut-server.chain.pem + {0}/iut-server.key.pem (ECDSA)",
         pki_dir.display()

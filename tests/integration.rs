@@ -6,6 +6,7 @@ mod it {
     pub mod ci;
     pub mod cli;
     pub mod curl;
+    pub mod curl_client;
     pub mod exercise;
     pub mod fastapi;
     pub mod haproxy;

@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 pub(crate) const DEFAULT_CONFIG: &str = include_str!("default.toml");
 pub(crate) const TEMPLATE_CONFIG: &str = include_str!("template.toml");
+/// `provsten init --role client`: a client under test alone.
+pub(crate) const CLIENT_TEMPLATE_CONFIG: &str = include_str!("template-client.toml");
 
 /// Roles an IUT can play (DESIGN.md "The shape").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
@@ -76,6 +78,55 @@ pub(crate) struct IutConfig {
     /// (CONT-ROUTE-1, CONT-ROUTE-2, CONT-NOLOSS, CONT-FAILBACK).
     #[serde(default)]
     pub router: Option<RouterSection>,
+    /// Role `client`: how the harness makes the IUT call a peer's API, and what the IUT
+    /// promises about its load on that API (FMK-2.4-LOAD).
+    #[serde(default)]
+    pub client: Option<ClientSection>,
+}
+
+/// Role `client`: the IUT calls an API; the harness plays that API (a simulated server with
+/// mutual TLS) and asks the IUT to call it through `trigger`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientSection {
+    /// How to make the IUT call. `url`: POST `{"to", "calls"}`, the IUT makes `calls` reads
+    /// of `to` one after another; `command`: run once per call. Placeholders: {to} (the
+    /// simulated server's URL with `path`), {call} (1, 2, …), and the config's own.
+    pub trigger: TriggerSection,
+    /// The resource the IUT reads, appended to the simulated server's address.
+    #[serde(default = "default_client_path")]
+    pub path: String,
+    /// Catalogue name of the certificate the IUT must present (EB-MTLS-2).
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    /// The most calls per second the IUT promises to make, over any second.
+    pub request_rate: f64,
+    /// The IUT retries a call answered 429 or 503 (or 5xx); false: it gives the call up.
+    #[serde(default = "yes")]
+    pub retries: bool,
+    /// The shortest wait before a retry when the server gives no `Retry-After`.
+    #[serde(default = "default_min_retry_delay")]
+    pub min_retry_delay: HumanDuration,
+    /// The query parameter later reads carry with the time of the last read (the
+    /// changed-between-timestamps iteration); unset: the IUT re-reads everything each time.
+    #[serde(default)]
+    pub changed_from_param: Option<String>,
+    /// How long the harness waits for the first call after triggering.
+    #[serde(default = "ten_seconds")]
+    pub first_call_timeout: HumanDuration,
+    /// How far an observed time may be from the promised one (timers, scheduling).
+    #[serde(default = "default_client_tolerance")]
+    pub tolerance: HumanDuration,
+}
+
+fn default_client_path() -> String {
+    "/".into()
+}
+fn default_min_retry_delay() -> HumanDuration {
+    HumanDuration(Duration::from_millis(100))
+}
+fn default_client_tolerance() -> HumanDuration {
+    HumanDuration(Duration::from_millis(150))
 }
 
 /// Role `router`: the IUT delivers each message through its primary route, or through
@@ -584,7 +635,7 @@ pub(crate) fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConf
                 .iut
                 .roles
                 .iter()
-                .find(|r| !matches!(r, Role::Sender | Role::Router))
+                .find(|r| !matches!(r, Role::Sender | Role::Router | Role::Client))
             {
                 bail!("{}: the role {:?} needs an [api] section (base_url, server_name, registered_orgs)", source.name(), r.as_str());
             }
@@ -629,6 +680,7 @@ pub(crate) fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConf
     check_resend(&cfg, source)?;
     check_iteration(&cfg, source)?;
     check_router(&cfg, source)?;
+    check_client(&cfg, source)?;
     if cfg.pki.crl_lifetime.is_some() && !cfg.pki.generate {
         bail!("{}: pki.crl_lifetime only applies with pki.generate = true (hint: re-issue the CRLs of a PKI made by `provsten pki init` with `provsten pki refresh --dir {} --crl-lifetime 365d`)", source.name(), cfg.pki.dir);
     }
@@ -682,6 +734,41 @@ fn check_resend(cfg: &IutConfig, source: &ConfigSource) -> anyhow::Result<()> {
                 "{name}: receive.message {:?} is not a declared [[message]]",
                 r.message
             );
+        }
+    }
+    Ok(())
+}
+
+/// `[client]`: one trigger, a positive request rate, a path and parameter that fit a URL.
+fn check_client(cfg: &IutConfig, source: &ConfigSource) -> anyhow::Result<()> {
+    let name = source.name();
+    if cfg.iut.roles.contains(&Role::Client) && cfg.client.is_none() {
+        bail!("{name}: the role \"client\" needs a [client] section saying how to make the IUT call (trigger, request_rate; hint: see `provsten init --role client`)");
+    }
+    let Some(c) = &cfg.client else {
+        return Ok(());
+    };
+    if c.trigger.command.is_some() == c.trigger.url.is_some() {
+        bail!("{name}: client.trigger needs exactly one of `command` or `url` (hint: trigger = {{ command = [\"curl\", \"--cert\", \"...\", \"{{to}}\"] }})");
+    }
+    if c.trigger.command.as_ref().is_some_and(|a| a.is_empty()) {
+        bail!("{name}: client.trigger.command is empty (hint: command = [\"curl\", \"{{to}}\"])");
+    }
+    if !(c.request_rate.is_finite() && c.request_rate > 0.0) {
+        bail!("{name}: client.request_rate must be a positive number of calls per second (hint: request_rate = 10.0)");
+    }
+    if !c.path.starts_with('/') {
+        bail!(
+            "{name}: client.path {:?} must start with / (hint: \"/v1/orgs/5560000001/fullmakter\")",
+            c.path
+        );
+    }
+    if let Some(p) = &c.changed_from_param {
+        let ok = !p.is_empty()
+            && p.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
+        if !ok {
+            bail!("{name}: client.changed_from_param {p:?} must be a plain query parameter name (hint: \"changedFrom\")");
         }
     }
     Ok(())
@@ -851,7 +938,7 @@ impl Placeholders {
                 "version" => "{version}".to_string(), // filled per request
                 "from" => "{from}".to_string(),       // filled per window query ({to} below)
                 // Filled per message by the sender trigger ({to} also per window query).
-                "to" | "message_id" | "message_file" | "entity" => format!("{{{name}}}"),
+                "to" | "message_id" | "message_file" | "entity" | "call" => format!("{{{name}}}"),
                 n if n.starts_with("port:") => self.port(&n[5..])?.to_string(),
                 other => bail!(
                     "{}: {key}: unknown placeholder {{{other}}} in {value:?} (known: {{port:NAME}}, {{pki}}, {{config_dir}}, {{out}}, {{provsten}}, and {{defects}} as a whole command argument)",
@@ -914,6 +1001,9 @@ mod tests {
     fn embedded_default_and_template_parse() {
         parse(DEFAULT_CONFIG, &ConfigSource::Embedded).unwrap();
         parse(TEMPLATE_CONFIG, &ConfigSource::Embedded).unwrap();
+        let client = parse(CLIENT_TEMPLATE_CONFIG, &ConfigSource::Embedded).unwrap();
+        assert_eq!(client.iut.roles, vec![Role::Client]);
+        assert!(client.api.is_none() && client.client.is_some());
     }
 
     #[test]
@@ -925,6 +1015,54 @@ mod tests {
         assert!(err.contains("x/provsten.toml"), "{err}");
         assert!(err.contains("hint: write \"5s\""), "{err}");
         assert!(err.contains("line "), "{err}");
+    }
+
+    #[test]
+    fn client_section_is_checked() {
+        let cfg = parse(DEFAULT_CONFIG, &ConfigSource::Embedded).unwrap();
+        let c = cfg.client.unwrap();
+        assert_eq!(c.request_rate, 10.0);
+        assert_eq!(c.changed_from_param.as_deref(), Some("changedFrom"));
+        let bad = |from: &str, to: &str| {
+            let text = DEFAULT_CONFIG.replace(from, to);
+            assert_ne!(text, DEFAULT_CONFIG, "{from:?} not in the default config");
+            parse(&text, &ConfigSource::Embedded)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad("request_rate = 10.0", "request_rate = 0.0");
+        assert!(e.contains("client.request_rate must be a positive"), "{e}");
+        let e = bad("request_rate = 10.0", "request_rate = nan");
+        assert!(e.contains("client.request_rate"), "{e}");
+        let e = bad(
+            "path = \"/v1/orgs/5560000001/fullmakter\"",
+            "path = \"v1/x\"",
+        );
+        assert!(e.contains("must start with /"), "{e}");
+        let e = bad(
+            "changed_from_param = \"changedFrom\"",
+            "changed_from_param = \"a&b\"",
+        );
+        assert!(e.contains("plain query parameter"), "{e}");
+        let e = bad(
+            "trigger = { url = \"http://127.0.0.1:{port:admin}/admin/call\" }",
+            "trigger = { url = \"http://x/\", command = [\"a\"] }",
+        );
+        assert!(e.contains("client.trigger needs exactly one"), "{e}");
+        let e = bad("[client]\n", "[client_off]\n");
+        assert!(e.contains("client_off") || e.contains("unknown"), "{e}");
+        // The role without its section.
+        let text = DEFAULT_CONFIG.replace("[client]\n", "[unused]\n");
+        let start = text.find("[unused]").unwrap();
+        let end = text[start..].find("\n\n").map_or(text.len(), |e| start + e);
+        let text = format!("{}{}", &text[..start], &text[end..]);
+        let e = parse(&text, &ConfigSource::Embedded)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the role \"client\" needs a [client] section"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -969,8 +1107,8 @@ mod tests {
         let e = bad("failover_time = \"1s\"", "failover_time = \"0s\"");
         assert!(e.contains("failover_time is 0"), "{e}");
         let e = bad(
-            "roles = [\"server\", \"receiver\", \"sender\", \"router\"]",
-            "roles = [\"server\", \"receiver\", \"sender\", \"router\"]\n[x]",
+            "roles = [\"server\", \"receiver\", \"sender\", \"router\", \"client\"]",
+            "roles = [\"server\", \"receiver\", \"sender\", \"router\", \"client\"]\n[x]",
         );
         assert!(e.contains('x'), "{e}");
         let text = DEFAULT_CONFIG.replace("[router]", "[router_off]");

@@ -45,6 +45,8 @@ pub(crate) struct Iut {
     pub sender: Option<SenderContext>,
     /// Role `router`, one context per lane (lane 1 first); empty without `[router]`.
     pub routers: Vec<RouterContext>,
+    /// Role `client`: how to make the IUT call, and what it promises.
+    pub client: Option<ClientContext>,
     pub receive: Option<config::ReceiveSection>,
     /// Role `server`: changes and iteration over a time window, paths expanded.
     pub iteration: Option<config::IterationSection>,
@@ -131,6 +133,20 @@ pub(crate) struct SenderContext {
     pub first_attempt_timeout: Duration,
     /// Where message files for command triggers are written.
     pub work_dir: PathBuf,
+}
+
+/// Role `client`, expanded for this run.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientContext {
+    pub trigger: Trigger,
+    pub path: String,
+    pub client_cert: Option<String>,
+    pub request_rate: f64,
+    pub retries: bool,
+    pub min_retry_delay: Duration,
+    pub changed_from_param: Option<String>,
+    pub first_call_timeout: Duration,
+    pub tolerance: Duration,
 }
 
 /// Role `router`, one lane of it, expanded for this run.
@@ -499,6 +515,20 @@ impl Iut {
                 })
             }
         };
+        let client = match &cfg.client {
+            None => None,
+            Some(c) => Some(ClientContext {
+                trigger: expand_trigger(&c.trigger, "client", &mut ph, &source, &config_dir)?,
+                path: c.path.clone(),
+                client_cert: c.client_cert.clone(),
+                request_rate: c.request_rate,
+                retries: c.retries,
+                min_retry_delay: c.min_retry_delay.0,
+                changed_from_param: c.changed_from_param.clone(),
+                first_call_timeout: c.first_call_timeout.0,
+                tolerance: c.tolerance.0,
+            }),
+        };
         let mut routers = Vec::new();
         if let Some(r) = &cfg.router {
             for lane in 1..=r.lanes {
@@ -586,6 +616,7 @@ impl Iut {
             resend,
             sender,
             routers,
+            client,
             receive: cfg.receive.clone(),
             iteration,
             undeliverable_url,

@@ -160,6 +160,9 @@ pub(crate) struct Attempt {
     #[serde(skip)]
     pub connection_at: Instant,
     pub wall: String,
+    /// The request's method and target (path and query), as sent.
+    pub method: Option<String>,
+    pub target: Option<String>,
     /// The id in the body (at the message type's pointer), else the `X-Message-Id` header.
     pub message_id: Option<String>,
     pub header_id: Option<String>,
@@ -372,6 +375,8 @@ impl ConnCtx {
             started: at,
             connection_at: at,
             wall: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            method: None,
+            target: None,
             message_id: None,
             header_id: None,
             body_sha256: None,
@@ -596,6 +601,8 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
         identify(&tls, &mut a);
         a.bad_certificate_accepted = accepted_bad.clone();
         a.headers = req.headers.clone();
+        a.method = Some(req.method.clone());
+        a.target = Some(req.target.clone());
         a.header_id = req
             .headers
             .iter()
@@ -713,6 +720,8 @@ fn body_id(body: &[u8], pointer: &str) -> Option<String> {
 }
 
 struct Request {
+    method: String,
+    target: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     close: bool,
@@ -730,6 +739,8 @@ async fn read_request(
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
         if let httparse::Status::Complete(head_len) = req.parse(buf)? {
+            let method = req.method.unwrap_or_default().to_string();
+            let target = req.path.unwrap_or_default().to_string();
             let headers: Vec<(String, String)> = req
                 .headers
                 .iter()
@@ -764,6 +775,8 @@ async fn read_request(
             let body = buf[head_len..head_len + len].to_vec();
             buf.drain(..head_len + len);
             return Ok(Some(Request {
+                method,
+                target,
                 headers,
                 body,
                 close,

@@ -26,6 +26,13 @@ pub(super) struct Target {
     pub explicit_port: bool,
 }
 
+impl Target {
+    /// The URL as one string, to key what a client remembers per resource.
+    pub(super) fn key(&self) -> String {
+        format!("{}{}", self.authority, self.path)
+    }
+}
+
 /// A message's `"to"`.
 pub(super) fn parse_target(to: &str) -> Result<Target, String> {
     parse_url("\"to\"", to)

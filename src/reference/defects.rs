@@ -159,6 +159,26 @@ defects! {
         "the router never probes the primary after a failover: it stays on the fallback";
     FallbackWrongIdentity, "fallback-wrong-identity", ["CONT-ROUTE-2"],
         "on fallback routes the router presents another organisation's certificate (client-5560000002)";
+    // Role client: the reference as a client of a peer's API (POST /admin/call).
+    ClientIgnoresServerCertExpiry, "client-ignores-server-cert-expiry", ["EB-MTLS-1"],
+        "as a client, the IUT accepts an expired or not yet valid server certificate";
+    ClientNoHostnameCheck, "client-no-hostname-check", ["EB-MTLS-1"],
+        "as a client, the IUT does not check that the server certificate names the host it called";
+    ClientIgnoresRevocation, "client-ignores-revocation", ["EB-MTLS-1", "FMK-2.1-REVOKE"],
+        "as a client, the IUT does not consult the CRL: a revoked server certificate is accepted";
+    // Checking nothing, it checks no revocation either.
+    ClientTrustsAnyRoot, "client-trusts-any-root", ["EB-MTLS-1", "FMK-2.1-CA", "FMK-2.1-REVOKE"],
+        "as a client, the IUT accepts any server certificate: unknown roots, self-signed, revoked";
+    ClientPresentsOtherOrg, "client-presents-other-org", ["EB-MTLS-2"],
+        "as a client, the IUT presents another organisation's certificate (client-5560000002)";
+    ClientIgnoresRate, "client-ignores-rate", ["FMK-2.4-LOAD"],
+        "as a client, the IUT makes its calls as fast as it can, above its declared request rate";
+    HammersOn429, "hammers-on-429", ["FMK-2.4-LOAD"],
+        "as a client, the IUT retries a refused call (429, 503) every 5 ms, past its rate limiter";
+    ClientIgnoresRetryAfter, "client-ignores-retry-after", ["FMK-2.4-LOAD"],
+        "as a client, the IUT retries after its own backoff, ignoring the server's Retry-After";
+    FullReread, "full-reread", ["FMK-2.4-LOAD"],
+        "as a client, the IUT re-reads everything each time instead of asking what changed since its last read";
 }
 
 impl fmt::Display for Defect {

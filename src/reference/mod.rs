@@ -2,6 +2,7 @@
 //! defects (`--defect`). It is judged like a stranger: it runs as a child process, is
 //! reached only over the network, and never imports the steps, peers or report.
 
+mod api_client;
 mod audit;
 mod changes;
 mod client;
@@ -23,7 +24,7 @@ fn query_value(v: &str) -> String {
 }
 
 pub(crate) use router::{RouteSpec, RouterOptions};
-pub(crate) use sender::{load_policy, SenderOptions, DEFAULT_CLIENT_CERT};
+pub(crate) use sender::{load_policy, SenderOptions, DEFAULT_CLIENT_CERT, DEFAULT_CLIENT_RATE};
 pub(crate) use server::{run, shutdown_signal, start, ReferenceOptions};
 
 #[cfg(test)]

@@ -50,7 +50,12 @@ pub(crate) struct SenderOptions {
     /// How long a delivered routed message's record and every audit entry stay in memory
     /// (None: for ever). Disk keeps the journal; a repeat of a forgotten id is new.
     pub retention: Option<Duration>,
+    /// Role `client`: the most calls per second the API client makes.
+    pub client_rate: f64,
 }
+
+/// The API client's request rate unless told otherwise (`--client-rate`).
+pub(crate) const DEFAULT_CLIENT_RATE: f64 = 10.0;
 
 impl Default for SenderOptions {
     fn default() -> Self {
@@ -60,6 +65,7 @@ impl Default for SenderOptions {
             client_cert: DEFAULT_CLIENT_CERT.to_string(),
             router: RouterOptions::default(),
             retention: None,
+            client_rate: DEFAULT_CLIENT_RATE,
         }
     }
 }

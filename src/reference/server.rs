@@ -18,6 +18,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use super::api_client::ApiClient;
 use super::audit::Audit;
 use super::changes::{self, Changes};
 use super::defects::{Defect, Defects};
@@ -61,6 +62,8 @@ struct State {
     log: Mutex<Vec<serde_json::Value>>,
     audit: Arc<Audit>,
     sender: Option<Arc<Sender>>,
+    /// Role `client`: reads a peer's API when asked on `POST /admin/call`.
+    api_client: Arc<ApiClient>,
     /// Changes to each organisation's holding (FMK-2.6.1-NOTIFY).
     changes: Changes,
 }
@@ -153,6 +156,7 @@ pub(crate) async fn start_with(
     if sender.policy.is_none() && !sender.router.routes.is_empty() {
         bail!("--route needs --resend-policy FILE: the router retries by the declared resend policy (provsten writes it to {{out}}/resend-policy.json)");
     }
+    let (sender_opts_cert, sender_opts_rate) = (sender.client_cert.clone(), sender.client_rate);
     let audit = Arc::new(Audit::new(
         !opts.defects.has(Defect::NoAudit),
         sender.retention,
@@ -167,7 +171,14 @@ pub(crate) async fn start_with(
         )?)),
         None => None,
     };
+    let api_client = Arc::new(ApiClient::new(
+        &pki,
+        &sender_opts_cert,
+        sender_opts_rate,
+        opts.defects.clone(),
+    )?);
     let state = Arc::new(State {
+        api_client,
         receiver: Receiver::new(audit.clone()),
         registered: opts.registered_orgs.iter().cloned().collect(),
         filter: IpFilter::new(
@@ -644,6 +655,10 @@ async fn serve_admin(listener: TcpListener, state: Arc<State>) {
                             let (status, body) = admin_send(&state, req, false).await;
                             json_response(status, body)
                         }
+                        (&Method::POST, "/admin/call") => {
+                            let (status, body) = admin_call(&state, req).await;
+                            json_response(status, body)
+                        }
                         (&Method::POST, "/admin/send-batch") => {
                             let (status, body) = admin_send(&state, req, true).await;
                             json_response(status, body)
@@ -789,6 +804,24 @@ async fn admin_send(
         sender.queue_batch(&body, lane).await
     } else {
         sender.queue(&body, lane).await
+    }
+}
+
+/// `POST /admin/call {"to", "calls"}` (role client): read `to` that many times.
+async fn admin_call(
+    state: &State,
+    req: Request<hyper::body::Incoming>,
+) -> (StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(req.into_body(), SEND_REQUEST_LIMIT)
+        .collect()
+        .await
+    {
+        Ok(b) => state.api_client.call(&b.to_bytes()),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("the request body could not be read ({e})")}),
+        ),
     }
 }
 

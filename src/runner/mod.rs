@@ -385,6 +385,8 @@ fn run_context(
         resend: iut.resend.clone(),
         sender: iut.sender.clone(),
         routers: iut.routers.clone(),
+        client: iut.client.clone(),
+        client_turn: Default::default(),
         router_lanes: Arc::new(crate::steps::fallback::LanePool::new(iut.routers.len())),
         progress: plan.progress && plan.exercise.is_some(),
         receive: iut.receive.clone(),

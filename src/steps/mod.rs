@@ -18,6 +18,7 @@ macro_rules! failure {
     };
 }
 
+pub(crate) mod client;
 pub(crate) mod exercise;
 pub(crate) mod fallback;
 pub(crate) mod ip_filter;
@@ -80,6 +81,11 @@ pub(crate) struct RunContext {
     pub versions: Option<crate::iut::config::VersionsSection>,
     pub resend: Option<crate::shared::resend_policy::ResendPolicy>,
     pub sender: Option<crate::iut::SenderContext>,
+    /// Role `client`: how to make the IUT call, and what it promises.
+    pub client: Option<crate::iut::ClientContext>,
+    /// Role `client` scenarios take turns: an IUT has one rate limiter and one idea of its
+    /// last read, so two at once would judge each other's calls.
+    pub client_turn: Arc<tokio::sync::Mutex<()>>,
     /// Role `router`: its routes and promises, one per lane; empty without `[router]`.
     pub routers: Vec<crate::iut::RouterContext>,
     /// The router lanes free for a scenario.
@@ -197,6 +203,8 @@ pub(crate) struct ProvstenWorld {
     pub fallback: fallback::FallbackState,
     /// An outage exercise's figures (CONT-EXERCISE).
     pub exercise: exercise::ExerciseState,
+    /// Role `client`: the simulated API server and what the IUT was asked to do.
+    pub client_role: client::ClientState,
     /// Observations as data, copied into the report.
     pub evidence: Vec<Evidence>,
 }
@@ -229,6 +237,7 @@ impl ProvstenWorld {
             iteration: Default::default(),
             fallback: Default::default(),
             exercise: Default::default(),
+            client_role: Default::default(),
             evidence: Vec::new(),
         }
     }
@@ -269,6 +278,8 @@ impl ProvstenWorld {
         self.remove_links().await;
         // Route receivers stop and the next router scenario gets its turn.
         drop(std::mem::take(&mut self.fallback));
+        // The simulated API server stops and the next client scenario gets its turn.
+        drop(std::mem::take(&mut self.client_role));
         if !self.allowlist_changed {
             return;
         }
@@ -605,6 +616,68 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
         "Then",
         "the call is refused with an error naming the version",
         "Then the call is refused with an error naming the version",
+    ),
+    // Role client (steps/client.rs).
+    ("Given", "a simulated API server", "Given a simulated API server"),
+    (
+        "Given",
+        "a simulated API server that answers STATUS with Retry-After N s to the first call",
+        "Given a simulated API server that answers 429 with Retry-After 1 s to the first call",
+    ),
+    (
+        "Given",
+        "a simulated API server that answers STATUS with a Retry-After date N s ahead to the first call",
+        "Given a simulated API server that answers 503 with a Retry-After date 2 s ahead to the first call",
+    ),
+    (
+        "Given",
+        "a simulated API server that answers STATUS without Retry-After during the first N ms",
+        "Given a simulated API server that answers 429 without Retry-After during the first 2000 ms",
+    ),
+    (
+        "Given",
+        "a simulated API server presenting the certificate \"NAME\"",
+        "Given a simulated API server presenting the certificate \"server-expired\"",
+    ),
+    (
+        "When",
+        "the IUT makes N call(s) to the simulated API server",
+        "When the IUT makes 3 calls to the simulated API server",
+    ),
+    (
+        "When",
+        "the IUT makes calls to the simulated API server as fast as it may",
+        "When the IUT makes calls to the simulated API server as fast as it may",
+    ),
+    (
+        "Then",
+        "the IUT presents its organisation's certificate",
+        "Then the IUT presents its organisation's certificate",
+    ),
+    (
+        "Then",
+        "the IUT refuses the server's certificate",
+        "Then the IUT refuses the server's certificate",
+    ),
+    (
+        "Then",
+        "the IUT waits as long as the Retry-After asks before calling again",
+        "Then the IUT waits as long as the Retry-After asks before calling again",
+    ),
+    (
+        "Then",
+        "the IUT keeps to its declared request rate",
+        "Then the IUT keeps to its declared request rate",
+    ),
+    (
+        "Then",
+        "the IUT backs off from the failing server",
+        "Then the IUT backs off from the failing server",
+    ),
+    (
+        "Then",
+        "later calls ask only for what changed since the last read",
+        "Then later calls ask only for what changed since the last read",
     ),
 ];
 
