@@ -14,6 +14,7 @@ mod it {
     pub mod nginx;
     pub mod outbox;
     pub mod proxy;
+    pub mod python_client;
     pub mod report;
     pub mod tls_probe;
     pub mod util;

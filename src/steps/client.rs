@@ -19,6 +19,8 @@ use crate::report::model::{ResendAttempt, ResendTimeline};
 const SERVER_CERT: &str = "peer-receiver";
 /// How long after its last expected call the harness still waits for one.
 const GRACE: Duration = Duration::from_secs(3);
+/// The longest a scenario watches a client that keeps calling.
+const MAX_SCENARIO_WAIT: Duration = Duration::from_secs(60);
 /// The longest a client scenario waits for the others before its turn.
 const TURN_DEADLINE: Duration = Duration::from_secs(300);
 /// Calls at most in the rate scenario (a high declared rate is checked over fewer windows).
@@ -86,8 +88,9 @@ impl ProvstenWorld {
     }
 
     /// Waits for the first call (within `first_call_timeout` of the trigger), then until
-    /// `done` holds for what the server saw or `expect_within` (and some grace) has passed
-    /// since that first call; returns what it saw either way.
+    /// `done` holds for what the server saw, as long as calls keep coming: each call gives
+    /// the next `expect_within` and some grace (a slow client is not a wrong one; only a
+    /// client that stopped is waited out). Returns what it saw either way.
     async fn api_calls(
         &self,
         expect_within: Duration,
@@ -96,16 +99,27 @@ impl ProvstenWorld {
         let c = self.client_ctx()?;
         let server = self.api_server()?;
         let from = self.client_role.triggered.unwrap_or_else(Instant::now);
-        let (_, seen) = server
+        let cap = from + c.first_call_timeout + MAX_SCENARIO_WAIT;
+        let (_, mut seen) = server
             .wait_until(from + c.first_call_timeout, |a| !a.is_empty())
             .await;
-        let Some(first) = seen.first() else {
-            return Ok(seen);
-        };
-        let (_, seen) = server
-            .wait_until(first.at + expect_within + GRACE, done)
-            .await;
-        Ok(seen)
+        loop {
+            let Some(last) = seen.last() else {
+                return Ok(seen);
+            };
+            if done(&seen) {
+                return Ok(seen);
+            }
+            let n = seen.len();
+            let deadline = (last.at + expect_within + GRACE).min(cap);
+            let (_, now) = server
+                .wait_until(deadline, |a| a.len() > n || done(a))
+                .await;
+            if now.len() == n {
+                return Ok(now);
+            }
+            seen = now;
+        }
     }
 
     /// The calls that reached HTTP (a refused handshake is no call).
@@ -479,23 +493,29 @@ async fn keeps_rate(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             calls.len()
         );
     }
-    // Over any second, at most ceil(rate) calls begin: call i and call i + ceil(rate) are
-    // a second apart or more.
+    if let Some(why) = over_rate(&calls, &c) {
+        fail!("{why}");
+    }
+    Ok(())
+}
+
+/// Over any second, at most ceil(rate) calls begin: call i and call i + ceil(rate) are a
+/// second apart or more. Says which calls broke it.
+fn over_rate(calls: &[&Attempt], c: &ClientContext) -> Option<String> {
     let k = c.request_rate.ceil() as usize;
-    for i in 0..calls.len().saturating_sub(k) {
+    (0..calls.len().saturating_sub(k)).find_map(|i| {
         let span = calls[i + k].at.duration_since(calls[i].at);
-        if span + c.tolerance < Duration::from_secs(1) {
-            fail!(
+        (span + c.tolerance < Duration::from_secs(1)).then(|| {
+            format!(
                 "calls {} to {} ({} calls) came within {} ms; client.request_rate = {} allows {k} a second",
                 calls[i].n,
                 calls[i + k].n,
                 k + 1,
                 span.as_millis(),
                 c.request_rate
-            );
-        }
-    }
-    Ok(())
+            )
+        })
+    })
 }
 
 #[then("the IUT backs off from the failing server")]
@@ -544,6 +564,9 @@ async fn backs_off(w: &mut ProvstenWorld) -> anyhow::Result<()> {
                 g.as_millis()
             );
         }
+    }
+    if let Some(why) = over_rate(&calls, &c) {
+        fail!("while the server refused, {why}");
     }
     Ok(())
 }

@@ -1,0 +1,169 @@
+//! Real third-party API clients: Python `requests` (urllib3's Retry) and `httpx` (its own
+//! TLS settings, no retries), run once per call by `tests/fixtures/python_client.py` as a
+//! role-client IUT (`tests/fixtures/python-client.toml`). Configured as their documentation
+//! says they are certified; `verify=False`, no CRL or no retry policy fail exactly the
+//! requirements those settings keep.
+//!
+//! CI installs requests and httpx with pip; `PROVSTEN_SKIP_PYTHON=1` skips on machines
+//! without them.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::util::{provsten, run, Run};
+
+fn python_clients_available() -> bool {
+    if std::env::var_os("PROVSTEN_SKIP_PYTHON").is_some_and(|v| v == "1") {
+        eprintln!("skipping: PROVSTEN_SKIP_PYTHON=1");
+        return false;
+    }
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import requests, httpx"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "python3 with requests and httpx is needed (python3 -m pip install requests httpx), or PROVSTEN_SKIP_PYTHON=1");
+    true
+}
+
+/// The fixture config for `lib` with `flags`, in a folder `provsten init --role client`
+/// made (for its PKI), run with `tags`.
+fn certify(
+    lib: &str,
+    flags: &[&str],
+    retries: bool,
+    tags: Option<&str>,
+) -> (tempfile::TempDir, Run) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = provsten()
+        .args(["init", "--role", "client"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let text = std::fs::read_to_string(fixtures.join("python-client.toml")).unwrap();
+    let flags: String = flags.iter().map(|f| format!("\"{f}\", ")).collect();
+    let text = text
+        .replace(
+            "@SCRIPT@",
+            fixtures.join("python_client.py").to_str().unwrap(),
+        )
+        .replace("@LIB@", lib)
+        .replace("@FLAGS@", &flags)
+        .replace("@RETRIES@", if retries { "true" } else { "false" });
+    let cfg = dir.path().join("provsten.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut args = vec!["--config", cfg.to_str().unwrap()];
+    if let Some(t) = tags {
+        args.extend(["--tags", t]);
+    }
+    let r = run(&dir.path().join("out"), &args);
+    (dir, r)
+}
+
+fn ids(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+const CLIENT_REQUIREMENTS: [&str; 5] = [
+    "EB-MTLS-1",
+    "EB-MTLS-2",
+    "FMK-2.1-CA",
+    "FMK-2.1-REVOKE",
+    "FMK-2.4-LOAD",
+];
+
+#[test]
+fn python_requests_with_a_crl_and_urllib3_retry_is_a_compliant_client() {
+    if !python_clients_available() {
+        return;
+    }
+    let (_d, r) = certify("requests", &[], true, None);
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    assert_eq!(
+        r.with_verdict("pass"),
+        ids(&CLIENT_REQUIREMENTS),
+        "{}",
+        r.explain()
+    );
+}
+
+#[test]
+fn python_httpx_with_its_own_ssl_context_is_a_compliant_client() {
+    if !python_clients_available() {
+        return;
+    }
+    let (_d, r) = certify("httpx", &[], false, None);
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    assert_eq!(
+        r.with_verdict("pass"),
+        ids(&CLIENT_REQUIREMENTS),
+        "{}",
+        r.explain()
+    );
+}
+
+#[test]
+fn python_requests_with_verify_false_fails_the_server_certificate_checks() {
+    if !python_clients_available() {
+        return;
+    }
+    let (_d, r) = certify(
+        "requests",
+        &["--insecure"],
+        true,
+        Some("@role:client and not @req:FMK-2.4-LOAD"),
+    );
+    assert_eq!(r.code(), 1, "{}", r.explain());
+    assert_eq!(
+        r.with_verdict("fail"),
+        ids(&["EB-MTLS-1", "FMK-2.1-CA", "FMK-2.1-REVOKE"]),
+        "{}",
+        r.explain()
+    );
+    assert!(
+        r.with_verdict("pass").contains("EB-MTLS-2"),
+        "{}",
+        r.explain()
+    );
+}
+
+#[test]
+fn python_requests_without_a_retry_policy_fails_fmk_2_4_load() {
+    if !python_clients_available() {
+        return;
+    }
+    let (_d, r) = certify("requests", &["--no-retry"], true, Some("@req:FMK-2.4-LOAD"));
+    assert_eq!(r.code(), 1, "{}", r.explain());
+    assert_eq!(
+        r.with_verdict("fail"),
+        ids(&["FMK-2.4-LOAD"]),
+        "{}",
+        r.explain()
+    );
+    assert!(
+        r.stdout()
+            .contains("did not call again after the Retry-After"),
+        "{}",
+        r.explain()
+    );
+}
+
+#[test]
+fn python_httpx_without_a_crl_fails_revocation() {
+    if !python_clients_available() {
+        return;
+    }
+    let (_d, r) = certify("httpx", &["--no-crl"], false, Some("@req:FMK-2.1-REVOKE"));
+    assert_eq!(r.code(), 1, "{}", r.explain());
+    assert_eq!(
+        r.with_verdict("fail"),
+        ids(&["EB-MTLS-1", "FMK-2.1-REVOKE"]),
+        "{}",
+        r.explain()
+    );
+}
