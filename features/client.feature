@@ -36,6 +36,12 @@ Feature: The IUT as a client of a peer's API
       | problem                | cert                  |
       | revoked                | server-revoked        |
 
+  @req:EB-MTLS-1
+  Scenario: the client refuses a server whose chain lacks the intermediate it was not given
+    Given a simulated API server presenting its certificate without the intermediate
+    When the IUT makes 1 call to the simulated API server
+    Then the IUT refuses the server's certificate
+
   @req:FMK-2.4-LOAD
   Scenario: the client keeps to its declared request rate
     Given a simulated API server

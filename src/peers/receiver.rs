@@ -42,6 +42,9 @@ pub(crate) enum Answer {
     LoseAck,
     /// Present this catalogue certificate instead of the valid one.
     BadCert(String),
+    /// Present this catalogue certificate without the intermediates of its chain: a peer
+    /// given only the root cannot build a path to it.
+    LeafOnly(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,6 +90,17 @@ impl Answer {
             Answer::Reset => "reset".into(),
             Answer::LoseAck => "processed, acknowledgement lost".into(),
             Answer::BadCert(c) => format!("server certificate {c}"),
+            Answer::LeafOnly(c) => format!("server certificate {c} without its intermediate"),
+        }
+    }
+
+    /// For an answer given at the handshake: the certificate presented (as labelled), its
+    /// catalogue name, and whether its intermediates are left out.
+    fn presents(&self) -> Option<(String, &str, bool)> {
+        match self {
+            Answer::BadCert(c) => Some((self.label(), c, false)),
+            Answer::LeafOnly(c) => Some((self.label(), c, true)),
+            _ => None,
         }
     }
 
@@ -227,7 +241,7 @@ pub(crate) struct ReceiverSpec {
     pub changed: Option<Arc<Notify>>,
 }
 
-fn server_config(pki: &Pki, cert: &str) -> anyhow::Result<Arc<ServerConfig>> {
+fn server_config(pki: &Pki, cert: &str, leaf_only: bool) -> anyhow::Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for r in pki.trust_roots()? {
@@ -237,7 +251,10 @@ fn server_config(pki: &Pki, cert: &str) -> anyhow::Result<Arc<ServerConfig>> {
         .with_crls(pki.crls()?)
         .build()
         .context("building the receiver's client verifier")?;
-    let (chain, key) = pki.identity(cert)?;
+    let (mut chain, key) = pki.identity(cert)?;
+    if leaf_only {
+        chain.truncate(1);
+    }
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
@@ -253,11 +270,11 @@ impl SimulatedReceiver {
             .await
             .context("binding the simulated receiver")?;
         let addr = listener.local_addr()?;
-        let good = server_config(&spec.pki, &spec.cert)?;
+        let good = server_config(&spec.pki, &spec.cert, false)?;
         let mut bad = Vec::new();
         for r in &spec.rules {
-            if let Answer::BadCert(name) = &r.answer {
-                bad.push((name.clone(), server_config(&spec.pki, name)?));
+            if let Some((label, name, leaf_only)) = r.answer.presents() {
+                bad.push((label, server_config(&spec.pki, name, leaf_only)?));
             }
         }
         let started = Instant::now();
@@ -403,7 +420,7 @@ impl ConnCtx {
         let rule = s
             .rules
             .iter_mut()
-            .find(|r| matches!(r.answer, Answer::BadCert(_)) == tls && r.matches(message, now))?;
+            .find(|r| r.answer.presents().is_some() == tls && r.matches(message, now))?;
         rule.used += 1;
         Some(rule.answer.clone())
     }
@@ -512,14 +529,15 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
         first: first_bytes.clone(),
     };
     let cert_rule = ctx.take(None, true);
-    let config = match &cert_rule {
-        Some(Answer::BadCert(name)) => ctx
+    let presented = cert_rule.as_ref().and_then(|r| r.presents());
+    let config = match &presented {
+        Some((label, _, _)) => ctx
             .bad
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n == label)
             .map(|(_, c)| c.clone())
             .unwrap_or_else(|| ctx.good.clone()),
-        _ => ctx.good.clone(),
+        None => ctx.good.clone(),
     };
     let handshake =
         tokio::time::timeout(HANDSHAKE_DEADLINE, TlsAcceptor::from(config).accept(tcp)).await;
@@ -552,10 +570,13 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
     };
     // A sender that completes the handshake with a bad certificate is in breach; its
     // requests are recorded with the certificate it accepted.
-    let accepted_bad = match &cert_rule {
-        Some(Answer::BadCert(name)) => Some(name.clone()),
-        _ => None,
-    };
+    let accepted_bad = presented.map(|(_, name, leaf_only)| {
+        if leaf_only {
+            format!("{name} (without its intermediate)")
+        } else {
+            name.to_string()
+        }
+    });
     let mut buf = Vec::with_capacity(4096);
     let mut requests = 0usize;
     loop {
@@ -689,7 +710,7 @@ async fn serve(tcp: TcpStream, accepted_at: Instant, ctx: Arc<ConnCtx>) {
                 let _ = tls.shutdown().await;
                 return;
             }
-            Answer::BadCert(_) => return,
+            Answer::BadCert(_) | Answer::LeafOnly(_) => return,
         }
     }
 }

@@ -226,6 +226,16 @@ async fn failing(w: &mut ProvstenWorld, status: u16, ms: u64) -> anyhow::Result<
     Ok(())
 }
 
+#[given(expr = "a simulated API server presenting its certificate without the intermediate")]
+async fn leaf_only(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    w.client_ctx()?;
+    w.client_role
+        .program
+        .push(Program::Always(Answer::LeafOnly(SERVER_CERT.into())));
+    w.client_role.bad_cert = Some(format!("{SERVER_CERT} without its intermediate"));
+    Ok(())
+}
+
 #[given(expr = "a simulated API server presenting the certificate {string}")]
 async fn bad_cert(w: &mut ProvstenWorld, cert: String) -> anyhow::Result<()> {
     w.client_ctx()?;

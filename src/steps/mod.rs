@@ -636,6 +636,11 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
     ),
     (
         "Given",
+        "a simulated API server presenting its certificate without the intermediate",
+        "Given a simulated API server presenting its certificate without the intermediate",
+    ),
+    (
+        "Given",
         "a simulated API server presenting the certificate \"NAME\"",
         "Given a simulated API server presenting the certificate \"server-expired\"",
     ),
