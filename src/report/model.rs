@@ -130,6 +130,11 @@ pub struct ResendTimeline {
     /// How far (milliseconds) an attempt may be from its expected time: the policy's
     /// `tolerance`.
     pub tolerance_ms: u64,
+    /// What the attempts are when they are not a sender's resends, e.g. `Calls to the
+    /// simulated API server` (role client); `message_id` then names the series. Absent in
+    /// reports before role client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// One delivery attempt in a [`ResendTimeline`].
@@ -523,6 +528,7 @@ mod tests {
             }],
             expected_ms: vec![0, 2_000],
             tolerance_ms: 500,
+            subject: None,
         }
     }
 

@@ -142,6 +142,7 @@ impl ProvstenWorld {
             attempts,
             expected_ms,
             tolerance_ms,
+            subject: Some("Calls to the simulated API server".into()),
         });
         let targets: Vec<_> = calls
             .iter()
@@ -149,7 +150,8 @@ impl ProvstenWorld {
                 json!({
                     "n": a.n,
                     "at_ms": a.at_ms.round() as u64,
-                    "request": format!("{} {}", a.method.as_deref().unwrap_or("?"), a.target.as_deref().unwrap_or("?")),
+                    "request": format!("{} {}", a.method.as_deref().unwrap_or("?"), path_of(a)),
+                    "query": query_of(a),
                     "answer": a.answer,
                     "client_org": a.client_org,
                 })
@@ -171,6 +173,22 @@ impl ProvstenWorld {
             self.record(json!({ "trigger_command_failures": errors }));
         }
     }
+}
+
+/// A call's path, without its query.
+fn path_of(a: &Attempt) -> &str {
+    let t = a.target.as_deref().unwrap_or("?");
+    t.split_once('?').map_or(t, |(p, _)| p)
+}
+
+/// A call's query, decoded for reading (`changedFrom=2026-12-03T21:00:00Z`), if it has one.
+fn query_of(a: &Attempt) -> Option<String> {
+    let (_, q) = a.target.as_deref()?.split_once('?')?;
+    Some(
+        percent_encoding::percent_decode_str(q)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 fn requests(seen: &[Attempt]) -> Vec<&Attempt> {

@@ -610,6 +610,7 @@ impl ProvstenWorld {
                 .map(|d| d.as_millis() as u64)
                 .collect(),
             tolerance_ms: p.tolerance.as_millis() as u64,
+            subject: None,
         };
         self.record(t);
     }

@@ -424,10 +424,10 @@ enum Timeline<'a> {
 }
 
 impl Timeline<'_> {
-    fn title(&self) -> &'static str {
+    fn title(&self) -> &str {
         match self {
             Timeline::Exercise(_) => "Outage exercise",
-            Timeline::Resend(_) => "Resend attempts",
+            Timeline::Resend(t) => t.subject.as_deref().unwrap_or("Resend attempts"),
         }
     }
 
@@ -496,7 +496,7 @@ fn write_timelines(out: &mut String, report: &Report) -> fmt::Result {
                     items.push((
                         scenario,
                         chart.id.clone(),
-                        timeline.title(),
+                        timeline.title().to_owned(),
                         timeline.summary(),
                     ));
                 }
@@ -513,10 +513,11 @@ fn write_timelines(out: &mut String, report: &Report) -> fmt::Result {
     for (scenario, id, title, summary) in items {
         writeln!(
             out,
-            "<li><a href=\"{}\">{title}</a> <span class=\"summary\">· {}</span><br>\
+            "<li><a href=\"{}\">{}</a> <span class=\"summary\">· {}</span><br>\
              <span class=\"in\">in</span> <span class=\"pill {}\">{}</span> \
              <a href=\"{}\">{}</a> <span class=\"mono line\">{}</span></li>",
             href(&id),
+            escape(&title),
             escape(&summary),
             status_class(scenario.status),
             status_label(scenario.status),
@@ -962,6 +963,8 @@ mod tests {
             panic!("the sample's second observation is a resend timeline");
         };
         resend.attempts[0].outcome = evil.into();
+        // A client's calls are titled by their subject (in the timelines list too).
+        resend.subject = Some(evil.into());
         let html = render(&report);
         assert!(!html.contains("<script"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; (79 delivered)"));

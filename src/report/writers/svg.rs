@@ -49,14 +49,17 @@ pub(crate) fn resend_summary(t: &ResendTimeline) -> String {
         "no schedule declared".to_owned()
     } else {
         format!(
-            "{} expected ± {}",
+            "{} expected ± {}, {outside} outside every tolerance band",
             t.expected_ms.len(),
             short_duration(t.tolerance_ms)
         )
     };
+    let series = match &t.subject {
+        Some(_) => message_name(t).to_owned(),
+        None => format!("message {}", message_name(t)),
+    };
     format!(
-        "message {}: {} ({accepted} accepted), {schedule}, {outside} outside every tolerance band",
-        message_name(t),
+        "{series}: {} ({accepted} accepted), {schedule}",
         plural(t.attempts.len(), "attempt", "attempts"),
     )
 }
@@ -123,10 +126,14 @@ pub(crate) fn exercise_chart(t: &ExerciseTimeline) -> String {
 
 /// Whether an attempt at `at_ms` lies outside every `expected ± tolerance` band (and so
 /// outside the declared policy). With no schedule declared, every attempt is.
+/// Whether an attempt falls outside every band of a declared schedule; with none declared
+/// there is nothing to be outside of.
 fn outside_bands(t: &ResendTimeline, at_ms: u64) -> bool {
-    !t.expected_ms
-        .iter()
-        .any(|&e| e.abs_diff(at_ms) <= t.tolerance_ms)
+    !t.expected_ms.is_empty()
+        && !t
+            .expected_ms
+            .iter()
+            .any(|&e| e.abs_diff(at_ms) <= t.tolerance_ms)
 }
 
 fn draw_resend(out: &mut String, t: &ResendTimeline) -> fmt::Result {
@@ -158,7 +165,10 @@ fn draw_resend(out: &mut String, t: &ResendTimeline) -> fmt::Result {
         18.0,
         "start",
         Tone::Title,
-        &format!("Resend attempts for message {}", message_name(t)),
+        &match &t.subject {
+            Some(s) => format!("{s}: {}", message_name(t)),
+            None => format!("Resend attempts for message {}", message_name(t)),
+        },
     )?;
     write_text(
         out,
@@ -1090,6 +1100,7 @@ pub(crate) mod tests {
             ],
             expected_ms: vec![0, 2_000, 6_000, 14_000],
             tolerance_ms: 500,
+            subject: None,
         }
     }
 
@@ -1232,6 +1243,7 @@ pub(crate) mod tests {
             attempts: vec![],
             expected_ms: vec![],
             tolerance_ms: 0,
+            subject: None,
         };
         let single = ResendTimeline {
             attempts: vec![attempt(0, "200", true)],
@@ -1276,6 +1288,7 @@ pub(crate) mod tests {
             attempts: vec![attempt(u64::MAX, "x", false), attempt(0, "y", true)],
             expected_ms: vec![u64::MAX],
             tolerance_ms: u64::MAX,
+            subject: None,
         };
         let svg = resend_chart(&huge);
         assert_well_formed(&svg);
@@ -1302,7 +1315,9 @@ pub(crate) mod tests {
         let mut r = resend();
         r.message_id = evil.to_owned();
         r.attempts[0].outcome = evil.to_owned();
-        for svg in [exercise_chart(&t), resend_chart(&r)] {
+        let mut calls = r.clone();
+        calls.subject = Some(evil.to_owned());
+        for svg in [exercise_chart(&t), resend_chart(&r), resend_chart(&calls)] {
             assert!(!svg.contains("<script"), "{svg}");
             assert!(svg.contains("&lt;script&gt;"));
             assert_well_formed(&svg);
