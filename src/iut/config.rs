@@ -1017,19 +1017,21 @@ mod tests {
         assert!(err.contains("line "), "{err}");
     }
 
+    /// The error parsing the default config with `from` replaced by `to`.
+    fn bad(from: &str, to: &str) -> String {
+        let text = DEFAULT_CONFIG.replace(from, to);
+        assert_ne!(text, DEFAULT_CONFIG, "{from:?} not in the default config");
+        parse(&text, &ConfigSource::Embedded)
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn client_section_is_checked() {
         let cfg = parse(DEFAULT_CONFIG, &ConfigSource::Embedded).unwrap();
         let c = cfg.client.unwrap();
         assert_eq!(c.request_rate, 10.0);
         assert_eq!(c.changed_from_param.as_deref(), Some("changedFrom"));
-        let bad = |from: &str, to: &str| {
-            let text = DEFAULT_CONFIG.replace(from, to);
-            assert_ne!(text, DEFAULT_CONFIG, "{from:?} not in the default config");
-            parse(&text, &ConfigSource::Embedded)
-                .unwrap_err()
-                .to_string()
-        };
         let e = bad("request_rate = 10.0", "request_rate = 0.0");
         assert!(e.contains("client.request_rate must be a positive"), "{e}");
         let e = bad("request_rate = 10.0", "request_rate = nan");
@@ -1074,13 +1076,6 @@ mod tests {
         assert_eq!(r.failback.to_string(), "within 1s");
         assert_eq!(Failback::Stay.to_string(), "stay");
         assert_eq!(r.delivery, Delivery::AtLeastOnce);
-        let bad = |from: &str, to: &str| {
-            let text = DEFAULT_CONFIG.replace(from, to);
-            assert_ne!(text, DEFAULT_CONFIG, "{from:?} not in the default config");
-            parse(&text, &ConfigSource::Embedded)
-                .unwrap_err()
-                .to_string()
-        };
         let e = bad("failback = \"1s\"", "failback = \"soon\"");
         assert!(e.contains("neither \"stay\" nor a duration"), "{e}");
         let e = bad("delivery = \"at-least-once\"", "delivery = \"twice\"");

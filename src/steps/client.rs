@@ -122,6 +122,19 @@ impl ProvstenWorld {
         }
     }
 
+    /// The IUT's first connection to the simulated server; none is the IUT's failure
+    /// (`why` says what silence hides).
+    async fn first_call(&self, why: &str) -> anyhow::Result<Attempt> {
+        let c = self.client_ctx()?;
+        let seen = self.api_calls(Duration::ZERO, |a| !a.is_empty()).await?;
+        seen.into_iter().next().ok_or_else(|| {
+            failure!(
+                "the IUT made no call within client.first_call_timeout ({} s){why}",
+                c.first_call_timeout.as_secs()
+            )
+        })
+    }
+
     /// The calls that reached HTTP (a refused handshake is no call).
     fn record_calls(&mut self, what: &str, calls: &[&Attempt], expected_ms: Vec<u64>) {
         let tolerance_ms = self
@@ -393,13 +406,7 @@ async fn presents_identity(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         ));
     };
     let want = w.ctx()?.pki.cert(cert)?.org.clone();
-    let seen = w.api_calls(Duration::ZERO, |a| !a.is_empty()).await?;
-    let first = seen.first().ok_or_else(|| {
-        failure!(
-            "the IUT made no call within client.first_call_timeout ({} s)",
-            c.first_call_timeout.as_secs()
-        )
-    })?;
+    let first = w.first_call("").await?;
     w.record(json!({
         "client_certificate_expected": cert,
         "organisation_expected": want,
@@ -425,19 +432,14 @@ async fn presents_identity(w: &mut ProvstenWorld) -> anyhow::Result<()> {
 
 #[then("the IUT refuses the server's certificate")]
 async fn refuses_cert(w: &mut ProvstenWorld) -> anyhow::Result<()> {
-    let c = w.client_ctx()?;
     let cert = w
         .client_role
         .bad_cert
         .clone()
         .ok_or_else(|| anyhow!("no bad certificate was programmed (hint: `Given a simulated API server presenting the certificate \"server-expired\"`)"))?;
-    let seen = w.api_calls(Duration::ZERO, |a| !a.is_empty()).await?;
-    let first = seen.first().ok_or_else(|| {
-        failure!(
-            "the IUT made no call within client.first_call_timeout ({} s): a refusal cannot be told from silence",
-            c.first_call_timeout.as_secs()
-        )
-    })?;
+    let first = w
+        .first_call(": a refusal cannot be told from silence")
+        .await?;
     let refusal = first.sender_refusal.as_ref();
     w.record(json!({
         "server_certificate": cert,

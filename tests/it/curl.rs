@@ -7,23 +7,7 @@
 
 use std::path::Path;
 
-use super::util::{run, Run};
-
-fn curl_available() -> bool {
-    if std::env::var_os("PROVSTEN_SKIP_CURL").is_some_and(|v| v == "1") {
-        eprintln!("skipping: PROVSTEN_SKIP_CURL=1");
-        return false;
-    }
-    let ok = std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "curl is needed (apt-get install curl), or PROVSTEN_SKIP_CURL=1"
-    );
-    true
-}
+use super::util::{curl_available, run, Run};
 
 fn certify(config_text: &str, tags: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();

@@ -5,38 +5,12 @@
 //!
 //! CI installs curl with apt; `PROVSTEN_SKIP_CURL=1` skips on machines without it.
 
-use super::util::{provsten, run, Run};
-
-fn curl_available() -> bool {
-    if std::env::var_os("PROVSTEN_SKIP_CURL").is_some_and(|v| v == "1") {
-        eprintln!("skipping: PROVSTEN_SKIP_CURL=1");
-        return false;
-    }
-    let ok = std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "curl is needed (apt-get install curl), or PROVSTEN_SKIP_CURL=1"
-    );
-    true
-}
+use super::util::{curl_available, init_client, run, Run};
 
 /// `provsten init --role client` in a fresh folder, its config edited by `edit`, then run.
 fn certify(edit: impl Fn(String) -> String) -> (tempfile::TempDir, Run) {
     let dir = tempfile::tempdir().unwrap();
-    let out = provsten()
-        .args(["init", "--role", "client"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cfg = dir.path().join("provsten.toml");
+    let cfg = init_client(dir.path());
     let text = std::fs::read_to_string(&cfg).unwrap();
     let edited = edit(text.clone());
     std::fs::write(&cfg, edited).unwrap();

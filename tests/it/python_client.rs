@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::util::{provsten, run, Run};
+use super::util::{init_client, run, Run};
 
 fn python_clients_available() -> bool {
     if std::env::var_os("PROVSTEN_SKIP_PYTHON").is_some_and(|v| v == "1") {
@@ -34,16 +34,7 @@ fn certify(
     tags: Option<&str>,
 ) -> (tempfile::TempDir, Run) {
     let dir = tempfile::tempdir().unwrap();
-    let out = provsten()
-        .args(["init", "--role", "client"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cfg = init_client(dir.path());
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let text = std::fs::read_to_string(fixtures.join("python-client.toml")).unwrap();
     let flags: String = flags.iter().map(|f| format!("\"{f}\", ")).collect();
@@ -55,7 +46,6 @@ fn certify(
         .replace("@LIB@", lib)
         .replace("@FLAGS@", &flags)
         .replace("@RETRIES@", if retries { "true" } else { "false" });
-    let cfg = dir.path().join("provsten.toml");
     std::fs::write(&cfg, text).unwrap();
     let mut args = vec!["--config", cfg.to_str().unwrap()];
     if let Some(t) = tags {
@@ -77,19 +67,19 @@ const CLIENT_REQUIREMENTS: [&str; 5] = [
     "FMK-2.4-LOAD",
 ];
 
+/// The run exited `code` and exactly `want` have `verdict`.
+fn expect(r: &Run, code: i32, verdict: &str, want: &[&str]) {
+    assert_eq!(r.code(), code, "{}", r.explain());
+    assert_eq!(r.with_verdict(verdict), ids(want), "{}", r.explain());
+}
+
 #[test]
 fn python_requests_with_a_crl_and_urllib3_retry_is_a_compliant_client() {
     if !python_clients_available() {
         return;
     }
     let (_d, r) = certify("requests", &[], true, None);
-    assert_eq!(r.code(), 0, "{}", r.explain());
-    assert_eq!(
-        r.with_verdict("pass"),
-        ids(&CLIENT_REQUIREMENTS),
-        "{}",
-        r.explain()
-    );
+    expect(&r, 0, "pass", &CLIENT_REQUIREMENTS);
 }
 
 #[test]
@@ -98,13 +88,7 @@ fn python_httpx_with_its_own_ssl_context_is_a_compliant_client() {
         return;
     }
     let (_d, r) = certify("httpx", &[], false, None);
-    assert_eq!(r.code(), 0, "{}", r.explain());
-    assert_eq!(
-        r.with_verdict("pass"),
-        ids(&CLIENT_REQUIREMENTS),
-        "{}",
-        r.explain()
-    );
+    expect(&r, 0, "pass", &CLIENT_REQUIREMENTS);
 }
 
 #[test]
@@ -112,24 +96,15 @@ fn python_requests_with_verify_false_fails_the_server_certificate_checks() {
     if !python_clients_available() {
         return;
     }
-    let (_d, r) = certify(
-        "requests",
-        &["--insecure"],
-        true,
-        Some("@role:client and not @req:FMK-2.4-LOAD"),
+    let tags = Some("@role:client and not @req:FMK-2.4-LOAD");
+    let (_d, r) = certify("requests", &["--insecure"], true, tags);
+    expect(
+        &r,
+        1,
+        "fail",
+        &["EB-MTLS-1", "FMK-2.1-CA", "FMK-2.1-REVOKE"],
     );
-    assert_eq!(r.code(), 1, "{}", r.explain());
-    assert_eq!(
-        r.with_verdict("fail"),
-        ids(&["EB-MTLS-1", "FMK-2.1-CA", "FMK-2.1-REVOKE"]),
-        "{}",
-        r.explain()
-    );
-    assert!(
-        r.with_verdict("pass").contains("EB-MTLS-2"),
-        "{}",
-        r.explain()
-    );
+    expect(&r, 1, "pass", &["EB-MTLS-2"]);
 }
 
 #[test]
@@ -138,13 +113,7 @@ fn python_requests_without_a_retry_policy_fails_fmk_2_4_load() {
         return;
     }
     let (_d, r) = certify("requests", &["--no-retry"], true, Some("@req:FMK-2.4-LOAD"));
-    assert_eq!(r.code(), 1, "{}", r.explain());
-    assert_eq!(
-        r.with_verdict("fail"),
-        ids(&["FMK-2.4-LOAD"]),
-        "{}",
-        r.explain()
-    );
+    expect(&r, 1, "fail", &["FMK-2.4-LOAD"]);
     assert!(
         r.stdout()
             .contains("did not call again after the Retry-After"),
@@ -159,11 +128,5 @@ fn python_httpx_without_a_crl_fails_revocation() {
         return;
     }
     let (_d, r) = certify("httpx", &["--no-crl"], false, Some("@req:FMK-2.1-REVOKE"));
-    assert_eq!(r.code(), 1, "{}", r.explain());
-    assert_eq!(
-        r.with_verdict("fail"),
-        ids(&["EB-MTLS-1", "FMK-2.1-REVOKE"]),
-        "{}",
-        r.explain()
-    );
+    expect(&r, 1, "fail", &["EB-MTLS-1", "FMK-2.1-REVOKE"]);
 }

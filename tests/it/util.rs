@@ -1,7 +1,7 @@
 //! Running the provsten binary and reading what it wrote.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -177,4 +177,36 @@ pub fn shared_run(args: &'static [&'static str]) -> &'static (Run, std::path::Pa
         let _ = std::fs::remove_dir_all(&out);
         (run(&out, args), out)
     })
+}
+
+/// Whether curl is here to be tested; panics naming the fix unless `PROVSTEN_SKIP_CURL=1`.
+pub fn curl_available() -> bool {
+    if std::env::var_os("PROVSTEN_SKIP_CURL").is_some_and(|v| v == "1") {
+        eprintln!("skipping: PROVSTEN_SKIP_CURL=1");
+        return false;
+    }
+    let ok = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "curl is needed (apt-get install curl), or PROVSTEN_SKIP_CURL=1"
+    );
+    true
+}
+
+/// `provsten init --role client DIR`: a client config and its PKI, as a user starts.
+pub fn init_client(dir: &Path) -> PathBuf {
+    let out = provsten()
+        .args(["init", "--role", "client"])
+        .arg(dir)
+        .output()
+        .expect("provsten init --role client");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join("provsten.toml")
 }
