@@ -384,14 +384,15 @@ fn a_run_that_tests_nothing_is_exit_2_and_says_why() {
     let cfg = dir.path().join("provsten.toml");
     pki_init(dir.path());
     let server = reference_config(dir.path());
-    // No declared role has a scenario: refused before the IUT starts.
-    write(
-        &cfg,
-        &server.replace("roles = [\"server\"]", "roles = [\"client\"]"),
+    // No scenario selected needs a declared role: refused before the IUT starts.
+    let client = format!(
+        "{}\n[client]\ntrigger = {{ command = [\"true\"] }}\nrequest_rate = 1.0\n",
+        server.replace("roles = [\"server\"]", "roles = [\"client\"]")
     );
+    write(&cfg, &client);
     let r = run(
         &dir.path().join("out"),
-        &["--config", cfg.to_str().unwrap()],
+        &["--config", cfg.to_str().unwrap(), "--tags", "@role:server"],
     );
     assert_eq!(r.code(), 2, "{}", r.explain());
     assert!(r.stderr().contains("nothing to test"), "{}", r.stderr());
