@@ -159,6 +159,8 @@ defects! {
         "the router never probes the primary after a failover: it stays on the fallback";
     FallbackWrongIdentity, "fallback-wrong-identity", ["CONT-ROUTE-2"],
         "on fallback routes the router presents another organisation's certificate (client-5560000002)";
+    AcceptXsdInvalid, "accept-xsd-invalid", ["SDK-SPEC"],
+        "the SDK message endpoint accepts well-formed XML that its XSD (or the required root and payload) refuses";
 }
 
 impl fmt::Display for Defect {

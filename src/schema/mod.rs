@@ -19,6 +19,8 @@ pub(crate) mod catalogue;
 pub(crate) mod invalid;
 pub(crate) mod luhn;
 pub(crate) mod validate;
+pub(crate) mod xml;
+pub(crate) mod xml_invalid;
 
 mod body;
 mod model;
