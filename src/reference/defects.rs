@@ -161,6 +161,8 @@ defects! {
         "on fallback routes the router presents another organisation's certificate (client-5560000002)";
     AcceptXsdInvalid, "accept-xsd-invalid", ["SDK-SPEC"],
         "the SDK message endpoint accepts well-formed XML that its XSD (or the required root and payload) refuses";
+    IgnoreSchematron, "ignore-schematron", ["SDK-SPEC"],
+        "the SDK message endpoint does not apply the Schematron business rules (XHE, SDK Meddelande)";
 }
 
 impl fmt::Display for Defect {

@@ -79,11 +79,13 @@ impl XmlReceiver {
             );
         }
         let violations = v.validate_bytes(body).err().unwrap_or_default();
-        // The defect lets through what the schema (and the required root and payload)
-        // refuse, but not what is not XML at all.
+        // accept-xsd-invalid lets through what the schema (and the required root and
+        // payload) refuse, but not what is not XML at all; ignore-schematron what only the
+        // business rules refuse.
         let ignored = |rule: &str| {
-            d.has(Defect::AcceptXsdInvalid)
-                && (rule.starts_with("xsd:") || rule.starts_with("provsten:"))
+            (d.has(Defect::AcceptXsdInvalid)
+                && (rule.starts_with("xsd:") || rule.starts_with("provsten:")))
+                || (d.has(Defect::IgnoreSchematron) && rule.starts_with("schematron:"))
         };
         let remaining: Vec<_> = violations
             .iter()
@@ -117,7 +119,7 @@ impl XmlReceiver {
 mod tests {
     use super::*;
     use crate::schema::xml::XML_BUILTINS;
-    use crate::schema::xml_invalid::{generate, ALL};
+    use crate::schema::xml_invalid::{generate, XmlDefect, ALL};
 
     const AT: &[&str] = &["sdk", "messages"];
 
@@ -146,5 +148,11 @@ mod tests {
             }
         }
         assert!(accepted_by_defect >= 5, "{accepted_by_defect}");
+        let case = generate(&v, example, XmlDefect::SchematronRule).expect("generated");
+        let (status, _) = r.receive(AT, Some("text/xml"), &case.body, &lax);
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let no_rules = Defects::new([Defect::IgnoreSchematron]);
+        let (status, _) = r.receive(AT, Some("text/xml"), &case.body, &no_rules);
+        assert_eq!(status, StatusCode::OK);
     }
 }

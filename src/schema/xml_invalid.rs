@@ -27,6 +27,8 @@ pub(crate) enum XmlDefect {
     WrongType,
     EnumerationOrPattern,
     EncodingMismatch,
+    /// Schema-valid, but a Schematron business rule broken.
+    SchematronRule,
     /// The specification's own negative test data (`testdata-felhantering/`).
     ShippedNegative,
 }
@@ -42,6 +44,7 @@ pub(crate) const ALL: &[XmlDefect] = &[
     XmlDefect::WrongType,
     XmlDefect::EnumerationOrPattern,
     XmlDefect::EncodingMismatch,
+    XmlDefect::SchematronRule,
     XmlDefect::ShippedNegative,
 ];
 
@@ -57,6 +60,7 @@ impl XmlDefect {
             XmlDefect::WrongType => "wrong-type",
             XmlDefect::EnumerationOrPattern => "enumeration-or-pattern",
             XmlDefect::EncodingMismatch => "encoding-mismatch",
+            XmlDefect::SchematronRule => "schematron-rule",
             XmlDefect::ShippedNegative => "shipped-negative",
         }
     }
@@ -158,8 +162,14 @@ pub(crate) fn generate(
             v.message.contains("[facet 'enumeration']") || v.message.contains("[facet 'pattern']")
         },
         XmlDefect::EncodingMismatch => |v| v.schema_path.starts_with("xml:"),
-        _ => |_| true,
+        XmlDefect::SchematronRule => |v| v.schema_path.starts_with("schematron:"),
+        XmlDefect::ShippedNegative => |_| true,
+        // Structure and namespaces: refused by the XSD (or the parser), not only by a
+        // business rule.
+        _ => |v| !v.schema_path.starts_with("schematron:"),
     };
+    // A Schematron case must break nothing but Schematron rules.
+    let only_schematron = class == XmlDefect::SchematronRule;
     match class {
         XmlDefect::NotWellFormed => {
             // Drop the root's end tag.
@@ -237,7 +247,7 @@ pub(crate) fn generate(
                 }
             }
         }
-        XmlDefect::WrongType | XmlDefect::EnumerationOrPattern => {
+        XmlDefect::WrongType | XmlDefect::EnumerationOrPattern | XmlDefect::SchematronRule => {
             for n in leaves(&doc) {
                 let Some(r) = text_range(n) else { continue };
                 if let Some(body) = splice(text, r, "provsten-not-a-value") {
@@ -274,8 +284,8 @@ pub(crate) fn generate(
             }
         }
         XmlDefect::ShippedNegative => {
-            for (f, valid) in FELHANTERING {
-                if *valid {
+            for (f, breaks) in FELHANTERING {
+                if breaks.is_none() {
                     continue;
                 }
                 let Ok(payload) = std::str::from_utf8(f.bytes) else {
@@ -293,7 +303,8 @@ pub(crate) fn generate(
     let tried = candidates.len();
     for (mutation, body) in candidates {
         if let Err(violations) = v.validate_bytes(&body) {
-            if violations.iter().any(reason) {
+            let pure = !only_schematron || violations.iter().all(reason);
+            if pure && violations.iter().any(reason) {
                 return Ok(XmlInvalid {
                     class,
                     mutation,

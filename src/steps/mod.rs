@@ -565,7 +565,7 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
     ),
     (
         "When",
-        "the client sends an XML message with the defect \"CLASS\" (not-well-formed, wrong-namespace, missing-namespace, missing-required-element, element-out-of-order, unexpected-element, wrong-type, enumeration-or-pattern, encoding-mismatch, shipped-negative)",
+        "the client sends an XML message with the defect \"CLASS\" (not-well-formed, wrong-namespace, missing-namespace, missing-required-element, element-out-of-order, unexpected-element, wrong-type, enumeration-or-pattern, encoding-mismatch, schematron-rule, shipped-negative)",
         "When the client sends an XML message with the defect \"wrong-namespace\"",
     ),
     (

@@ -33,7 +33,16 @@ impl ProvstenWorld {
 #[given(expr = "the XML message type {string}")]
 async fn xml_message_type(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> {
     w.message = Some(name);
-    w.xml_message_type().map(|_| ())
+    let m = w.xml_message_type()?;
+    // What this verdict covers: Schematron assertions that run, and those that do not.
+    let (mut checked, not_checked) = m.validator.schematron_coverage();
+    checked.dedup();
+    let not_checked: Vec<_> = not_checked
+        .iter()
+        .map(|(id, why)| json!({"rule": id, "why": why}))
+        .collect();
+    w.record(json!({"schematron_checked": checked, "schematron_not_checked": not_checked}));
+    Ok(())
 }
 
 #[when(expr = "the client sends an XML message with the defect {string}")]

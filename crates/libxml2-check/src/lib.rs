@@ -432,6 +432,152 @@ pub fn validate_dtd(doc: &[u8], dtd: &[u8], root: &str) -> Result<(), Vec<Issue>
     Err(issues)
 }
 
+/// The outcome of one boolean test over a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// True at every node its rule's context selected (or the context selected none).
+    Held,
+    /// False at these nodes: (XPath of the node, line).
+    Failed(Vec<(String, i32)>),
+    /// The context or the test could not be evaluated with XPath 1.0 (libxml2's error).
+    NotEvaluated(String),
+}
+
+/// A rule: an XPath 1.0 expression selecting context nodes (evaluated at the document
+/// node), and boolean tests evaluated at each of them.
+#[derive(Debug, Clone)]
+pub struct XPathRule {
+    pub context: String,
+    pub tests: Vec<String>,
+}
+
+/// Evaluates rules grouped in patterns, as Schematron does: within a pattern, a node is
+/// handled only by the first rule whose context selects it. `namespaces` binds prefixes.
+/// Returns, per pattern, per rule, per test, the outcome; `Err` if `doc` is not XML.
+pub fn evaluate_rules(
+    doc: &[u8],
+    namespaces: &[(String, String)],
+    patterns: &[Vec<XPathRule>],
+) -> Result<Vec<Vec<Vec<Outcome>>>, Vec<Issue>> {
+    use std::ffi::CString;
+    let session = Session::start(None);
+    // SAFETY: under the session's lock; the context and document are freed before
+    // return, node pointers are used only while the document lives.
+    unsafe {
+        let d = match parse_instance(doc) {
+            Ok(d) => d,
+            Err(e) => return Err(vec![e]),
+        };
+        if d.is_null() {
+            return Err(not_well_formed(session.issues()));
+        }
+        let ctx = x::xmlXPathNewContext(d);
+        if ctx.is_null() {
+            x::xmlFreeDoc(d);
+            return Err(not_well_formed(Vec::new()));
+        }
+        for (prefix, uri) in namespaces {
+            if let (Ok(p), Ok(u)) = (CString::new(prefix.as_str()), CString::new(uri.as_str())) {
+                x::xmlXPathRegisterNs(ctx, p.as_ptr() as *const u8, u.as_ptr() as *const u8);
+            }
+        }
+        let eval = |expr: &str, at: x::xmlNodePtr| -> Result<x::xmlXPathObjectPtr, String> {
+            let Ok(c) = CString::new(expr) else {
+                return Err("the expression contains NUL".to_owned());
+            };
+            session.issues();
+            (*ctx).node = at;
+            let obj = x::xmlXPathEvalExpression(c.as_ptr() as *const u8, ctx);
+            let errors = session.issues();
+            if obj.is_null() || !errors.is_empty() {
+                if !obj.is_null() {
+                    x::xmlXPathFreeObject(obj);
+                }
+                let why: Vec<String> = errors.into_iter().map(|i| i.message).collect();
+                return Err(format!("`{expr}`: {}", why.join("; ")));
+            }
+            Ok(obj)
+        };
+        let mut out = Vec::with_capacity(patterns.len());
+        for pattern in patterns {
+            let mut handled: std::collections::HashSet<usize> = std::collections::HashSet::new();
+            let mut rules_out = Vec::with_capacity(pattern.len());
+            for rule in pattern {
+                let nodes: Result<Vec<x::xmlNodePtr>, String> =
+                    match eval(&rule.context, d as x::xmlNodePtr) {
+                        Err(e) => Err(e),
+                        Ok(obj) => {
+                            let r = if (*obj).type_ != x::xmlXPathObjectType_XPATH_NODESET {
+                                Err(format!("`{}` does not select nodes", rule.context))
+                            } else {
+                                let set = (*obj).nodesetval;
+                                let mut v = Vec::new();
+                                if !set.is_null() && !(*set).nodeTab.is_null() {
+                                    for i in 0..usize::try_from((*set).nodeNr).unwrap_or(0) {
+                                        v.push(*(*set).nodeTab.add(i));
+                                    }
+                                }
+                                Ok(v)
+                            };
+                            x::xmlXPathFreeObject(obj);
+                            r
+                        }
+                    };
+                let nodes = match nodes {
+                    Ok(n) => n,
+                    Err(e) => {
+                        rules_out.push(vec![Outcome::NotEvaluated(e); rule.tests.len()]);
+                        continue;
+                    }
+                };
+                // First matching rule of the pattern wins.
+                let mine: Vec<x::xmlNodePtr> = nodes
+                    .into_iter()
+                    .filter(|n| handled.insert(*n as usize))
+                    .collect();
+                let mut tests_out = Vec::with_capacity(rule.tests.len());
+                for test in &rule.tests {
+                    let mut failed = Vec::new();
+                    let mut error = None;
+                    for n in &mine {
+                        match eval(test, *n) {
+                            Err(e) => {
+                                error = Some(e);
+                                break;
+                            }
+                            Ok(obj) => {
+                                let held = x::xmlXPathCastToBoolean(obj) != 0;
+                                x::xmlXPathFreeObject(obj);
+                                if !held {
+                                    let p = x::xmlGetNodePath(*n);
+                                    let path = cstr_lossy(p as *const c_char);
+                                    if !p.is_null() {
+                                        if let Some(free) = x::xmlFree {
+                                            free(p as *mut c_void);
+                                        }
+                                    }
+                                    let line = i32::try_from(x::xmlGetLineNo(*n)).unwrap_or(0);
+                                    failed.push((path, line));
+                                }
+                            }
+                        }
+                    }
+                    tests_out.push(match error {
+                        Some(e) => Outcome::NotEvaluated(e),
+                        None if failed.is_empty() => Outcome::Held,
+                        None => Outcome::Failed(failed),
+                    });
+                }
+                rules_out.push(tests_out);
+            }
+            out.push(rules_out);
+        }
+        x::xmlXPathFreeContext(ctx);
+        x::xmlFreeDoc(d);
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +656,34 @@ mod tests {
         assert!(validate_dtd(b"<a><b>t</b></a>", dtd, "a").is_err());
         assert!(validate_dtd(b"<a><b n='x y'>t</b></a>", dtd, "a").is_err());
         assert!(validate_dtd(b"<b n='x'>t</b>", dtd, "a").is_err());
+    }
+
+    #[test]
+    fn rules_hold_fail_at_nodes_or_are_not_evaluated() {
+        let doc = br#"<a xmlns="urn:a"><b>1</b><b>2</b><c/></a>"#;
+        let ns = vec![("p".to_owned(), "urn:a".to_owned())];
+        let rule = |context: &str, tests: &[&str]| XPathRule {
+            context: context.to_owned(),
+            tests: tests.iter().map(|t| (*t).to_owned()).collect(),
+        };
+        let got = evaluate_rules(
+            doc,
+            &ns,
+            &[
+                vec![
+                    rule("//p:b[. = '1']", &["false()"]),
+                    rule("//p:b", &[". = '1'", "exists(.)", "count(../p:b) = 2"]),
+                ],
+                vec![rule("//p:nothing", &["false()"])],
+            ],
+        )
+        .expect("evaluates");
+        assert_eq!(got[0][0], vec![Outcome::Failed(vec![("/*/*[1]".to_owned(), 1)])]);
+        // The first b was handled by the first rule: only the second is checked here.
+        assert_eq!(got[0][1][0], Outcome::Failed(vec![("/*/*[2]".to_owned(), 1)]));
+        assert!(matches!(got[0][1][1], Outcome::NotEvaluated(_)), "{:?}", got[0][1][1]);
+        assert_eq!(got[0][1][2], Outcome::Held);
+        assert_eq!(got[1][0][0], Outcome::Held);
     }
 
     #[test]
