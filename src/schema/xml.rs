@@ -66,6 +66,9 @@ pub(crate) struct XmlBuiltin {
     /// ISO Schematron rules, run after the XSD (what XPath 1.0 can run; see
     /// `schematron.rs`).
     pub schematron: &'static [File],
+    /// A DTD instead of an XSD (SHS): `files` and `main` are then empty, and the root's
+    /// local name is the DOCTYPE name the DTD is checked from.
+    pub dtd: Option<File>,
 }
 
 /// Every shipped XML message type, one entry each.
@@ -96,6 +99,7 @@ pub(crate) const XML_BUILTINS: &[XmlBuiltin] = &[
         payload: Some(((MWA, "messagePayload"), (XHA, "PayloadContent"))),
         examples: &[file!("sdk/examples/meddelande.xhe-unencrypted-payload.xml")],
         id_element: Some((MWA, "messageId")),
+        dtd: None,
         schematron: &[
             file!("sdk/schematron/DIGG-XHE-Business-Rules.scmt"),
             file!("sdk/schematron/MessageConstraints.xml"),
@@ -130,6 +134,19 @@ pub(crate) const XML_BUILTINS: &[XmlBuiltin] = &[
         ],
         id_element: None,
         schematron: &[file!("sdk/schematron/DIGG-AppRes-Business-Rules.scmt")],
+        dtd: None,
+    },
+    XmlBuiltin {
+        id: "shs/label",
+        files: &[],
+        main: "",
+        aliases: &[],
+        root: ("", "shs.label"),
+        payload: None,
+        examples: &[file!("shs/label.example.xml")],
+        id_element: None,
+        schematron: &[],
+        dtd: Some(file!("shs/shs-label-1.2.dtd")),
     },
 ];
 
@@ -170,7 +187,10 @@ fn file_name(path: &str) -> &str {
 /// A compiled XML message type. Clones share the compiled schema.
 #[derive(Clone)]
 pub(crate) struct XmlValidator {
-    schema: Arc<Schema>,
+    /// `None` for a DTD-defined type.
+    schema: Option<Arc<Schema>>,
+    /// The DTD and the root element it is checked from, for a DTD-defined type.
+    dtd: Option<(&'static [u8], &'static str)>,
     origin: Arc<str>,
     root: Option<QName>,
     payload: Option<(QName, QName)>,
@@ -198,20 +218,25 @@ impl XmlValidator {
     /// The shipped XML message type `id` (see [`XML_BUILTINS`]).
     pub(crate) fn builtin(id: &str) -> Result<XmlValidator> {
         let b = get(id)?;
-        let mut catalog = Catalog::default();
-        for f in b.files {
-            catalog.add(file_name(f.path), f.bytes);
-        }
-        for (from, to) in b.aliases {
-            catalog.alias(from, to);
-        }
-        let schema = Schema::compile(&catalog, b.main).map_err(|issues| {
-            anyhow::anyhow!(
-                "XML schema `{}` does not compile:\n{}",
-                b.id,
-                issues_text(&issues)
-            )
-        })?;
+        let schema = if b.dtd.is_some() {
+            None
+        } else {
+            let mut catalog = Catalog::default();
+            for f in b.files {
+                catalog.add(file_name(f.path), f.bytes);
+            }
+            for (from, to) in b.aliases {
+                catalog.alias(from, to);
+            }
+            let schema = Schema::compile(&catalog, b.main).map_err(|issues| {
+                anyhow::anyhow!(
+                    "XML schema `{}` does not compile:\n{}",
+                    b.id,
+                    issues_text(&issues)
+                )
+            })?;
+            Some(Arc::new(schema))
+        };
         let example = b.examples.first().map(|e| e.bytes).unwrap_or_default();
         let mut schematron = Vec::new();
         for f in b.schematron {
@@ -220,7 +245,8 @@ impl XmlValidator {
             schematron.push(Arc::new(Schematron::load(text, f.path, example)?));
         }
         Ok(XmlValidator {
-            schema: Arc::new(schema),
+            schema,
+            dtd: b.dtd.as_ref().map(|f| (f.bytes, b.root.1)),
             origin: b.id.into(),
             root: Some(b.root),
             payload: b.payload,
@@ -249,7 +275,8 @@ impl XmlValidator {
             )
         })?;
         Ok(XmlValidator {
-            schema: Arc::new(schema),
+            schema: Some(Arc::new(schema)),
+            dtd: None,
             origin: main.0.into(),
             root: None,
             payload: None,
@@ -329,7 +356,7 @@ impl XmlValidator {
         let mut out = Vec::new();
         let root = doc.root_element();
         if let Some((ns, local)) = self.root {
-            if root.tag_name().namespace() != Some(ns) || root.tag_name().name() != local {
+            if root.tag_name().namespace().unwrap_or("") != ns || root.tag_name().name() != local {
                 out.push(violation(
                     "/*",
                     "provsten:root",
@@ -410,7 +437,12 @@ impl MessageValidator for XmlValidator {
     }
 
     fn validate_bytes(&self, body: &[u8]) -> Result<(), Vec<Violation>> {
-        if let Err(issues) = self.schema.validate(body) {
+        let checked = match (&self.schema, self.dtd) {
+            (Some(schema), _) => schema.validate(body),
+            (None, Some((dtd, root))) => libxml2_check::validate_dtd(body, dtd, root),
+            (None, None) => Ok(()),
+        };
+        if let Err(issues) = checked {
             return Err(issues.into_iter().map(from_issue).collect());
         }
         let mut found = self.structure(body);
@@ -580,6 +612,33 @@ mod tests {
     }
 
     #[test]
+    fn shs_labels_are_checked_against_the_dtd_without_loading_the_doctype() {
+        let v = XmlValidator::builtin("shs/label").expect("loads");
+        let ok = text(&get("shs/label").expect("known").examples[0]);
+        assert_eq!(v.validate_bytes(ok.as_bytes()), Ok(()));
+        let start = ok.find("<product").expect("product");
+        let end = ok.find("</product>").expect("product end") + "</product>".len();
+        let cases = [
+            // product is required
+            format!("{}{}", &ok[..start], &ok[end..]),
+            // local.id is an NMTOKEN (the upstream samples' line break in it)
+            ok.replacen("local.id=\"f9445c9f", "local.id=\"f9445c9f\n", 1),
+            // transfer-type is an enumeration
+            ok.replacen("transfer-type=\"asynch\"", "transfer-type=\"later\"", 1),
+            // another root
+            ok.replacen("<shs.label ", "<shs.labels ", 1).replacen(
+                "</shs.label>",
+                "</shs.labels>",
+                1,
+            ),
+        ];
+        for c in cases {
+            let got = v.validate_bytes(c.as_bytes()).expect_err("invalid");
+            assert!(got.iter().all(|x| !x.schema_path.is_empty()), "{got:?}");
+        }
+    }
+
+    #[test]
     fn xml_and_text_xml_are_accepted_content_types() {
         let v = XmlValidator::builtin("sdk/meddelandekvittens").expect("compiles");
         assert!(v.accepts_content_type(Some("application/xml; charset=utf-8")));
@@ -597,19 +656,25 @@ mod tests {
                 let rel = format!("{rel}/{name}");
                 if entry.path().is_dir() {
                     walk(&entry.path(), &rel, out);
-                } else if name.ends_with(".xsd") || name.ends_with(".xml") {
+                } else if name.ends_with(".xsd") || name.ends_with(".xml") || name.ends_with(".dtd")
+                {
                     out.insert(rel);
                 }
             }
         }
         let mut on_disk = BTreeSet::new();
-        walk(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/sdk"),
-            "sdk",
-            &mut on_disk,
-        );
+        for dir in ["sdk", "shs"] {
+            walk(
+                &Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("schemas")
+                    .join(dir),
+                dir,
+                &mut on_disk,
+            );
+        }
         let mut listed = BTreeSet::new();
         for b in XML_BUILTINS {
+            listed.extend(b.dtd.iter().map(|f| f.path.to_owned()));
             listed.extend(b.files.iter().map(|f| f.path.to_owned()));
             listed.extend(b.examples.iter().map(|f| f.path.to_owned()));
         }
