@@ -603,7 +603,10 @@ mod tests {
     #[test]
     fn namespaces_order_types_and_enumerations_are_checked_with_node_paths() {
         let s = schema();
-        assert_eq!(s.validate(br#"<r xmlns="urn:a"><c>A</c><d>1</d></r>"#), Ok(()));
+        assert_eq!(
+            s.validate(br#"<r xmlns="urn:a"><c>A</c><d>1</d></r>"#),
+            Ok(())
+        );
         for (doc, path) in [
             (&br#"<r xmlns="urn:b"><c>A</c></r>"#[..], "/*"),
             (br#"<r><c>A</c></r>"#, "/r"),
@@ -678,10 +681,20 @@ mod tests {
             ],
         )
         .expect("evaluates");
-        assert_eq!(got[0][0], vec![Outcome::Failed(vec![("/*/*[1]".to_owned(), 1)])]);
+        assert_eq!(
+            got[0][0],
+            vec![Outcome::Failed(vec![("/*/*[1]".to_owned(), 1)])]
+        );
         // The first b was handled by the first rule: only the second is checked here.
-        assert_eq!(got[0][1][0], Outcome::Failed(vec![("/*/*[2]".to_owned(), 1)]));
-        assert!(matches!(got[0][1][1], Outcome::NotEvaluated(_)), "{:?}", got[0][1][1]);
+        assert_eq!(
+            got[0][1][0],
+            Outcome::Failed(vec![("/*/*[2]".to_owned(), 1)])
+        );
+        assert!(
+            matches!(got[0][1][1], Outcome::NotEvaluated(_)),
+            "{:?}",
+            got[0][1][1]
+        );
         assert_eq!(got[0][1][2], Outcome::Held);
         assert_eq!(got[1][0][0], Outcome::Held);
     }
