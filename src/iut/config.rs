@@ -372,6 +372,103 @@ pub(crate) struct MessageSection {
     /// Statuses that count as refusing an invalid message.
     #[serde(default = "default_refused")]
     pub refused_statuses: Vec<u16>,
+    /// `json` (default) or `xml` (SDK-SPEC): with `xml`, `schema` is "builtin:sdk/…" or the
+    /// path of an XSD file (its imports resolve among the `.xsd` files of its folder).
+    #[serde(default)]
+    pub format: MessageFormat,
+}
+
+/// The body format of a `[[message]]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum MessageFormat {
+    #[default]
+    Json,
+    Xml,
+}
+
+impl MessageSection {
+    /// The format `schema` names, when it names one: a builtin of either catalogue, or a
+    /// file ending in `.xsd` / `.json`.
+    fn schema_format(&self) -> Option<MessageFormat> {
+        match self.schema.strip_prefix("builtin:") {
+            Some(id) if crate::schema::xml::get(id).is_ok() => Some(MessageFormat::Xml),
+            Some(id) if crate::schema::catalogue::get(id).is_ok() => Some(MessageFormat::Json),
+            Some(_) => None,
+            None if self.schema.ends_with(".xsd") => Some(MessageFormat::Xml),
+            None if self.schema.ends_with(".json") => Some(MessageFormat::Json),
+            None => None,
+        }
+    }
+}
+
+/// The line (from 1) of `key` in the `index`-th `[[message]]` table of `text`.
+fn message_key_line(text: &str, index: usize, key: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let messages = doc
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == "message")?
+        .1;
+    let DeValue::Array(items) = messages.get_ref() else {
+        return None;
+    };
+    let table = items.get(index)?;
+    let DeValue::Table(t) = table.get_ref() else {
+        return None;
+    };
+    let start = t
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == key)
+        .map_or(table.span().start, |(k, _)| k.span().start);
+    Some(text.get(..start)?.matches('\n').count() + 1)
+}
+
+/// An XML schema on a JSON message, or the reverse, names the file and line; the other
+/// roles read JSON messages only.
+fn check_message_formats(cfg: &IutConfig, text: &str, source: &ConfigSource) -> anyhow::Result<()> {
+    let name = source.name();
+    for (i, m) in cfg.messages.iter().enumerate() {
+        if let Some(found) = m.schema_format() {
+            if found != m.format {
+                let line = message_key_line(text, i, "schema")
+                    .map(|l| format!(" line {l}:"))
+                    .unwrap_or_default();
+                let (is, hint) = match found {
+                    MessageFormat::Xml => ("an XML schema", "format = \"xml\""),
+                    MessageFormat::Json => ("a JSON schema", "remove format, or format = \"json\""),
+                };
+                let format = match m.format {
+                    MessageFormat::Json => "json",
+                    MessageFormat::Xml => "xml",
+                };
+                bail!(
+                    "{name}:{line} message {:?}: schema {:?} is {is}, but the message's format is {format:?} (hint: {hint})",
+                    m.name,
+                    m.schema,
+                );
+            }
+        }
+    }
+    let xml = |n: &str| {
+        cfg.messages
+            .iter()
+            .any(|m| m.name == n && m.format == MessageFormat::Xml)
+    };
+    let uses = [
+        ("sender.message", cfg.sender.as_ref().map(|s| &s.message)),
+        ("receive.message", cfg.receive.as_ref().map(|r| &r.message)),
+        ("router.message", cfg.router.as_ref().map(|r| &r.message)),
+    ];
+    for (key, used) in uses {
+        if let Some(m) = used.filter(|m| xml(m)) {
+            bail!(
+                "{name}: {key} {m:?} is an XML message; that role checks JSON messages only so far"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn default_refused() -> Vec<u16> {
@@ -677,6 +774,7 @@ pub(crate) fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConf
             bail!("{}: versions.path {:?} has no {{version}} placeholder (hint: \"/{{version}}/health\")", source.name(), v.path);
         }
     }
+    check_message_formats(&cfg, text, source)?;
     check_resend(&cfg, source)?;
     check_iteration(&cfg, source)?;
     check_router(&cfg, source)?;
@@ -1004,6 +1102,49 @@ mod tests {
         let client = parse(CLIENT_TEMPLATE_CONFIG, &ConfigSource::Embedded).unwrap();
         assert_eq!(client.iut.roles, vec![Role::Client]);
         assert!(client.api.is_none() && client.client.is_some());
+    }
+
+    #[test]
+    fn an_xml_schema_on_a_json_message_and_the_reverse_name_file_and_line() {
+        let source = ConfigSource::File("x/provsten.toml".into());
+        let cfg = parse(DEFAULT_CONFIG, &source).unwrap();
+        let xml = cfg
+            .messages
+            .iter()
+            .find(|m| m.name == "sdk-meddelande")
+            .unwrap();
+        assert_eq!(xml.format, MessageFormat::Xml);
+        let line =
+            |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let text = DEFAULT_CONFIG.replacen("format = \"xml\"\n", "", 1);
+        let err = parse(&text, &source).unwrap_err().to_string();
+        let at = line(&text, "schema = \"builtin:sdk/meddelande\"");
+        assert!(
+            err.contains(&format!("x/provsten.toml: line {at}:")),
+            "{err}"
+        );
+        assert!(
+            err.contains("is an XML schema") && err.contains("hint: format = \"xml\""),
+            "{err}"
+        );
+        let text = DEFAULT_CONFIG.replacen(
+            "schema = \"builtin:ebevis/epoc\"",
+            "schema = \"builtin:ebevis/epoc\"\nformat = \"xml\"",
+            1,
+        );
+        let err = parse(&text, &source).unwrap_err().to_string();
+        let at = line(&text, "schema = \"builtin:ebevis/epoc\"");
+        assert!(
+            err.contains(&format!("line {at}:")) && err.contains("is a JSON schema"),
+            "{err}"
+        );
+        let text = DEFAULT_CONFIG.replacen(
+            "message = \"notification\"",
+            "message = \"sdk-meddelande\"",
+            1,
+        );
+        let err = parse(&text, &source).unwrap_err().to_string();
+        assert!(err.contains("JSON messages only"), "{err}");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub(crate) struct Iut {
     pub ip: Option<IpFilterContext>,
     /// Message types the IUT receives, schemas compiled and examples checked.
     pub messages: Vec<MessageType>,
+    /// XML message types (`format = "xml"`, SDK-SPEC), XSDs compiled and examples checked.
+    pub xml_messages: Vec<XmlMessageType>,
     /// Where accepted message ids can be read (GET → JSON array of strings).
     pub accepted_url: Option<String>,
     pub versions: Option<config::VersionsSection>,
@@ -119,6 +121,84 @@ fn message_type(
         validator: Arc::new(validator),
         examples: examples.into_iter().map(|(_, v)| v).collect(),
         id_pointer: m.id_pointer.clone(),
+        refused_statuses: m.refused_statuses.clone(),
+    })
+}
+
+/// An XML message type the IUT receives (`format = "xml"`).
+#[derive(Debug, Clone)]
+pub(crate) struct XmlMessageType {
+    pub name: String,
+    pub endpoint: String,
+    pub validator: Arc<crate::schema::xml::XmlValidator>,
+    /// Valid examples as bytes; the first is the one the generator mutates.
+    pub examples: Vec<Vec<u8>>,
+    pub refused_statuses: Vec<u16>,
+}
+
+/// Compiles an XML message type's XSD (builtin, or a file whose imports resolve among the
+/// `.xsd` files of its folder) and checks its examples (exit 2 on error).
+fn xml_message_type(
+    m: &config::MessageSection,
+    config_dir: &Path,
+    source: &ConfigSource,
+) -> anyhow::Result<XmlMessageType> {
+    use crate::schema::xml::XmlValidator;
+    use crate::schema::MessageValidator;
+    let key = format!("{}: message {:?}", source.name(), m.name);
+    let (validator, mut examples) = match m.schema.strip_prefix("builtin:") {
+        Some(id) => {
+            let b = crate::schema::xml::get(id).map_err(|e| anyhow!("{key}: schema: {e:#}"))?;
+            let v = XmlValidator::builtin(id).map_err(|e| anyhow!("{key}: {e:#}"))?;
+            (v, b.examples.iter().map(|e| e.bytes.to_vec()).collect())
+        }
+        None => {
+            let path = config_dir.join(&m.schema);
+            let main = std::fs::read(&path)
+                .map_err(|e| anyhow!("{key}: schema {}: {e}", path.display()))?;
+            let mut others = Vec::new();
+            if let Some(dir) = path.parent() {
+                for entry in std::fs::read_dir(dir)
+                    .map_err(|e| anyhow!("{key}: schema folder {}: {e}", dir.display()))?
+                {
+                    let p = entry?.path();
+                    if p != path && p.extension().is_some_and(|x| x == "xsd") {
+                        let bytes = std::fs::read(&p)
+                            .map_err(|e| anyhow!("{key}: schema {}: {e}", p.display()))?;
+                        others.push((p.display().to_string(), bytes));
+                    }
+                }
+            }
+            let v = XmlValidator::from_files((&path.display().to_string(), &main), &others)
+                .map_err(|e| anyhow!("{key}: {e:#}"))?;
+            (v, Vec::new())
+        }
+    };
+    if !m.examples.is_empty() {
+        examples.clear();
+        for e in &m.examples {
+            let path = config_dir.join(e);
+            let bytes = std::fs::read(&path)
+                .map_err(|err| anyhow!("{key}: example {}: {err}", path.display()))?;
+            if let Err(v) = validator.validate_bytes(&bytes) {
+                let lines: Vec<String> = v.iter().map(|v| format!("  {v}")).collect();
+                bail!(
+                    "{key}: example {} does not validate:\n{}",
+                    path.display(),
+                    lines.join("\n")
+                );
+            }
+            examples.push(bytes);
+        }
+    }
+    if examples.is_empty() {
+        bail!("{key}: no valid example (hint: examples = [\"example.xml\"])");
+    }
+    Ok(XmlMessageType {
+        name: m.name.clone(),
+        endpoint: m.endpoint.clone(),
+        validator: Arc::new(validator),
+        examples,
         refused_statuses: m.refused_statuses.clone(),
     })
 }
@@ -487,7 +567,15 @@ impl Iut {
         };
 
         let mut messages = Vec::new();
+        let mut xml_messages = Vec::new();
         for m in &cfg.messages {
+            if m.format == config::MessageFormat::Xml {
+                xml_messages.push(
+                    xml_message_type(m, &config_dir, &source)
+                        .map_err(|e| setup_error(format!("{e:#}")))?,
+                );
+                continue;
+            }
             messages.push(
                 message_type(m, &config_dir, &source).map_err(|e| setup_error(format!("{e:#}")))?,
             );
@@ -611,6 +699,7 @@ impl Iut {
             pki,
             ip,
             messages,
+            xml_messages,
             accepted_url,
             versions: cfg.versions.clone(),
             resend,

@@ -179,6 +179,10 @@ defects! {
         "as a client, the IUT retries after its own backoff, ignoring the server's Retry-After";
     FullReread, "full-reread", ["FMK-2.4-LOAD"],
         "as a client, the IUT re-reads everything each time instead of asking what changed since its last read";
+    AcceptXsdInvalid, "accept-xsd-invalid", ["SDK-SPEC"],
+        "the SDK message endpoint accepts well-formed XML that its XSD (or the required root and payload) refuses";
+    IgnoreSchematron, "ignore-schematron", ["SDK-SPEC"],
+        "the SDK message endpoint does not apply the Schematron business rules (XHE, SDK Meddelande)";
 }
 
 impl fmt::Display for Defect {

@@ -15,6 +15,7 @@ mod router;
 mod sender;
 mod server;
 mod verifier;
+mod xml_receiver;
 
 /// A query-string value: `+` is a space, `%XX` escapes decoded (invalid UTF-8 replaced).
 fn query_value(v: &str) -> String {

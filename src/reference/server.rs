@@ -28,6 +28,7 @@ use super::messages::Receiver;
 use super::outbox::State as MessageState;
 use super::sender::{Sender, SenderOptions};
 use super::verifier::PolicyVerifier;
+use super::xml_receiver::XmlReceiver;
 use crate::pki::{org_number, Pki};
 
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
@@ -56,6 +57,7 @@ pub(crate) struct ReferenceOptions {
 
 struct State {
     receiver: Receiver,
+    xml_receiver: XmlReceiver,
     registered: BTreeSet<String>,
     filter: IpFilter,
     defects: Defects,
@@ -180,6 +182,7 @@ pub(crate) async fn start_with(
     let state = Arc::new(State {
         api_client,
         receiver: Receiver::new(audit.clone()),
+        xml_receiver: XmlReceiver::new(),
         registered: opts.registered_orgs.iter().cloned().collect(),
         filter: IpFilter::new(
             opts.allowlist.clone(),
@@ -487,6 +490,11 @@ fn route(
             Err(e) => (StatusCode::BAD_REQUEST, json!({"error": e})),
         },
         (&Method::POST, ["orgs", org, "fullmakter"]) => change(state, caller, org, body),
+        (&Method::POST, rest) if XmlReceiver::handles(rest) => {
+            state
+                .xml_receiver
+                .receive(rest, content_type, body, &state.defects)
+        }
         (&Method::POST, [endpoint]) if Receiver::handles(endpoint) => {
             state
                 .receiver
@@ -706,7 +714,9 @@ async fn serve_admin(listener: TcpListener, state: Arc<State>) {
                             ),
                         },
                         (_, "/admin/accepted") => {
-                            json_response(StatusCode::OK, json!(state.receiver.accepted()))
+                            let mut ids = state.receiver.accepted();
+                            ids.extend(state.xml_receiver.accepted());
+                            json_response(StatusCode::OK, json!(ids))
                         }
                         (_, "/admin/requests") => {
                             let log = state.log.lock().map(|l| l.clone()).unwrap_or_default();

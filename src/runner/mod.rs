@@ -380,6 +380,7 @@ fn run_context(
         faults,
         timeline_dirs: plan.timelines.clone(),
         messages: iut.messages.clone(),
+        xml_messages: iut.xml_messages.clone(),
         accepted_url: iut.accepted_url.clone(),
         versions: iut.versions.clone(),
         resend: iut.resend.clone(),

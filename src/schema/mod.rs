@@ -18,7 +18,10 @@
 pub(crate) mod catalogue;
 pub(crate) mod invalid;
 pub(crate) mod luhn;
+mod schematron;
 pub(crate) mod validate;
+pub(crate) mod xml;
+pub(crate) mod xml_invalid;
 
 mod body;
 mod model;

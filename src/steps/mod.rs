@@ -28,6 +28,7 @@ pub(crate) mod network;
 pub(crate) mod resend;
 pub(crate) mod schema;
 pub(crate) mod tls;
+pub(crate) mod xml;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -77,6 +78,7 @@ pub(crate) struct RunContext {
     /// Extra directories of fault timelines (`--scenarios`).
     pub timeline_dirs: Vec<std::path::PathBuf>,
     pub messages: Vec<crate::iut::MessageType>,
+    pub xml_messages: Vec<crate::iut::XmlMessageType>,
     pub accepted_url: Option<String>,
     pub versions: Option<crate::iut::config::VersionsSection>,
     pub resend: Option<crate::shared::resend_policy::ResendPolicy>,
@@ -566,6 +568,26 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
         "When",
         "the client sends a message with the defect \"CLASS\" (missing-required-field, wrong-type, unknown-enum-value, pattern-violation, out-of-range, extra-property, malformed-json, truncated-body, invalid-utf8, wrong-content-type, missing-content-type, oversize-body, deep-nesting, duplicate-keys, empty-body)",
         "When the client sends a message with the defect \"missing-required-field\"",
+    ),
+    (
+        "Given",
+        "the XML message type \"NAME\" (a declared [[message]] with format = \"xml\")",
+        "Given the XML message type \"sdk-meddelande\"",
+    ),
+    (
+        "When",
+        "the client sends an XML message with the defect \"CLASS\" (not-well-formed, wrong-namespace, missing-namespace, missing-required-element, element-out-of-order, unexpected-element, wrong-type, enumeration-or-pattern, encoding-mismatch, schematron-rule, shipped-negative)",
+        "When the client sends an XML message with the defect \"wrong-namespace\"",
+    ),
+    (
+        "Then",
+        "the XML message is refused with a declared status",
+        "Then the XML message is refused with a declared status",
+    ),
+    (
+        "Then",
+        "a valid XML message is accepted right after",
+        "Then a valid XML message is accepted right after",
     ),
     (
         "When",

@@ -56,7 +56,7 @@ fn signed_report_verifies_and_a_flipped_verdict_is_caught() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("ca_certificate: ok"), "{text}");
     assert!(
-        text.contains("of 30 testable requirements of profile all tested")
+        text.contains("of 31 testable requirements of profile all tested")
             && text.contains("certification not complete (--complete was not asked)"),
         "{text}"
     );
