@@ -9,6 +9,7 @@ pub mod defects;
 mod ip_filter;
 mod legacy_tls;
 mod messages;
+mod ocsp;
 mod outbox;
 mod router;
 mod sender;
