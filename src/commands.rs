@@ -152,7 +152,14 @@ async fn pki_serve(dir: &std::path::Path, signer: pki::ocsp::Signer) -> anyhow::
         pki.manifest.crl_base_url
     );
     match &ocsp {
-        Some(o) => println!("OCSP responder at {} (signed by: {signer:?})", o.url),
+        Some(o) => println!(
+            "OCSP responder at {} (answers signed by {})",
+            o.url,
+            match signer {
+                pki::ocsp::Signer::Ca => "the CA",
+                pki::ocsp::Signer::Delegated => "the delegated responder certificate",
+            }
+        ),
         None => println!(
             "no OCSP responder: the PKI in {} names none (make it with `provsten pki init`)",
             dir.display()
@@ -161,7 +168,10 @@ async fn pki_serve(dir: &std::path::Path, signer: pki::ocsp::Signer) -> anyhow::
     println!("serving until Ctrl-C or SIGTERM");
     crate::reference::shutdown_signal().await;
     crls.abort();
-    drop(ocsp);
+    let _ = crls.await;
+    if let Some(o) = ocsp {
+        o.stop().await;
+    }
     println!("stopped");
     Ok(exit::COMPLIANT)
 }

@@ -11,6 +11,7 @@ mod it {
     pub mod haproxy;
     pub mod html;
     pub mod nginx;
+    pub mod ocsp;
     pub mod outbox;
     pub mod proxy;
     pub mod report;

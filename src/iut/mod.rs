@@ -716,7 +716,9 @@ impl Iut {
         if let Some(t) = self.crl_server.take() {
             t.abort();
         }
-        self.ocsp.take();
+        if let Some(o) = self.ocsp.take() {
+            o.stop().await;
+        }
     }
 }
 

@@ -24,7 +24,7 @@ pub fn crl_listen_addr(crl_base_url: &str) -> anyhow::Result<(SocketAddr, String
 pub struct OcspServer {
     pub url: String,
     pub responder: std::sync::Arc<super::ocsp::Responder>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl OcspServer {
@@ -53,15 +53,25 @@ impl OcspServer {
         })?;
         Ok(Some(OcspServer {
             url: url.clone(),
-            task: serve_ocsp(listener, responder.clone(), prefix),
+            task: Some(serve_ocsp(listener, responder.clone(), prefix)),
             responder,
         }))
+    }
+
+    /// Stops answering and waits until the port is closed (dropping only begins that).
+    pub async fn stop(mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
     }
 }
 
 impl Drop for OcspServer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
     }
 }
 
