@@ -724,6 +724,11 @@ fn init(dir: &std::path::Path, force: bool) -> anyhow::Result<u8> {
         "CRLs are published at {} while `provsten run` runs (and are in crl-bundle.pem)",
         manifest.crl_base_url
     );
+    if let Some(u) = &manifest.ocsp_base_url {
+        println!(
+            "the OCSP responder named in the certificates answers at {u} while `provsten run` runs; if your IUT asks it (nginx: ssl_ocsp on;), set revocation = [\"crl\", \"ocsp\"] under [pki]"
+        );
+    }
     println!();
     println!("next:");
     println!(
