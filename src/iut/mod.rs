@@ -550,6 +550,12 @@ impl Iut {
         let crl_server = publish_crls(&pki).await?;
         let ocsp = match pki::publish::OcspServer::start(&pki, cfg.pki.ocsp_signer).await {
             Ok(o) => o,
+            // Only an IUT declared to ask the responder needs it; others keep the run a
+            // PKI without CA keys (a report's public copy) always allowed.
+            Err(e) if !cfg.pki.revocation.contains(&config::Revocation::Ocsp) => {
+                eprintln!("provsten: warning: no OCSP responder this run: {e:#}");
+                None
+            }
             Err(e) => {
                 if let Some(t) = &crl_server {
                     t.abort();
