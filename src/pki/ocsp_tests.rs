@@ -296,3 +296,101 @@ fn certificates_name_the_responder_and_the_crl_lacks_the_late_revocation() {
     let late = pki().cert("client-revoked-ocsp").unwrap();
     assert!(late.revoked && !late.revocation.as_ref().unwrap().on_crl);
 }
+
+/// One HTTP/1.1 exchange on a fresh connection: (status line, body).
+async fn http(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    (head, out[split + 4..].to_vec())
+}
+
+#[tokio::test]
+async fn over_http_post_and_get_answer_alike_and_other_methods_are_refused() {
+    let responder = std::sync::Arc::new(Responder::load(pki(), Signer::Ca).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = crate::pki::publish::serve_ocsp(listener, responder.clone(), "/ocsp".into());
+    let (_, inter_key) = name_and_key("inter.cert.pem");
+    let req = request(
+        vec![cert_id(
+            "inter.cert.pem",
+            &serial_of("client-revoked-ocsp"),
+            false,
+        )],
+        Some(&[7u8; 16]),
+    );
+    let post = format!(
+        "POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        req.len()
+    );
+    let (head, body) = http(addr, &post, &req).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("application/ocsp-response"), "{head}");
+    let by_post = basic(&body, &inter_key);
+    // RFC 6960 A.1: GET {url}/{url-encoding of base64 of the DER request}.
+    use base64ct::Encoding;
+    let encoded: String = base64ct::Base64::encode_string(&req)
+        .chars()
+        .map(|c| match c {
+            '/' => "%2F".to_string(),
+            '+' => "%2B".to_string(),
+            '=' => "%3D".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    let get = format!("GET /ocsp/{encoded} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (head, body) = http(addr, &get, b"").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let by_get = basic(&body, &inter_key);
+    assert_eq!(
+        by_post.tbs_response_data.responses[0].cert_status,
+        by_get.tbs_response_data.responses[0].cert_status
+    );
+    let (_, body) = http(
+        addr,
+        "GET /ocsp/not-base64! HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert_eq!(status_of(&body), OcspResponseStatus::MalformedRequest);
+    let (head, _) = http(
+        addr,
+        "PUT /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 405"), "{head}");
+    let (head, _) = http(
+        addr,
+        "POST /elsewhere HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    let methods: Vec<_> = responder
+        .queries()
+        .iter()
+        .map(|q| (q.method.clone(), q.answer.clone()))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            ("POST".to_string(), "revoked".to_string()),
+            ("GET".to_string(), "revoked".to_string()),
+            ("GET".to_string(), "malformedRequest".to_string())
+        ]
+    );
+    task.abort();
+}

@@ -318,6 +318,30 @@ fn nginx_with_verify_client_on_is_compliant_and_refusals_are_reported_as_http_le
         "{ev}"
     );
     assert!(ev.contains("not with a TLS rejection"), "{ev}");
+    // Not declared to check OCSP: the certificate revoked since the last CRL proves
+    // nothing about it, and the report says why instead of a verdict.
+    let ocsp = ocsp_scenarios(&r);
+    assert_eq!(ocsp.len(), 2, "{}", r.explain());
+    for (status, _) in &ocsp {
+        assert_eq!(status, "not-applicable");
+    }
+    let reasons: Vec<_> = r.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("checks OCSP"))
+        })
+        .map(|s| s["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .all(|m| m.contains("does not declare OCSP checking")),
+        "{reasons:?}"
+    );
 }
 
 #[test]
