@@ -497,7 +497,7 @@ pub(crate) struct PkiSection {
 }
 
 /// A way an IUT learns that a certificate was revoked (`[pki] revocation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Revocation {
     Crl,

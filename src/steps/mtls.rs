@@ -318,7 +318,7 @@ async fn checks_ocsp(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no OCSP responder"))?;
     w.ocsp_mark = responder.queries().len();
     w.record(json!({
-        "revocation_checked_by": ["crl", "ocsp"],
+        "revocation_checked_by": ctx.revocation,
         "ocsp_responder": ctx.pki.manifest.ocsp_base_url,
     }));
     Ok(())
