@@ -70,6 +70,21 @@ Feature: Mutual TLS authentication of API clients
       | client-key-mismatch | TLS 1.2 |
       | client-key-mismatch | TLS 1.3 |
 
+  # Revoked after the CRL was published: the CRL does not list it yet, the OCSP responder
+  # (the URL in the certificate's Authority Information Access) answers `revoked`.
+  @req:EB-MTLS-1 @req:FMK-2.1-REVOKE
+  Scenario Outline: a certificate revoked since the last CRL is refused by an IUT that checks OCSP (<tls>)
+    Given the IUT checks revocation by OCSP
+    And a client presenting the certificate "client-revoked-ocsp"
+    And the client only speaks <tls>
+    When the client requests its own organisation's data
+    Then the request is refused without protected data, and the evidence shows what the OCSP responder was asked
+
+    Examples:
+      | tls     |
+      | TLS 1.2 |
+      | TLS 1.3 |
+
   @req:EB-MTLS-2
   Scenario Outline: a certificate without a registered organisation number is refused: <cert>
     Given a client presenting the certificate "<cert>"

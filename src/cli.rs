@@ -309,6 +309,22 @@ pub enum PkiCommand {
         /// How long the CRLs last (their nextUpdate), e.g. 365d, 2years.
         #[arg(long, default_value = "365d", value_parser = parse_lifetime)]
         crl_lifetime: std::time::Duration,
+        /// OCSP responder URL written into the certificates' Authority Information Access
+        /// (served during `run` and by `provsten pki serve`).
+        /// Default: http://127.0.0.1:PORT/ocsp on a loopback port free now.
+        #[arg(long)]
+        ocsp_url: Option<String>,
+    },
+    /// Serve a PKI folder's CRLs and OCSP responder at the URLs its certificates carry,
+    /// until Ctrl-C or SIGTERM: for an IUT checked outside `provsten run`.
+    Serve {
+        /// The PKI folder made by `provsten pki init` (CA keys included: OCSP answers are signed).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Who signs the OCSP answers: "ca", or "delegated" (the catalogue's
+        /// ocsp-responder certificate, sent with each answer).
+        #[arg(long, default_value = "ca")]
+        ocsp_signer: crate::pki::ocsp::Signer,
     },
     /// Re-issue a PKI's CRLs (same revoked certificates, CRL number + 1, a new nextUpdate)
     /// with its CAs' existing keys: no key or certificate changes, so an IUT's trust store
@@ -361,6 +377,11 @@ pub struct ReferenceArgs {
     /// Seeded defect (repeatable; `provsten defects` lists them).
     #[arg(long = "defect", value_name = "NAME")]
     pub defects: Vec<Defect>,
+    /// Check client certificates by OCSP too: ask the responder in each certificate's
+    /// Authority Information Access after the handshake (answers kept per serial), and
+    /// refuse with HTTP 403 what is not `good` or cannot be learned.
+    #[arg(long)]
+    pub ocsp: bool,
     /// Durable outbox of the sender (created if missing): queued messages, their attempts
     /// and state survive a restart.
     #[arg(long, value_name = "DIR")]

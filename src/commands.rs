@@ -57,8 +57,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     catalog,
                     crl_url,
                     crl_lifetime,
+                    ocsp_url,
                 },
-        } => pki_init(&out, catalog.as_deref(), crl_url, crl_lifetime),
+        } => pki_init(&out, catalog.as_deref(), (crl_url, ocsp_url), crl_lifetime),
+        Command::Pki {
+            command: PkiCommand::Serve { dir, ocsp_signer },
+        } => pki_serve(&dir, ocsp_signer).await,
         Command::Pki {
             command: PkiCommand::Refresh { dir, crl_lifetime },
         } => pki_refresh(&dir, crl_lifetime),
@@ -76,7 +80,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 fn pki_init(
     out: &std::path::Path,
     catalog: Option<&std::path::Path>,
-    crl_url: Option<String>,
+    (crl_url, ocsp_url): (Option<String>, Option<String>),
     crl_lifetime: std::time::Duration,
 ) -> anyhow::Result<u8> {
     let catalog = load_catalog(catalog)?;
@@ -85,6 +89,7 @@ fn pki_init(
         out,
         &pki::GenerateOptions {
             crl_base_url: crl_url.unwrap_or_else(pki::free_crl_base_url),
+            ocsp_base_url: Some(ocsp_url.unwrap_or_else(pki::free_ocsp_base_url)),
             crl_lifetime,
         },
     )?;
@@ -105,6 +110,12 @@ fn pki_init(
         "CRLs are published at {} while `provsten run` runs (and are in crl-bundle.pem)",
         m.crl_base_url
     );
+    if let Some(u) = &m.ocsp_base_url {
+        println!(
+            "the OCSP responder answers at {u} while `provsten run` runs, or `provsten pki serve --dir {}`",
+            out.display()
+        );
+    }
     let until = time::OffsetDateTime::now_utc() + crl_lifetime;
     println!(
         "the CRLs last until {} (`provsten pki refresh --dir {}` re-issues them; a run warns 14 days before)",
@@ -113,6 +124,55 @@ fn pki_init(
             .unwrap_or_default(),
         out.display()
     );
+    Ok(exit::COMPLIANT)
+}
+
+/// `provsten pki serve`: the PKI's CRLs and OCSP responder until Ctrl-C or SIGTERM.
+async fn pki_serve(dir: &std::path::Path, signer: pki::ocsp::Signer) -> anyhow::Result<u8> {
+    use anyhow::Context as _;
+    let pki = pki::Pki::load(dir)?;
+    let (addr, prefix) = pki::publish::crl_listen_addr(&pki.manifest.crl_base_url)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot serve the CRLs at {} (is a run using this PKI?)",
+            pki.manifest.crl_base_url
+        )
+    })?;
+    let crls = pki::publish::serve(listener, pki.dir.clone(), prefix);
+    let ocsp = pki::publish::OcspServer::start(&pki, signer).await;
+    let ocsp = match ocsp {
+        Ok(o) => o,
+        Err(e) => {
+            crls.abort();
+            return Err(e);
+        }
+    };
+    println!(
+        "CRLs at {}/NAME.crl (DER) and NAME.crl.pem",
+        pki.manifest.crl_base_url
+    );
+    match &ocsp {
+        Some(o) => println!(
+            "OCSP responder at {} (answers signed by {})",
+            o.url,
+            match signer {
+                pki::ocsp::Signer::Ca => "the CA",
+                pki::ocsp::Signer::Delegated => "the delegated responder certificate",
+            }
+        ),
+        None => println!(
+            "no OCSP responder: the PKI in {} names none (make it with `provsten pki init`)",
+            dir.display()
+        ),
+    }
+    println!("serving until Ctrl-C or SIGTERM");
+    crate::reference::shutdown_signal().await;
+    crls.abort();
+    let _ = crls.await;
+    if let Some(o) = ocsp {
+        o.stop().await;
+    }
+    println!("stopped");
     Ok(exit::COMPLIANT)
 }
 
@@ -152,6 +212,7 @@ async fn reference_iut(a: crate::cli::ReferenceArgs) -> anyhow::Result<u8> {
             server_cert: a.server_cert,
             registered_orgs: a.orgs,
             defects: reference::defects::Defects::new(a.defects),
+            ocsp: a.ocsp,
         },
         reference::SenderOptions {
             outbox: a.outbox,
@@ -667,6 +728,11 @@ fn init(dir: &std::path::Path, force: bool, role: crate::cli::InitRole) -> anyho
         "CRLs are published at {} while `provsten run` runs (and are in crl-bundle.pem)",
         manifest.crl_base_url
     );
+    if let Some(u) = &manifest.ocsp_base_url {
+        println!(
+            "the OCSP responder named in the certificates answers at {u} while `provsten run` runs; if your IUT asks it (nginx: ssl_ocsp on;), set revocation = [\"crl\", \"ocsp\"] under [pki]"
+        );
+    }
     println!();
     println!("next:");
     if role == crate::cli::InitRole::Client {

@@ -12,6 +12,7 @@ mod it {
     pub mod haproxy;
     pub mod html;
     pub mod nginx;
+    pub mod ocsp;
     pub mod outbox;
     pub mod proxy;
     pub mod python_client;

@@ -633,6 +633,27 @@ pub(crate) struct PkiSection {
     /// Only with `generate`: from generation to each CRL's nextUpdate (default a year).
     #[serde(default)]
     pub crl_lifetime: Option<HumanDuration>,
+    /// Only with `generate`: the OCSP responder URL written into the certificates' AIA.
+    #[serde(default)]
+    pub ocsp_base_url: Option<String>,
+    /// How the IUT checks revocation: "crl", and "ocsp" when it asks the responder.
+    #[serde(default = "crl_only")]
+    pub revocation: Vec<Revocation>,
+    /// Who signs the OCSP answers during a run.
+    #[serde(default)]
+    pub ocsp_signer: crate::pki::ocsp::Signer,
+}
+
+/// A way an IUT learns that a certificate was revoked (`[pki] revocation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Revocation {
+    Crl,
+    Ocsp,
+}
+
+fn crl_only() -> Vec<Revocation> {
+    vec![Revocation::Crl]
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -787,6 +808,9 @@ pub(crate) fn parse(text: &str, source: &ConfigSource) -> anyhow::Result<IutConf
             "{}: pki.crl_lifetime must be longer than 0 (hint: \"365d\")",
             source.name()
         );
+    }
+    if cfg.pki.ocsp_base_url.is_some() && !cfg.pki.generate {
+        bail!("{}: pki.ocsp_base_url only applies with pki.generate = true (a PKI made by `provsten pki init` carries its own: `--ocsp-url`)", source.name());
     }
     if cfg.pki.crl_base_url.is_some() && !cfg.pki.generate {
         bail!("{}: pki.crl_base_url only applies with pki.generate = true (a PKI made by `provsten pki init` carries its own)", source.name());

@@ -57,6 +57,10 @@ pub(crate) struct Iut {
     /// The started IUT, shared with steps that restart it.
     process: Option<Restarter>,
     crl_server: Option<tokio::task::JoinHandle<()>>,
+    /// The OCSP responder at the PKI's `ocsp_base_url`, and what it was asked.
+    pub(crate) ocsp: Option<pki::publish::OcspServer>,
+    /// How the IUT declares it checks revocation (`[pki] revocation`).
+    pub(crate) revocation: Vec<config::Revocation>,
     /// A generated PKI's private keys, outside the report folder; removed with the run.
     _private_pki: Option<tempfile::TempDir>,
 }
@@ -662,6 +666,21 @@ impl Iut {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         let crl_server = publish_crls(&pki).await?;
+        let ocsp = match pki::publish::OcspServer::start(&pki, cfg.pki.ocsp_signer).await {
+            Ok(o) => o,
+            // Only an IUT declared to ask the responder needs it; others keep the run a
+            // PKI without CA keys (a report's public copy) always allowed.
+            Err(e) if !cfg.pki.revocation.contains(&config::Revocation::Ocsp) => {
+                eprintln!("provsten: warning: no OCSP responder this run: {e:#}");
+                None
+            }
+            Err(e) => {
+                if let Some(t) = &crl_server {
+                    t.abort();
+                }
+                return Err(setup_error(format!("{e:#}")));
+            }
+        };
         let process = match start {
             None => None,
             Some(spec) => {
@@ -712,6 +731,8 @@ impl Iut {
             audit_url,
             process,
             crl_server,
+            ocsp,
+            revocation: cfg.pki.revocation.clone(),
             _private_pki: private_pki,
         };
         // Without [api] there is no readiness target (ApiSection::absent points nowhere):
@@ -820,6 +841,9 @@ impl Iut {
         }
         if let Some(t) = self.crl_server.take() {
             t.abort();
+        }
+        if let Some(o) = self.ocsp.take() {
+            o.stop().await;
         }
     }
 }
@@ -1012,6 +1036,14 @@ fn generate_private_pki(
         Some(u) => ph.expand(u, "pki.crl_base_url", source)?,
         None => pki::free_crl_base_url(),
     };
+    // An IUT declared to check OCSP gets a responder even when the config names no URL.
+    let ocsp_base_url = match &section.ocsp_base_url {
+        Some(u) => Some(ph.expand(u, "pki.ocsp_base_url", source)?),
+        None if section.revocation.contains(&config::Revocation::Ocsp) => {
+            Some(pki::free_ocsp_base_url())
+        }
+        None => None,
+    };
     let private = tempfile::Builder::new()
         .prefix("provsten-pki-")
         .tempdir()
@@ -1023,6 +1055,7 @@ fn generate_private_pki(
         .map_or(pki::DEFAULT_CRL_LIFETIME, |d| d.0);
     let opts = GenerateOptions {
         crl_base_url,
+        ocsp_base_url,
         crl_lifetime,
     };
     pki::generate(&catalog, private.path(), &opts)

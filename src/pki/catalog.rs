@@ -37,6 +37,8 @@ fn yes() -> bool {
 pub enum Role {
     Client,
     Server,
+    /// A delegated OCSP responder of its issuer (EKU id-kp-OCSPSigning).
+    OcspResponder,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -53,6 +55,7 @@ pub enum Validity {
 pub enum Eku {
     ClientAuth,
     ServerAuth,
+    OcspSigning,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -93,6 +96,9 @@ pub struct CertSpec {
     pub validity: Validity,
     #[serde(default)]
     pub revoked: bool,
+    /// Revoked after the CRL was published: `revoked` at the OCSP responder, not on the CRL.
+    #[serde(default)]
+    pub revoked_after_crl: bool,
     #[serde(default)]
     pub eku: Option<Vec<Eku>>,
     #[serde(default)]
@@ -108,6 +114,7 @@ impl CertSpec {
             None => match self.role {
                 Role::Client => vec![Eku::ClientAuth],
                 Role::Server => vec![Eku::ServerAuth],
+                Role::OcspResponder => vec![Eku::OcspSigning],
             },
         }
     }
@@ -164,7 +171,10 @@ impl Catalog {
                     bail!("{origin}: certificate {:?}: org {:?} must be letters, digits and '-' (it goes into a PrintableString)", c.name, org);
                 }
             }
-            if c.revoked && c.issuer == "self" {
+            if c.revoked && c.revoked_after_crl {
+                bail!("{origin}: certificate {:?} has both `revoked` and `revoked_after_crl` (hint: keep one: on the CRL, or only at the OCSP responder)", c.name);
+            }
+            if (c.revoked || c.revoked_after_crl) && c.issuer == "self" {
                 bail!("{origin}: certificate {:?} is self-signed and cannot be revoked (hint: remove `revoked` or give it an issuer)", c.name);
             }
             if c.role == Role::Server && c.sans.is_empty() {
@@ -202,6 +212,14 @@ mod tests {
             .certificates
             .iter()
             .any(|c| c.name == "client-revoked" && c.revoked));
+        assert!(c
+            .certificates
+            .iter()
+            .any(|c| c.name == "client-revoked-ocsp" && c.revoked_after_crl && !c.revoked));
+        assert!(c
+            .certificates
+            .iter()
+            .any(|c| c.role == Role::OcspResponder && c.issuer == "inter"));
         assert_eq!(
             c.authority("inter").unwrap().issuer.as_deref(),
             Some("root")

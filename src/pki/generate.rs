@@ -16,12 +16,36 @@ use rcgen::{
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use super::catalog::{Catalog, CertSpec, Eku, KeySpec, Tamper, Validity};
+use super::catalog::{Catalog, CertSpec, Eku, KeySpec, Role, Tamper, Validity};
 use super::{AuthorityEntry, CertEntry, PkiManifest, MANIFEST_FILE};
 
 /// OIDs of the subject attributes that carry the organisation number.
 const OID_ORGANIZATION_IDENTIFIER: [u64; 4] = [2, 5, 4, 97];
 const OID_SERIAL_NUMBER: [u64; 4] = [2, 5, 4, 5];
+/// Authority Information Access (RFC 5280 4.2.2.1) and id-pkix-ocsp-nocheck (RFC 6960).
+const OID_AUTHORITY_INFO_ACCESS: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 1, 1];
+const OID_OCSP_NOCHECK: [u64; 10] = [1, 3, 6, 1, 5, 5, 7, 48, 1, 5];
+
+/// The Authority Information Access extension naming `url` as the OCSP responder.
+fn aia_extension(url: &str) -> anyhow::Result<rcgen::CustomExtension> {
+    use x509_cert::der::asn1::{Ia5String, ObjectIdentifier};
+    use x509_cert::der::Encode;
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax};
+    const ID_AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+    let uri = Ia5String::new(url).map_err(|e| anyhow!("OCSP URL {url:?} is not ASCII: {e}"))?;
+    let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
+        access_method: ID_AD_OCSP,
+        access_location: GeneralName::UniformResourceIdentifier(uri),
+    }]);
+    let der = aia
+        .to_der()
+        .map_err(|e| anyhow!("encoding the Authority Information Access for {url}: {e}"))?;
+    Ok(rcgen::CustomExtension::from_oid_content(
+        &OID_AUTHORITY_INFO_ACCESS,
+        der,
+    ))
+}
 
 /// Where the CRLs are published over HTTP unless told otherwise (written into every
 /// certificate's CRL distribution point): a loopback port free when the PKI is made, so
@@ -32,12 +56,22 @@ pub fn free_crl_base_url() -> String {
     format!("http://127.0.0.1:{port}/crl")
 }
 
+/// Where the OCSP responder answers unless told otherwise: a free loopback port, pinned by
+/// the PKI as the CRL port is (see [`free_crl_base_url`]).
+pub fn free_ocsp_base_url() -> String {
+    let port = crate::network::addr::reserve_port().unwrap_or(8480);
+    format!("http://127.0.0.1:{port}/ocsp")
+}
+
 /// How long a CRL lasts unless told otherwise: a year, as long as the valid certificates.
 /// A CRL past its nextUpdate makes OpenSSL-based servers refuse every client.
 pub const DEFAULT_CRL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
 
 pub struct GenerateOptions {
     pub crl_base_url: String,
+    /// The OCSP responder's URL written into every issued certificate's Authority
+    /// Information Access (id-ad-ocsp); `None`: no AIA.
+    pub ocsp_base_url: Option<String>,
     /// From now to each CRL's nextUpdate.
     pub crl_lifetime: std::time::Duration,
 }
@@ -46,6 +80,7 @@ impl Default for GenerateOptions {
     fn default() -> Self {
         GenerateOptions {
             crl_base_url: free_crl_base_url(),
+            ocsp_base_url: Some(free_ocsp_base_url()),
             crl_lifetime: DEFAULT_CRL_LIFETIME,
         }
     }
@@ -69,6 +104,14 @@ pub fn generate(
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let now = OffsetDateTime::now_utc();
     let base = opts.crl_base_url.trim_end_matches('/');
+    let ocsp = opts
+        .ocsp_base_url
+        .as_deref()
+        .map(|u| u.trim_end_matches('/').to_string());
+    let aia = match &ocsp {
+        Some(url) => Some(aia_extension(url)?),
+        None => None,
+    };
 
     // RSA keys take 0.1-0.3 s each where an EC key takes microseconds: they are made on
     // their own threads from the start, while the CAs and EC certificates are issued.
@@ -90,6 +133,7 @@ pub fn generate(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         crl_base_url: base.to_string(),
+        ocsp_base_url: ocsp.clone(),
         trust_bundle: "trust.pem".into(),
         crl_bundle: "crl-bundle.pem".into(),
         authorities: Vec::new(),
@@ -120,6 +164,7 @@ pub fn generate(
                 params.crl_distribution_points = vec![CrlDistributionPoint {
                     uris: vec![format!("{base}/{parent}.crl")],
                 }];
+                params.custom_extensions.extend(aia.clone());
                 let p = cas
                     .get(parent)
                     .ok_or_else(|| anyhow!("issuer {parent} not generated"))?;
@@ -153,7 +198,7 @@ pub fn generate(
 
     for spec in &catalog.certificates {
         let rsa_key = rsa_keys.remove(&spec.name);
-        let entry = issue(spec, rsa_key, out, now, base, &mut cas)?;
+        let entry = issue(spec, rsa_key, out, now, (base, aia.as_ref()), &mut cas)?;
         manifest.certificates.push(entry);
     }
 
@@ -237,7 +282,7 @@ fn issue(
     rsa_key: Option<std::thread::JoinHandle<Result<KeyPair, rcgen::Error>>>,
     out: &Path,
     now: OffsetDateTime,
-    base: &str,
+    (base, aia): (&str, Option<&rcgen::CustomExtension>),
     cas: &mut HashMap<String, IssuedCa>,
 ) -> anyhow::Result<CertEntry> {
     let ctx = || format!("issuing certificate {:?}", spec.name);
@@ -248,16 +293,21 @@ fn issue(
     let mut params = CertificateParams::new(spec.sans.clone()).with_context(ctx)?;
     params.distinguished_name = dn(&cn, spec.org.as_deref());
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    params.key_usages = if spec.role == Role::OcspResponder {
+        vec![KeyUsagePurpose::DigitalSignature]
+    } else {
+        vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ]
+    };
     params.extended_key_usages = spec
         .ekus()
         .iter()
         .map(|e| match e {
             Eku::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
             Eku::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+            Eku::OcspSigning => ExtendedKeyUsagePurpose::OcspSigning,
         })
         .collect();
     let (nb, na) = match spec.validity {
@@ -274,6 +324,17 @@ fn issue(
         params.crl_distribution_points = vec![CrlDistributionPoint {
             uris: vec![format!("{base}/{}.crl", spec.issuer)],
         }];
+        if spec.role == Role::OcspResponder {
+            // RFC 6960 4.2.2.2.1: the responder's own status is not asked over OCSP.
+            params
+                .custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(
+                    &OID_OCSP_NOCHECK,
+                    vec![0x05, 0x00],
+                ));
+        } else {
+            params.custom_extensions.extend(aia.cloned());
+        }
     }
 
     // The subject key, and the private key PEM that goes into NAME.key.pem.
@@ -337,17 +398,33 @@ fn issue(
     write_public(out, &format!("{}.chain.pem", spec.name), &chain)?;
     write_private(out, &format!("{}.key.pem", spec.name), &key_pem)?;
 
-    if spec.revoked {
+    // On the CRL: revoked before it was signed. After the CRL: revoked at generation,
+    // after the CRL's thisUpdate, as between two CRL updates in real life.
+    let revocation = if spec.revoked {
         let ca = cas
             .get_mut(&spec.issuer)
             .ok_or_else(|| anyhow!("issuer {} missing", spec.issuer))?;
+        let at = now - Duration::minutes(30);
         ca.revoked.push(RevokedCertParams {
             serial_number: serial.clone(),
-            revocation_time: now - Duration::minutes(30),
+            revocation_time: at,
             reason_code: Some(RevocationReason::KeyCompromise),
             invalidity_date: None,
         });
-    }
+        Some(super::Revocation {
+            time: rfc3339(at),
+            reason: "keyCompromise".into(),
+            on_crl: true,
+        })
+    } else if spec.revoked_after_crl {
+        Some(super::Revocation {
+            time: rfc3339(now),
+            reason: "keyCompromise".into(),
+            on_crl: false,
+        })
+    } else {
+        None
+    };
 
     Ok(CertEntry {
         name: spec.name.clone(),
@@ -361,7 +438,8 @@ fn issue(
         not_before: rfc3339(nb),
         not_after: rfc3339(na),
         validity: spec.validity,
-        revoked: spec.revoked,
+        revoked: revocation.is_some(),
+        revocation,
         eku: spec.ekus(),
         key_algorithm: key_algorithm.to_string(),
         tamper: spec.tamper,

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod generate;
+pub mod ocsp;
 pub mod publish;
 pub mod refresh;
 
@@ -14,7 +15,9 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{Catalog, Eku, Role, Tamper, Validity};
-pub use generate::{free_crl_base_url, generate, GenerateOptions, DEFAULT_CRL_LIFETIME};
+pub use generate::{
+    free_crl_base_url, free_ocsp_base_url, generate, GenerateOptions, DEFAULT_CRL_LIFETIME,
+};
 pub use refresh::refresh;
 
 /// Manifest written beside the PEM files.
@@ -24,6 +27,10 @@ pub const MANIFEST_FILE: &str = "catalog.json";
 pub struct PkiManifest {
     pub generated_at: String,
     pub crl_base_url: String,
+    /// The OCSP responder's URL in every certificate's Authority Information Access; absent
+    /// in PKIs made before OCSP (or without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp_base_url: Option<String>,
     /// Trusted roots, concatenated (what a compliant IUT trusts).
     pub trust_bundle: String,
     /// One CRL per CA of the trusted hierarchy, root included.
@@ -56,7 +63,10 @@ pub struct CertEntry {
     pub not_before: String,
     pub not_after: String,
     pub validity: Validity,
+    /// Revoked, on the CRL or only at the OCSP responder (`revocation` says which).
     pub revoked: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<Revocation>,
     pub eku: Vec<Eku>,
     pub key_algorithm: String,
     pub tamper: Option<Tamper>,
@@ -64,6 +74,17 @@ pub struct CertEntry {
     pub cert: String,
     pub chain: String,
     pub key: String,
+}
+
+/// When and why a certificate was revoked, and whether its CA's CRL lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revocation {
+    /// RFC 3339.
+    pub time: String,
+    /// The CRLReason name (`keyCompromise`).
+    pub reason: String,
+    /// False for a revocation after the CRL was signed: only the OCSP responder knows.
+    pub on_crl: bool,
 }
 
 /// A generated PKI on disk, as the harness and IUT adapters use it.

@@ -20,6 +20,61 @@ pub fn crl_listen_addr(crl_base_url: &str) -> anyhow::Result<(SocketAddr, String
     Ok((addr, path.trim_end_matches('/').to_string()))
 }
 
+/// A running OCSP responder: its task and what it was asked.
+pub struct OcspServer {
+    pub url: String,
+    pub responder: std::sync::Arc<super::ocsp::Responder>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl OcspServer {
+    /// Answers for `pki` at its `ocsp_base_url` when that is a loopback HTTP URL: `None`
+    /// for a PKI without one (or elsewhere: the IUT's own responder then answers); an
+    /// error if the port is taken (the certificates name it, so no other port will do).
+    pub async fn start(
+        pki: &super::Pki,
+        signer: super::ocsp::Signer,
+    ) -> anyhow::Result<Option<OcspServer>> {
+        let Some(url) = &pki.manifest.ocsp_base_url else {
+            return Ok(None);
+        };
+        let Ok((addr, prefix)) = crl_listen_addr(url) else {
+            return Ok(None);
+        };
+        if !addr.ip().is_loopback() {
+            return Ok(None);
+        }
+        let responder = std::sync::Arc::new(super::ocsp::Responder::load(pki, signer)?);
+        let listener = TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "cannot answer OCSP at {url}, where the certificates of the PKI in {} say the responder is: is another run or `provsten pki serve` using this PKI? (hint: stop it, or make another PKI: `provsten pki init --out DIR` picks a free port)",
+                pki.dir.display()
+            )
+        })?;
+        Ok(Some(OcspServer {
+            url: url.clone(),
+            task: Some(serve_ocsp(listener, responder.clone(), prefix)),
+            responder,
+        }))
+    }
+
+    /// Stops answering and waits until the port is closed (dropping only begins that).
+    pub async fn stop(mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for OcspServer {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
 /// Serves the CRL files in `dir` under `prefix` until the task is aborted.
 pub fn serve(listener: TcpListener, dir: PathBuf, prefix: String) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -72,6 +127,93 @@ fn answer(dir: &std::path::Path, prefix: &str, path: &str) -> Response<Full<Byte
     }
 }
 
+/// Serves `responder` at `prefix` until the task is aborted: RFC 6960 appendix A, a DER
+/// request POSTed to the URL, or base64 (URL-encoded) after it in a GET.
+pub fn serve_ocsp(
+    listener: TcpListener,
+    responder: std::sync::Arc<super::ocsp::Responder>,
+    prefix: String,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let responder = responder.clone();
+            let prefix = prefix.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let responder = responder.clone();
+                    let prefix = prefix.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            ocsp_answer(&responder, &prefix, req).await,
+                        )
+                    }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc);
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(30), conn).await;
+            });
+        }
+    })
+}
+
+/// An OCSP request is a few hundred bytes; anything much larger is not one.
+const OCSP_REQUEST_LIMIT: usize = 64 * 1024;
+
+async fn ocsp_answer(
+    responder: &super::ocsp::Responder,
+    prefix: &str,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let status = |code: StatusCode, text: &'static str| {
+        let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+        *r.status_mut() = code;
+        r
+    };
+    let path = req.uri().path().to_string();
+    let Some(rest) = path.strip_prefix(prefix) else {
+        return status(StatusCode::NOT_FOUND, "no OCSP responder here\n");
+    };
+    let (body, method) = match *req.method() {
+        hyper::Method::POST if rest.is_empty() || rest == "/" => {
+            match http_body_util::Limited::new(req.into_body(), OCSP_REQUEST_LIMIT)
+                .collect()
+                .await
+            {
+                Ok(b) => (b.to_bytes().to_vec(), "POST"),
+                Err(_) => return status(StatusCode::PAYLOAD_TOO_LARGE, "request too large\n"),
+            }
+        }
+        hyper::Method::GET => {
+            let Some(encoded) = rest.strip_prefix('/') else {
+                return status(StatusCode::NOT_FOUND, "no OCSP responder here\n");
+            };
+            (ocsp_get_body(encoded), "GET")
+        }
+        _ => {
+            return status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST or GET an OCSP request\n",
+            )
+        }
+    };
+    Response::builder()
+        .header("content-type", "application/ocsp-response")
+        .body(Full::new(Bytes::from(responder.answer(&body, method))))
+        .unwrap_or_default()
+}
+
+/// The DER of a GET request's path: URL-decoded base64. What does not decode is answered
+/// `malformedRequest` by the responder (an empty body is not a request).
+fn ocsp_get_body(encoded: &str) -> Vec<u8> {
+    use base64ct::Encoding;
+    let text = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
+    base64ct::Base64::decode_vec(text.trim()).unwrap_or_default()
+}
+
 /// Copies the public half of a PKI folder (everything but `*.key.pem`) into `to`: what a
 /// report folder may hold and a counterpart needs (trust bundle, certificates, CRLs).
 /// Private keys an earlier run left in `to` are removed.
@@ -113,6 +255,13 @@ mod tests {
         assert_eq!(p, "/crl");
         assert!(crl_listen_addr("https://127.0.0.1:1/crl").is_err());
         assert!(crl_listen_addr("http://localhost:1/crl").is_err());
+    }
+
+    #[test]
+    fn ocsp_get_paths_are_url_decoded_base64() {
+        assert_eq!(ocsp_get_body("MAM%3D"), vec![0x30, 0x03]);
+        assert_eq!(ocsp_get_body("MAM="), vec![0x30, 0x03]);
+        assert!(ocsp_get_body("%%%not base64").is_empty());
     }
 
     #[test]

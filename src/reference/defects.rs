@@ -61,7 +61,9 @@ defects! {
     AcceptNotYetValidCert, "accept-not-yet-valid-cert", ["EB-MTLS-1"],
         "client certificates not yet valid are accepted";
     IgnoreCrl, "ignore-crl", ["EB-MTLS-1", "FMK-2.1-REVOKE"],
-        "the CRL is not consulted: revoked certificates are accepted";
+        "the CRL is not consulted (nor the OCSP responder): revoked certificates are accepted";
+    IgnoresOcsp, "ignores-ocsp", ["EB-MTLS-1", "FMK-2.1-REVOKE"],
+        "the OCSP responder is not asked: a certificate revoked since the last CRL is accepted";
     TrustAnyRoot, "trust-any-root", ["EB-MTLS-1", "FMK-2.1-CA"],
         "certificates from unknown roots and self-signed ones are accepted";
     IgnoreEku, "ignore-eku", ["EB-MTLS-1"],

@@ -10,6 +10,7 @@ pub mod defects;
 mod ip_filter;
 mod legacy_tls;
 mod messages;
+mod ocsp;
 mod outbox;
 mod router;
 mod sender;

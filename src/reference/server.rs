@@ -25,6 +25,7 @@ use super::defects::{Defect, Defects};
 use super::ip_filter::{Admission, IpFilter};
 use super::legacy_tls::answer_defective_hello;
 use super::messages::Receiver;
+use super::ocsp::OcspChecker;
 use super::outbox::State as MessageState;
 use super::sender::{Sender, SenderOptions};
 use super::verifier::PolicyVerifier;
@@ -53,6 +54,8 @@ pub(crate) struct ReferenceOptions {
     pub server_cert: String,
     pub registered_orgs: Vec<String>,
     pub defects: Defects,
+    /// Ask the OCSP responder in each client certificate's AIA (`--ocsp`).
+    pub ocsp: bool,
 }
 
 struct State {
@@ -68,6 +71,8 @@ struct State {
     api_client: Arc<ApiClient>,
     /// Changes to each organisation's holding (FMK-2.6.1-NOTIFY).
     changes: Changes,
+    /// Client certificates' OCSP status (`--ocsp`), unless a defect skips it.
+    ocsp: Option<OcspChecker>,
 }
 
 /// What the TLS layer established about the caller.
@@ -80,6 +85,8 @@ struct Caller {
     check_headers: bool,
     has_cert: bool,
     org: Option<String>,
+    /// Why the certificate was refused after the handshake (OCSP), if it was.
+    refused: Option<String>,
 }
 
 /// A started reference IUT; its tasks stop when this is dropped.
@@ -194,6 +201,15 @@ pub(crate) async fn start_with(
         audit,
         sender: sender.clone(),
         changes: Changes::default(),
+        // `ignore-crl` skips revocation altogether: OCSP would catch what the CRL does.
+        ocsp: if opts.ocsp
+            && !opts.defects.has(Defect::IgnoresOcsp)
+            && !opts.defects.has(Defect::IgnoreCrl)
+        {
+            Some(OcspChecker::new(&pki)?)
+        } else {
+            None
+        },
     });
     let defects: Vec<_> = opts.defects.iter().map(|d| d.name()).collect();
     let mut api_addrs = Vec::new();
@@ -352,12 +368,17 @@ async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<Stat
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| c.to_vec());
+            let refused = match (&state.ocsp, &leaf) {
+                (Some(checker), Some(leaf)) => checker.check(leaf).await.err(),
+                _ => None,
+            };
             let caller = Caller {
                 peer,
                 client_ip,
                 check_headers: admission == Admission::CheckHeaders,
                 has_cert: leaf.is_some(),
                 org: leaf.as_deref().and_then(org_number),
+                refused,
             };
             let svc = hyper::service::service_fn(move |req| {
                 let state = state.clone();
@@ -400,6 +421,8 @@ async fn api(
     let mut extra = Vec::new();
     let (status, body) = if caller.check_headers && !state.filter.allows(client_ip) {
         forbidden("the source address is not registered")
+    } else if let Some(why) = &caller.refused {
+        forbidden(why)
     } else {
         // One byte over the limit is enough to know the body is too large.
         let limit = crate::schema::Limits::default().max_body_bytes + 1;

@@ -33,6 +33,7 @@ async fn iut(f: &Fixture, defects: &[Defect]) -> Running {
         server_cert: "iut-server".into(),
         registered_orgs: vec!["5560000001".into(), "5560000002".into()],
         defects: Defects::new(defects.iter().copied()),
+        ocsp: false,
     })
     .await
     .unwrap()
@@ -265,4 +266,69 @@ async fn weak_suite_defect_reads_a_hello_split_over_segments() {
         "{:?}",
         started.elapsed()
     );
+}
+
+async fn iut_ocsp(f: &Fixture, defects: &[Defect]) -> Running {
+    start(ReferenceOptions {
+        pki_dir: f.pki.dir.clone(),
+        api: vec!["127.0.0.1:0".parse().unwrap()],
+        allowlist: None,
+        trusted_proxies: vec![],
+        admin: "127.0.0.1:0".parse().unwrap(),
+        server_cert: "iut-server".into(),
+        registered_orgs: vec!["5560000001".into(), "5560000002".into()],
+        defects: Defects::new(defects.iter().copied()),
+        ocsp: true,
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn with_ocsp_a_certificate_revoked_since_the_crl_is_refused_unless_ignores_ocsp() {
+    use crate::pki::ocsp::Signer;
+    use crate::pki::publish::OcspServer;
+    let f = pki();
+    for signer in [Signer::Ca, Signer::Delegated] {
+        let responder = OcspServer::start(&f.pki, signer).await.unwrap().unwrap();
+        let r = iut_ocsp(&f, &[]).await;
+        let ok = get(&f, &r, Some("client-5560000001"), OWN, TlsVersions::Any).await;
+        assert_eq!(ok.status(), Some(200), "{signer:?}: {ok:?}");
+        for v in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
+            let ex = get(&f, &r, Some("client-revoked-ocsp"), OWN, v).await;
+            assert_eq!(ex.status(), Some(403), "{signer:?} {v:?}: {ex:?}");
+            assert!(ex.body().contains("revoked (OCSP)"), "{ex:?}");
+        }
+        // One query per serial: the answer is kept.
+        let asked = responder.responder.queries();
+        let late: Vec<_> = asked
+            .iter()
+            .filter(|q| q.certificate.as_deref() == Some("client-revoked-ocsp"))
+            .collect();
+        assert_eq!(late.len(), 1, "{asked:?}");
+        assert!(late[0].nonce && late[0].answer == "revoked");
+        drop(r);
+        responder.stop().await;
+    }
+    // The seeded defect asks nobody; without the flag the CRL alone cannot know.
+    let _responder = OcspServer::start(&f.pki, Signer::Ca)
+        .await
+        .unwrap()
+        .unwrap();
+    for r in [
+        iut_ocsp(&f, &[Defect::IgnoresOcsp]).await,
+        iut(&f, &[]).await,
+    ] {
+        let ex = get(&f, &r, Some("client-revoked-ocsp"), OWN, TlsVersions::Any).await;
+        assert_eq!(ex.status(), Some(200), "{ex:?}");
+    }
+}
+
+#[tokio::test]
+async fn with_ocsp_and_no_responder_answering_clients_are_refused() {
+    let f = pki();
+    let r = iut_ocsp(&f, &[]).await;
+    let ex = get(&f, &r, Some("client-5560000001"), OWN, TlsVersions::Any).await;
+    assert_eq!(ex.status(), Some(403), "fails closed: {ex:?}");
+    assert!(ex.body().contains("OCSP responder"), "{ex:?}");
 }

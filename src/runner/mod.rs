@@ -395,6 +395,8 @@ fn run_context(
         undeliverable_url: iut.undeliverable_url.clone(),
         audit_url: iut.audit_url.clone(),
         restarter: iut.restarter(),
+        revocation: iut.revocation.clone(),
+        ocsp: iut.ocsp.as_ref().map(|o| o.responder.clone()),
         target: iut.target.clone(),
         pki: iut.pki.clone(),
         protected_path: iut.protected_path.clone(),

@@ -101,6 +101,10 @@ pub(crate) struct RunContext {
     pub audit_url: Option<String>,
     /// Kills and restarts the IUT, when provsten started it.
     pub restarter: Option<crate::iut::Restarter>,
+    /// How the IUT declares it checks revocation (`[pki] revocation`).
+    pub revocation: Vec<crate::iut::config::Revocation>,
+    /// The simulated CA's OCSP responder during the run, and what it was asked.
+    pub ocsp: Option<Arc<crate::pki::ocsp::Responder>>,
 }
 
 impl std::fmt::Debug for dyn crate::network::backend::FaultBackend {
@@ -129,6 +133,7 @@ pub(crate) const NEEDS: &[(&str, Need)] = &[
     ("the IUT's registered ranges", ip_filter::need_list_change),
     ("the data of organisation \"", mtls::need_registered_org),
     ("the certificate \"", mtls::need_certificate),
+    ("the IUT checks revocation by OCSP", mtls::need_ocsp),
 ];
 
 /// Why a scenario with these steps cannot apply to this IUT, if it cannot.
@@ -209,6 +214,8 @@ pub(crate) struct ProvstenWorld {
     pub client_role: client::ClientState,
     /// Observations as data, copied into the report.
     pub evidence: Vec<Evidence>,
+    /// How many OCSP requests the responder had answered when the scenario began.
+    pub ocsp_mark: usize,
 }
 
 impl ProvstenWorld {
@@ -241,6 +248,7 @@ impl ProvstenWorld {
             exercise: Default::default(),
             client_role: Default::default(),
             evidence: Vec::new(),
+            ocsp_mark: 0,
         }
     }
 
@@ -306,6 +314,16 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
         "Given",
         "a client presenting the certificate \"NAME\"",
         "Given a client presenting the certificate \"client-expired\"",
+    ),
+    (
+        "Given",
+        "the IUT checks revocation by OCSP",
+        "Given the IUT checks revocation by OCSP",
+    ),
+    (
+        "Then",
+        "the request is refused without protected data, and the evidence shows what the OCSP responder was asked",
+        "Then the request is refused without protected data, and the evidence shows what the OCSP responder was asked",
     ),
     (
         "Given",

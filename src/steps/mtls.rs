@@ -21,6 +21,7 @@ async fn client_presenting(w: &mut ProvstenWorld, name: String) -> anyhow::Resul
         "not_before": entry.not_before,
         "not_after": entry.not_after,
         "revoked": entry.revoked,
+        "revocation": entry.revocation,
         "sha256": entry.sha256,
     }));
     w.client_cert = Some(name);
@@ -285,5 +286,95 @@ async fn server_cert_accepted(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         json!({"server_certificate_verified": true, "server_name": ex.server_name,
                     "server_certificate_sha256": ex.server_certificate_sha256}),
     );
+    Ok(())
+}
+
+/// Scenarios about OCSP apply to an IUT that declares it asks the responder: a certificate
+/// revoked only there proves nothing about a CRL-only IUT.
+pub(super) fn need_ocsp(ctx: &super::RunContext, _step: &str) -> Result<(), String> {
+    use crate::iut::config::Revocation;
+    if !ctx.revocation.contains(&Revocation::Ocsp) {
+        return Err(
+            "the IUT config does not declare OCSP checking (hint: [pki] revocation = [\"crl\", \"ocsp\"] if the IUT asks the OCSP responder)"
+                .into(),
+        );
+    }
+    if ctx.ocsp.is_none() {
+        return Err(format!(
+            "the PKI in {} names no OCSP responder on a loopback address provsten can serve (hint: make it with `provsten pki init`, which writes one into every certificate)",
+            ctx.pki.dir.display()
+        ));
+    }
+    Ok(())
+}
+
+#[given("the IUT checks revocation by OCSP")]
+async fn checks_ocsp(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let ctx = w.ctx()?;
+    need_ocsp(&ctx, "").map_err(ProvstenWorld::not_applicable)?;
+    let responder = ctx
+        .ocsp
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no OCSP responder"))?;
+    w.ocsp_mark = responder.queries().len();
+    w.record(json!({
+        "revocation_checked_by": ctx.revocation,
+        "ocsp_responder": ctx.pki.manifest.ocsp_base_url,
+    }));
+    Ok(())
+}
+
+/// A refusal is what the requirement asks; whether the IUT asked the responder for it is
+/// evidence (an IUT may refuse for another reason, or use an answer it cached).
+#[then(
+    "the request is refused without protected data, and the evidence shows what the OCSP responder was asked"
+)]
+async fn refused_with_ocsp(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let ctx = w.ctx()?;
+    let name = w
+        .client_cert
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("this step needs a client presenting a certificate"))?;
+    let entry = ctx.pki.cert(&name)?;
+    let revocation = entry.revocation.clone().ok_or_else(|| {
+        anyhow::anyhow!("certificate {name:?} is not revoked: this step is for one the responder says is revoked")
+    })?;
+    let responder = ctx
+        .ocsp
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no OCSP responder"))?;
+    let serial = entry.serial.trim_start_matches("00").to_string();
+    let asked: Vec<_> = responder
+        .queries()
+        .into_iter()
+        .skip(w.ocsp_mark)
+        .filter(|q| q.serial.as_deref() == Some(serial.as_str()))
+        .collect();
+    let note = if asked.is_empty() {
+        format!("the IUT did not ask the OCSP responder about {name} since this scenario began (it may have refused for another reason, or used an answer it cached earlier)")
+    } else {
+        format!(
+            "since this scenario began, the OCSP responder was asked about {name} {} time(s) (by this scenario or one running beside it) and answered {}",
+            asked.len(),
+            asked
+                .iter()
+                .map(|q| q.answer.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    w.record(json!({
+        "ocsp_responder": ctx.pki.manifest.ocsp_base_url,
+        "certificate": name,
+        "serial": serial,
+        "revoked_at": revocation.time,
+        "on_crl": revocation.on_crl,
+        "ocsp_asked": !asked.is_empty(),
+        "ocsp_queries": asked,
+        "note": note,
+    }));
+    for ex in w.exchanges()? {
+        check_refused(w, &ex)?;
+    }
     Ok(())
 }

@@ -43,11 +43,17 @@ struct Tls {
     ciphers: &'static str,
     /// Whether the RSA certificate is configured beside the ECDSA one.
     rsa_certificate: bool,
+    /// `ssl_ocsp on;`: nginx asks the responder in the client certificate's AIA.
+    ocsp: bool,
+    /// What provsten.toml declares: `[pki] revocation = ["crl", "ocsp"]`.
+    declare_ocsp: bool,
 }
 
 const MODERN: Tls = Tls {
     ciphers: MODERN_CIPHERS,
     rsa_certificate: true,
+    ocsp: false,
+    declare_ocsp: false,
 };
 
 fn nginx_conf(
@@ -69,6 +75,9 @@ fn nginx_conf(
         String::new()
     };
     let pki = dir.join("pki");
+    // nginx ≥ 1.19 asks the responder named in the certificate's AIA (a loopback IP: no
+    // `resolver` needed); `ssl_ocsp_responder URL;` would override it.
+    let ocsp = if tls.ocsp { "ssl_ocsp on;" } else { "" };
     let filter = match ip {
         IpFilter::None => String::new(),
         IpFilter::AllowDeny => format!("listen [::1]:{port6} ssl;\n        include {}/allow.conf;", dir.display()),
@@ -121,6 +130,7 @@ http {{
         ssl_verify_client {verify_client};
         ssl_verify_depth 3;
         ssl_crl {pki}/crl-bundle.pem;
+        {ocsp}
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_ciphers {ciphers};
         default_type application/json;
@@ -150,7 +160,18 @@ http {{
 /// by the next reload could be read half-written — without its `deny all;`.
 const TO_ALLOW_CONF: &str = "sed -e '/^#/d' -e '/^$/d' -e 's/.*/allow &;/' allowlist.txt > allow.conf.new && echo 'deny all;' >> allow.conf.new && mv allow.conf.new allow.conf";
 
-fn provsten_conf(dir: &Path, nginx: &Path, port: u16, port6: u16, ip: IpFilter) -> String {
+fn provsten_conf(
+    dir: &Path,
+    nginx: &Path,
+    (port, port6): (u16, u16),
+    ip: IpFilter,
+    declare_ocsp: bool,
+) -> String {
+    let revocation = if declare_ocsp {
+        r#"revocation = ["crl", "ocsp"]"#
+    } else {
+        ""
+    };
     let (start, ip_filter) = if ip == IpFilter::None {
         (
             format!(
@@ -197,6 +218,7 @@ registered_orgs = ["5560000001", "5560000002"]
 
 [pki]
 dir = "{pki}"
+{revocation}
 {ip_filter}
 "#,
         pki = dir.join("pki").display()
@@ -244,7 +266,11 @@ fn certify_nginx_with(
     )
     .unwrap();
     let cfg = dir.path().join("provsten.toml");
-    std::fs::write(&cfg, provsten_conf(dir.path(), &nginx, port, port6, ip)).unwrap();
+    std::fs::write(
+        &cfg,
+        provsten_conf(dir.path(), &nginx, (port, port6), ip, tls.declare_ocsp),
+    )
+    .unwrap();
     let mut args = vec!["--config", cfg.to_str().unwrap()];
     args.extend_from_slice(run_args);
     let r = run(&dir.path().join("out"), &args);
@@ -292,6 +318,30 @@ fn nginx_with_verify_client_on_is_compliant_and_refusals_are_reported_as_http_le
         "{ev}"
     );
     assert!(ev.contains("not with a TLS rejection"), "{ev}");
+    // Not declared to check OCSP: the certificate revoked since the last CRL proves
+    // nothing about it, and the report says why instead of a verdict.
+    let ocsp = ocsp_scenarios(&r);
+    assert_eq!(ocsp.len(), 2, "{}", r.explain());
+    for (status, _) in &ocsp {
+        assert_eq!(status, "not-applicable");
+    }
+    let reasons: Vec<_> = r.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("checks OCSP"))
+        })
+        .map(|s| s["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .all(|m| m.contains("does not declare OCSP checking")),
+        "{reasons:?}"
+    );
 }
 
 #[test]
@@ -386,6 +436,7 @@ fn nginx_with_openssl_default_ciphers_fails_eb_tls_1_naming_the_weak_suites() {
     let tls = Tls {
         ciphers: "DEFAULT",
         rsa_certificate: true,
+        ..MODERN
     };
     let Some((dir, r)) = certify_nginx_with("on", IpFilter::None, &tls, EB_TLS_1) else {
         return;
@@ -416,6 +467,7 @@ fn nginx_with_ecdhe_aead_ciphers_passes_eb_tls_1_examined_with_both_certificates
     let tls = Tls {
         ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
         rsa_certificate: true,
+        ..MODERN
     };
     let Some((dir, r)) = certify_nginx_with("on", IpFilter::None, &tls, EB_TLS_1) else {
         return;
@@ -440,6 +492,7 @@ fn nginx_with_only_the_ecdsa_certificate_reports_rsa_suites_as_not_examinable() 
     let tls = Tls {
         ciphers: "DEFAULT",
         rsa_certificate: false,
+        ..MODERN
     };
     let Some((_dir, r)) = certify_nginx_with("on", IpFilter::None, &tls, EB_TLS_1) else {
         return;
@@ -481,4 +534,91 @@ fn nginx_serving_no_organisation_data_passes_the_positive_controls() {
     for id in ["EB-AUTH-1", "EB-MTLS-2", "FMK-2.1-MTLS"] {
         assert!(pass.contains(id), "{id}: {}", r.explain());
     }
+}
+
+/// Only the revocation scenarios: these tests are about OCSP.
+const REVOKE: &[&str] = &["--tags", "@req:FMK-2.1-REVOKE"];
+
+/// The OCSP scenarios of a run, with their evidence as text.
+fn ocsp_scenarios(r: &Run) -> Vec<(String, String)> {
+    r.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("checks OCSP"))
+        })
+        .map(|s| {
+            (
+                s["status"].as_str().unwrap_or_default().to_string(),
+                s["evidence"].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// nginx with `ssl_ocsp on` asks the simulated CA's responder and refuses the certificate
+/// revoked since the last CRL: FMK-2.1-REVOKE passes, and the evidence says it asked.
+#[test]
+fn nginx_with_ssl_ocsp_on_refuses_the_certificate_revoked_since_the_crl() {
+    let tls = Tls {
+        ocsp: true,
+        declare_ocsp: true,
+        ..MODERN
+    };
+    let Some((dir, r)) = certify_nginx_with("on", IpFilter::None, &tls, REVOKE) else {
+        return;
+    };
+    let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    assert_eq!(r.code(), 0, "{}\nnginx error.log:\n{log}", r.explain());
+    assert!(r.with_verdict("pass").contains("FMK-2.1-REVOKE"));
+    let scenarios = ocsp_scenarios(&r);
+    assert_eq!(scenarios.len(), 2, "{}", r.explain());
+    for (status, evidence) in &scenarios {
+        assert_eq!(status, "passed", "{evidence}");
+        assert!(evidence.contains("\"ocsp_asked\":true"), "{evidence}");
+        assert!(evidence.contains("\"answer\":\"revoked\""), "{evidence}");
+    }
+}
+
+/// The same nginx with only `ssl_crl`, declared as checking OCSP, lets the certificate
+/// revoked since the last CRL in: FMK-2.1-REVOKE (and EB-MTLS-1) fail on exactly the OCSP
+/// scenarios, and the evidence says the responder was never asked.
+#[test]
+fn nginx_with_only_a_crl_declared_as_checking_ocsp_fails_fmk_2_1_revoke() {
+    let tls = Tls {
+        declare_ocsp: true,
+        ..MODERN
+    };
+    let Some((_dir, r)) = certify_nginx_with("on", IpFilter::None, &tls, REVOKE) else {
+        return;
+    };
+    assert_eq!(r.code(), 1, "{}", r.explain());
+    let failed = r.with_verdict("fail");
+    assert!(
+        failed.contains("FMK-2.1-REVOKE") && failed.contains("EB-MTLS-1"),
+        "{failed:?}"
+    );
+    let scenarios = ocsp_scenarios(&r);
+    assert_eq!(scenarios.len(), 2, "{}", r.explain());
+    for (status, evidence) in &scenarios {
+        assert_eq!(status, "failed", "{evidence}");
+        assert!(evidence.contains("\"ocsp_asked\":false"), "{evidence}");
+        assert!(evidence.contains("client-revoked-ocsp"), "{evidence}");
+    }
+    // The CRL scenarios still pass: the CRL lists client-revoked.
+    let crl_failed = r.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "failed")
+        .any(|s| {
+            s["name"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("client-revoked (")
+        });
+    assert!(!crl_failed, "{}", r.explain());
 }
