@@ -36,6 +36,13 @@ Feature: The IUT as a client of a peer's API
       | problem                | cert                  |
       | revoked                | server-revoked        |
 
+  @req:EB-MTLS-1 @req:FMK-2.1-REVOKE
+  Scenario: the client refuses a server certificate revoked since the last CRL
+    Given the IUT checks revocation by OCSP
+    And a simulated API server presenting the certificate "server-revoked-ocsp"
+    When the IUT makes 1 call to the simulated API server
+    Then the IUT refuses the server's certificate
+
   @req:EB-MTLS-1
   Scenario: the client refuses a server whose chain lacks the intermediate it was not given
     Given a simulated API server presenting its certificate without the intermediate

@@ -2,7 +2,8 @@
 //! makes it read `to` that many times, one read after another, as an integration polling a
 //! registry would. It keeps its request rate, honours `429`/`503` with `Retry-After`, backs
 //! off from a failing server, asks only for what changed since its last read, and checks
-//! the server's certificate (chain, validity, host name, revocation by CRL). Each seeded
+//! the server's certificate (chain, validity, host name, revocation by CRL, and by OCSP
+//! with `--ocsp`). Each seeded
 //! `client-*` defect, `hammers-on-429` and `full-reread` breaks exactly one of these.
 
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use tokio_rustls::TlsConnector;
 
 use super::client::{parse_retry_after, parse_url, Target};
 use super::defects::{Defect, Defects};
+use super::ocsp::OcspChecker;
 use crate::pki::Pki;
 
 /// The client's retry policy: the first wait, doubled after each failure, and the attempts
@@ -46,6 +48,8 @@ pub(super) struct ApiClient {
     defects: Defects,
     /// When the next call may start.
     next_slot: tokio::sync::Mutex<Instant>,
+    /// Servers' certificates' OCSP status (`--ocsp`), asked after the handshake.
+    ocsp: Option<OcspChecker>,
     /// Per URL read: the start (wall clock, RFC 3339) of its last read that succeeded.
     last_read: Mutex<std::collections::HashMap<String, String>>,
     tasks: Mutex<tokio::task::JoinSet<()>>,
@@ -59,6 +63,7 @@ impl ApiClient {
         cert: &str,
         rate: f64,
         defects: Defects,
+        ocsp: Option<OcspChecker>,
     ) -> anyhow::Result<ApiClient> {
         let cert = if defects.has(Defect::ClientPresentsOtherOrg) {
             "client-5560000002"
@@ -72,6 +77,7 @@ impl ApiClient {
             connector: connector(pki, cert, &defects)?,
             spacing: Duration::from_secs_f64(1.0 / rate),
             defects,
+            ocsp,
             next_slot: tokio::sync::Mutex::new(Instant::now()),
             last_read: Mutex::new(Default::default()),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
@@ -193,6 +199,20 @@ impl ApiClient {
             .connect(t.server_name.clone(), tcp)
             .await
             .context("TLS handshake")?;
+        if let Some(checker) = &self.ocsp {
+            let leaf = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.to_vec())
+                .ok_or_else(|| anyhow::anyhow!("the server presented no certificate"))?;
+            // Not good (or not known): hang up before any request.
+            checker
+                .check(&leaf)
+                .await
+                .map_err(|why| anyhow::anyhow!("the server certificate: {why}"))?;
+        }
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         let conn = tokio::spawn(async move {
             let _ = conn.await;

@@ -167,7 +167,7 @@ defects! {
     ClientNoHostnameCheck, "client-no-hostname-check", ["EB-MTLS-1"],
         "as a client, the IUT does not check that the server certificate names the host it called";
     ClientIgnoresRevocation, "client-ignores-revocation", ["EB-MTLS-1", "FMK-2.1-REVOKE"],
-        "as a client, the IUT does not consult the CRL: a revoked server certificate is accepted";
+        "as a client, the IUT consults neither the CRL nor the OCSP responder: a revoked server certificate is accepted";
     // Checking nothing, it checks no revocation either.
     ClientTrustsAnyRoot, "client-trusts-any-root", ["EB-MTLS-1", "FMK-2.1-CA", "FMK-2.1-REVOKE"],
         "as a client, the IUT accepts any server certificate: unknown roots, self-signed, revoked";

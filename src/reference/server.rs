@@ -180,11 +180,22 @@ pub(crate) async fn start_with(
         )?)),
         None => None,
     };
+    // The API client asks the responder about servers as the API does about clients
+    // (a client that checks nothing, `client-trusts-any-root`, asks nothing either).
+    let client_ocsp = if opts.ocsp
+        && !opts.defects.has(Defect::ClientIgnoresRevocation)
+        && !opts.defects.has(Defect::ClientTrustsAnyRoot)
+    {
+        Some(OcspChecker::new(&pki)?)
+    } else {
+        None
+    };
     let api_client = Arc::new(ApiClient::new(
         &pki,
         &sender_opts_cert,
         sender_opts_rate,
         opts.defects.clone(),
+        client_ocsp,
     )?);
     let state = Arc::new(State {
         api_client,
