@@ -152,6 +152,7 @@ async fn reference_iut(a: crate::cli::ReferenceArgs) -> anyhow::Result<u8> {
             server_cert: a.server_cert,
             registered_orgs: a.orgs,
             defects: reference::defects::Defects::new(a.defects),
+            inner: a.inner,
         },
         reference::SenderOptions {
             outbox: a.outbox,

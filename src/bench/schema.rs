@@ -70,6 +70,7 @@ pub async fn run(messages: u32) -> anyhow::Result<SchemaBench> {
             server_cert: "iut-server".into(),
             registered_orgs: vec!["5560000001".into()],
             defects,
+            inner: None,
         })
     };
     let identity = Identity::from_pki(&pki, "client-5560000001")?;

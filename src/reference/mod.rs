@@ -13,6 +13,7 @@ mod outbox;
 mod router;
 mod sender;
 mod server;
+mod surface;
 mod verifier;
 
 /// A query-string value: `+` is a space, `%XX` escapes decoded (invalid UTF-8 replaced).

@@ -252,6 +252,7 @@ impl<'a> Setup<'a> {
                 server_cert: "iut-server".into(),
                 registered_orgs: vec!["5560000001".into()],
                 defects: Defects::new(self.defects.iter().copied()),
+                inner: None,
             },
             SenderOptions {
                 outbox: self.outbox.map(Path::to_path_buf),
@@ -693,6 +694,7 @@ async fn without_routes_a_message_needs_a_to() {
             server_cert: "iut-server".into(),
             registered_orgs: vec![],
             defects: Defects::default(),
+            inner: None,
         },
         SenderOptions {
             router: RouterOptions {

@@ -203,6 +203,7 @@ async fn iut(
             server_cert: "iut-server".into(),
             registered_orgs: vec!["5560000001".into()],
             defects: Defects::new(defects.iter().copied()),
+            inner: None,
         },
         SenderOptions {
             outbox: outbox.map(Path::to_path_buf),

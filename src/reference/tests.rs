@@ -33,6 +33,7 @@ async fn iut(f: &Fixture, defects: &[Defect]) -> Running {
         server_cert: "iut-server".into(),
         registered_orgs: vec!["5560000001".into(), "5560000002".into()],
         defects: Defects::new(defects.iter().copied()),
+        inner: None,
     })
     .await
     .unwrap()

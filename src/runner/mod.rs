@@ -392,6 +392,8 @@ fn run_context(
         undeliverable_url: iut.undeliverable_url.clone(),
         audit_url: iut.audit_url.clone(),
         restarter: iut.restarter(),
+        firewall: iut.firewall.clone(),
+        inner: iut.inner.clone(),
         target: iut.target.clone(),
         pki: iut.pki.clone(),
         protected_path: iut.protected_path.clone(),
