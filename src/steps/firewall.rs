@@ -168,9 +168,15 @@ fn judge_plain(
         return match status {
             Some(s) if (400..500).contains(&s) => {
                 let line = text.lines().next().unwrap_or_default();
+                // nginx names the reason in the page's title.
+                let title = text
+                    .split_once("<title>")
+                    .and_then(|(_, t)| t.split_once("</title>"))
+                    .map(|(t, _)| format!(": {}", t.trim()))
+                    .unwrap_or_default();
                 (
                     true,
-                    format!("an HTTP error page without protected data ({line})"),
+                    format!("an HTTP error page without protected data ({line}{title})"),
                 )
             }
             Some(s) => (false, format!("it answered plain HTTP with status {s}")),
@@ -625,8 +631,13 @@ mod tests {
 
     #[test]
     fn nginx_400_page_alert_close_and_reset_are_refusals() {
-        let nginx = b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n<html><center>The plain HTTP request was sent to HTTPS port</center></html>";
-        assert!(judge(PlainProbe::HttpRequest, nginx, Ending::Closed).0);
+        let nginx = b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head></html>";
+        let (refused, how) = judge(PlainProbe::HttpRequest, nginx, Ending::Closed);
+        assert!(refused, "{how}");
+        assert!(
+            how.contains("The plain HTTP request was sent to HTTPS port"),
+            "{how}"
+        );
         assert!(
             judge(
                 PlainProbe::HttpRequest,
