@@ -8,6 +8,7 @@ mod it {
     pub mod curl;
     pub mod exercise;
     pub mod fastapi;
+    pub mod firewall;
     pub mod haproxy;
     pub mod html;
     pub mod nginx;

@@ -29,6 +29,13 @@ pub(crate) fn listening(pgid: i32) -> anyhow::Result<Vec<Listener>> {
     listening_in(Path::new("/proc"), pgid)
 }
 
+/// The listening TCP sockets of this process alone (the harness's own listeners, kept out
+/// of a scan; not its process group, which a CI script may share with the IUT).
+pub(crate) fn own_listening() -> anyhow::Result<Vec<Listener>> {
+    let pid = i32::try_from(std::process::id()).context("this process's id")?;
+    sockets_of(Path::new("/proc"), [pid].into_iter().collect())
+}
+
 fn listening_in(proc_dir: &Path, pgid: i32) -> anyhow::Result<Vec<Listener>> {
     let mut procs: BTreeMap<i32, (i32, i32)> = BTreeMap::new(); // pid -> (ppid, pgrp)
     for entry in std::fs::read_dir(proc_dir)
@@ -66,6 +73,10 @@ fn listening_in(proc_dir: &Path, pgid: i32) -> anyhow::Result<Vec<Listener>> {
         }
         members.extend(more);
     }
+    sockets_of(proc_dir, members)
+}
+
+fn sockets_of(proc_dir: &Path, members: BTreeSet<i32>) -> anyhow::Result<Vec<Listener>> {
     let mut found = BTreeMap::new();
     for pid in members {
         let dir = proc_dir.join(pid.to_string());
@@ -202,5 +213,16 @@ mod tests {
             found.iter().any(|s| s.addr.port() == port),
             "{port} not in {found:?}"
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn finds_its_own_listener() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(own_listening()
+            .unwrap()
+            .iter()
+            .any(|s| s.addr.port() == port));
     }
 }

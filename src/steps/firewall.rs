@@ -600,12 +600,13 @@ fn scan_needed(ctx: &RunContext) -> String {
     }
 }
 
-/// The harness's own listening ports (its process group's), kept out of a scan.
+/// The harness's own listening ports (this process's: the fault proxy, simulated
+/// receivers, the CRL server), kept out of a scan.
 fn own_listeners() -> std::collections::BTreeSet<u16> {
     if !sockets::supported() {
         return Default::default();
     }
-    sockets::listening(nix::unistd::getpgrp().as_raw())
+    sockets::own_listening()
         .map(|l| l.into_iter().map(|s| s.addr.port()).collect())
         .unwrap_or_default()
 }
