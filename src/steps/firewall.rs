@@ -373,15 +373,19 @@ fn reach(local: SocketAddr, client: IpAddr) -> (SocketAddr, Option<IpAddr>) {
             SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
             Some(client),
         ),
-        IpAddr::V4(ip) => (SocketAddr::new(ip.into(), port), Some(client)),
+        IpAddr::V4(ip) if ip.is_loopback() => (SocketAddr::new(ip.into(), port), Some(client)),
+        // Another of this machine's addresses: reached from the system's own source.
+        IpAddr::V4(ip) => (SocketAddr::new(ip.into(), port), None),
         IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-            Some(v4) => (SocketAddr::new(v4.into(), port), Some(client)),
+            Some(v4) if v4.is_loopback() => (SocketAddr::new(v4.into(), port), Some(client)),
+            Some(v4) => (SocketAddr::new(v4.into(), port), None),
             // A dual-stack `::` socket takes IPv4 clients too.
             None if ip.is_unspecified() => (
                 SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
                 Some(client),
             ),
-            None => (SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port), None),
+            None if ip.is_loopback() => (SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port), None),
+            None => (SocketAddr::new(ip.into(), port), None),
         },
     }
 }
@@ -398,6 +402,7 @@ async fn find_ports(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     // (port, where to connect, source, who listens)
     let mut to_probe: Vec<(u16, SocketAddr, Option<IpAddr>, Option<String>)> = Vec::new();
     let mut listening_ports: Vec<String> = Vec::new();
+    let mut not_probed: Vec<String> = Vec::new();
     let how;
     match (listing_possible(&ctx), fw.scan) {
         (true, _) => {
@@ -430,6 +435,15 @@ async fn find_ports(w: &mut ProvstenWorld) -> anyhow::Result<()> {
                     continue;
                 }
                 let (target, source) = reach(l.addr, client);
+                // Without a client address of its own (IPv6 loopback is one address, the
+                // harness's) a harness-only port cannot be judged: said, not probed.
+                if source.is_none() && fw.harness_ports.contains(&l.addr.port()) {
+                    not_probed.push(format!(
+                        "{} ({} pid {}): a harness-only port on an address no client address can reach it from here",
+                        l.addr, l.process, l.pid
+                    ));
+                    continue;
+                }
                 if seen.insert((target, source)) {
                     to_probe.push((
                         l.addr.port(),
@@ -487,6 +501,7 @@ async fn find_ports(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         "harness_ports": fw.harness_ports,
         "listening": listening_ports,
         "probed": probes.len(),
+        "not_probed": not_probed,
         "probes": shown,
     });
     w.record(v.clone());
@@ -682,5 +697,6 @@ mod tests {
             ("127.0.0.1:80".parse().unwrap(), Some(client))
         );
         assert_eq!(r("[::1]:80"), ("[::1]:80".parse().unwrap(), None));
+        assert_eq!(r("10.1.2.3:80"), ("10.1.2.3:80".parse().unwrap(), None));
     }
 }
