@@ -16,6 +16,7 @@ Feature: Only the traffic needed for the service passes the firewall
       | a bare line break                      |
       | an HTTP/2 preface                      |
 
+  @role:server @role:receiver @role:sender @role:router
   Scenario: only the declared ports answer a client address
     When the IUT's listening ports are found and probed from a client address
     Then every port answering a client address is declared for clients

@@ -1,4 +1,4 @@
-@req:SDK-2.4-INNER
+@req:SDK-2.4-INNER @role:server @role:receiver @role:sender @role:router
 Feature: Confidentiality and integrity between the connecting system and the access point
   The inner endpoint declared in [inner] (e.g. the message service behind an access point)
   takes mutual TLS 1.2 or later only: plain HTTP, old TLS, no client certificate and an
