@@ -124,7 +124,7 @@ pub(super) fn escaped(bytes: &[u8]) -> String {
 fn judge_plain(
     probe: PlainProbe,
     got: &[u8],
-    ending: &Ending,
+    (ending, waited): (&Ending, Duration),
     protected: &[String],
 ) -> (bool, String) {
     if got.is_empty() {
@@ -136,15 +136,15 @@ fn judge_plain(
             Ending::Silent if probe == PlainProbe::HttpRequest => (
                 false,
                 format!(
-                    "no refusal: it held the connection {} s without answering or closing",
-                    ANSWER.as_secs()
+                    "no refusal: it held the connection {} without answering or closing",
+                    humantime::format_duration(waited)
                 ),
             ),
             Ending::Silent => (
                 true,
                 format!(
-                    "no answer within {} s (waiting for the rest of a TLS record), nothing served",
-                    ANSWER.as_secs()
+                    "no answer within {} (waiting for the rest of a TLS record), nothing served",
+                    humantime::format_duration(waited)
                 ),
             ),
         };
@@ -211,9 +211,16 @@ pub(super) async fn send_plain(
         _ => PlainProbe::Http2Preface,
     };
     let payload = probe.bytes(path, server_name);
+    // Silence to a whole request fails, so a loaded machine gets the request deadline;
+    // silence to the odd bytes passes, so waiting longer would only slow the run.
+    let wait = if probe == PlainProbe::HttpRequest {
+        ctx.request_timeout.max(ANSWER)
+    } else {
+        ANSWER
+    };
     let (got, ending) =
         match tokio::time::timeout(CONNECT, crate::peers::client::connect_tcp(addr, None)).await {
-            Ok(Ok(mut stream)) => send_and_read(&mut stream, &payload, ANSWER).await,
+            Ok(Ok(mut stream)) => send_and_read(&mut stream, &payload, wait).await,
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 (Vec::new(), Ending::Reset)
             }
@@ -225,7 +232,7 @@ pub(super) async fn send_plain(
         };
     let mut protected = ctx.registered_orgs.clone();
     protected.retain(|o| !o.is_empty());
-    let (refused, how) = judge_plain(probe, &got, &ending, &protected);
+    let (refused, how) = judge_plain(probe, &got, (&ending, wait), &protected);
     let v = json!({
         "plain_text_probe": probe.name(),
         "target": addr.to_string(),
@@ -346,21 +353,37 @@ async fn probe_port(
     }
     let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     let (got, ending) = send_and_read(&mut stream, request.as_bytes(), ANSWER).await;
-    let what = if !got.is_empty() {
-        "accepted the connection and answered a request".to_string()
-    } else {
-        match ending {
-            Ending::Silent => format!(
+    if !got.is_empty() {
+        return Ok((
+            true,
+            "accepted the connection and answered a request".into(),
+            got,
+        ));
+    }
+    match ending {
+        // A refusal that came late (a loaded machine): nothing got through.
+        Ending::Closed | Ending::Reset => Ok((
+            false,
+            format!(
+                "accepted, then {} after more than {} s without answering",
+                if ending == Ending::Reset {
+                    "reset"
+                } else {
+                    "closed"
+                },
+                HOLD.as_secs()
+            ),
+            got,
+        )),
+        Ending::Silent => Ok((
+            true,
+            format!(
                 "accepted the connection and kept it open {} s without answering",
                 (HOLD + ANSWER).as_secs()
             ),
-            _ => format!(
-                "accepted the connection, kept it open {} s, closed it after a request",
-                HOLD.as_secs()
-            ),
-        }
-    };
-    Ok((true, what, got))
+            got,
+        )),
+    }
 }
 
 /// Where a client reaches a listener at `local`, and from which source: IPv4 listeners
@@ -642,7 +665,7 @@ mod tests {
     use super::*;
 
     fn judge(probe: PlainProbe, got: &[u8], ending: Ending) -> (bool, String) {
-        judge_plain(probe, got, &ending, &["5560000001".to_string()])
+        judge_plain(probe, got, (&ending, ANSWER), &["5560000001".to_string()])
     }
 
     #[test]
