@@ -360,6 +360,10 @@ pub struct ReferenceArgs {
     /// Admin listen address (plain HTTP, loopback only).
     #[arg(long, default_value = "127.0.0.1:8444")]
     pub admin: SocketAddr,
+    /// Inner endpoint listen address (HTTPS, mutual TLS): the message service behind the
+    /// access point (SDK-2.4-INNER). Off without it.
+    #[arg(long, value_name = "ADDR")]
+    pub inner: Option<SocketAddr>,
     /// Registered organisation numbers, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "5560000001,5560000002")]
     pub orgs: Vec<String>,

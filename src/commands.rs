@@ -213,6 +213,7 @@ async fn reference_iut(a: crate::cli::ReferenceArgs) -> anyhow::Result<u8> {
             registered_orgs: a.orgs,
             defects: reference::defects::Defects::new(a.defects),
             ocsp: a.ocsp,
+            inner: a.inner,
         },
         reference::SenderOptions {
             outbox: a.outbox,

@@ -9,6 +9,7 @@ mod it {
     pub mod curl_client;
     pub mod exercise;
     pub mod fastapi;
+    pub mod firewall;
     pub mod haproxy;
     pub mod html;
     pub mod nginx;

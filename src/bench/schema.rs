@@ -71,6 +71,7 @@ pub async fn run(messages: u32) -> anyhow::Result<SchemaBench> {
             registered_orgs: vec!["5560000001".into()],
             defects,
             ocsp: false,
+            inner: None,
         })
     };
     let identity = Identity::from_pki(&pki, "client-5560000001")?;

@@ -82,6 +82,13 @@ pub(crate) struct IutConfig {
     /// promises about its load on that API (FMK-2.4-LOAD).
     #[serde(default)]
     pub client: Option<ClientSection>,
+    /// The ports the IUT may expose to clients, and those only the harness may reach
+    /// (FMK-2.2-FW).
+    #[serde(default)]
+    pub firewall: Option<FirewallSection>,
+    /// An inner endpoint behind the access point (SDK-2.4-INNER).
+    #[serde(default)]
+    pub inner: Option<InnerSection>,
 }
 
 /// Role `client`: the IUT calls an API; the harness plays that API (a simulated server with
@@ -127,6 +134,56 @@ fn default_min_retry_delay() -> HumanDuration {
 }
 fn default_client_tolerance() -> HumanDuration {
     HumanDuration(Duration::from_millis(150))
+}
+
+/// FMK-2.2-FW: only the declared ports answer clients. provsten lists the listening
+/// sockets of an IUT it started (Linux); an attached IUT is found by a connect scan.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FirewallSection {
+    /// Ports clients may reach: numbers, or strings such as "{port:api}".
+    pub ports: Vec<PortValue>,
+    /// Ports only the harness uses (triggers, observation): they must refuse client
+    /// addresses.
+    #[serde(default)]
+    pub harness_ports: Vec<PortValue>,
+    /// The source address probes come from, as a client's would (default: a registered
+    /// [ip_filter] address other than 127.0.0.1, else 127.0.0.2).
+    #[serde(default)]
+    pub client_address: Option<String>,
+    /// For an attached IUT (or to look wider): "ADDRESS:FIRST-LAST", a connect scan of that
+    /// range, at most 4096 ports.
+    #[serde(default)]
+    pub scan: Option<String>,
+}
+
+/// A port as written: `8443` or `"{port:api}"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum PortValue {
+    Number(u16),
+    Text(String),
+}
+
+/// SDK-2.4-INNER: an endpoint behind the access point (e.g. its message service) that the
+/// connecting system reaches with mutual TLS only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InnerSection {
+    /// https://HOST:PORT of the inner endpoint.
+    pub base_url: String,
+    /// SNI and verification name (default: [api] server_name).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Catalogue name of the connecting system's certificate, which it must accept.
+    pub client_cert: String,
+    /// The path requested (default "/").
+    #[serde(default = "root_path")]
+    pub path: String,
+}
+
+fn root_path() -> String {
+    "/".into()
 }
 
 /// Role `router`: the IUT delivers each message through its primary route, or through

@@ -6,6 +6,8 @@ pub(crate) mod config;
 pub(crate) mod observe;
 pub(crate) mod process;
 pub(crate) mod setup;
+pub(crate) mod sockets;
+pub(crate) mod surface;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -54,6 +56,10 @@ pub(crate) struct Iut {
     pub iteration: Option<config::IterationSection>,
     pub undeliverable_url: Option<String>,
     pub audit_url: Option<String>,
+    /// `[firewall]` (FMK-2.2-FW).
+    pub firewall: Option<surface::FirewallContext>,
+    /// `[inner]` (SDK-2.4-INNER).
+    pub inner: Option<surface::InnerContext>,
     /// The started IUT, shared with steps that restart it.
     process: Option<Restarter>,
     crl_server: Option<tokio::task::JoinHandle<()>>,
@@ -452,6 +458,12 @@ impl Restarter {
         drop(self.gate.read().await);
     }
 
+    /// The IUT's process group now (it changes when the IUT is restarted); `None` while
+    /// it is not running.
+    pub(crate) async fn process_group(&self) -> Option<i32> {
+        self.process.lock().await.as_ref().and_then(|p| p.pgid())
+    }
+
     /// The IUT's exits so far.
     pub(crate) fn exits(&self) -> Vec<Exit> {
         self.exits.lock().map(|e| e.clone()).unwrap_or_default()
@@ -568,6 +580,21 @@ impl Iut {
             Some(f) => {
                 Some(ip_filter_context(f, &api.server_name, &mut ph, &source, &config_dir).await?)
             }
+        };
+
+        let firewall = match &cfg.firewall {
+            None => None,
+            Some(f) => {
+                let registered = ip
+                    .as_ref()
+                    .map(|i| i.registered.clone())
+                    .unwrap_or_default();
+                Some(surface::firewall_context(f, &registered, &mut ph, &source)?)
+            }
+        };
+        let inner = match &cfg.inner {
+            None => None,
+            Some(i) => Some(surface::inner_context(i, &api.server_name, &mut ph, &source).await?),
         };
 
         let mut messages = Vec::new();
@@ -729,6 +756,8 @@ impl Iut {
             iteration,
             undeliverable_url,
             audit_url,
+            firewall,
+            inner,
             process,
             crl_server,
             ocsp,

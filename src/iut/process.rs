@@ -126,6 +126,11 @@ impl IutProcess {
             .collect()
     }
 
+    /// The process group the IUT runs in (its leader's pid).
+    pub(crate) fn pgid(&self) -> Option<i32> {
+        self.pgid.map(Pid::as_raw)
+    }
+
     pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
     }

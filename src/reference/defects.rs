@@ -109,7 +109,7 @@ defects! {
     NoVersionCheck, "no-version-check", ["EB-VER-1", "FMK-2.5-VER"],
         "any API version is served as the current one, without deprecation headers";
     // Only positive controls catch an IUT that refuses too much.
-    RefuseValidClients, "refuse-valid-clients", ["CONT-FAULT-PROC", "EB-AUTH-1", "EB-IP-1", "EB-IP-2", "EB-MTLS-1", "EB-MTLS-2", "FMK-2.1-MTLS", "FMK-2.6.1-NOTIFY"],
+    RefuseValidClients, "refuse-valid-clients", ["CONT-FAULT-PROC", "EB-AUTH-1", "EB-IP-1", "EB-IP-2", "EB-MTLS-1", "EB-MTLS-2", "FMK-2.1-MTLS", "FMK-2.6.1-NOTIFY", "SDK-2.4-INNER"],
         "the protected resource is refused to every client, its owners included (a check that only looks for refusals would pass it)";
     NoRetry, "no-retry", ["FMK-2.6.3-RESEND"],
         "the sender makes one delivery attempt and never retries";
@@ -185,6 +185,18 @@ defects! {
         "the SDK message endpoint accepts well-formed XML that its XSD (or the required root and payload) refuses";
     IgnoreSchematron, "ignore-schematron", ["SDK-SPEC"],
         "the SDK message endpoint does not apply the Schematron business rules (XHE, SDK Meddelande)";
+    PlaintextPortOpen, "plaintext-port-open", ["FMK-2.2-FW"],
+        "plain HTTP sent to the API's TLS port is served, as the first registered organisation (as if a TLS terminator in front had authenticated it)";
+    DebugPortExposed, "debug-port-exposed", ["FMK-2.2-FW"],
+        "an undeclared plain-HTTP debug/metrics port (a free loopback port) answers anyone";
+    AdminPortUnfiltered, "admin-port-unfiltered", ["FMK-2.2-FW"],
+        "the admin port answers every source address, not only the harness's 127.0.0.1";
+    InnerPlaintext, "inner-plaintext", ["SDK-2.4-INNER"],
+        "the inner endpoint speaks plain HTTP and serves anyone";
+    InnerNoClientAuth, "inner-no-client-auth", ["SDK-2.4-INNER"],
+        "the inner endpoint's TLS asks for no client certificate and serves anyone";
+    InnerLegacyTls, "inner-legacy-tls", ["SDK-2.4-INNER"],
+        "the inner endpoint answers a TLS 1.0/1.1 ClientHello with a ServerHello";
 }
 
 impl fmt::Display for Defect {

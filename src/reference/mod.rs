@@ -15,6 +15,7 @@ mod outbox;
 mod router;
 mod sender;
 mod server;
+mod surface;
 mod verifier;
 mod xml_receiver;
 

@@ -253,6 +253,7 @@ impl<'a> Setup<'a> {
                 registered_orgs: vec!["5560000001".into()],
                 defects: Defects::new(self.defects.iter().copied()),
                 ocsp: false,
+                inner: None,
             },
             SenderOptions {
                 outbox: self.outbox.map(Path::to_path_buf),
@@ -695,6 +696,7 @@ async fn without_routes_a_message_needs_a_to() {
             registered_orgs: vec![],
             defects: Defects::default(),
             ocsp: false,
+            inner: None,
         },
         SenderOptions {
             router: RouterOptions {

@@ -204,6 +204,7 @@ async fn iut(
             registered_orgs: vec!["5560000001".into()],
             defects: Defects::new(defects.iter().copied()),
             ocsp: false,
+            inner: None,
         },
         SenderOptions {
             outbox: outbox.map(Path::to_path_buf),

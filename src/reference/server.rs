@@ -56,6 +56,8 @@ pub(crate) struct ReferenceOptions {
     pub defects: Defects,
     /// Ask the OCSP responder in each client certificate's AIA (`--ocsp`).
     pub ocsp: bool,
+    /// The inner endpoint behind the access point (mutual TLS, SDK-2.4-INNER).
+    pub inner: Option<SocketAddr>,
 }
 
 struct State {
@@ -162,6 +164,24 @@ pub(crate) async fn start_with(
     let admin = TcpListener::bind(opts.admin)
         .await
         .with_context(|| format!("binding the admin port {}", opts.admin))?;
+    let inner = match opts.inner {
+        Some(addr) => Some(
+            super::surface::Inner::bind(
+                addr,
+                &pki,
+                &opts.server_cert,
+                &opts.registered_orgs,
+                &opts.defects,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let debug = if opts.defects.has(Defect::DebugPortExposed) {
+        Some(super::surface::bind_debug().await?)
+    } else {
+        None
+    };
     if sender.policy.is_none() && !sender.router.routes.is_empty() {
         bail!("--route needs --resend-policy FILE: the router retries by the declared resend policy (provsten writes it to {{out}}/resend-policy.json)");
     }
@@ -248,6 +268,13 @@ pub(crate) async fn start_with(
     let mut tasks = Vec::new();
     for l in apis {
         tasks.push(tokio::spawn(serve_api(l, acceptor.clone(), state.clone())));
+    }
+    if let Some(inner) = inner {
+        tracing::debug!(addr = ?inner.local_addr(), "inner endpoint");
+        tasks.push(tokio::spawn(inner.serve()));
+    }
+    if let Some(debug) = debug {
+        tasks.push(tokio::spawn(super::surface::serve_debug(debug)));
     }
     tasks.push(tokio::spawn(serve_admin(admin, state)));
     Ok(Running {
@@ -356,6 +383,10 @@ async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<Stat
             {
                 return;
             }
+            if state.defects.has(Defect::PlaintextPortOpen) && !starts_with_tls(&tcp).await {
+                serve_plaintext(tcp, peer, client_ip, state).await;
+                return;
+            }
             // The defect: a deadline that only a fast network meets.
             let deadline = if state.defects.has(Defect::ShortReadTimeout) {
                 Duration::from_millis(300)
@@ -401,6 +432,45 @@ async fn serve_api(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<Stat
             let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
         });
     }
+}
+
+/// Whether the client's first byte opens a TLS handshake record (what a plain-HTTP
+/// listener beside TLS would look at); a silent client is left to TLS.
+async fn starts_with_tls(tcp: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_DEADLINE, tcp.peek(&mut first)).await {
+        Ok(Ok(1)) => first[0] == 0x16,
+        _ => true,
+    }
+}
+
+/// `plaintext-port-open`: plain HTTP served on the TLS port, as the first registered
+/// organisation.
+async fn serve_plaintext(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    client_ip: IpAddr,
+    state: Arc<State>,
+) {
+    let caller = Caller {
+        peer,
+        client_ip,
+        check_headers: false,
+        has_cert: true,
+        org: state.registered.iter().next().cloned(),
+        refused: None,
+    };
+    let svc = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        let caller = caller.clone();
+        async move { Ok::<_, Infallible>(api(&state, &caller, req).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let _ = tokio::time::timeout(
+        CONNECTION_DEADLINE,
+        builder.serve_connection(TokioIo::new(tcp), svc),
+    )
+    .await;
 }
 
 /// Versions this API serves: the current one, and a deprecated one kept until its sunset.
@@ -683,10 +753,21 @@ fn json_text_response(status: StatusCode, body: String) -> Response<Full<Bytes>>
 }
 
 async fn serve_admin(listener: TcpListener, state: Arc<State>) {
+    let own = listener.local_addr().map(|a| a.ip()).ok();
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
+        let Ok((tcp, peer)) = listener.accept().await else {
             continue;
         };
+        // Only the harness on this machine (127.0.0.1, ::1, or the admin address itself):
+        // another loopback source is a client, refused as a firewall rule would.
+        let harness = peer.ip() == IpAddr::from([127, 0, 0, 1])
+            || peer.ip() == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            || Some(peer.ip()) == own;
+        if !harness && !state.defects.has(Defect::AdminPortUnfiltered) {
+            tracing::debug!(%peer, "admin port: not the harness's address: reset");
+            let _ = tcp.set_zero_linger();
+            continue;
+        }
         let state = state.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {

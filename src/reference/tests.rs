@@ -34,6 +34,7 @@ async fn iut(f: &Fixture, defects: &[Defect]) -> Running {
         registered_orgs: vec!["5560000001".into(), "5560000002".into()],
         defects: Defects::new(defects.iter().copied()),
         ocsp: false,
+        inner: None,
     })
     .await
     .unwrap()
@@ -279,6 +280,7 @@ async fn iut_ocsp(f: &Fixture, defects: &[Defect]) -> Running {
         registered_orgs: vec!["5560000001".into(), "5560000002".into()],
         defects: Defects::new(defects.iter().copied()),
         ocsp: true,
+        inner: None,
     })
     .await
     .unwrap()

@@ -397,6 +397,8 @@ fn run_context(
         restarter: iut.restarter(),
         revocation: iut.revocation.clone(),
         ocsp: iut.ocsp.as_ref().map(|o| o.responder.clone()),
+        firewall: iut.firewall.clone(),
+        inner: iut.inner.clone(),
         target: iut.target.clone(),
         pki: iut.pki.clone(),
         protected_path: iut.protected_path.clone(),

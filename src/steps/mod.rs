@@ -21,6 +21,8 @@ macro_rules! failure {
 pub(crate) mod client;
 pub(crate) mod exercise;
 pub(crate) mod fallback;
+pub(crate) mod firewall;
+pub(crate) mod inner;
 pub(crate) mod ip_filter;
 pub(crate) mod iteration;
 pub(crate) mod mtls;
@@ -105,6 +107,10 @@ pub(crate) struct RunContext {
     pub revocation: Vec<crate::iut::config::Revocation>,
     /// The simulated CA's OCSP responder during the run, and what it was asked.
     pub ocsp: Option<Arc<crate::pki::ocsp::Responder>>,
+    /// `[firewall]`: the ports the IUT may expose (FMK-2.2-FW).
+    pub firewall: Option<crate::iut::surface::FirewallContext>,
+    /// `[inner]`: the inner endpoint behind the access point (SDK-2.4-INNER).
+    pub inner: Option<crate::iut::surface::InnerContext>,
 }
 
 impl std::fmt::Debug for dyn crate::network::backend::FaultBackend {
@@ -134,6 +140,8 @@ pub(crate) const NEEDS: &[(&str, Need)] = &[
     ("the data of organisation \"", mtls::need_registered_org),
     ("the certificate \"", mtls::need_certificate),
     ("the IUT checks revocation by OCSP", mtls::need_ocsp),
+    ("the IUT's listening ports", firewall::need_ports),
+    ("the inner endpoint", inner::need_inner),
 ];
 
 /// Why a scenario with these steps cannot apply to this IUT, if it cannot.
@@ -724,6 +732,16 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
         "later calls ask only for what changed since the last read",
         "Then later calls ask only for what changed since the last read",
     ),
+    ("When", "a client sends an HTTP/1.1 request for protected data|a bare line break|an HTTP/2 preface in plain text to the IUT's TLS port", "When a client sends an HTTP/2 preface in plain text to the IUT's TLS port"),
+    ("Then", "the plain-text request is refused without protected data", "Then the plain-text request is refused without protected data"),
+    ("When", "the IUT's listening ports are found and probed from a client address", "When the IUT's listening ports are found and probed from a client address"),
+    ("Then", "every port answering a client address is declared for clients", "Then every port answering a client address is declared for clients"),
+    ("Then", "the harness-only ports refuse client addresses", "Then the harness-only ports refuse client addresses"),
+    ("When", "a client sends plain HTTP to the inner endpoint", "When a client sends plain HTTP to the inner endpoint"),
+    ("When", "a client offers only TLS 1.0|TLS 1.1 in a raw ClientHello to the inner endpoint", "When a client offers only TLS 1.0 in a raw ClientHello to the inner endpoint"),
+    ("Given", "a client presenting the inner endpoint's declared certificate", "Given a client presenting the inner endpoint's declared certificate"),
+    ("When", "the client requests the inner endpoint", "When the client requests the inner endpoint"),
+    ("Then", "the inner endpoint lets the connecting system in", "Then the inner endpoint lets the connecting system in"),
 ];
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ async fn offer_weak(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn is_refusal(outcome: &ProbeOutcome) -> bool {
+pub(super) fn is_refusal(outcome: &ProbeOutcome) -> bool {
     matches!(
         outcome,
         ProbeOutcome::Alert { .. }

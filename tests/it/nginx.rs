@@ -220,6 +220,10 @@ registered_orgs = ["5560000001", "5560000002"]
 dir = "{pki}"
 {revocation}
 {ip_filter}
+
+# FMK-2.2-FW: nginx's only listeners (provsten reads them from its master and workers).
+[firewall]
+ports = [{port}, {port6}]
 "#,
         pki = dir.join("pki").display()
     )
@@ -294,6 +298,7 @@ fn nginx_with_verify_client_on_is_compliant_and_refusals_are_reported_as_http_le
         "FMK-2.1-REVOKE",
         "SDK-4.1-ISOLATION",
         "SDK-5.4-KEYS",
+        "FMK-2.2-FW",
     ] {
         assert!(
             r.with_verdict("pass").contains(req),
@@ -301,6 +306,34 @@ fn nginx_with_verify_client_on_is_compliant_and_refusals_are_reported_as_http_le
             r.with_verdict("pass")
         );
     }
+    // Plain HTTP to nginx's TLS port gets its 400 page, a refusal without data.
+    let plain = r.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["name"].as_str().is_some_and(|n| {
+                n.starts_with("an HTTP/1.1 request for protected data in plain text")
+            })
+        })
+        .expect("plain-HTTP scenario");
+    let ev = serde_json::to_string(&plain["evidence"]).unwrap();
+    assert_eq!(plain["status"], "passed", "{ev}");
+    assert!(
+        ev.contains("The plain HTTP request was sent to HTTPS port")
+            && ev.contains("HTTP error page"),
+        "{ev}"
+    );
+    // Its listeners are found in its process group, and none is undeclared.
+    let ports = r.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "only the declared ports answer a client address")
+        .expect("port scenario");
+    let ev = serde_json::to_string(&ports["evidence"]).unwrap();
+    assert_eq!(ports["status"], "passed", "{ev}");
+    assert!(ev.contains("(nginx pid "), "{ev}");
     // nginx answers 400 after the handshake for an expired certificate: an HTTP-level refusal.
     let expired = r.report()["scenarios"]
         .as_array()
