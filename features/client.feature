@@ -74,6 +74,12 @@ Feature: The IUT as a client of a peer's API
     Then the IUT backs off from the failing server
 
   @req:FMK-2.4-LOAD
+  Scenario: the client backs off from a server resetting its calls
+    Given a simulated API server that resets the first 3 calls
+    When the IUT makes 1 call to the simulated API server
+    Then the IUT backs off from the failing server
+
+  @req:FMK-2.4-LOAD
   Scenario: the client reads what changed since its last read, not everything again
     Given a simulated API server
     When the IUT makes 3 calls to the simulated API server

@@ -127,9 +127,10 @@ impl ApiClient {
             let answer = tokio::time::timeout(CALL_DEADLINE, self.get(t, &path)).await;
             let (status, retry_after) = match answer {
                 Ok(Ok(x)) => x,
-                // A refused certificate, a reset or silence: this read is given up, never
-                // retried over a connection the client does not trust.
-                _ => return,
+                // A server the client does not trust is never called again for this read.
+                Ok(Err(CallError::Untrusted)) => return,
+                // A reset, a refused connection or silence is retried like a 503.
+                Ok(Err(CallError::Transient)) | Err(_) => (503, None),
             };
             if (200..300).contains(&status) {
                 if let Ok(mut l) = self.last_read.lock() {
@@ -190,15 +191,21 @@ impl ApiClient {
     }
 
     /// GET `path` on `t`: the status and `Retry-After`.
-    async fn get(&self, t: &Target, path: &str) -> anyhow::Result<(u16, Option<Duration>)> {
+    async fn get(&self, t: &Target, path: &str) -> Result<(u16, Option<Duration>), CallError> {
         let tcp = TcpStream::connect(&t.connect)
             .await
-            .with_context(|| format!("connecting to {}", t.connect))?;
+            .map_err(|_| CallError::Transient)?;
         let tls = self
             .connector
             .connect(t.server_name.clone(), tcp)
             .await
-            .context("TLS handshake")?;
+            .map_err(|e| {
+                if super::client::is_tls(&e) {
+                    CallError::Untrusted
+                } else {
+                    CallError::Transient
+                }
+            })?;
         if let Some(checker) = &self.ocsp {
             let leaf = tls
                 .get_ref()
@@ -206,24 +213,27 @@ impl ApiClient {
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| c.to_vec())
-                .ok_or_else(|| anyhow::anyhow!("the server presented no certificate"))?;
+                .ok_or(CallError::Untrusted)?;
             // Not good (or not known): hang up before any request.
-            checker
-                .check(&leaf)
-                .await
-                .map_err(|why| anyhow::anyhow!("the server certificate: {why}"))?;
+            if let Err(why) = checker.check(&leaf).await {
+                tracing::debug!(%why, "the server certificate's OCSP status");
+                return Err(CallError::Untrusted);
+            }
         }
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|_| CallError::Transient)?;
         let conn = tokio::spawn(async move {
             let _ = conn.await;
         });
         let req = Request::get(path)
             .header(hyper::header::HOST, t.authority.as_str())
             .header(hyper::header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::new()))?;
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| CallError::Untrusted)?;
         let resp = send.send_request(req).await;
         conn.abort();
-        let resp = resp?;
+        let resp = resp.map_err(|_| CallError::Transient)?;
         let retry_after = resp
             .headers()
             .get(hyper::header::RETRY_AFTER)
@@ -231,6 +241,15 @@ impl ApiClient {
             .and_then(parse_retry_after);
         Ok((resp.status().as_u16(), retry_after))
     }
+}
+
+/// Why a call got no answer.
+enum CallError {
+    /// The server's certificate was refused (or the request could not be made at all):
+    /// the read is given up.
+    Untrusted,
+    /// A refused or reset connection: retried as a server error is.
+    Transient,
 }
 
 fn bad(error: String) -> (hyper::StatusCode, Value) {

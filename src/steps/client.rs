@@ -21,6 +21,8 @@ const SERVER_CERT: &str = "peer-receiver";
 const GRACE: Duration = Duration::from_secs(3);
 /// The longest a scenario watches a client that keeps calling.
 const MAX_SCENARIO_WAIT: Duration = Duration::from_secs(60);
+/// How long a client is watched while a server resets its calls.
+const RESETS_WATCHED: Duration = Duration::from_secs(2);
 /// The longest a client scenario waits for the others before its turn.
 const TURN_DEADLINE: Duration = Duration::from_secs(300);
 /// Calls at most in the rate scenario (a high declared rate is checked over fewer windows).
@@ -31,6 +33,7 @@ const MAX_RATE_CALLS: usize = 201;
 #[derive(Debug, Clone)]
 enum Program {
     Once(Answer),
+    Times(Answer, usize),
     During(Answer, Duration),
     Always(Answer),
 }
@@ -257,6 +260,14 @@ async fn failing(w: &mut ProvstenWorld, status: u16, ms: u64) -> anyhow::Result<
     Ok(())
 }
 
+#[given(expr = "a simulated API server that resets the first {int} calls")]
+async fn resets(w: &mut ProvstenWorld, n: usize) -> anyhow::Result<()> {
+    w.client_ctx()?;
+    w.client_role.program.push(Program::Times(Answer::Reset, n));
+    w.client_role.failing_for = Some(RESETS_WATCHED);
+    Ok(())
+}
+
 #[given(expr = "a simulated API server presenting its certificate without the intermediate")]
 async fn leaf_only(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     w.client_ctx()?;
@@ -300,6 +311,7 @@ async fn make_calls(w: &mut ProvstenWorld, calls: usize) -> anyhow::Result<()> {
         .iter()
         .map(|p| match p {
             Program::Once(a) => Rule::new(a.clone()).times(1),
+            Program::Times(a, n) => Rule::new(a.clone()).times(*n),
             Program::During(a, d) => Rule::new(a.clone()).until(now + *d),
             Program::Always(a) => Rule::new(a.clone()),
         })
@@ -554,7 +566,7 @@ async fn backs_off(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let failing = w
         .client_role
         .failing_for
-        .ok_or_else(|| anyhow!("no failing period was programmed (hint: `Given a simulated API server that answers 429 without Retry-After during the first 2000 ms`)"))?;
+        .ok_or_else(|| anyhow!("no failure was programmed (hint: `Given a simulated API server that answers 429 without Retry-After during the first 2000 ms`)"))?;
     let seen = w
         .api_calls(failing * 2, |a| requests(a).iter().any(|x| x.acknowledged))
         .await?;

@@ -684,6 +684,11 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
     ),
     (
         "Given",
+        "a simulated API server that resets the first N calls",
+        "Given a simulated API server that resets the first 3 calls",
+    ),
+    (
+        "Given",
         "a simulated API server presenting its certificate without the intermediate",
         "Given a simulated API server presenting its certificate without the intermediate",
     ),
