@@ -11,6 +11,7 @@ mod it {
     pub mod fastapi;
     pub mod haproxy;
     pub mod html;
+    pub mod lxml;
     pub mod nginx;
     pub mod ocsp;
     pub mod outbox;

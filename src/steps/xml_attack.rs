@@ -78,6 +78,14 @@ async fn send_attack(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> 
                     "body": shown, "planted_id": id, "elapsed_ms": elapsed.as_millis()}),
     );
     w.record(json!({"exchange": ex}));
+    // On record whatever step fails first: what the canary saw by the time of the answer.
+    let hits = w
+        .xml_attack
+        .canary
+        .as_ref()
+        .map(|c| c.hits())
+        .unwrap_or_default();
+    w.record(json!({"canary_hits_by_answer": hits}));
     w.planted_ids = id.into_iter().collect();
     w.exchanges = vec![ex];
     w.xml_attack.attack = Some(attack);
