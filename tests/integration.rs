@@ -12,6 +12,7 @@ mod it {
     pub mod firewall;
     pub mod haproxy;
     pub mod html;
+    pub mod lxml;
     pub mod nginx;
     pub mod ocsp;
     pub mod outbox;

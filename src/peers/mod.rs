@@ -1,6 +1,7 @@
 //! Simulated peers: API clients that present any catalogue certificate and record exactly
 //! how they were refused.
 
+pub(crate) mod canary;
 pub(crate) mod client;
 pub(crate) mod danger;
 pub(crate) mod receiver;

@@ -197,6 +197,13 @@ defects! {
         "the inner endpoint's TLS asks for no client certificate and serves anyone";
     InnerLegacyTls, "inner-legacy-tls", ["SDK-2.4-INNER"],
         "the inner endpoint answers a TLS 1.0/1.1 ClientHello with a ServerHello";
+    ResolvesExternalEntities, "resolves-external-entities", ["SDK-SPEC"],
+        "the SDK message endpoint substitutes entities and loads external ones (file:// and HTTP, DTDs and parameter entities too): an XXE message is accepted with the file's or the URL's content";
+    // Capped, so the reference itself survives: the checks see the acceptance.
+    ExpandsEntities, "expands-entities", ["SDK-SPEC"],
+        "the SDK message endpoint expands internal entities itself (up to 2 MiB of expansion) and accepts the result: billion laughs and quadratic blowup get in";
+    FetchesExternalDtd, "fetches-external-dtd", ["SDK-SPEC"],
+        "the SDK message endpoint loads the external DTD a DOCTYPE names and the schema an xsi:schemaLocation names, over HTTP (then goes on as the compliant one)";
 }
 
 impl fmt::Display for Defect {

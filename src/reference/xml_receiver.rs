@@ -1,18 +1,141 @@
 //! The reference IUT as a receiver of SDK messages (SDK-SPEC): SDK Meddelande 3.1 in an
 //! XHE envelope, POSTed as `application/xml` or `text/xml` to `/v1/sdk/messages`,
 //! validated with libxml2 against the shipped XSDs (a real receiver validates too).
-//! Answers 200 with the message id, 400 for a body that is not well-formed XML, 415 for
-//! another media type, 413 for an oversize body, 422 for a schema violation.
+//! Answers 200 with the message id, 400 for a body that is not well-formed XML, carries a
+//! DOCTYPE (an SDK message has none: no DTD or entity is ever processed) or nests deeper
+//! than [`MAX_DEPTH`], 415 for another media type, 413 for an oversize body, 422 for a
+//! schema violation. libxml2 parses without entity substitution and fetches nothing.
 //! Receipts (Meddelandekvittens) are not sent yet.
 
+use std::borrow::Cow;
+use std::io::{Read, Write};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
 use super::defects::{Defect, Defects};
 use crate::schema::xml::XmlValidator;
+use crate::schema::xml_attack::naive_expand;
 use crate::schema::{Limits, MessageValidator};
+use libxml2_check::{reparse, ParseOptions};
+
+/// Deepest element nesting accepted: the SDK message in its envelope is 14 deep.
+const MAX_DEPTH: usize = 64;
+
+/// How much the `expands-entities` defect expands before it stops (and accepts).
+const EXPANSION_CAP: usize = 2 * 1024 * 1024;
+
+/// Refuses, before any validation, what an SDK message never has: a DOCTYPE (so no DTD,
+/// entity or external subset reaches a parser) and deep nesting. Bodies that are not
+/// UTF-8 or not well-formed are left to libxml2, which says why.
+fn guard(body: &[u8]) -> Option<(StatusCode, Value)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc = match roxmltree::Document::parse_with_options(text, opts) {
+        Err(roxmltree::Error::DtdDetected) => {
+            return Some((
+                StatusCode::BAD_REQUEST,
+                json!({"error": "a DOCTYPE is not allowed in an SDK message: DTDs and entities are not processed"}),
+            ))
+        }
+        Err(_) => return None,
+        Ok(doc) => doc,
+    };
+    // In document order a parent comes before its children: one pass, no recursion.
+    let mut depth: std::collections::HashMap<roxmltree::NodeId, usize> = Default::default();
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        let d = n
+            .parent_element()
+            .and_then(|p| depth.get(&p.id()))
+            .map_or(1, |d| d + 1);
+        if d > MAX_DEPTH {
+            return Some((
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("elements nest deeper than {MAX_DEPTH} levels")}),
+            ));
+        }
+        depth.insert(n.id(), d);
+    }
+    None
+}
+
+/// What the unsafe defects fetch with: `file://` paths and HTTP on loopback (provsten
+/// never reaches further), 2 s and 1 MiB at most.
+fn fetch_loopback(url: &str) -> Option<Vec<u8>> {
+    if let Some(path) = url.strip_prefix("file://") {
+        let mut out = Vec::new();
+        std::fs::File::open(path)
+            .ok()?
+            .take(64 * 1024)
+            .read_to_end(&mut out)
+            .ok()?;
+        return Some(out);
+    }
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let addr: std::net::SocketAddr = host.replace("localhost", "127.0.0.1").parse().ok()?;
+    if !addr.ip().is_loopback() {
+        return None;
+    }
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(
+        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
+    let mut answer = Vec::new();
+    s.take(1024 * 1024).read_to_end(&mut answer).ok()?;
+    let at = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
+    answer.get(at + 4..).map(<[u8]>::to_vec)
+}
+
+/// The system id of a DOCTYPE's external subset: the last quoted string before its
+/// internal subset or its end.
+fn external_subset(text: &str) -> Option<&str> {
+    let decl = text.get(text.find("<!DOCTYPE")?..)?;
+    let end = decl.find(['[', '>'])?;
+    let head = decl.get(..end)?;
+    if !head.contains("SYSTEM") && !head.contains("PUBLIC") {
+        return None;
+    }
+    let quoted = head.trim_end().strip_suffix(['"', '\''])?;
+    let start = quoted.rfind(['"', '\''])?;
+    quoted.get(start + 1..)
+}
+
+/// The `fetches-external-dtd` defect: loads the DOCTYPE's external subset and the
+/// schemas the root's `xsi:schemaLocation` names (and throws them away). Read from the
+/// text, not by libxml2 with DTD loading: that also checks every entity reference, and a
+/// quadratic blowup would hold the reference for seconds.
+fn fetch_external_dtd_and_schemas(body: &[u8]) {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return;
+    };
+    if let Some(url) = external_subset(text) {
+        let _ = fetch_loopback(url);
+    }
+    // Without DTDs: roxmltree would expand a blowup's entities itself.
+    let Ok(doc) = roxmltree::Document::parse(text) else {
+        return;
+    };
+    const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+    for a in doc.root_element().attributes() {
+        if a.namespace() == Some(XSI) && a.name() == "schemaLocation" {
+            for url in a.value().split_whitespace().skip(1).step_by(2) {
+                let _ = fetch_loopback(url);
+            }
+        }
+        if a.namespace() == Some(XSI) && a.name() == "noNamespaceSchemaLocation" {
+            let _ = fetch_loopback(a.value());
+        }
+    }
+}
 
 /// Endpoint segments (after the version) → shipped XML message type.
 const ENDPOINTS: &[(&[&str], &str)] = &[(&["sdk", "messages"], "sdk/meddelande")];
@@ -78,6 +201,35 @@ impl XmlReceiver {
                 json!({"error": "the body is too large"}),
             );
         }
+        // The unsafe defects rewrite the body as an unsafely configured parser sees it,
+        // then go on as the compliant receiver.
+        let mut body = Cow::Borrowed(body);
+        if d.has(Defect::FetchesExternalDtd) {
+            fetch_external_dtd_and_schemas(&body);
+        }
+        if d.has(Defect::ResolvesExternalEntities) {
+            let lax = ParseOptions {
+                substitute_entities: true,
+                load_dtd: true,
+                fetch: Some(fetch_loopback),
+            };
+            // What libxml2 itself refuses (an amplification) is refused below as sent.
+            if let Ok(resolved) = reparse(&body, &lax) {
+                body = Cow::Owned(resolved);
+            }
+        }
+        if d.has(Defect::ExpandsEntities) {
+            if let Some(e) = std::str::from_utf8(&body)
+                .ok()
+                .and_then(|t| naive_expand(t, EXPANSION_CAP))
+            {
+                body = Cow::Owned(e.text.into_bytes());
+            }
+        }
+        if let Some(refusal) = guard(&body) {
+            return refusal;
+        }
+        let body = &body[..];
         let violations = v.validate_bytes(body).err().unwrap_or_default();
         // accept-xsd-invalid lets through what the schema (and the required root and
         // payload) refuse, but not what is not XML at all; ignore-schematron what only the
@@ -154,5 +306,72 @@ mod tests {
         let no_rules = Defects::new([Defect::IgnoreSchematron]);
         let (status, _) = r.receive(AT, Some("text/xml"), &case.body, &no_rules);
         assert_eq!(status, StatusCode::OK);
+    }
+
+    #[test]
+    fn the_external_subset_is_the_last_quoted_id() {
+        assert_eq!(
+            external_subset("<?xml version='1.0'?><!DOCTYPE a SYSTEM \"http://x/a.dtd\"><a/>"),
+            Some("http://x/a.dtd")
+        );
+        assert_eq!(
+            external_subset(
+                "<!DOCTYPE a PUBLIC '-//P//EN' 'http://x/b.dtd' [<!ENTITY e 'v'>]><a/>"
+            ),
+            Some("http://x/b.dtd")
+        );
+        assert_eq!(
+            external_subset("<!DOCTYPE a [<!ENTITY e SYSTEM 'file:///x'>]><a/>"),
+            None
+        );
+        assert_eq!(external_subset("<a/>"), None);
+    }
+
+    #[test]
+    fn attacks_are_refused_and_each_unsafe_defect_lets_its_own_in() {
+        use crate::peers::canary::Canary;
+        use crate::schema::xml_attack::{build, XmlAttack, ALL as ATTACKS};
+        let example = XML_BUILTINS[0].examples[0].bytes;
+        let ok = Defects::default();
+        let accepted_by = |defect: Option<Defect>, attack: XmlAttack| {
+            let canary = Canary::start().expect("canary");
+            let a = build(attack, example, canary.bait(), &Limits::default()).expect("built");
+            let r = XmlReceiver::new();
+            let d = defect.map(|d| Defects::new([d])).unwrap_or_default();
+            let (status, body) = r.receive(AT, Some("application/xml"), &a.body, &d);
+            (status, body.to_string(), canary.hits().len())
+        };
+        for attack in ATTACKS {
+            let (status, body, hits) = accepted_by(None, *attack);
+            assert_eq!(hits, 0, "{attack}");
+            if *attack == XmlAttack::SchemaLocation {
+                assert_eq!(status, StatusCode::OK, "{attack}: {body}");
+            } else {
+                assert!(status.is_client_error(), "{attack}: {status} {body}");
+            }
+        }
+        let r = XmlReceiver::new();
+        let (status, _) = r.receive(AT, Some("application/xml"), example, &ok);
+        assert_eq!(status, StatusCode::OK);
+        use Defect::*;
+        use XmlAttack::*;
+        for (defect, attack, accepts, fetches) in [
+            (ResolvesExternalEntities, XxeFile, true, 0),
+            (ResolvesExternalEntities, XxeHttp, true, 1),
+            (ResolvesExternalEntities, ParameterEntity, true, 1),
+            (ExpandsEntities, BillionLaughs, true, 0),
+            (ExpandsEntities, QuadraticBlowup, true, 0),
+            (FetchesExternalDtd, ExternalDtd, false, 1),
+            (FetchesExternalDtd, SchemaLocation, true, 1),
+            (FetchesExternalDtd, QuadraticBlowup, false, 0),
+        ] {
+            let (status, body, hits) = accepted_by(Some(defect), attack);
+            assert_eq!(
+                status == StatusCode::OK,
+                accepts,
+                "{defect} {attack}: {status} {body}"
+            );
+            assert_eq!(hits, fetches, "{defect} {attack}");
+        }
     }
 }

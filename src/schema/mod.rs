@@ -21,6 +21,7 @@ pub(crate) mod luhn;
 mod schematron;
 pub(crate) mod validate;
 pub(crate) mod xml;
+pub(crate) mod xml_attack;
 pub(crate) mod xml_invalid;
 
 mod body;

@@ -31,6 +31,7 @@ pub(crate) mod resend;
 pub(crate) mod schema;
 pub(crate) mod tls;
 pub(crate) mod xml;
+pub(crate) mod xml_attack;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -220,6 +221,8 @@ pub(crate) struct ProvstenWorld {
     pub exercise: exercise::ExerciseState,
     /// Role `client`: the simulated API server and what the IUT was asked to do.
     pub client_role: client::ClientState,
+    /// XML attacks (SDK-SPEC): the canary and what the attack sent.
+    pub xml_attack: xml_attack::AttackState,
     /// Observations as data, copied into the report.
     pub evidence: Vec<Evidence>,
     /// How many OCSP requests the responder had answered when the scenario began.
@@ -255,6 +258,7 @@ impl ProvstenWorld {
             fallback: Default::default(),
             exercise: Default::default(),
             client_role: Default::default(),
+            xml_attack: Default::default(),
             evidence: Vec::new(),
             ocsp_mark: 0,
         }
@@ -614,6 +618,31 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
         "Then",
         "a valid XML message is accepted right after",
         "Then a valid XML message is accepted right after",
+    ),
+    (
+        "Given",
+        "a canary server the IUT must not contact (loopback HTTP, records every request; writes a canary file)",
+        "Given a canary server the IUT must not contact",
+    ),
+    (
+        "When",
+        "the client sends an XML message with the attack \"ATTACK\" (xxe-file, xxe-http, parameter-entity, billion-laughs, quadratic-blowup, external-dtd, schema-location, oversized-text, oversized-attribute, deep-nesting)",
+        "When the client sends an XML message with the attack \"xxe-http\"",
+    ),
+    (
+        "Then",
+        "the XML attack is refused in time with a declared status | answered in time without a server error",
+        "Then the XML attack is refused in time with a declared status",
+    ),
+    (
+        "Then",
+        "the answer reveals nothing of the attack (the canary's token, an expanded entity)",
+        "Then the answer reveals nothing of the attack",
+    ),
+    (
+        "Then",
+        "the IUT fetched nothing from the canary",
+        "Then the IUT fetched nothing from the canary",
     ),
     (
         "When",

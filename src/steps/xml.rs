@@ -11,7 +11,7 @@ use crate::iut::XmlMessageType;
 use crate::schema::xml_invalid::{self, XmlDefect};
 
 impl ProvstenWorld {
-    fn xml_message_type(&self) -> anyhow::Result<XmlMessageType> {
+    pub(crate) fn xml_message_type(&self) -> anyhow::Result<XmlMessageType> {
         let name = self.message.clone().ok_or_else(|| {
             anyhow::anyhow!(
                 "no message type chosen (hint: `Given the XML message type \"sdk-meddelande\"`)"

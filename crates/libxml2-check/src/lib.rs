@@ -11,7 +11,9 @@
 //! - nothing is ever fetched: the external-entity loader answers only from the in-memory
 //!   [`Catalog`] given to [`Schema::compile`], and refuses everything while an instance
 //!   document is parsed (no external DTD, no external entity, no `schemaLocation`);
-//! - instance documents are parsed without entity substitution and with `NONET`.
+//! - instance documents are parsed without entity substitution and with `NONET`, unless
+//!   the caller passes other [`ParseOptions`] (only the reference IUT's seeded defects do,
+//!   to play a receiver configured unsafely).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -93,6 +95,37 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Answers an external resource by URL (`None`: not available).
+pub type Fetch = fn(&str) -> Option<Vec<u8>>;
+
+/// How an instance document is parsed. The default is the safe one every check uses;
+/// the other settings exist so the reference IUT can play an unsafely configured receiver.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParseOptions {
+    /// `XML_PARSE_NOENT`: substitute entities (internal and external) in content.
+    pub substitute_entities: bool,
+    /// `XML_PARSE_DTDLOAD`: load the external DTD subset a DOCTYPE names.
+    pub load_dtd: bool,
+    /// Answers external resources (entities, DTDs) by URL; `None` refuses them all.
+    pub fetch: Option<Fetch>,
+}
+
+impl ParseOptions {
+    fn flags(&self) -> c_int {
+        let mut f = 0;
+        if self.fetch.is_none() {
+            f |= x::xmlParserOption_XML_PARSE_NONET;
+        }
+        if self.substitute_entities {
+            f |= x::xmlParserOption_XML_PARSE_NOENT;
+        }
+        if self.load_dtd {
+            f |= x::xmlParserOption_XML_PARSE_DTDLOAD;
+        }
+        f as c_int
+    }
+}
+
 static LOCK: Mutex<()> = Mutex::new(());
 static INIT: Once = Once::new();
 
@@ -101,6 +134,7 @@ thread_local! {
     // where the error handler collects.
     static CATALOG: RefCell<Option<Catalog>> = const { RefCell::new(None) };
     static ISSUES: RefCell<Vec<Issue>> = const { RefCell::new(Vec::new()) };
+    static FETCH: RefCell<Option<Fetch>> = const { RefCell::new(None) };
 }
 
 /// Holds the lock; while it lives, libxml2's hooks point here.
@@ -135,6 +169,7 @@ impl Drop for Session {
         // SAFETY: still under the lock (the guard drops after this body).
         unsafe { x::xmlSetStructuredErrorFunc(ptr::null_mut(), None) };
         CATALOG.with(|c| *c.borrow_mut() = None);
+        FETCH.with(|f| *f.borrow_mut() = None);
     }
 }
 
@@ -192,6 +227,9 @@ unsafe extern "C" fn loader(
             .as_ref()
             .and_then(|c| c.find(&url).map(<[u8]>::to_vec))
     });
+    // Only a caller that asked for fetching (a seeded defect) gets anything outside the
+    // catalogue.
+    let found = found.or_else(|| FETCH.with(|f| *f.borrow()).and_then(|fetch| fetch(&url)));
     let Some(bytes) = found else {
         ISSUES.with(|i| {
             i.borrow_mut().push(Issue {
@@ -220,19 +258,20 @@ unsafe extern "C" fn loader(
     }
 }
 
-/// Parses an instance document: no network, no entity substitution, no external DTD.
-/// Null when it is not well-formed (the issues say why).
+/// Parses an instance document with `opts` (the default: no network, no entity
+/// substitution, no external DTD). Null when it is not well-formed (the issues say why).
 ///
 /// # Safety
 /// Call inside a [`Session`]; free the result with `xmlFreeDoc`.
-unsafe fn parse_instance(doc: &[u8]) -> Result<x::xmlDocPtr, Issue> {
+unsafe fn parse_instance(doc: &[u8], opts: &ParseOptions) -> Result<x::xmlDocPtr, Issue> {
     let len = c_int::try_from(doc.len()).map_err(|_| Issue {
         path: String::new(),
         line: 0,
         code: 0,
         message: "document larger than 2 GiB".to_owned(),
     })?;
-    let options = x::xmlParserOption_XML_PARSE_NONET as c_int;
+    let options = opts.flags();
+    FETCH.with(|f| *f.borrow_mut() = opts.fetch);
     // SAFETY: pointer and length describe `doc`; libxml2 copies what it keeps.
     let d = unsafe {
         x::xmlReadMemory(
@@ -319,7 +358,7 @@ impl Schema {
         // SAFETY: under the session's lock; the document and context are freed here,
         // and node paths are read inside the error callback while the document lives.
         let rc = unsafe {
-            let d = match parse_instance(doc) {
+            let d = match parse_instance(doc, &ParseOptions::default()) {
                 Ok(d) => d,
                 Err(e) => return Err(vec![e]),
             };
@@ -362,6 +401,59 @@ impl Drop for Schema {
     }
 }
 
+/// Parses `doc` with `opts` and serialises what the parser made of it, without its DOCTYPE:
+/// the document a receiver configured so goes on to validate (entities substituted,
+/// external ones loaded, when `opts` says so). Errors when it is not well-formed.
+pub fn reparse(doc: &[u8], opts: &ParseOptions) -> Result<Vec<u8>, Vec<Issue>> {
+    let session = Session::start(None);
+    // SAFETY: under the session's lock; the document, its DTDs and the dump buffer are
+    // freed before return.
+    unsafe {
+        let d = match parse_instance(doc, opts) {
+            Ok(d) => d,
+            Err(e) => return Err(vec![e]),
+        };
+        if d.is_null() {
+            return Err(not_well_formed(session.issues()));
+        }
+        for dtd in [(*d).intSubset, (*d).extSubset] {
+            if !dtd.is_null() {
+                x::xmlUnlinkNode(dtd as x::xmlNodePtr);
+            }
+        }
+        let (int, ext) = ((*d).intSubset, (*d).extSubset);
+        (*d).intSubset = ptr::null_mut();
+        (*d).extSubset = ptr::null_mut();
+        let mut mem: *mut x::xmlChar = ptr::null_mut();
+        let mut len: c_int = 0;
+        x::xmlDocDumpMemory(d, &mut mem, &mut len);
+        let out = if mem.is_null() {
+            Vec::new()
+        } else {
+            let bytes =
+                std::slice::from_raw_parts(mem as *const u8, usize::try_from(len).unwrap_or(0))
+                    .to_vec();
+            if let Some(free) = x::xmlFree {
+                free(mem as *mut c_void);
+            }
+            bytes
+        };
+        x::xmlFreeDoc(d);
+        // Entities in the tree point into the DTDs: free them after the document.
+        if !int.is_null() {
+            x::xmlFreeDtd(int);
+        }
+        if !ext.is_null() && ext != int {
+            x::xmlFreeDtd(ext);
+        }
+        let issues = session.issues();
+        if out.is_empty() {
+            return Err(not_well_formed(issues));
+        }
+        Ok(out)
+    }
+}
+
 /// Validates a document against a DTD given in memory (the document's own DOCTYPE
 /// system id is not loaded). The root element must be `root`.
 pub fn validate_dtd(doc: &[u8], dtd: &[u8], root: &str) -> Result<(), Vec<Issue>> {
@@ -371,7 +463,7 @@ pub fn validate_dtd(doc: &[u8], dtd: &[u8], root: &str) -> Result<(), Vec<Issue>
     };
     // SAFETY: under the session's lock; everything allocated is freed before return.
     let (valid, root_ok) = unsafe {
-        let d = match parse_instance(doc) {
+        let d = match parse_instance(doc, &ParseOptions::default()) {
             Ok(d) => d,
             Err(e) => return Err(vec![e]),
         };
@@ -464,7 +556,7 @@ pub fn evaluate_rules(
     // SAFETY: under the session's lock; the context and document are freed before
     // return, node pointers are used only while the document lives.
     unsafe {
-        let d = match parse_instance(doc) {
+        let d = match parse_instance(doc, &ParseOptions::default()) {
             Ok(d) => d,
             Err(e) => return Err(vec![e]),
         };
@@ -650,6 +742,31 @@ mod tests {
             e.iter().any(|i| i.message.contains("nothing is fetched")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn reparse_substitutes_and_fetches_only_when_asked() {
+        let xxe = br#"<!DOCTYPE r [<!ENTITY x SYSTEM "http://127.0.0.1:9/secret">]><r>a&x;</r>"#;
+        let safe = reparse(xxe, &ParseOptions::default()).expect("well-formed");
+        let safe = String::from_utf8_lossy(&safe);
+        assert!(safe.contains("&x;") && !safe.contains("DOCTYPE"), "{safe}");
+        fn fetch(url: &str) -> Option<Vec<u8>> {
+            (url == "http://127.0.0.1:9/secret").then(|| b"TOKEN".to_vec())
+        }
+        let lax = ParseOptions {
+            substitute_entities: true,
+            load_dtd: true,
+            fetch: Some(fetch),
+        };
+        let got = reparse(xxe, &lax).expect("well-formed");
+        let got = String::from_utf8_lossy(&got);
+        assert!(
+            got.contains("<r>aTOKEN</r>") && !got.contains("DOCTYPE"),
+            "{got}"
+        );
+        // The option is per call: the next safe parse fetches nothing again.
+        let again = reparse(xxe, &ParseOptions::default()).expect("well-formed");
+        assert!(!String::from_utf8_lossy(&again).contains("TOKEN"));
     }
 
     #[test]

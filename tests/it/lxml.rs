@@ -1,0 +1,177 @@
+//! A real third-party XML receiver: lxml (tests/fixtures/lxml_receiver.py) certified for
+//! SDK-SPEC. Strictly configured (no entity substitution, no network, no DTD, DOCTYPE
+//! refused) it survives every XML attack; lax (entities resolved, DTDs loaded, network on)
+//! it is caught by the attack scenarios with evidence. Neither runs the shipped Schematron
+//! (lxml.isoschematron is XSLT 1.0, the rules are XSLT 2.0), and provsten says so: the
+//! Schematron scenarios fail for both, a true verdict.
+//!
+//! CI installs lxml, FastAPI and uvicorn with pip; `PROVSTEN_SKIP_PYTHON=1` skips.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::util::{free_port, pki_init, run, Run};
+
+fn lxml_available() -> bool {
+    if std::env::var_os("PROVSTEN_SKIP_PYTHON").is_some_and(|v| v == "1") {
+        eprintln!("skipping: PROVSTEN_SKIP_PYTHON=1");
+        return false;
+    }
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import lxml.etree, fastapi, uvicorn"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "python3 with lxml, fastapi and uvicorn is needed (python3 -m pip install lxml fastapi uvicorn), or PROVSTEN_SKIP_PYTHON=1");
+    true
+}
+
+fn certify(lax: bool) -> Option<Run> {
+    if !lxml_available() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    pki_init(dir.path());
+    let (port, observe) = (free_port(), free_port());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let app = root.join("tests/fixtures/lxml_receiver.py");
+    let schemas = root.join("schemas/sdk");
+    let cfg = dir.path().join("provsten.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[iut]
+name = "lxml receiver{lax_name}"
+roles = ["receiver"]
+
+[iut.start]
+command = ["python3", "{app}", "{port}", "{observe}", "{{pki}}", "{schemas}"{lax_arg}]
+stop_timeout = "5s"
+
+[iut.ready]
+check = "https"
+timeout = "30s"
+client_cert = "client-5560000001"
+
+[api]
+base_url = "https://127.0.0.1:{port}"
+server_name = "iut.localhost"
+registered_orgs = ["5560000001"]
+
+[observe]
+accepted_url = "http://127.0.0.1:{observe}/accepted"
+
+[[message]]
+name = "sdk-meddelande"
+endpoint = "/v1/sdk/messages"
+format = "xml"
+schema = "builtin:sdk/meddelande"
+
+[pki]
+dir = "pki"
+"#,
+            app = app.display(),
+            schemas = schemas.display(),
+            lax_name = if lax { " (lax)" } else { "" },
+            lax_arg = if lax { ", \"--lax\"" } else { "" },
+        ),
+    )
+    .unwrap();
+    Some(run(
+        &dir.path().join("out"),
+        &["--config", cfg.to_str().unwrap(), "--tags", "@req:SDK-SPEC"],
+    ))
+}
+
+/// Scenario name → status.
+fn statuses(r: &Run) -> Vec<(String, String, Value)> {
+    r.report()["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or("").to_owned(),
+                s["status"].as_str().unwrap_or("").to_owned(),
+                s["evidence"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn failed(r: &Run) -> BTreeSet<String> {
+    statuses(r)
+        .into_iter()
+        .filter(|(_, st, _)| st != "passed")
+        .map(|(n, st, _)| format!("{st}: {n}"))
+        .collect()
+}
+
+/// What lxml cannot check: the business rules (and the shipped negatives, which break them).
+fn schematron_only(name: &str) -> bool {
+    name.contains("schematron-rule") || name.contains("shipped-negative")
+}
+
+#[test]
+fn a_strict_lxml_receiver_survives_every_xml_attack() {
+    let Some(r) = certify(false) else { return };
+    let all = statuses(&r);
+    let attacks: Vec<_> = all
+        .iter()
+        .filter(|(n, ..)| n.contains("attack") || n.contains("carrying") || n.contains("canary"))
+        .collect();
+    assert_eq!(attacks.len(), 10, "{}", r.explain());
+    let unexpected: Vec<_> = failed(&r)
+        .into_iter()
+        .filter(|n| !schematron_only(n))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}\n{}", r.explain());
+    // Without Schematron it is not SDK-SPEC compliant, and the verdict says so.
+    assert!(
+        r.with_verdict("fail").contains("SDK-SPEC"),
+        "{}",
+        r.explain()
+    );
+    assert!(
+        failed(&r).iter().any(|n| n.contains("schematron-rule")),
+        "{}",
+        r.explain()
+    );
+}
+
+#[test]
+fn a_lax_lxml_receiver_is_caught_by_the_attacks_with_evidence() {
+    let Some(r) = certify(true) else { return };
+    assert_eq!(r.code(), 1, "{}", r.explain());
+    assert!(r.with_verdict("fail").contains("SDK-SPEC"));
+    let all = statuses(&r);
+    let scenario = |attack: &str| {
+        all.iter()
+            .find(|(n, ..)| n.contains(attack))
+            .unwrap_or_else(|| panic!("no scenario for {attack}"))
+    };
+    // Each caught with its counter-example: the attack as sent (one DOCTYPE added to the
+    // valid example) and the IUT's acceptance of it.
+    for attack in ["xxe-file", "xxe-http", "external-dtd"] {
+        let (name, status, evidence) = scenario(attack);
+        assert_eq!(status, "failed", "{name}: {}", r.explain());
+        let ev = serde_json::to_string(evidence).unwrap();
+        assert!(
+            ev.contains("<!DOCTYPE") && ev.contains("HTTP 200") && ev.contains("planted_id"),
+            "{name}: {ev}"
+        );
+    }
+    // libxml2's own amplification limit and lxml's huge_tree=False still hold when lax,
+    // and lxml's libxml2 has no HTTP client, so nothing reaches the canary: those pass.
+    for attack in [
+        "billion-laughs",
+        "quadratic-blowup",
+        "deep-nesting",
+        "on the canary",
+    ] {
+        let (name, status, _) = scenario(attack);
+        assert_eq!(status, "passed", "{name}: {}", r.explain());
+    }
+}
