@@ -24,6 +24,11 @@ fn pki() -> Fixture {
 }
 
 async fn iut(f: &Fixture, defects: &[Defect]) -> Running {
+    iut_with(f, defects, false).await
+}
+
+/// The reference on free loopback ports; `ocsp`: it asks the responder too.
+async fn iut_with(f: &Fixture, defects: &[Defect], ocsp: bool) -> Running {
     start(ReferenceOptions {
         pki_dir: f.pki.dir.clone(),
         api: vec!["127.0.0.1:0".parse().unwrap()],
@@ -33,7 +38,7 @@ async fn iut(f: &Fixture, defects: &[Defect]) -> Running {
         server_cert: "iut-server".into(),
         registered_orgs: vec!["5560000001".into(), "5560000002".into()],
         defects: Defects::new(defects.iter().copied()),
-        ocsp: false,
+        ocsp,
         inner: None,
     })
     .await
@@ -270,20 +275,7 @@ async fn weak_suite_defect_reads_a_hello_split_over_segments() {
 }
 
 async fn iut_ocsp(f: &Fixture, defects: &[Defect]) -> Running {
-    start(ReferenceOptions {
-        pki_dir: f.pki.dir.clone(),
-        api: vec!["127.0.0.1:0".parse().unwrap()],
-        allowlist: None,
-        trusted_proxies: vec![],
-        admin: "127.0.0.1:0".parse().unwrap(),
-        server_cert: "iut-server".into(),
-        registered_orgs: vec!["5560000001".into(), "5560000002".into()],
-        defects: Defects::new(defects.iter().copied()),
-        ocsp: true,
-        inner: None,
-    })
-    .await
-    .unwrap()
+    iut_with(f, defects, true).await
 }
 
 #[tokio::test]

@@ -46,6 +46,16 @@ impl std::fmt::Debug for Server {
     }
 }
 
+/// The task running a scenario's trigger commands, aborted when the scenario ends.
+#[derive(Debug)]
+struct Commands(tokio::task::JoinHandle<()>);
+
+impl Drop for Commands {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A trigger command that did not exit 0: what the IUT itself said about a call.
 #[derive(Debug, Clone, serde::Serialize)]
 struct CommandError {
@@ -71,6 +81,9 @@ pub(crate) struct ClientState {
     bad_cert: Option<String>,
     /// This scenario's turn among the client scenarios (held until cleanup).
     turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The trigger commands still to run; stopped with the scenario (their children die
+    /// with them: `kill_on_drop`).
+    commands: Option<Commands>,
     /// Command triggers that failed, for the evidence.
     command_errors: std::sync::Arc<std::sync::Mutex<Vec<CommandError>>>,
 }
@@ -123,6 +136,18 @@ impl ProvstenWorld {
             }
             seen = now;
         }
+    }
+
+    /// Every call the scenario asked for, as long as they keep coming at the declared rate;
+    /// with how many were asked for and the declared spacing.
+    async fn asked_calls(&self) -> anyhow::Result<(Vec<Attempt>, usize, Duration)> {
+        let c = self.client_ctx()?;
+        let want = self.client_role.calls;
+        let spacing = Duration::from_secs_f64(1.0 / c.request_rate);
+        let seen = self
+            .api_calls(spacing * want as u32, |a| requests(a).len() >= want)
+            .await?;
+        Ok((seen, want, spacing))
     }
 
     /// The IUT's first connection to the simulated server; none is the IUT's failure
@@ -350,7 +375,7 @@ async fn make_calls(w: &mut ProvstenWorld, calls: usize) -> anyhow::Result<()> {
             let workdir = workdir.clone();
             let errors = w.client_role.command_errors.clone();
             let limit = c.first_call_timeout + GRACE;
-            tokio::spawn(async move {
+            w.client_role.commands = Some(Commands(tokio::spawn(async move {
                 for n in 1..=calls {
                     let args: Vec<String> = argv
                         .iter()
@@ -391,7 +416,7 @@ async fn make_calls(w: &mut ProvstenWorld, calls: usize) -> anyhow::Result<()> {
                         }
                     }
                 }
-            });
+            })));
         }
     }
     Ok(())
@@ -519,11 +544,7 @@ async fn waits_retry_after(w: &mut ProvstenWorld) -> anyhow::Result<()> {
 #[then("the IUT keeps to its declared request rate")]
 async fn keeps_rate(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let c = w.client_ctx()?;
-    let want = w.client_role.calls;
-    let spacing = Duration::from_secs_f64(1.0 / c.request_rate);
-    let seen = w
-        .api_calls(spacing * want as u32, |a| requests(a).len() >= want)
-        .await?;
+    let (seen, want, spacing) = w.asked_calls().await?;
     let calls = requests(&seen);
     let expected = (0..want)
         .map(|i| (spacing * i as u32).as_millis() as u64)
@@ -621,11 +642,7 @@ async fn changed_since(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             "client.changed_from_param is not declared: the IUT declares no changed-between reads",
         ));
     };
-    let want = w.client_role.calls;
-    let spacing = Duration::from_secs_f64(1.0 / c.request_rate);
-    let seen = w
-        .api_calls(spacing * want as u32, |a| requests(a).len() >= want)
-        .await?;
+    let (seen, want, _) = w.asked_calls().await?;
     let calls = requests(&seen);
     w.record_calls("successive reads", &calls, Vec::new());
     if calls.len() < want {

@@ -7,19 +7,10 @@
 
 use std::path::Path;
 
-use super::util::{free_port, pki_init, run, Run};
+use super::util::{free_port, pki_init, python_available, run, Run};
 
 fn fastapi_available() -> bool {
-    if std::env::var_os("PROVSTEN_SKIP_PYTHON").is_some_and(|v| v == "1") {
-        eprintln!("skipping: PROVSTEN_SKIP_PYTHON=1");
-        return false;
-    }
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import fastapi, uvicorn, pydantic"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "python3 with fastapi and uvicorn is needed (python3 -m pip install fastapi uvicorn), or PROVSTEN_SKIP_PYTHON=1");
-    true
+    python_available("fastapi, uvicorn, pydantic", "fastapi uvicorn")
 }
 
 fn certify(lax: bool) -> Option<Run> {

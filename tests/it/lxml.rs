@@ -12,19 +12,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::util::{free_port, pki_init, run, Run};
+use super::util::{free_port, pki_init, python_available, run, Run};
 
 fn lxml_available() -> bool {
-    if std::env::var_os("PROVSTEN_SKIP_PYTHON").is_some_and(|v| v == "1") {
-        eprintln!("skipping: PROVSTEN_SKIP_PYTHON=1");
-        return false;
-    }
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import lxml.etree, fastapi, uvicorn"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "python3 with lxml, fastapi and uvicorn is needed (python3 -m pip install lxml fastapi uvicorn), or PROVSTEN_SKIP_PYTHON=1");
-    true
+    python_available("lxml.etree, fastapi, uvicorn", "lxml fastapi uvicorn")
 }
 
 fn certify(lax: bool) -> Option<Run> {

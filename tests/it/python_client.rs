@@ -10,19 +10,10 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::util::{init_client, run, Run};
+use super::util::{init_client, python_available, run, Run};
 
 fn python_clients_available() -> bool {
-    if std::env::var_os("PROVSTEN_SKIP_PYTHON").is_some_and(|v| v == "1") {
-        eprintln!("skipping: PROVSTEN_SKIP_PYTHON=1");
-        return false;
-    }
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import requests, httpx"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(ok, "python3 with requests and httpx is needed (python3 -m pip install requests httpx), or PROVSTEN_SKIP_PYTHON=1");
-    true
+    python_available("requests, httpx", "requests httpx")
 }
 
 /// The fixture config for `lib` with `flags`, in a folder `provsten init --role client`

@@ -210,3 +210,21 @@ pub fn init_client(dir: &Path) -> PathBuf {
     );
     dir.join("provsten.toml")
 }
+
+/// Whether python3 with `modules` (comma-separated, as `import` takes them) is here to be
+/// tested; panics naming the pip packages unless `PROVSTEN_SKIP_PYTHON=1`.
+pub fn python_available(modules: &str, pip_packages: &str) -> bool {
+    if std::env::var_os("PROVSTEN_SKIP_PYTHON").is_some_and(|v| v == "1") {
+        eprintln!("skipping: PROVSTEN_SKIP_PYTHON=1");
+        return false;
+    }
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "python3 with {modules} is needed (python3 -m pip install {pip_packages}), or PROVSTEN_SKIP_PYTHON=1"
+    );
+    true
+}
