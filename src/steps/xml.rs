@@ -30,6 +30,19 @@ impl ProvstenWorld {
     }
 }
 
+/// The message type's first example with a fresh id planted (when the type has an id), so
+/// a wrongly accepted message can be found among the accepted.
+pub(crate) fn planted_example(m: &XmlMessageType) -> anyhow::Result<(Vec<u8>, Option<String>)> {
+    let example = m
+        .examples
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{}: no example", m.name))?;
+    Ok(match m.validator.plant_id(example) {
+        Some((body, id)) => (body, Some(id)),
+        None => (example.clone(), None),
+    })
+}
+
 #[given(expr = "the XML message type {string}")]
 async fn xml_message_type(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> {
     w.message = Some(name);
@@ -49,15 +62,7 @@ async fn xml_message_type(w: &mut ProvstenWorld, name: String) -> anyhow::Result
 async fn send_xml_defect(w: &mut ProvstenWorld, class: String) -> anyhow::Result<()> {
     let m = w.xml_message_type()?;
     let class: XmlDefect = class.parse().map_err(|e: String| anyhow::anyhow!("{e}"))?;
-    let example = m
-        .examples
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("{}: no example", m.name))?;
-    // A fresh id first, so a wrongly accepted message can be found among the accepted.
-    let (example, id) = match m.validator.plant_id(example) {
-        Some((body, id)) => (body, Some(id)),
-        None => (example.clone(), None),
-    };
+    let (example, id) = planted_example(&m)?;
     // `generate` returns only cases the validator itself refuses: a class it cannot
     // make is not applicable to this message type, never sent as if invalid.
     let case = xml_invalid::generate(&m.validator, &example, class).map_err(|why| {

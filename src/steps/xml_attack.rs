@@ -48,15 +48,7 @@ async fn send_attack(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> 
         .ok_or_else(|| {
             anyhow::anyhow!("no canary (hint: `Given a canary server the IUT must not contact`)")
         })?;
-    let example = m
-        .examples
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("{}: no example", m.name))?;
-    // A fresh id first, so a wrongly accepted message can be found among the accepted.
-    let (example, id) = match m.validator.plant_id(example) {
-        Some((body, id)) => (body, Some(id)),
-        None => (example.clone(), None),
-    };
+    let (example, id) = super::xml::planted_example(&m)?;
     let built = xml_attack::build(attack, &example, &bait, &Limits::default()).map_err(|why| {
         ProvstenWorld::not_applicable(format!("{attack} does not apply to {}: {why}", m.name))
     })?;
