@@ -433,6 +433,19 @@ pub(crate) struct MessageSection {
     /// path of an XSD file (its imports resolve among the `.xsd` files of its folder).
     #[serde(default)]
     pub format: MessageFormat,
+    /// How the IUT gives its SDK receipt (Meddelandekvittens) for each message: `answer` (the
+    /// HTTP answer's body). Unset: receipts are not checked (their scenarios are
+    /// not-applicable). XML only.
+    #[serde(default)]
+    pub receipt: Option<ReceiptDelivery>,
+}
+
+/// Where an XML message's receipt comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ReceiptDelivery {
+    /// In the body of the HTTP answer to the message.
+    Answer,
 }
 
 /// The body format of a `[[message]]`.
@@ -506,6 +519,15 @@ fn check_message_formats(cfg: &IutConfig, text: &str, source: &ConfigSource) -> 
                     m.schema,
                 );
             }
+        }
+        if m.receipt.is_some() && m.format != MessageFormat::Xml {
+            let line = message_key_line(text, i, "receipt")
+                .map(|l| format!(" line {l}:"))
+                .unwrap_or_default();
+            bail!(
+                "{name}:{line} message {:?}: receipts (Meddelandekvittens) are XML messages' answers (hint: format = \"xml\", or remove receipt)",
+                m.name
+            );
         }
     }
     let xml = |n: &str| {

@@ -144,6 +144,7 @@ pub(crate) struct XmlMessageType {
     /// Valid examples as bytes; the first is the one the generator mutates.
     pub examples: Vec<Vec<u8>>,
     pub refused_statuses: Vec<u16>,
+    pub receipt: Option<config::ReceiptDelivery>,
 }
 
 /// Compiles an XML message type's XSD (builtin, or a file whose imports resolve among the
@@ -210,6 +211,7 @@ fn xml_message_type(
         validator: Arc::new(validator),
         examples,
         refused_statuses: m.refused_statuses.clone(),
+        receipt: m.receipt,
     })
 }
 

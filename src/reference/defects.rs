@@ -204,6 +204,8 @@ defects! {
         "the SDK message endpoint expands internal entities itself (up to 2 MiB of expansion) and accepts the result: billion laughs and quadratic blowup get in";
     FetchesExternalDtd, "fetches-external-dtd", ["SDK-SPEC"],
         "the SDK message endpoint loads the external DTD a DOCTYPE names and the schema an xsi:schemaLocation names, over HTTP (then goes on as the compliant one)";
+    WrongReceiptCode, "wrong-receipt-code", ["SDK-SPEC"],
+        "the SDK message endpoint's receipts give every refusal the reason code SV (syntax), a broken Schematron rule too";
 }
 
 impl fmt::Display for Defect {

@@ -473,13 +473,14 @@ async fn each_sender_defect_shows() {
         assert_eq!(rx.hits().len(), want, "{defect}");
     }
 
-    // retry-too-fast: the first retry comes at a quarter of the delay.
+    // retry-too-fast: the first retry comes at a quarter of the delay. A compliant one is
+    // never early, only late under load: anything under three quarters shows the defect.
     let rx = TestReceiver::start(&f.pki, "iut-server", vec![], st(503)).await;
     let r = iut(&f, Some(p.clone()), None, &[Defect::RetryTooFast]).await;
     send(&r, &rx.url(), "m", None).await;
     until_in(&r, "/admin/undeliverable", "m").await;
     let got = offsets(&rx.hits());
-    assert!(got[1] < p.expected_offsets()[1] / 2, "{got:?}");
+    assert!(got[1] < p.expected_offsets()[1] * 3 / 4, "{got:?}");
 
     // new-id-per-attempt: the header and /Identity change on each resend.
     let rx = TestReceiver::start(&f.pki, "iut-server", vec![st(503), st(503)], st(200)).await;

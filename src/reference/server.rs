@@ -29,7 +29,7 @@ use super::ocsp::OcspChecker;
 use super::outbox::State as MessageState;
 use super::sender::{Sender, SenderOptions};
 use super::verifier::PolicyVerifier;
-use super::xml_receiver::XmlReceiver;
+use super::xml_receiver::{XmlReceiver, RECEIPT};
 use crate::pki::{org_number, Pki};
 
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
@@ -537,7 +537,11 @@ async fn api(
             }));
         }
     }
-    let mut r = json_response(status, body);
+    // The XML receiver answers with its receipt.
+    let mut r = match body.get(RECEIPT).and_then(serde_json::Value::as_str) {
+        Some(receipt) => xml_response(status, receipt.to_owned()),
+        None => json_response(status, body),
+    };
     for (k, v) in extra {
         if let Ok(v) = hyper::header::HeaderValue::from_str(&v) {
             r.headers_mut().insert(k, v);
@@ -740,6 +744,15 @@ fn forbidden(why: &str) -> (StatusCode, serde_json::Value) {
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     json_text_response(status, body.to_string())
+}
+
+fn xml_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = json_text_response(status, body);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/xml"),
+    );
+    r
 }
 
 fn json_text_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {

@@ -5,10 +5,12 @@
 //! DOCTYPE (an SDK message has none: no DTD or entity is ever processed) or nests deeper
 //! than [`MAX_DEPTH`], 415 for another media type, 413 for an oversize body, 422 for a
 //! schema violation. libxml2 parses without entity substitution and fetches nothing.
-//! Receipts (Meddelandekvittens) are not sent yet.
+//! Every answer carries a Meddelandekvittens receipt (`schema::receipt`): ACCEPTED, or
+//! REJECTED with SV for syntax and XSD errors and BV for Schematron rules.
 
 use std::borrow::Cow;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use hyper::StatusCode;
 use serde_json::{json, Value};
 
 use super::defects::{Defect, Defects};
+use crate::schema::receipt::{self, Reason};
 use crate::schema::xml::XmlValidator;
 use crate::schema::xml_attack::naive_expand;
 use crate::schema::{Limits, MessageValidator};
@@ -30,22 +33,21 @@ const EXPANSION_CAP: usize = 2 * 1024 * 1024;
 /// Refuses, before any validation, what an SDK message never has: a DOCTYPE (so no DTD,
 /// entity or external subset reaches a parser) and deep nesting. Bodies that are not
 /// UTF-8 or not well-formed are left to libxml2, which says why.
-fn guard(body: &[u8]) -> Option<(StatusCode, Value)> {
+fn guard(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     let opts = roxmltree::ParsingOptions {
         allow_dtd: false,
         ..roxmltree::ParsingOptions::default()
     };
-    let doc = match roxmltree::Document::parse_with_options(text, opts) {
-        Err(roxmltree::Error::DtdDetected) => {
-            return Some((
-                StatusCode::BAD_REQUEST,
-                json!({"error": "a DOCTYPE is not allowed in an SDK message: DTDs and entities are not processed"}),
-            ))
-        }
-        Err(_) => return None,
-        Ok(doc) => doc,
-    };
+    let doc =
+        match roxmltree::Document::parse_with_options(text, opts) {
+            Err(roxmltree::Error::DtdDetected) => return Some(
+                "a DOCTYPE is not allowed in an SDK message: DTDs and entities are not processed"
+                    .into(),
+            ),
+            Err(_) => return None,
+            Ok(doc) => doc,
+        };
     // In document order a parent comes before its children: one pass, no recursion.
     let mut depth: std::collections::HashMap<roxmltree::NodeId, usize> = Default::default();
     for n in doc.descendants().filter(|n| n.is_element()) {
@@ -54,10 +56,7 @@ fn guard(body: &[u8]) -> Option<(StatusCode, Value)> {
             .and_then(|p| depth.get(&p.id()))
             .map_or(1, |d| d + 1);
         if d > MAX_DEPTH {
-            return Some((
-                StatusCode::BAD_REQUEST,
-                json!({"error": format!("elements nest deeper than {MAX_DEPTH} levels")}),
-            ));
+            return Some(format!("elements nest deeper than {MAX_DEPTH} levels"));
         }
         depth.insert(n.id(), d);
     }
@@ -153,14 +152,20 @@ fn validator(id: &str) -> Option<&'static XmlValidator> {
     .and_then(|(_, v)| v.as_ref())
 }
 
+/// The field of a receiver's JSON answer that holds its receipt.
+pub(super) const RECEIPT: &str = "receipt";
+
 pub(super) struct XmlReceiver {
     accepted: Mutex<Vec<String>>,
+    /// Receipts written so far: each gets the next number as its id.
+    receipts: AtomicU64,
 }
 
 impl XmlReceiver {
     pub(super) fn new() -> Self {
         XmlReceiver {
             accepted: Mutex::new(Vec::new()),
+            receipts: AtomicU64::new(0),
         }
     }
 
@@ -173,6 +178,9 @@ impl XmlReceiver {
         self.accepted.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
+    /// Judges one SDK message and answers with its Meddelandekvittens: the status, and a
+    /// JSON value whose [`RECEIPT`] field is the receipt (the server answers with it as
+    /// `application/xml`).
     pub(super) fn receive(
         &self,
         rest: &[&str],
@@ -180,26 +188,79 @@ impl XmlReceiver {
         body: &[u8],
         d: &Defects,
     ) -> (StatusCode, Value) {
+        let answered = receipt::envelope(body);
+        let seq = self.receipts.fetch_add(1, Ordering::Relaxed) + 1;
+        let receipt_id = format!("KVT-{seq}");
+        let now = time::OffsetDateTime::now_utc();
+        match self.judge(rest, content_type, body, d) {
+            Ok(id) => (
+                StatusCode::OK,
+                json!({"status": "accepted", "id": id,
+                       RECEIPT: receipt::build(&receipt_id, &answered, &[], now)}),
+            ),
+            Err(r) => {
+                // wrong-receipt-code answers every refusal as a syntax error.
+                let lines: Vec<_> = r
+                    .lines
+                    .iter()
+                    .map(|(reason, rule, text)| {
+                        let reason = if d.has(Defect::WrongReceiptCode) {
+                            Reason::Syntax
+                        } else {
+                            *reason
+                        };
+                        (reason, rule.as_deref(), text.as_str())
+                    })
+                    .collect();
+                let list: Vec<Value> = r
+                    .lines
+                    .iter()
+                    .map(|(reason, rule, text)| json!({"code": reason, "rule": rule, "message": text}))
+                    .collect();
+                (
+                    r.status,
+                    json!({"error": "refused", "violations": list,
+                           RECEIPT: receipt::build(&receipt_id, &answered, &lines, now)}),
+                )
+            }
+        }
+    }
+
+    /// The message's id if accepted (and records it), else why not.
+    fn judge(
+        &self,
+        rest: &[&str],
+        content_type: Option<&str>,
+        body: &[u8],
+        d: &Defects,
+    ) -> Result<String, Refusal> {
         let Some((_, id)) = ENDPOINTS.iter().find(|(e, _)| *e == rest) else {
-            return (StatusCode::NOT_FOUND, json!({"error": "not found"}));
+            return Err(Refusal::one(
+                StatusCode::NOT_FOUND,
+                Reason::Syntax,
+                "no such message endpoint",
+            ));
         };
         let Some(v) = validator(id) else {
-            return (
+            return Err(Refusal::one(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": "validator unavailable"}),
-            );
+                Reason::Syntax,
+                "validator unavailable",
+            ));
         };
         if !v.accepts_content_type(content_type) {
-            return (
+            return Err(Refusal::one(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                json!({"error": "the body must be application/xml or text/xml"}),
-            );
+                Reason::Syntax,
+                "the body must be application/xml or text/xml",
+            ));
         }
         if body.len() > Limits::default().max_body_bytes {
-            return (
+            return Err(Refusal::one(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"error": "the body is too large"}),
-            );
+                Reason::Syntax,
+                "the body is too large",
+            ));
         }
         // The unsafe defects rewrite the body as an unsafely configured parser sees it,
         // then go on as the compliant receiver.
@@ -226,8 +287,8 @@ impl XmlReceiver {
                 body = Cow::Owned(e.text.into_bytes());
             }
         }
-        if let Some(refusal) = guard(&body) {
-            return refusal;
+        if let Some(why) = guard(&body) {
+            return Err(Refusal::one(StatusCode::BAD_REQUEST, Reason::Syntax, why));
         }
         let body = &body[..];
         let violations = v.validate_bytes(body).err().unwrap_or_default();
@@ -250,20 +311,44 @@ impl XmlReceiver {
             } else {
                 StatusCode::UNPROCESSABLE_ENTITY
             };
-            let list: Vec<Value> = remaining
+            let lines = remaining
                 .iter()
-                .map(|x| json!({"xpath": x.instance_path, "rule": x.schema_path, "message": x.message}))
+                .map(|x| match x.schema_path.strip_prefix("schematron:") {
+                    Some(rule) => (
+                        Reason::Business,
+                        Some(rule.to_owned()),
+                        format!("{}: {}", x.instance_path, x.message),
+                    ),
+                    None => (
+                        Reason::Syntax,
+                        None,
+                        format!("{}: {}", x.instance_path, x.message),
+                    ),
+                })
                 .collect();
-            return (
-                status,
-                json!({"error": "invalid message", "violations": list}),
-            );
+            return Err(Refusal { status, lines });
         }
         let id = v.message_id(body).unwrap_or_default();
         if let Ok(mut a) = self.accepted.lock() {
             a.push(id.clone());
         }
-        (StatusCode::OK, json!({"status": "accepted", "id": id}))
+        Ok(id)
+    }
+}
+
+/// Why a message was refused: the HTTP status and the receipt's reason lines (code, rule
+/// id, text).
+struct Refusal {
+    status: StatusCode,
+    lines: Vec<(Reason, Option<String>, String)>,
+}
+
+impl Refusal {
+    fn one(status: StatusCode, reason: Reason, text: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            lines: vec![(reason, None, text.into())],
+        }
     }
 }
 

@@ -18,6 +18,7 @@
 pub(crate) mod catalogue;
 pub(crate) mod invalid;
 pub(crate) mod luhn;
+pub(crate) mod receipt;
 mod schematron;
 pub(crate) mod validate;
 pub(crate) mod xml;

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use super::model::Violation;
+use super::receipt::Reason;
 use super::validate::MessageValidator;
 use super::xml::{in_envelope, XmlValidator, FELHANTERING};
 
@@ -62,6 +63,17 @@ impl XmlDefect {
             XmlDefect::EncodingMismatch => "encoding-mismatch",
             XmlDefect::SchematronRule => "schematron-rule",
             XmlDefect::ShippedNegative => "shipped-negative",
+        }
+    }
+}
+
+impl XmlDefect {
+    /// The reason code a receipt gives for this defect: BV for a rule the XSD cannot see,
+    /// SV for everything the XSD (or the XML parser) refuses.
+    pub(crate) fn receipt_reason(self) -> Reason {
+        match self {
+            XmlDefect::SchematronRule => Reason::Business,
+            _ => Reason::Syntax,
         }
     }
 }

@@ -27,6 +27,7 @@ pub(crate) mod ip_filter;
 pub(crate) mod iteration;
 pub(crate) mod mtls;
 pub(crate) mod network;
+pub(crate) mod receipt;
 pub(crate) mod resend;
 pub(crate) mod schema;
 pub(crate) mod tls;
@@ -143,6 +144,7 @@ pub(crate) const NEEDS: &[(&str, Need)] = &[
     ("the IUT checks revocation by OCSP", mtls::need_ocsp),
     ("the IUT's listening ports", firewall::need_ports),
     ("the inner endpoint", inner::need_inner),
+    ("the receipt is ", receipt::need_receipts),
 ];
 
 /// Why a scenario with these steps cannot apply to this IUT, if it cannot.
@@ -223,6 +225,8 @@ pub(crate) struct ProvstenWorld {
     pub client_role: client::ClientState,
     /// XML attacks (SDK-SPEC): the canary and what the attack sent.
     pub xml_attack: xml_attack::AttackState,
+    /// The last XML message sent and the receipt it calls for (SDK-SPEC).
+    pub sent_xml: Option<xml::SentXml>,
     /// Observations as data, copied into the report.
     pub evidence: Vec<Evidence>,
     /// How many OCSP requests the responder had answered when the scenario began.
@@ -259,6 +263,7 @@ impl ProvstenWorld {
             exercise: Default::default(),
             client_role: Default::default(),
             xml_attack: Default::default(),
+            sent_xml: None,
             evidence: Vec::new(),
             ocsp_mark: 0,
         }
@@ -618,6 +623,16 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
         "Then",
         "a valid XML message is accepted right after",
         "Then a valid XML message is accepted right after",
+    ),
+    (
+        "When",
+        "the client sends a valid XML message (the type's example with a fresh id)",
+        "When the client sends a valid XML message",
+    ),
+    (
+        "Then",
+        "the receipt is ACCEPTED | REJECTED with the code the specification prescribes (the answer's Meddelandekvittens; needs receipt = \"answer\")",
+        "Then the receipt is REJECTED with the code the specification prescribes",
     ),
     (
         "Given",

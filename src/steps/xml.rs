@@ -10,6 +10,14 @@ use super::ProvstenWorld;
 use crate::iut::XmlMessageType;
 use crate::schema::xml_invalid::{self, XmlDefect};
 
+/// What the last XML step sent, for the receipt check: the body and the verdict it calls for.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SentXml {
+    pub body: Vec<u8>,
+    /// `None`: a valid message (ACCEPTED); else the reason a REJECTED receipt must give.
+    pub expect: Option<crate::schema::receipt::Reason>,
+}
+
 impl ProvstenWorld {
     pub(crate) fn xml_message_type(&self) -> anyhow::Result<XmlMessageType> {
         let name = self.message.clone().ok_or_else(|| {
@@ -92,6 +100,10 @@ async fn send_xml_defect(w: &mut ProvstenWorld, class: String) -> anyhow::Result
     w.record(json!({"exchange": ex}));
     w.planted_ids = id.into_iter().collect();
     w.exchanges = vec![ex];
+    w.sent_xml = Some(SentXml {
+        body: case.body,
+        expect: Some(class.receipt_reason()),
+    });
     Ok(())
 }
 
@@ -122,14 +134,7 @@ async fn xml_refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
 #[then("a valid XML message is accepted right after")]
 async fn xml_valid_after(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let m = w.xml_message_type()?;
-    let example = m
-        .examples
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("{}: no example", m.name))?;
-    let (body, id) = match m.validator.plant_id(example) {
-        Some((body, id)) => (body, Some(id)),
-        None => (example.clone(), None),
-    };
+    let (body, id) = planted_example(&m)?;
     let ex = w
         .post(&m.endpoint, Some("application/xml".into()), body)
         .await?;

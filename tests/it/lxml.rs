@@ -100,9 +100,12 @@ fn failed(r: &Run) -> BTreeSet<String> {
         .collect()
 }
 
-/// What lxml cannot check: the business rules (and the shipped negatives, which break them).
-fn schematron_only(name: &str) -> bool {
-    name.contains("schematron-rule") || name.contains("shipped-negative")
+/// What lxml cannot check: the business rules (and the shipped negatives, which break them);
+/// and what its config does not declare: receipts.
+fn known_gap(name: &str) -> bool {
+    name.contains("schematron-rule")
+        || name.contains("shipped-negative")
+        || (name.starts_with("not-applicable:") && name.contains("receipt"))
 }
 
 #[test]
@@ -114,10 +117,7 @@ fn a_strict_lxml_receiver_survives_every_xml_attack() {
         .filter(|(n, ..)| n.contains("attack") || n.contains("carrying") || n.contains("canary"))
         .collect();
     assert_eq!(attacks.len(), 10, "{}", r.explain());
-    let unexpected: Vec<_> = failed(&r)
-        .into_iter()
-        .filter(|n| !schematron_only(n))
-        .collect();
+    let unexpected: Vec<_> = failed(&r).into_iter().filter(|n| !known_gap(n)).collect();
     assert!(unexpected.is_empty(), "{unexpected:?}\n{}", r.explain());
     // Without Schematron it is not SDK-SPEC compliant, and the verdict says so.
     assert!(
