@@ -3,7 +3,8 @@
 //! refused) it survives every XML attack; lax (entities resolved, DTDs loaded, network on)
 //! it is caught by the attack scenarios with evidence. Neither runs the shipped Schematron
 //! (lxml.isoschematron is XSLT 1.0, the rules are XSLT 2.0), and provsten says so: the
-//! Schematron scenarios fail for both, a true verdict.
+//! Schematron scenarios fail for both, a true verdict. Its receipts (SV for what lxml
+//! refuses, ACCEPTED otherwise) are checked as any IUT's.
 //!
 //! CI installs lxml, FastAPI and uvicorn with pip; `PROVSTEN_SKIP_PYTHON=1` skips.
 
@@ -59,6 +60,7 @@ name = "sdk-meddelande"
 endpoint = "/v1/sdk/messages"
 format = "xml"
 schema = "builtin:sdk/meddelande"
+receipt = "answer"
 
 [pki]
 dir = "pki"
@@ -100,12 +102,9 @@ fn failed(r: &Run) -> BTreeSet<String> {
         .collect()
 }
 
-/// What lxml cannot check: the business rules (and the shipped negatives, which break them);
-/// and what its config does not declare: receipts.
+/// What lxml cannot check: the business rules (and the shipped negatives, which break them).
 fn known_gap(name: &str) -> bool {
-    name.contains("schematron-rule")
-        || name.contains("shipped-negative")
-        || (name.starts_with("not-applicable:") && name.contains("receipt"))
+    name.contains("schematron-rule") || name.contains("shipped-negative")
 }
 
 #[test]
@@ -130,6 +129,18 @@ fn a_strict_lxml_receiver_survives_every_xml_attack() {
         "{}",
         r.explain()
     );
+    // Its receipts are read and judged: seven pass, and the Schematron one says ACCEPTED.
+    let receipts: Vec<_> = all.iter().filter(|(n, ..)| n.contains("receipt")).collect();
+    assert_eq!(receipts.len(), 8, "{}", r.explain());
+    for (name, status, evidence) in receipts {
+        let want = if name.contains("schematron-rule") {
+            "failed"
+        } else {
+            "passed"
+        };
+        assert_eq!(status, want, "{name}\n{}", r.explain());
+        assert!(evidence.to_string().contains("lxml-"), "{name}: {evidence}");
+    }
 }
 
 #[test]
