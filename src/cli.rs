@@ -67,7 +67,7 @@ pub enum Command {
         command: PkiCommand,
     },
     /// Run the reference IUT on its own (what `run` starts as a child process).
-    ReferenceIut(ReferenceArgs),
+    ReferenceIut(Box<ReferenceArgs>),
     /// List the requirement catalogue.
     Requirements {
         /// Only this profile: all, ebevis, fullmakt, sdk, continuity.
@@ -386,6 +386,10 @@ pub struct ReferenceArgs {
     /// refuse with HTTP 403 what is not `good` or cannot be learned.
     #[arg(long)]
     pub ocsp: bool,
+    /// Also send each SDK receipt (Meddelandekvittens) back here: POST over mutual TLS with
+    /// --client-cert, as a message of its own (provsten's `receipt = "sent"`).
+    #[arg(long, value_name = "URL")]
+    pub receipt_url: Option<String>,
     /// Durable outbox of the sender (created if missing): queued messages, their attempts
     /// and state survive a restart.
     #[arg(long, value_name = "DIR")]

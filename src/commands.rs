@@ -66,7 +66,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Pki {
             command: PkiCommand::Refresh { dir, crl_lifetime },
         } => pki_refresh(&dir, crl_lifetime),
-        Command::ReferenceIut(a) => reference_iut(a).await,
+        Command::ReferenceIut(a) => reference_iut(*a).await,
         Command::Requirements { profile } => list_requirements(profile),
         Command::Defects => list_defects(),
         Command::Proxy { api, config } => proxy(api, config).await,
@@ -214,6 +214,7 @@ async fn reference_iut(a: crate::cli::ReferenceArgs) -> anyhow::Result<u8> {
             defects: reference::defects::Defects::new(a.defects),
             ocsp: a.ocsp,
             inner: a.inner,
+            receipt_url: a.receipt_url,
         },
         reference::SenderOptions {
             outbox: a.outbox,

@@ -18,6 +18,7 @@ mod it {
     pub mod outbox;
     pub mod proxy;
     pub mod python_client;
+    pub mod receipts;
     pub mod report;
     pub mod tls_probe;
     pub mod util;

@@ -72,6 +72,7 @@ pub async fn run(messages: u32) -> anyhow::Result<SchemaBench> {
             defects,
             ocsp: false,
             inner: None,
+            receipt_url: None,
         })
     };
     let identity = Identity::from_pki(&pki, "client-5560000001")?;

@@ -434,10 +434,17 @@ pub(crate) struct MessageSection {
     #[serde(default)]
     pub format: MessageFormat,
     /// How the IUT gives its SDK receipt (Meddelandekvittens) for each message: `answer` (the
-    /// HTTP answer's body). Unset: receipts are not checked (their scenarios are
-    /// not-applicable). XML only.
+    /// HTTP answer's body) or `sent` (POSTed back to the harness at `receipt_listen`).
+    /// Unset: receipts are not checked (their scenarios are not-applicable). XML only.
     #[serde(default)]
     pub receipt: Option<ReceiptDelivery>,
+    /// With `receipt = "sent"`: where the harness listens (HTTPS, client certificates of the
+    /// run's PKI) for the receipts the IUT sends back, e.g. "127.0.0.1:{port:receipts}".
+    #[serde(default)]
+    pub receipt_listen: Option<String>,
+    /// With `receipt = "sent"`: how long the harness waits for a receipt.
+    #[serde(default = "ten_seconds")]
+    pub receipt_timeout: HumanDuration,
 }
 
 /// Where an XML message's receipt comes from.
@@ -446,6 +453,8 @@ pub(crate) struct MessageSection {
 pub(crate) enum ReceiptDelivery {
     /// In the body of the HTTP answer to the message.
     Answer,
+    /// POSTed by the IUT to the harness, as a message of its own.
+    Sent,
 }
 
 /// The body format of a `[[message]]`.
@@ -519,6 +528,15 @@ fn check_message_formats(cfg: &IutConfig, text: &str, source: &ConfigSource) -> 
                     m.schema,
                 );
             }
+        }
+        if (m.receipt == Some(ReceiptDelivery::Sent)) != m.receipt_listen.is_some() {
+            let line = message_key_line(text, i, "receipt")
+                .map(|l| format!(" line {l}:"))
+                .unwrap_or_default();
+            bail!(
+                "{name}:{line} message {:?}: receipt = \"sent\" and receipt_listen go together (hint: receipt = \"sent\" with receipt_listen = \"127.0.0.1:{{port:receipts}}\", and give the IUT https://127.0.0.1:{{port:receipts}}/ as where to send receipts)",
+                m.name
+            );
         }
         if m.receipt.is_some() && m.format != MessageFormat::Xml {
             let line = message_key_line(text, i, "receipt")

@@ -144,7 +144,19 @@ pub(crate) struct XmlMessageType {
     /// Valid examples as bytes; the first is the one the generator mutates.
     pub examples: Vec<Vec<u8>>,
     pub refused_statuses: Vec<u16>,
-    pub receipt: Option<config::ReceiptDelivery>,
+    pub receipt: Option<Receipts>,
+}
+
+/// How the harness gets an XML message type's receipts.
+#[derive(Debug, Clone)]
+pub(crate) enum Receipts {
+    /// In the HTTP answer.
+    Answer,
+    /// Sent back to the harness's inbox, within the timeout.
+    Sent {
+        inbox: Arc<crate::peers::receiver::SimulatedReceiver>,
+        timeout: Duration,
+    },
 }
 
 /// Compiles an XML message type's XSD (builtin, or a file whose imports resolve among the
@@ -211,7 +223,47 @@ fn xml_message_type(
         validator: Arc::new(validator),
         examples,
         refused_statuses: m.refused_statuses.clone(),
-        receipt: m.receipt,
+        // A sent receipt's inbox is started with the run (`start_receipt_inboxes`).
+        receipt: (m.receipt == Some(config::ReceiptDelivery::Answer)).then_some(Receipts::Answer),
+    })
+}
+
+/// The harness's inbox for receipts an IUT sends back: a simulated receiver on `listen`
+/// (HTTPS as the PKI's `peer-receiver`, client certificates required), answering 200.
+async fn receipt_inbox(
+    pki: &Pki,
+    listen: &str,
+    key: &str,
+    source: &ConfigSource,
+    timeout: Duration,
+) -> anyhow::Result<Receipts> {
+    let addr: std::net::SocketAddr = listen.parse().map_err(|e| {
+        setup_error(format!(
+            "{}: {key} {listen:?} is not host:port ({e}; hint: \"127.0.0.1:{{port:receipts}}\")",
+            source.name()
+        ))
+    })?;
+    let inbox =
+        crate::peers::receiver::SimulatedReceiver::start(crate::peers::receiver::ReceiverSpec {
+            pki: pki.clone(),
+            cert: "peer-receiver".into(),
+            id_pointer: None,
+            validator: None,
+            rules: Vec::new(),
+            down_for: None,
+            changed: None,
+            bind: Some(addr),
+        })
+        .await
+        .map_err(|e| {
+            setup_error(format!(
+                "{}: {key}: listening on {addr}: {e:#}",
+                source.name()
+            ))
+        })?;
+    Ok(Receipts::Sent {
+        inbox: Arc::new(inbox),
+        timeout,
     })
 }
 
@@ -603,10 +655,16 @@ impl Iut {
         let mut xml_messages = Vec::new();
         for m in &cfg.messages {
             if m.format == config::MessageFormat::Xml {
-                xml_messages.push(
-                    xml_message_type(m, &config_dir, &source)
-                        .map_err(|e| setup_error(format!("{e:#}")))?,
-                );
+                let mut t = xml_message_type(m, &config_dir, &source)
+                    .map_err(|e| setup_error(format!("{e:#}")))?;
+                if let Some(listen) = &m.receipt_listen {
+                    let key = format!("message {:?} receipt_listen", m.name);
+                    let listen = ph.expand(listen, &key, &source)?;
+                    t.receipt = Some(
+                        receipt_inbox(&pki, &listen, &key, &source, m.receipt_timeout.0).await?,
+                    );
+                }
+                xml_messages.push(t);
                 continue;
             }
             messages.push(

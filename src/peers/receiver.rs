@@ -220,6 +220,14 @@ pub(crate) struct SimulatedReceiver {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for SimulatedReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimulatedReceiver")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for SimulatedReceiver {
     fn drop(&mut self) {
         self.task.abort();
@@ -239,6 +247,8 @@ pub(crate) struct ReceiverSpec {
     pub down_for: Option<Duration>,
     /// Notified on every attempt; shared by receivers watched together (routes).
     pub changed: Option<Arc<Notify>>,
+    /// Where to listen; default a free loopback port.
+    pub bind: Option<SocketAddr>,
 }
 
 fn server_config(pki: &Pki, cert: &str, leaf_only: bool) -> anyhow::Result<Arc<ServerConfig>> {
@@ -266,9 +276,12 @@ fn server_config(pki: &Pki, cert: &str, leaf_only: bool) -> anyhow::Result<Arc<S
 
 impl SimulatedReceiver {
     pub(crate) async fn start(spec: ReceiverSpec) -> anyhow::Result<SimulatedReceiver> {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let bind = spec
+            .bind
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = TcpListener::bind(bind)
             .await
-            .context("binding the simulated receiver")?;
+            .with_context(|| format!("binding the simulated receiver to {bind}"))?;
         let addr = listener.local_addr()?;
         let good = server_config(&spec.pki, &spec.cert, false)?;
         let mut bad = Vec::new();

@@ -12,6 +12,7 @@ mod legacy_tls;
 mod messages;
 mod ocsp;
 mod outbox;
+mod receipts;
 mod router;
 mod sender;
 mod server;

@@ -254,6 +254,7 @@ impl<'a> Setup<'a> {
                 defects: Defects::new(self.defects.iter().copied()),
                 ocsp: false,
                 inner: None,
+                receipt_url: None,
             },
             SenderOptions {
                 outbox: self.outbox.map(Path::to_path_buf),
@@ -697,6 +698,7 @@ async fn without_routes_a_message_needs_a_to() {
             defects: Defects::default(),
             ocsp: false,
             inner: None,
+            receipt_url: None,
         },
         SenderOptions {
             router: RouterOptions {

@@ -205,6 +205,7 @@ async fn iut(
             defects: Defects::new(defects.iter().copied()),
             ocsp: false,
             inner: None,
+            receipt_url: None,
         },
         SenderOptions {
             outbox: outbox.map(Path::to_path_buf),

@@ -58,6 +58,8 @@ pub(crate) struct ReferenceOptions {
     pub ocsp: bool,
     /// The inner endpoint behind the access point (mutual TLS, SDK-2.4-INNER).
     pub inner: Option<SocketAddr>,
+    /// Where SDK receipts are also sent back (POST, mutual TLS), as `https://` URL.
+    pub receipt_url: Option<String>,
 }
 
 struct State {
@@ -220,7 +222,14 @@ pub(crate) async fn start_with(
     let state = Arc::new(State {
         api_client,
         receiver: Receiver::new(audit.clone()),
-        xml_receiver: XmlReceiver::new(),
+        xml_receiver: XmlReceiver::new(match &opts.receipt_url {
+            Some(url) => Some(super::receipts::ReceiptPoster::new(
+                &pki,
+                url,
+                &sender_opts_cert,
+            )?),
+            None => None,
+        }),
         registered: opts.registered_orgs.iter().cloned().collect(),
         filter: IpFilter::new(
             opts.allowlist.clone(),

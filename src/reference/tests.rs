@@ -40,6 +40,7 @@ async fn iut_with(f: &Fixture, defects: &[Defect], ocsp: bool) -> Running {
         defects: Defects::new(defects.iter().copied()),
         ocsp,
         inner: None,
+        receipt_url: None,
     })
     .await
     .unwrap()

@@ -11,13 +11,14 @@
 use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
 use super::defects::{Defect, Defects};
+use super::receipts::ReceiptPoster;
 use crate::schema::receipt::{self, Reason};
 use crate::schema::xml::XmlValidator;
 use crate::schema::xml_attack::naive_expand;
@@ -159,13 +160,16 @@ pub(super) struct XmlReceiver {
     accepted: Mutex<Vec<String>>,
     /// Receipts written so far: each gets the next number as its id.
     receipts: AtomicU64,
+    /// Sends each receipt back too (`--receipt-url`).
+    poster: Option<Arc<ReceiptPoster>>,
 }
 
 impl XmlReceiver {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(poster: Option<Arc<ReceiptPoster>>) -> Self {
         XmlReceiver {
             accepted: Mutex::new(Vec::new()),
             receipts: AtomicU64::new(0),
+            poster,
         }
     }
 
@@ -192,38 +196,14 @@ impl XmlReceiver {
         let seq = self.receipts.fetch_add(1, Ordering::Relaxed) + 1;
         let receipt_id = format!("KVT-{seq}");
         let now = time::OffsetDateTime::now_utc();
-        match self.judge(rest, content_type, body, d) {
-            Ok(id) => (
-                StatusCode::OK,
-                json!({"status": "accepted", "id": id,
-                       RECEIPT: receipt::build(&receipt_id, &answered, &[], now)}),
-            ),
-            Err(r) => {
-                // wrong-receipt-code answers every refusal as a syntax error.
-                let lines: Vec<_> = r
-                    .lines
-                    .iter()
-                    .map(|(reason, rule, text)| {
-                        let reason = if d.has(Defect::WrongReceiptCode) {
-                            Reason::Syntax
-                        } else {
-                            *reason
-                        };
-                        (reason, rule.as_deref(), text.as_str())
-                    })
-                    .collect();
-                let list: Vec<Value> = r
-                    .lines
-                    .iter()
-                    .map(|(reason, rule, text)| json!({"code": reason, "rule": rule, "message": text}))
-                    .collect();
-                (
-                    r.status,
-                    json!({"error": "refused", "violations": list,
-                           RECEIPT: receipt::build(&receipt_id, &answered, &lines, now)}),
-                )
-            }
+        let judged = self.judge(rest, content_type, body, d);
+        let (status, answer) = answer(judged, d, &receipt_id, &answered, now);
+        if let (Some(poster), Some(receipt)) =
+            (&self.poster, answer.get(RECEIPT).and_then(Value::as_str))
+        {
+            poster.send(receipt.to_owned());
         }
+        (status, answer)
     }
 
     /// The message's id if accepted (and records it), else why not.
@@ -352,6 +332,48 @@ impl Refusal {
     }
 }
 
+/// The status and JSON answer for a judged message, its receipt in the [`RECEIPT`] field.
+fn answer(
+    judged: Result<String, Refusal>,
+    d: &Defects,
+    receipt_id: &str,
+    answered: &receipt::Envelope,
+    now: time::OffsetDateTime,
+) -> (StatusCode, Value) {
+    match judged {
+        Ok(id) => (
+            StatusCode::OK,
+            json!({"status": "accepted", "id": id,
+                   RECEIPT: receipt::build(receipt_id, answered, &[], now)}),
+        ),
+        Err(r) => {
+            // wrong-receipt-code answers every refusal as a syntax error.
+            let lines: Vec<_> = r
+                .lines
+                .iter()
+                .map(|(reason, rule, text)| {
+                    let reason = if d.has(Defect::WrongReceiptCode) {
+                        Reason::Syntax
+                    } else {
+                        *reason
+                    };
+                    (reason, rule.as_deref(), text.as_str())
+                })
+                .collect();
+            let list: Vec<Value> = r
+                .lines
+                .iter()
+                .map(|(reason, rule, text)| json!({"code": reason, "rule": rule, "message": text}))
+                .collect();
+            (
+                r.status,
+                json!({"error": "refused", "violations": list,
+                       RECEIPT: receipt::build(receipt_id, answered, &lines, now)}),
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,7 +384,7 @@ mod tests {
 
     #[test]
     fn valid_is_accepted_and_every_generated_invalid_class_refused() {
-        let r = XmlReceiver::new();
+        let r = XmlReceiver::new(None);
         let example = XML_BUILTINS[0].examples[0].bytes;
         let ok = Defects::default();
         let (status, body) = r.receive(AT, Some("application/xml"), example, &ok);
@@ -421,7 +443,7 @@ mod tests {
         let accepted_by = |defect: Option<Defect>, attack: XmlAttack| {
             let canary = Canary::start().expect("canary");
             let a = build(attack, example, canary.bait(), &Limits::default()).expect("built");
-            let r = XmlReceiver::new();
+            let r = XmlReceiver::new(None);
             let d = defect.map(|d| Defects::new([d])).unwrap_or_default();
             let (status, body) = r.receive(AT, Some("application/xml"), &a.body, &d);
             (status, body.to_string(), canary.hits().len())
@@ -435,7 +457,7 @@ mod tests {
                 assert!(status.is_client_error(), "{attack}: {status} {body}");
             }
         }
-        let r = XmlReceiver::new();
+        let r = XmlReceiver::new(None);
         let (status, _) = r.receive(AT, Some("application/xml"), example, &ok);
         assert_eq!(status, StatusCode::OK);
         use Defect::*;

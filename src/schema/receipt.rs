@@ -255,6 +255,32 @@ pub(crate) fn envelope(body: &[u8]) -> Envelope {
     }
 }
 
+/// `body` with a fresh UUID as its XHE `Header/ID`, so each message sent has its own and a
+/// receipt names exactly one; `None` when it has no envelope header.
+pub(crate) fn plant_envelope_id(body: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(text, opts).ok()?;
+    let root = doc.root_element();
+    if root.tag_name().namespace() != Some(XHE) {
+        return None;
+    }
+    let id = child(child(root, XHA, "Header")?, XHB, "ID")?;
+    let range = id.children().find(|c| c.is_text())?.range();
+    Some(
+        format!(
+            "{}{}{}",
+            text.get(..range.start)?,
+            super::xml::fresh_uuid(),
+            text.get(range.end..)?
+        )
+        .into_bytes(),
+    )
+}
+
 /// Escapes text for element content and attribute values.
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -394,6 +420,11 @@ mod tests {
         assert_eq!(r.document, env.id);
         assert_eq!(r.receiver, env.from);
         assert_eq!(r.sender, env.to);
+        let planted = plant_envelope_id(message).expect("an envelope");
+        let fresh = envelope(&planted);
+        assert_ne!(fresh.id, env.id);
+        assert_eq!(fresh.from, env.from);
+        assert_eq!(plant_envelope_id(b"<a/>"), None);
         let lines = [
             (
                 Reason::Business,

@@ -27,6 +27,19 @@ const MWA: &str = "urn:riv:infrastructure:messaging:MessageWithAttachments:3";
 pub(crate) const APPRES: &str =
     "urn:oasis:names:specification:ubl:schema:xsd:ApplicationResponse-2";
 
+/// A random (version 4) UUID, as SDK ids are.
+pub(crate) fn fresh_uuid() -> String {
+    let b: [u8; 16] = rand::random();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
+        u16::from_be_bytes([b[8], b[9]]) & 0x0fff,
+        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]]),
+    )
+}
+
 /// One file embedded from `schemas/`.
 #[derive(Debug)]
 pub(crate) struct File {
@@ -308,15 +321,7 @@ impl XmlValidator {
     pub(crate) fn plant_id(&self, body: &[u8]) -> Option<(Vec<u8>, String)> {
         let text = std::str::from_utf8(body).ok()?;
         let (range, _) = self.id_at(text)?;
-        let b: [u8; 16] = rand::random();
-        let id = format!(
-            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-            u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            u16::from_be_bytes([b[4], b[5]]),
-            u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
-            u16::from_be_bytes([b[8], b[9]]) & 0x0fff,
-            u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]]),
-        );
+        let id = fresh_uuid();
         let planted = format!("{}{id}{}", text.get(..range.start)?, text.get(range.end..)?);
         Some((planted.into_bytes(), id))
     }

@@ -349,6 +349,7 @@ async fn make_calls(w: &mut ProvstenWorld, calls: usize) -> anyhow::Result<()> {
         rules,
         down_for: None,
         changed: None,
+        bind: None,
     })
     .await?;
     let to = server.url(&c.path);

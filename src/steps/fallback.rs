@@ -501,6 +501,7 @@ async fn routes_up(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             rules: Vec::new(),
             down_for: None,
             changed: Some(w.fallback.changed.clone()),
+            bind: None,
         })
         .await?;
         let logical = route.link();

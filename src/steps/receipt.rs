@@ -4,13 +4,15 @@
 //! message or REJECTED with the reason code the specification prescribes for the defect.
 
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use cucumber::{then, when};
 use serde_json::json;
 
 use super::xml::SentXml;
 use super::{ProvstenWorld, RunContext};
-use crate::iut::XmlMessageType;
+use crate::iut::{Receipts, XmlMessageType};
+use crate::peers::receiver::Attempt;
 use crate::schema::receipt::{self, Reason, Verdict};
 use crate::schema::xml::XmlValidator;
 use crate::schema::MessageValidator;
@@ -63,7 +65,7 @@ async fn receipt_is(
     verdict: String,
     _with_code: String,
 ) -> anyhow::Result<()> {
-    with_receipts(w)?;
+    let m = with_receipts(w)?;
     let sent = w
         .sent_xml
         .clone()
@@ -83,27 +85,61 @@ async fn receipt_is(
             }
         );
     }
-    let ex = w
-        .exchanges()?
-        .first()
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("no answer recorded"))?;
-    let Some(status) = ex.status() else {
-        fail!("no HTTP answer, so no receipt: {}", ex.describe());
+    let answered = receipt::envelope(&sent.body);
+    let (body, status) = match &m.receipt {
+        Some(Receipts::Sent { inbox, timeout }) => {
+            let Some(id) = answered.id.clone() else {
+                return Err(ProvstenWorld::not_applicable(
+                    "a receipt sent back names its message by the XHE Header/ID, and this message has none readable",
+                ));
+            };
+            let answers = |a: &Attempt| {
+                receipt::parse(&a.body)
+                    .ok()
+                    .and_then(|r| r.document)
+                    .is_some_and(|d| d == id)
+            };
+            let (found, attempts) = inbox
+                .wait_until(Instant::now() + *timeout, |atts| atts.iter().any(answers))
+                .await;
+            let Some(a) = attempts.into_iter().find(|a| found && answers(a)) else {
+                fail!(
+                    "no receipt for the message {id:?} reached {} within {timeout:?} (receipt = \"sent\")",
+                    inbox.url("/")
+                );
+            };
+            w.record(
+                json!({"receipt_sent_back": {"at_ms": a.at_ms, "target": a.target,
+                            "client_org": a.client_org, "client_subject": a.client_subject}}),
+            );
+            (a.body, None)
+        }
+        _ => {
+            let ex = w
+                .exchanges()?
+                .first()
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no answer recorded"))?;
+            let Some(status) = ex.status() else {
+                fail!("no HTTP answer, so no receipt: {}", ex.describe());
+            };
+            (ex.body().as_bytes().to_vec(), Some(status))
+        }
     };
-    let body = ex.body().as_bytes();
-    let r = receipt::parse(body).map_err(|why| {
+    let r = receipt::parse(&body).map_err(|why| {
         failure!(
-            "the answer (HTTP {status}) is not a Meddelandekvittens: {why}; it begins {:?}",
-            ex.body().chars().take(200).collect::<String>()
+            "this is not a Meddelandekvittens: {why}; it begins {:?}",
+            String::from_utf8_lossy(&body)
+                .chars()
+                .take(200)
+                .collect::<String>()
         )
     })?;
-    let answered = receipt::envelope(&sent.body);
     w.record(
         json!({"receipt": r, "expected": {"verdict": want, "reason": sent.expect,
                     "document": answered.id, "receiver": answered.from}, "status": status}),
     );
-    if let Err(violations) = receipt_validator()?.validate_bytes(body) {
+    if let Err(violations) = receipt_validator()?.validate_bytes(&body) {
         let shown: Vec<_> = violations
             .iter()
             .take(3)

@@ -355,6 +355,7 @@ async fn send(w: &mut ProvstenWorld, n: usize, same_entity: bool) -> anyhow::Res
             .collect(),
         down_for: w.resend.down_for,
         changed: None,
+        bind: None,
     })
     .await?;
     let to = receiver.url(&s.receiver_path);

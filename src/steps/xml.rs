@@ -45,9 +45,12 @@ pub(crate) fn planted_example(m: &XmlMessageType) -> anyhow::Result<(Vec<u8>, Op
         .examples
         .first()
         .ok_or_else(|| anyhow::anyhow!("{}: no example", m.name))?;
-    Ok(match m.validator.plant_id(example) {
+    // Its own envelope id too: a receipt names the message by it.
+    let example =
+        crate::schema::receipt::plant_envelope_id(example).unwrap_or_else(|| example.clone());
+    Ok(match m.validator.plant_id(&example) {
         Some((body, id)) => (body, Some(id)),
-        None => (example.clone(), None),
+        None => (example, None),
     })
 }
 
