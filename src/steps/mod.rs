@@ -32,6 +32,7 @@ pub(crate) mod schema;
 pub(crate) mod tls;
 pub(crate) mod xml;
 pub(crate) mod xml_attack;
+pub(crate) mod xml_sent;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -618,6 +619,16 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
         "Then",
         "a valid XML message is accepted right after",
         "Then a valid XML message is accepted right after",
+    ),
+    (
+        "When",
+        "the IUT sends N XML messages to the simulated receiver (a type in sender.xml_messages, to its endpoint)",
+        "When the IUT sends 3 XML messages to the simulated receiver",
+    ),
+    (
+        "Then",
+        "every XML message the IUT sent is valid against its XSD and Schematron",
+        "Then every XML message the IUT sent is valid against its XSD and Schematron",
     ),
     (
         "Given",
