@@ -1247,6 +1247,36 @@ mod tests {
         );
         let err = parse(&text, &source).unwrap_err().to_string();
         assert!(err.contains("JSON messages only"), "{err}");
+        assert!(
+            err.contains("hint: sender.xml_messages = [\"sdk-meddelande\"]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sender_xml_messages_must_name_declared_xml_types() {
+        let source = ConfigSource::File("x/provsten.toml".into());
+        let cfg = parse(DEFAULT_CONFIG, &source).unwrap();
+        let s = cfg.sender.expect("the default config sends");
+        assert_eq!(s.xml_messages, vec!["sdk-meddelande".to_string()]);
+        for (named, hint) in [
+            ("notification", "needs format = \"xml\""),
+            ("nope", "add a [[message]] with that name"),
+        ] {
+            let text = DEFAULT_CONFIG.replacen(
+                "xml_messages = [\"sdk-meddelande\"]",
+                &format!("xml_messages = [\"{named}\"]"),
+                1,
+            );
+            assert_ne!(text, DEFAULT_CONFIG);
+            let err = parse(&text, &source).unwrap_err().to_string();
+            assert!(
+                err.starts_with("x/provsten.toml: sender.xml_messages names")
+                    && err.contains(named)
+                    && err.contains(hint),
+                "{err}"
+            );
+        }
     }
 
     #[test]

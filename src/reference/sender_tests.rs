@@ -447,6 +447,10 @@ async fn sender_off_and_bad_requests_are_json_errors() {
         json!({"to": "https://127.0.0.1:1/", "message_id": "a"}),
         json!({"to": 5, "message_id": "a", "body": {}}),
         json!({"to": "https://127.0.0.1:1/", "message_id": "a", "entity": 3, "body": {}}),
+        // An XML document is a string body with content_type application/xml.
+        json!({"to": "https://127.0.0.1:1/", "message_id": "a", "body": "<a/>"}),
+        json!({"to": "https://127.0.0.1:1/", "message_id": "a", "content_type": "application/xml", "body": {}}),
+        json!({"to": "https://127.0.0.1:1/", "message_id": "a", "content_type": "text/plain", "body": "x"}),
     ] {
         let (s, b) = admin(&r, "POST", "/admin/send", Some(&bad)).await;
         assert_eq!(s, 400, "{bad}: {b}");
@@ -636,7 +640,13 @@ async fn receiver_is_idempotent_unless_the_defect() {
         let mut got = Vec::new();
         for body in [&example, &example, &changed] {
             match sender
-                .post(&target, &id, 1, serde_json::to_vec(body).unwrap())
+                .post(
+                    &target,
+                    &id,
+                    1,
+                    "application/json",
+                    serde_json::to_vec(body).unwrap(),
+                )
                 .await
             {
                 Outcome::Status { status, .. } => got.push(status),
