@@ -69,7 +69,8 @@ async fn sent_xml_valid(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let m = w.sent_xml_type()?;
     let asked: Vec<String> = w.resend.sent.iter().map(|s| s.id.clone()).collect();
     if asked.is_empty() {
-        fail!("the IUT was not asked to send (hint: add `When the IUT sends 3 XML messages to the simulated receiver`)");
+        // The feature's mistake, not the IUT's.
+        anyhow::bail!("the IUT was not asked to send (hint: add `When the IUT sends 3 XML messages to the simulated receiver`)");
     }
     // Bodies, not acknowledgements: the receiver answers 200, so each message arrives
     // once; a sender that makes its own ids is judged on what it sent all the same.
