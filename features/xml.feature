@@ -9,6 +9,11 @@ Feature: SDK messages follow the SDK specifications (XML)
   after. Receipts are checked in xml_receipts.feature, XML attacks in xml_attacks.feature;
   the SDK message's XSDs have no enumeration or pattern its example reaches, so that class
   is not listed here.
+  As a sender, the IUT is asked to send SDK messages of a type it declares it sends
+  (sender.xml_messages) to a simulated receiver, at that type's endpoint; every body that
+  arrives must be sent as XML and be valid against the XSD and the Schematron rules that
+  run (those that cannot run are reported not checked, never passed). Each invalid one is
+  reported with its message id, the XPath and the rule id. No message at all fails.
 
   @role:receiver @req:SDK-SPEC
   Scenario Outline: an SDK message with <defect> is refused
@@ -31,3 +36,10 @@ Feature: SDK messages follow the SDK specifications (XML)
       | encoding-mismatch        |
       | schematron-rule          |
       | shipped-negative         |
+
+  @role:sender @req:SDK-SPEC
+  Scenario: the SDK messages the IUT sends are valid against their XSD and Schematron
+    Given the XML message type "sdk-meddelande"
+    And a simulated receiver that answers 200
+    When the IUT sends 3 XML messages to the simulated receiver
+    Then every XML message the IUT sent is valid against its XSD and Schematron

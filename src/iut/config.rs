@@ -367,7 +367,8 @@ pub(crate) struct SenderSection {
     /// fresh id at its `id_pointer` per message.
     pub message: String,
     /// How to make the IUT send. Placeholders: {to} (the simulated receiver's URL),
-    /// {message_id}, {message_file} (the body, JSON), {entity}, and the config's own.
+    /// {message_id}, {message_file} (the body: JSON, or XML for `xml_messages`),
+    /// {message_type} (the `[[message]]` name), {entity}, and the config's own.
     pub trigger: TriggerSection,
     /// The path the IUT posts to on the receiver (appended to the receiver's address).
     #[serde(default = "default_receiver_path")]
@@ -379,6 +380,11 @@ pub(crate) struct SenderSection {
     /// How long the harness waits for the first delivery attempt.
     #[serde(default = "ten_seconds")]
     pub first_attempt_timeout: HumanDuration,
+    /// XML `[[message]]` types (`format = "xml"`) the IUT also sends (SDK-SPEC): each goes
+    /// to the simulated receiver at its `endpoint`; the trigger gets `message_type` and the
+    /// body as an XML document (a `.xml` `{message_file}`).
+    #[serde(default)]
+    pub xml_messages: Vec<String>,
 }
 
 /// Exactly one of `command` (run per message; a non-zero exit is the IUT reporting the
@@ -560,9 +566,24 @@ fn check_message_formats(cfg: &IutConfig, text: &str, source: &ConfigSource) -> 
     ];
     for (key, used) in uses {
         if let Some(m) = used.filter(|m| xml(m)) {
+            let hint = if key == "sender.message" {
+                format!(" (hint: sender.xml_messages = [{m:?}])")
+            } else {
+                String::new()
+            };
             bail!(
-                "{name}: {key} {m:?} is an XML message; that role checks JSON messages only so far"
+                "{name}: {key} {m:?} is an XML message; that role checks JSON messages only so far{hint}"
             );
+        }
+    }
+    for m in cfg.sender.iter().flat_map(|s| &s.xml_messages) {
+        if !xml(m) {
+            let hint = if cfg.messages.iter().any(|x| &x.name == m) {
+                "its [[message]] needs format = \"xml\"; a JSON type goes in sender.message"
+            } else {
+                "add a [[message]] with that name and format = \"xml\""
+            };
+            bail!("{name}: sender.xml_messages names {m:?}, which is not a declared XML [[message]] (hint: {hint})");
         }
     }
     Ok(())
@@ -1157,7 +1178,7 @@ impl Placeholders {
                 "version" => "{version}".to_string(), // filled per request
                 "from" => "{from}".to_string(),       // filled per window query ({to} below)
                 // Filled per message by the sender trigger ({to} also per window query).
-                "to" | "message_id" | "message_file" | "entity" | "call" => format!("{{{name}}}"),
+                "to" | "message_id" | "message_file" | "message_type" | "entity" | "call" => format!("{{{name}}}"),
                 n if n.starts_with("port:") => self.port(&n[5..])?.to_string(),
                 other => bail!(
                     "{}: {key}: unknown placeholder {{{other}}} in {value:?} (known: {{port:NAME}}, {{pki}}, {{config_dir}}, {{out}}, {{provsten}}, and {{defects}} as a whole command argument)",
@@ -1266,6 +1287,36 @@ mod tests {
         );
         let err = parse(&text, &source).unwrap_err().to_string();
         assert!(err.contains("JSON messages only"), "{err}");
+        assert!(
+            err.contains("hint: sender.xml_messages = [\"sdk-meddelande\"]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sender_xml_messages_must_name_declared_xml_types() {
+        let source = ConfigSource::File("x/provsten.toml".into());
+        let cfg = parse(DEFAULT_CONFIG, &source).unwrap();
+        let s = cfg.sender.expect("the default config sends");
+        assert_eq!(s.xml_messages, vec!["sdk-meddelande".to_string()]);
+        for (named, hint) in [
+            ("notification", "needs format = \"xml\""),
+            ("nope", "add a [[message]] with that name"),
+        ] {
+            let text = DEFAULT_CONFIG.replacen(
+                "xml_messages = [\"sdk-meddelande\"]",
+                &format!("xml_messages = [\"{named}\"]"),
+                1,
+            );
+            assert_ne!(text, DEFAULT_CONFIG);
+            let err = parse(&text, &source).unwrap_err().to_string();
+            assert!(
+                err.starts_with("x/provsten.toml: sender.xml_messages names")
+                    && err.contains(named)
+                    && err.contains(hint),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -277,6 +277,8 @@ pub(crate) struct SenderContext {
     pub first_attempt_timeout: Duration,
     /// Where message files for command triggers are written.
     pub work_dir: PathBuf,
+    /// XML message types the IUT also sends (`sender.xml_messages`).
+    pub xml_messages: Vec<String>,
 }
 
 /// Role `client`, expanded for this run.
@@ -691,6 +693,7 @@ impl Iut {
                     client_cert: s.client_cert.clone(),
                     first_attempt_timeout: s.first_attempt_timeout.0,
                     work_dir: out.join("messages"),
+                    xml_messages: s.xml_messages.clone(),
                 })
             }
         };

@@ -129,6 +129,8 @@ defects! {
         "messages about one entity are delivered independently, so a resent one is overtaken by its successors";
     SendsInvalidMessages, "sends-invalid-messages", ["EB-SCHEMA-1", "FMK-2.6.4-CORRECT"],
         "the sender puts an undeclared value in the messages it sends (Type 99 in a notification)";
+    SendsInvalidXml, "sends-invalid-xml", ["SDK-SPEC"],
+        "the sender breaks a Schematron rule in the SDK messages it sends (XHE R3: another CustomizationID)";
     DuplicateProcessing, "duplicate-processing", ["FMK-2.6.3-RESEND"],
         "the receiver processes a resent message again, and accepts a reused id with a different body";
     // The router's outbox is the sender's: a killed router loses what it held.

@@ -119,7 +119,11 @@ struct NewMessage {
     body: Value,
 }
 
-const SEND_HINT: &str = "(expected {\"to\": \"https://127.0.0.1:PORT/v1/notifications\", \"message_id\": \"ID\", \"entity\": \"E\", \"body\": {...}}; without \"to\" the message is routed)";
+const SEND_HINT: &str = "(expected {\"to\": \"https://127.0.0.1:PORT/v1/notifications\", \"message_id\": \"ID\", \"entity\": \"E\", \"body\": {...}}; without \"to\" the message is routed; an XML message has \"content_type\": \"application/xml\" and the document as a string in \"body\")";
+
+/// What the reference puts at the head of an SDK message when it breaks a Schematron
+/// rule (`sends-invalid-xml`): XHE's R3 wants the DIGG customization id.
+const XHE_CUSTOMIZATION: &str = ">urn:fdc:digg.se:edelivery:xhe:1<";
 
 fn parse_message(req: &Value) -> Result<NewMessage, String> {
     let hint = SEND_HINT;
@@ -150,6 +154,22 @@ fn parse_message(req: &Value) -> Result<NewMessage, String> {
     let Some(body) = obj.get("body").cloned() else {
         return Err(format!("\"body\" is missing {hint}"));
     };
+    // A body that is a string is an XML document (the outbox keeps it as that string).
+    match (obj.get("content_type").and_then(Value::as_str), &body) {
+        (None, Value::String(_)) => {
+            return Err(format!(
+                "a string \"body\" needs \"content_type\": \"application/xml\" {hint}"
+            ))
+        }
+        (Some(ct), Value::String(_)) if ct.eq_ignore_ascii_case("application/xml") => {}
+        (Some(ct), _) if ct.eq_ignore_ascii_case("application/json") => {}
+        (Some(ct), _) => {
+            return Err(format!(
+                "\"content_type\" {ct:?}: the sender sends JSON bodies and XML documents (application/xml, as a string) only {hint}"
+            ))
+        }
+        (None, _) => {}
+    }
     Ok(NewMessage {
         id,
         to,
@@ -741,10 +761,21 @@ impl Sender {
             Some(Ok(t)) => t,
             _ => return Outcome::Refused,
         };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let (bytes, content_type) = match body {
+            Value::String(doc) if self.defects.has(Defect::SendsInvalidXml) => (
+                doc.replacen(XHE_CUSTOMIZATION, ">urn:fdc:digg.se:edelivery:xhe:0<", 1)
+                    .into_bytes(),
+                "application/xml",
+            ),
+            Value::String(doc) => (doc.into_bytes(), "application/xml"),
+            other => (
+                serde_json::to_vec(&other).unwrap_or_default(),
+                "application/json",
+            ),
+        };
         match tokio::time::timeout(
             self.policy.delivery_timeout,
-            self.post(&target, &id, n, bytes),
+            self.post(&target, &id, n, content_type, bytes),
         )
         .await
         {
@@ -753,7 +784,14 @@ impl Sender {
         }
     }
 
-    async fn post(&self, t: &Target, id: &str, n: u32, body: Vec<u8>) -> Outcome {
+    async fn post(
+        &self,
+        t: &Target,
+        id: &str,
+        n: u32,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Outcome {
         let tcp = match TcpStream::connect(&t.connect).await {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Outcome::Refused,
@@ -773,7 +811,7 @@ impl Sender {
         });
         let req = Request::post(t.path.as_str())
             .header(hyper::header::HOST, t.authority.as_str())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::CONTENT_TYPE, content_type)
             .header("x-message-id", id)
             .header("x-attempt", n.to_string())
             .body(Full::new(Bytes::from(body)));

@@ -63,6 +63,9 @@ struct Hit {
     id: String,
     attempt: u32,
     body: Value,
+    /// The body as sent, and its Content-Type (XML documents are not JSON).
+    raw: Bytes,
+    content_type: String,
     status: u16,
 }
 
@@ -129,6 +132,7 @@ impl TestReceiver {
                                         .to_string()
                                 };
                                 let (id, attempt) = (header("x-message-id"), header("x-attempt"));
+                                let content_type = header("content-type");
                                 let body = req.into_body().collect().await.unwrap().to_bytes();
                                 let reply = {
                                     let mut s = script.lock().unwrap();
@@ -140,6 +144,8 @@ impl TestReceiver {
                                     id,
                                     attempt: attempt.parse().unwrap_or(0),
                                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                                    raw: body.clone(),
+                                    content_type,
                                     status: reply.status,
                                 });
                                 let mut r =
@@ -448,10 +454,35 @@ async fn sender_off_and_bad_requests_are_json_errors() {
         json!({"to": "https://127.0.0.1:1/", "message_id": "a"}),
         json!({"to": 5, "message_id": "a", "body": {}}),
         json!({"to": "https://127.0.0.1:1/", "message_id": "a", "entity": 3, "body": {}}),
+        // An XML document is a string body with content_type application/xml.
+        json!({"to": "https://127.0.0.1:1/", "message_id": "a", "body": "<a/>"}),
+        json!({"to": "https://127.0.0.1:1/", "message_id": "a", "content_type": "application/xml", "body": {}}),
+        json!({"to": "https://127.0.0.1:1/", "message_id": "a", "content_type": "text/plain", "body": "x"}),
     ] {
         let (s, b) = admin(&r, "POST", "/admin/send", Some(&bad)).await;
         assert_eq!(s, 400, "{bad}: {b}");
         assert!(b["error"].is_string(), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn an_xml_document_is_sent_as_application_xml_and_broken_by_the_defect() {
+    let f = fixture();
+    let doc =
+        std::str::from_utf8(crate::schema::xml::get("sdk/meddelande").unwrap().examples[0].bytes)
+            .unwrap();
+    for (defects, want_r3) in [(vec![], true), (vec![Defect::SendsInvalidXml], false)] {
+        let rx = TestReceiver::start(&f.pki, "iut-server", vec![], st(200)).await;
+        let r = iut(&f, Some(policy(FOUR)), None, &defects).await;
+        let req = json!({"to": rx.url(), "message_id": "x", "content_type": "application/xml", "body": doc});
+        let (status, _) = admin(&r, "POST", "/admin/send", Some(&req)).await;
+        assert_eq!(status, 202);
+        until("one attempt", 20, || async { rx.hits().len() == 1 }).await;
+        let hit = &rx.hits()[0];
+        assert_eq!(hit.content_type, "application/xml");
+        let sent = std::str::from_utf8(&hit.raw).unwrap();
+        assert_eq!(sent == doc, want_r3, "{defects:?}");
+        assert_eq!(sent.contains(XHE_CUSTOMIZATION), want_r3, "{defects:?}");
     }
 }
 
@@ -638,7 +669,13 @@ async fn receiver_is_idempotent_unless_the_defect() {
         let mut got = Vec::new();
         for body in [&example, &example, &changed] {
             match sender
-                .post(&target, &id, 1, serde_json::to_vec(body).unwrap())
+                .post(
+                    &target,
+                    &id,
+                    1,
+                    "application/json",
+                    serde_json::to_vec(body).unwrap(),
+                )
                 .await
             {
                 Outcome::Status { status, .. } => got.push(status),

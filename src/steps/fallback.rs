@@ -357,6 +357,7 @@ impl ProvstenWorld {
             entity: &entity,
             bytes: &bytes,
             body: &body,
+            message_type: None,
             exits: self.fallback.exits.clone(),
             limit: r.first_delivery_timeout + r.failover_time * 4,
         })

@@ -33,6 +33,7 @@ pub(crate) mod schema;
 pub(crate) mod tls;
 pub(crate) mod xml;
 pub(crate) mod xml_attack;
+pub(crate) mod xml_sent;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -631,8 +632,18 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
     ),
     (
         "Then",
-        "the receipt is ACCEPTED | REJECTED with the code the specification prescribes (the answer's Meddelandekvittens; needs receipt = \"answer\")",
+        "the receipt is ACCEPTED | REJECTED with the code the specification prescribes (the answer's Meddelandekvittens; needs receipt = \"answer\" or \"sent\")",
         "Then the receipt is REJECTED with the code the specification prescribes",
+    ),
+    (
+        "When",
+        "the IUT sends N XML messages to the simulated receiver (a type in sender.xml_messages, to its endpoint)",
+        "When the IUT sends 3 XML messages to the simulated receiver",
+    ),
+    (
+        "Then",
+        "every XML message the IUT sent is valid against its XSD and Schematron",
+        "Then every XML message the IUT sent is valid against its XSD and Schematron",
     ),
     (
         "Given",

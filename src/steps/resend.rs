@@ -14,7 +14,7 @@ use cucumber::{given, then, when};
 use serde_json::{json, Value};
 
 use super::ProvstenWorld;
-use crate::iut::{observe, SenderContext, Trigger};
+use crate::iut::{observe, SenderContext, Trigger, XmlMessageType};
 use crate::peers::receiver::{Answer, Attempt, ReceiverSpec, RetryAfter, Rule, SimulatedReceiver};
 use crate::peers::Outcome as ExchangeOutcome;
 use crate::report::model::{Evidence, ResendAttempt, ResendTimeline};
@@ -22,7 +22,7 @@ use crate::shared::resend_policy::{Decision, Outcome as PolicyOutcome, ResendPol
 
 /// Slack for the IUT's own processing beyond the policy's numbers (a trigger, a write to
 /// its outbox, a TLS handshake), so a loaded machine is not mistaken for a late retry.
-const PROCESSING_SLACK: Duration = Duration::from_millis(1500);
+pub(super) const PROCESSING_SLACK: Duration = Duration::from_millis(1500);
 
 /// A rule waiting for the message ids it names (known once the When step makes them).
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ pub(crate) struct ResendState {
     rules: Vec<PendingRule>,
     down_for: Option<Duration>,
     receiver: Option<Receiver>,
-    sent: Vec<Sent>,
+    pub(super) sent: Vec<Sent>,
     /// Exit codes of command triggers, by message id (None: still running or killed).
     exits: Exits,
     /// The outage the program declares, for the backlog check.
@@ -84,7 +84,7 @@ impl ProvstenWorld {
             .ok_or_else(|| Self::not_applicable("the IUT config declares no [resend] policy"))
     }
 
-    fn sender_ctx(&self) -> anyhow::Result<SenderContext> {
+    pub(super) fn sender_ctx(&self) -> anyhow::Result<SenderContext> {
         self.ctx()?.sender.clone().ok_or_else(|| {
             Self::not_applicable("the IUT config has no [sender] section (how to make it send)")
         })
@@ -114,7 +114,7 @@ impl ProvstenWorld {
         });
     }
 
-    fn receiver(&self) -> anyhow::Result<&SimulatedReceiver> {
+    pub(super) fn receiver(&self) -> anyhow::Result<&SimulatedReceiver> {
         self.resend.receiver.as_ref().map(|r| &r.0).ok_or_else(|| {
             anyhow!("no message was sent (hint: add `When the IUT sends a message to the simulated receiver`)")
         })
@@ -128,7 +128,7 @@ impl ProvstenWorld {
         last + p.allowance(last) * 2 + p.delivery_timeout * n + PROCESSING_SLACK
     }
 
-    fn first_deadline(&self) -> anyhow::Result<Instant> {
+    pub(super) fn first_deadline(&self) -> anyhow::Result<Instant> {
         let s = self.sender_ctx()?;
         let down = self.resend.down_for.unwrap_or_default();
         Ok(Instant::now() + s.first_attempt_timeout + down)
@@ -298,9 +298,15 @@ async fn answers_ok(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes `n` messages (fresh ids in the sender's message type), starts the receiver with
-/// the scenario's program, and triggers the IUT once per message.
-async fn send(w: &mut ProvstenWorld, n: usize, same_entity: bool) -> anyhow::Result<()> {
+/// Makes `n` messages (fresh ids in the sender's message type, or in `xml`, one of the XML
+/// types it sends), starts the receiver with the scenario's program, and triggers the IUT
+/// once per message.
+pub(super) async fn send(
+    w: &mut ProvstenWorld,
+    n: usize,
+    same_entity: bool,
+    xml: Option<&XmlMessageType>,
+) -> anyhow::Result<()> {
     let s = w.sender_ctx()?;
     let ctx = w.ctx()?;
     let m = ctx
@@ -316,15 +322,26 @@ async fn send(w: &mut ProvstenWorld, n: usize, same_entity: bool) -> anyhow::Res
         })?;
     let mut bodies = Vec::new();
     for i in 0..n {
-        let mut example = m.examples.first().cloned().unwrap_or(Value::Null);
-        let id = super::schema::plant_id(&m, &mut example)
-            .unwrap_or_else(|| format!("provsten-{}-{i}-{}", w.scenario_id, rand::random::<u32>()));
+        let fallback_id = || format!("provsten-{}-{i}-{}", w.scenario_id, rand::random::<u32>());
+        let (id, bytes, body) = match xml {
+            // An XML document travels as a JSON string in a URL trigger's request.
+            Some(x) => {
+                let (bytes, id) = super::xml::planted_example(x)?;
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                (id.unwrap_or_else(fallback_id), bytes, Value::String(text))
+            }
+            None => {
+                let mut example = m.examples.first().cloned().unwrap_or(Value::Null);
+                let id = super::schema::plant_id(&m, &mut example).unwrap_or_else(fallback_id);
+                (id, serde_json::to_vec(&example)?, example)
+            }
+        };
         let entity = if same_entity {
             format!("entity-{}", w.scenario_id)
         } else {
             format!("entity-{}-{i}", w.scenario_id)
         };
-        bodies.push((id, entity, serde_json::to_vec(&example)?, example));
+        bodies.push((id, entity, bytes, body));
     }
     let rules = w
         .resend
@@ -343,8 +360,9 @@ async fn send(w: &mut ProvstenWorld, n: usize, same_entity: bool) -> anyhow::Res
     let receiver = SimulatedReceiver::start(ReceiverSpec {
         pki: ctx.pki.clone(),
         cert: "peer-receiver".into(),
-        id_pointer: m.id_pointer.clone(),
-        validator: Some(m.validator.clone()),
+        // XML bodies are judged by their own step (XPath and rule id per violation).
+        id_pointer: m.id_pointer.clone().filter(|_| xml.is_none()),
+        validator: Some(m.validator.clone()).filter(|_| xml.is_none()),
         rules: rules
             .into_iter()
             .zip(during)
@@ -358,7 +376,8 @@ async fn send(w: &mut ProvstenWorld, n: usize, same_entity: bool) -> anyhow::Res
         bind: None,
     })
     .await?;
-    let to = receiver.url(&s.receiver_path);
+    // An XML message goes where a peer receives that type: its [[message]] endpoint.
+    let to = receiver.url(xml.map_or(&s.receiver_path, |x| &x.endpoint));
     let started = receiver.started();
     w.resend.receiver = Some(Receiver(receiver));
     std::fs::create_dir_all(&s.work_dir)?;
@@ -381,6 +400,7 @@ async fn send(w: &mut ProvstenWorld, n: usize, same_entity: bool) -> anyhow::Res
                 entity,
                 bytes,
                 body,
+                message_type: xml.map(|x| x.name.as_str()),
                 exits,
                 limit,
             })
@@ -429,6 +449,9 @@ pub(super) struct Fire<'a> {
     pub entity: &'a str,
     pub bytes: &'a [u8],
     pub body: &'a Value,
+    /// An XML message type's name: `body` is the document as a JSON string, the trigger
+    /// is told the type, and a command gets a `.xml` file.
+    pub message_type: Option<&'a str>,
     /// Command triggers' exit codes and stderr land here.
     pub exits: Exits,
     /// A command trigger still running after this is killed.
@@ -441,10 +464,14 @@ pub(super) async fn fire(f: Fire<'_>) -> anyhow::Result<()> {
     let (role, id, entity) = (f.role, f.id, f.entity);
     match f.trigger {
         Trigger::Url(url) => {
-            let req = match f.to {
-                Some(to) => json!({"to": to, "message_id": id, "entity": entity, "body": f.body}),
-                None => json!({"message_id": id, "entity": entity, "body": f.body}),
-            };
+            let mut req = json!({"message_id": id, "entity": entity, "body": f.body});
+            if let Some(to) = f.to {
+                req["to"] = json!(to);
+            }
+            if let Some(t) = f.message_type {
+                req["message_type"] = json!(t);
+                req["content_type"] = json!("application/xml");
+            }
             let (status, answer) = observe::call("POST", url, Some(&req))
                 .await
                 .map_err(|e| anyhow!("{role}.trigger.url: {e:#}"))?;
@@ -455,13 +482,19 @@ pub(super) async fn fire(f: Fire<'_>) -> anyhow::Result<()> {
             }
         }
         Trigger::Command { argv, workdir } => {
-            let file = f.work_dir.join(format!("{id}.json"));
+            let ext = if f.message_type.is_some() {
+                "xml"
+            } else {
+                "json"
+            };
+            let file = f.work_dir.join(format!("{id}.{ext}"));
             std::fs::create_dir_all(f.work_dir)?;
             std::fs::write(&file, f.bytes)?;
             let fill = |a: &str| {
                 a.replace("{to}", f.to.unwrap_or_default())
                     .replace("{message_id}", id)
                     .replace("{entity}", entity)
+                    .replace("{message_type}", f.message_type.unwrap_or_default())
                     .replace("{message_file}", &file.display().to_string())
             };
             let argv: Vec<String> = argv.iter().map(|a| fill(a)).collect();
@@ -523,12 +556,12 @@ pub(super) async fn fire(f: Fire<'_>) -> anyhow::Result<()> {
 
 #[when("the IUT sends a message to the simulated receiver")]
 async fn sends_one(w: &mut ProvstenWorld) -> anyhow::Result<()> {
-    send(w, 1, false).await
+    send(w, 1, false, None).await
 }
 
 #[when(expr = "the IUT sends {int} messages to the simulated receiver")]
 async fn sends_many(w: &mut ProvstenWorld, n: usize) -> anyhow::Result<()> {
-    send(w, n.max(1), false).await
+    send(w, n.max(1), false, None).await
 }
 
 #[when(expr = "the IUT sends {int} messages about the same entity to the simulated receiver")]
@@ -539,7 +572,7 @@ async fn sends_same_entity(w: &mut ProvstenWorld, n: usize) -> anyhow::Result<()
             "the declared policy does not promise per-entity order (ordered = false)",
         ));
     }
-    send(w, n.max(1), true).await
+    send(w, n.max(1), true, None).await
 }
 
 #[when("the IUT is killed and restarted after its first attempt")]

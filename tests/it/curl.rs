@@ -155,3 +155,47 @@ fn curl_retry_all_errors_is_certified_with_every_failure_retried() {
         r.explain()
     );
 }
+
+/// The fixture with curl also sending SDK messages (`sender.xml_messages`): the trigger
+/// command posts the `.xml` message file with `content_type`.
+fn xml_sender(content_type: &str) -> String {
+    let text = fixture()
+        .replace(
+            "[sender]\nmessage = \"notification\"\n",
+            "[[message]]\nname = \"sdk-meddelande\"\nendpoint = \"/v1/sdk/messages\"\nformat = \"xml\"\nschema = \"builtin:sdk/meddelande\"\n\n[sender]\nmessage = \"notification\"\nxml_messages = [\"sdk-meddelande\"]\n",
+        )
+        .replace(
+            "\"Content-Type: application/json\"",
+            &format!("\"Content-Type: {content_type}\""),
+        );
+    assert!(text.contains("xml_messages") && text.contains(content_type));
+    text
+}
+
+#[test]
+fn curl_sending_the_sdk_message_file_is_judged_by_its_content_type_and_schema() {
+    if !curl_available() {
+        return;
+    }
+    let tags = "@role:sender and @req:SDK-SPEC";
+    let r = certify(&xml_sender("application/xml"), tags);
+    assert_eq!(r.code(), 0, "{}", r.explain());
+    assert!(
+        r.with_verdict("pass").contains("SDK-SPEC"),
+        "{}",
+        r.explain()
+    );
+    // The same document labelled as JSON: a receiver would refuse it (415).
+    let r = certify(&xml_sender("application/json"), tags);
+    assert_eq!(r.code(), 1, "{}", r.explain());
+    assert!(
+        r.with_verdict("fail").contains("SDK-SPEC"),
+        "{}",
+        r.explain()
+    );
+    assert!(
+        r.explain().contains("[http:content-type]"),
+        "{}",
+        r.explain()
+    );
+}
