@@ -31,3 +31,15 @@ Feature: SDK messages follow the SDK specifications (XML)
       | encoding-mismatch        |
       | schematron-rule          |
       | shipped-negative         |
+
+  # Generated and shrunk (as for JSON): cases of one to three random edits of the example
+  # (drop, duplicate, swap or rename elements, drop attributes, wrong or rule-breaking text,
+  # changed namespaces, ISO-8859-1 bytes), each refused by provsten's validator before it
+  # is sent, seed in the evidence. The first one the IUT accepts is shrunk (at most 256
+  # requests, 60 s) to the smallest document the validator still refuses for the same rule
+  # and the IUT still accepts; the report shows it, the rule and XPath, and the shrink steps.
+  @role:receiver @req:SDK-SPEC
+  Scenario: 200 generated invalid SDK messages are all refused
+    Given the XML message type "sdk-meddelande"
+    When the client sends 200 generated invalid XML messages
+    Then every generated invalid XML message is refused

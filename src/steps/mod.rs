@@ -32,6 +32,7 @@ pub(crate) mod schema;
 pub(crate) mod tls;
 pub(crate) mod xml;
 pub(crate) mod xml_attack;
+pub(crate) mod xml_generated;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -618,6 +619,16 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
         "Then",
         "a valid XML message is accepted right after",
         "Then a valid XML message is accepted right after",
+    ),
+    (
+        "When",
+        "the client sends N generated invalid XML messages (random edits of the example, each refused by provsten's validator; seed in the evidence)",
+        "When the client sends 200 generated invalid XML messages",
+    ),
+    (
+        "Then",
+        "every generated invalid XML message is refused (else: the shrunk, minimal counter-example)",
+        "Then every generated invalid XML message is refused",
     ),
     (
         "Given",
