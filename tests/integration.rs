@@ -22,4 +22,5 @@ mod it {
     pub mod tls_probe;
     pub mod util;
     pub mod verdicts;
+    pub mod xml_generated;
 }
