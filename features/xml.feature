@@ -40,7 +40,7 @@ Feature: SDK messages follow the SDK specifications (XML)
   # requests, 60 s) to the smallest document the validator still refuses for the same rule
   # and the IUT still accepts; the report shows it, the rule and XPath, and the shrink steps.
   @role:receiver @req:SDK-SPEC
-  Scenario: 200 generated invalid SDK messages are all refused
+  Scenario: 100 generated invalid SDK messages are all refused
     Given the XML message type "sdk-meddelande"
-    When the client sends 200 generated invalid XML messages
+    When the client sends 100 generated invalid XML messages
     Then every generated invalid XML message is refused

@@ -623,7 +623,7 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
     (
         "When",
         "the client sends N generated invalid XML messages (random edits of the example, each refused by provsten's validator; seed in the evidence)",
-        "When the client sends 200 generated invalid XML messages",
+        "When the client sends 100 generated invalid XML messages",
     ),
     (
         "Then",
