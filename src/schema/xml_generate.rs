@@ -275,34 +275,7 @@ fn wrong_texts(s: &Source<'_>) -> Vec<Edit> {
 /// Each namespace declaration's URI, changed to another or to none.
 fn namespaces(s: &Source<'_>) -> Vec<Edit> {
     let mut out = Vec::new();
-    let mut from = 0;
-    while let Some(at) = s.text.get(from..).and_then(|t| t.find("xmlns")) {
-        let decl = from + at;
-        from = decl + 5;
-        let Some(rest) = s.text.get(decl..) else {
-            break;
-        };
-        let (Some(eq), Some(name_end)) = (
-            rest.find('='),
-            rest.find(|c: char| c == '=' || c.is_whitespace()),
-        ) else {
-            continue;
-        };
-        if name_end != eq {
-            continue;
-        }
-        let Some(quote) = rest.get(eq + 1..eq + 2) else {
-            continue;
-        };
-        if quote != "\"" && quote != "'" {
-            continue;
-        }
-        let value_start = decl + eq + 2;
-        let Some(len) = s.text.get(value_start..).and_then(|t| t.find(quote)) else {
-            continue;
-        };
-        let name = rest.get(..eq).unwrap_or("xmlns");
-        let r = value_start..value_start + len;
+    for d in ns_declarations(s.text) {
         for (to, how) in [
             (
                 "urn:provsten:wrong-namespace",
@@ -312,11 +285,63 @@ fn namespaces(s: &Source<'_>) -> Vec<Edit> {
         ] {
             out.push(Edit::one(
                 Some(Kind::Namespace),
-                format!("the namespace declared by {name} {how}"),
-                r.clone(),
+                format!("the namespace declared by {} {how}", d.name),
+                d.value.clone(),
                 to,
             ));
         }
+    }
+    out
+}
+
+/// A namespace declaration as written: `xmlns` or `xmlns:p`, the whole attribute (with
+/// the blank before it) and its value.
+struct NsDeclaration {
+    name: String,
+    whole: Range<usize>,
+    value: Range<usize>,
+}
+
+/// The namespace declarations in start tags (roxmltree does not give their ranges).
+fn ns_declarations(text: &str) -> Vec<NsDeclaration> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text.get(from..).and_then(|t| t.find("xmlns")) {
+        let decl = from + at;
+        from = decl + 5;
+        let Some(rest) = text.get(decl..) else {
+            break;
+        };
+        // Only an attribute: after a blank, its name ending at `=`.
+        let after_blank = text
+            .get(..decl)
+            .and_then(|b| b.chars().last())
+            .is_some_and(char::is_whitespace);
+        let (Some(eq), Some(name_end)) = (
+            rest.find('='),
+            rest.find(|c: char| c == '=' || c.is_whitespace()),
+        ) else {
+            continue;
+        };
+        if name_end != eq || !after_blank {
+            continue;
+        }
+        let Some(quote) = rest.get(eq + 1..eq + 2) else {
+            continue;
+        };
+        if quote != "\"" && quote != "'" {
+            continue;
+        }
+        let value_start = decl + eq + 2;
+        let Some(len) = text.get(value_start..).and_then(|t| t.find(quote)) else {
+            continue;
+        };
+        let end = value_start + len + 1;
+        out.push(NsDeclaration {
+            name: rest.get(..eq).unwrap_or("xmlns").to_owned(),
+            whole: attribute_range(text, decl..end),
+            value: value_start..value_start + len,
+        });
     }
     out
 }
@@ -353,6 +378,10 @@ fn deletions(s: &Source<'_>) -> Vec<Edit> {
                 "",
             ));
         }
+    }
+    // Declarations no element or attribute uses (the others fail to parse when deleted).
+    for d in ns_declarations(s.text) {
+        out.push(Edit::one(None, format!("{} deleted", d.name), d.whole, ""));
     }
     for (n, r) in s.leaves() {
         if !r.is_empty() {
@@ -729,6 +758,8 @@ mod tests {
         assert!(c.rule.starts_with("schematron:"), "{c:?}");
         assert!(c.document_bytes < c.example_bytes / 2, "{c:?}");
         assert!(c.deleted.iter().any(|d| d.contains("indentation")), "{c:?}");
+        // An unused namespace declaration goes; the used ones stay (the document parses).
+        assert!(c.deleted.iter().any(|d| d.starts_with("xmlns:")), "{c:?}");
         assert!(c.shrink_probes <= MAX_SHRINK_PROBES && !c.shrink_cut_short);
         let vs = v
             .validate_bytes(c.document.as_bytes())
