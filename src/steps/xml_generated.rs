@@ -83,7 +83,8 @@ async fn all_refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         .unwrap_or(Value::Null);
     fail!(
         "the IUT accepted an invalid XML message (seed {:#x}, case {}); minimal counter-example \
-         after {} shrink steps ({} bytes, the example has {}), {}: refused by {} at {}: {}\n{}",
+         after {} shrink steps ({} bytes, the example has {}), {}: refused by {} at {}: {}\n\
+         {:.600} (the whole document is in the evidence)",
         c["seed"].as_u64().unwrap_or(0),
         c["case"],
         c["shrink_steps"],
