@@ -307,7 +307,7 @@ async fn bench(command: crate::cli::BenchCommand) -> anyhow::Result<u8> {
             })
         }
         crate::cli::BenchCommand::Schema { messages, json } => {
-            eprintln!("provsten bench schema: {messages} valid and {messages} invalid notifications, then a shrink run…");
+            eprintln!("provsten bench schema: {messages} valid and {messages} invalid notifications and SDK messages (XML), then a shrink run of each…");
             let b = crate::bench::schema::run(messages).await?;
             print!("{}", b.table());
             write_json(json.as_deref(), &b)?;

@@ -23,4 +23,5 @@ mod it {
     pub mod tls_probe;
     pub mod util;
     pub mod verdicts;
+    pub mod xml_generated;
 }

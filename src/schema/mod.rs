@@ -23,6 +23,7 @@ mod schematron;
 pub(crate) mod validate;
 pub(crate) mod xml;
 pub(crate) mod xml_attack;
+pub(crate) mod xml_generate;
 pub(crate) mod xml_invalid;
 
 mod body;

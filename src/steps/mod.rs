@@ -33,6 +33,7 @@ pub(crate) mod schema;
 pub(crate) mod tls;
 pub(crate) mod xml;
 pub(crate) mod xml_attack;
+pub(crate) mod xml_generated;
 pub(crate) mod xml_sent;
 
 use std::net::IpAddr;
@@ -644,6 +645,16 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
         "Then",
         "every XML message the IUT sent is valid against its XSD and Schematron",
         "Then every XML message the IUT sent is valid against its XSD and Schematron",
+    ),
+    (
+        "When",
+        "the client sends N generated invalid XML messages (random edits of the example, each refused by provsten's validator; seed in the evidence)",
+        "When the client sends 100 generated invalid XML messages",
+    ),
+    (
+        "Then",
+        "every generated invalid XML message is refused (else: the shrunk, minimal counter-example)",
+        "Then every generated invalid XML message is refused",
     ),
     (
         "Given",
