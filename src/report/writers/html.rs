@@ -108,7 +108,7 @@ ol.steps li { display: grid; grid-template-columns: 5.5rem 1fr auto; gap: .6rem;
 li.step-skipped .step-text { color: var(--muted); }
 .kw { font-weight: 600; }
 .line { color: var(--muted); font-size: .8rem; }
-.message { margin: .6rem 0 0; padding: .4rem .75rem; border-left: 3px solid currentColor; border-radius: 0 .3rem .3rem 0; }
+.message { margin: .6rem 0 0; padding: .4rem .75rem; border-left: 3px solid currentColor; border-radius: 0 .3rem .3rem 0; overflow-wrap: anywhere; }
 .message.passed, .message.not-applicable { color: var(--muted); background: var(--na-bg); }
 .message.failed { color: var(--fail); background: var(--fail-bg); }
 .message.error { color: var(--error); background: var(--error-bg); }
