@@ -4,10 +4,14 @@
 //! The shipped rules declare `queryBinding="xslt2"` (XPath 2.0). An assertion runs only if
 //! its rule context and test mean the same in XPath 1.0: no XPath 2.0 operator or
 //! function, no comparison with `true()`/`false()` (a node compared with a boolean is its
-//! existence in 1.0, its typed value in 2.0), no variables, not in an abstract pattern or
-//! one instantiated with `is-a`. One rewrite is made: `exists(path)` is `boolean(path)`
-//! for a path argument, in both versions. An assertion the engine still cannot evaluate on
-//! the type's example is moved to *not checked* when the rules are loaded.
+//! existence in 1.0, its typed value in 2.0), no variables. Abstract patterns run through
+//! their `is-a` instances, parameters substituted. Rewrites, each meaning the same in both
+//! versions: `exists(path)` is `boolean(path)` for a path argument; a value comparison
+//! (`eq`, `le`, …) of a number or the context string against a literal is the general one
+//! (`=`, `<=`, …); `name = true()` selects the names whose value is `true` or `1` (2.0
+//! compares the value, 1.0 would test existence). XPath 2.0's `matches(input, pattern)` is provided (the regex crate's
+//! syntax, two arguments). An assertion the engine still cannot evaluate on the type's
+//! example is moved to *not checked* when the rules are loaded.
 
 use anyhow::{bail, Context, Result};
 use libxml2_check::{evaluate_rules, Outcome, XPathRule};
@@ -45,7 +49,6 @@ fn xpath2_only(expr: &str) -> Option<String> {
     let lower = expr.to_ascii_lowercase();
     let squeezed: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
     for f in [
-        "matches(",
         "replace(",
         "tokenize(",
         "upper-case(",
@@ -129,8 +132,16 @@ fn xpath2_only(expr: &str) -> Option<String> {
             "compares with a boolean (XPath 1.0 compares existence, 2.0 the typed value)".into(),
         );
     }
-    if expr.contains('$') {
-        return Some("uses a variable or parameter".into());
+    // A `$` outside string literals (inside, it is a regex anchor).
+    let mut quote = None;
+    for c in expr.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '$') => return Some("uses a variable or parameter".into()),
+            _ => {}
+        }
     }
     None
 }
@@ -178,6 +189,92 @@ fn rewrite_exists(expr: &str) -> Option<String> {
     }
     out.push_str(rest);
     Some(out)
+}
+
+/// `LEFT op LITERAL` with an XPath 2.0 value comparison, rewritten to the general
+/// comparison where both mean the same: a number (`count(…)`, `string-length(…)`) against
+/// a number with any of `eq ne lt le gt ge`, or the context node's string (`.`,
+/// `normalize-space(…)`, `string(…)`) against a string literal with `eq`/`ne` (1.0's `<`
+/// would compare as numbers). `None` for anything else.
+fn rewrite_value_comparison(expr: &str) -> Option<String> {
+    const OPS: &[(&str, &str)] = &[
+        ("eq", "="),
+        ("ne", "!="),
+        ("lt", "<"),
+        ("le", "<="),
+        ("gt", ">"),
+        ("ge", ">="),
+    ];
+    let words: Vec<&str> = expr.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| OPS.iter().any(|(op, _)| op == w))?;
+    let (op, general) = OPS.iter().find(|(op, _)| *op == words[at])?;
+    let left = words.get(..at)?.join(" ");
+    let right = words.get(at + 1..)?.join(" ");
+    let balanced_call = |s: &str, names: &[&str]| {
+        names.iter().any(|n| s.starts_with(&format!("{n}(")))
+            && s.ends_with(')')
+            && s.matches('(').count() == s.matches(')').count()
+    };
+    let number = !right.is_empty() && right.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let string_literal = right.len() >= 2
+        && ((right.starts_with('\'') && right.ends_with('\'') && right.matches('\'').count() == 2)
+            || (right.starts_with('"') && right.ends_with('"') && right.matches('"').count() == 2));
+    let numeric = balanced_call(&left, &["count", "string-length"]) && number;
+    let textual = (left == "." || balanced_call(&left, &["normalize-space", "string"]))
+        && string_literal
+        && matches!(*op, "eq" | "ne");
+    (numeric || textual).then(|| format!("{left} {general} {right}"))
+}
+
+/// `PATH = true()` / `PATH = false()` for a relative path of names: XPath 2.0 compares the
+/// typed (or untyped, cast) value with the boolean, 1.0 the node-set's existence. Rewritten
+/// to select the nodes whose value is that boolean's lexical form (`true`/`1`,
+/// `false`/`0`), which is what 2.0 finds on a schema-valid document. `None` if another
+/// boolean comparison remains.
+fn rewrite_boolean_comparison(expr: &str) -> Option<String> {
+    let mut out = expr.to_owned();
+    for (literal, forms) in [("true()", ["true", "1"]), ("false()", ["false", "0"])] {
+        loop {
+            let squeezed_at = out
+                .find(&format!("={literal}"))
+                .or_else(|| out.find(&format!("= {literal}")));
+            let Some(eq) = squeezed_at else { break };
+            let end = eq + out.get(eq..)?.find(literal)? + literal.len();
+            let before = out.get(..eq)?.trim_end();
+            let start = before
+                .char_indices()
+                .rev()
+                .take_while(|(_, c)| {
+                    c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-' | '/' | '.')
+                })
+                .last()
+                .map(|(i, _)| i)?;
+            let path = before.get(start..)?;
+            if path.is_empty() || path.starts_with('/') {
+                return None;
+            }
+            let test = format!(
+                "{path}[normalize-space(.)='{}' or normalize-space(.)='{}']",
+                forms[0], forms[1]
+            );
+            out = format!("{}{test}{}", out.get(..start)?, out.get(end..)?);
+        }
+    }
+    Some(out)
+}
+
+/// `$name` replaced by each parameter's value (longest names first, so `$path` does not
+/// eat `$pathX`).
+fn instantiate(text: &str, params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
+    let mut out = text.to_owned();
+    for (name, value) in sorted {
+        out = out.replace(&format!("${name}"), value);
+    }
+    out
 }
 
 /// An XSLT match pattern as an XPath selecting the same nodes from the document node.
@@ -256,24 +353,46 @@ impl Schematron {
         let mut patterns = Vec::new();
         let mut not_checked = Vec::new();
         let global_lets = root.children().any(|n| sch(&n, "let"));
+        let abstracts: std::collections::HashMap<&str, roxmltree::Node<'_, '_>> = root
+            .children()
+            .filter(|n| sch(n, "pattern") && n.attribute("abstract") == Some("true"))
+            .filter_map(|n| Some((n.attribute("id")?, n)))
+            .collect();
         for (pi, p) in root.children().filter(|n| sch(n, "pattern")).enumerate() {
             let pid = p
                 .attribute("id")
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("pattern {}", pi + 1));
-            let pattern_reason = if p.attribute("abstract") == Some("true") {
-                Some("an abstract pattern (run through is-a instances, which are not supported)")
-            } else if p.attribute("is-a").is_some() {
-                Some("a pattern instantiated with is-a (abstract patterns are not supported)")
-            } else if global_lets || p.children().any(|n| sch(&n, "let")) {
-                Some("uses let variables")
-            } else {
-                None
-            };
-            if let Some(why) = pattern_reason {
-                not_checked.push((pid.clone(), why.to_owned()));
+            // An abstract pattern is a template: its instances (is-a) run it.
+            if p.attribute("abstract") == Some("true") {
                 continue;
             }
+            let params: Vec<(String, String)> = p
+                .children()
+                .filter(|n| sch(n, "param"))
+                .filter_map(|n| {
+                    Some((
+                        n.attribute("name")?.to_owned(),
+                        n.attribute("value")?.to_owned(),
+                    ))
+                })
+                .collect();
+            let (body, pattern_reason) = match p.attribute("is-a") {
+                None => (p, None),
+                Some(of) => match abstracts.get(of) {
+                    Some(a) => (*a, None),
+                    None => (p, Some(format!("is-a {of:?} names no abstract pattern"))),
+                },
+            };
+            let pattern_reason = pattern_reason.or_else(|| {
+                (global_lets || body.children().any(|n| sch(&n, "let")))
+                    .then(|| "uses let variables".to_owned())
+            });
+            if let Some(why) = pattern_reason {
+                not_checked.push((pid.clone(), why));
+                continue;
+            }
+            let p = body;
             let mut rules = Vec::new();
             for r in p.children().filter(|n| sch(n, "rule")) {
                 let asserts: Vec<_> = r
@@ -284,7 +403,13 @@ impl Schematron {
                     // The assert's id, else its pattern's (which may cover several).
                     a.attribute("id").map_or_else(|| pid.clone(), str::to_owned)
                 };
-                let context = r.attribute("context").unwrap_or("");
+                let context = instantiate(r.attribute("context").unwrap_or(""), &params);
+                let context = if xpath1 {
+                    context
+                } else {
+                    rewrite_boolean_comparison(&context).unwrap_or(context)
+                };
+                let context = context.as_str();
                 let rule_reason = if r.attribute("abstract") == Some("true")
                     || r.children().any(|n| sch(&n, "extends"))
                 {
@@ -303,11 +428,12 @@ impl Schematron {
                         not_checked.push((id, why.clone()));
                         continue;
                     }
-                    let raw = a.attribute("test").unwrap_or("");
+                    let raw = instantiate(a.attribute("test").unwrap_or(""), &params);
+                    let raw = raw.as_str();
                     let test = if xpath1 {
                         Some(raw.to_owned())
                     } else {
-                        rewrite_exists(raw)
+                        rewrite_exists(raw).map(|t| rewrite_value_comparison(&t).unwrap_or(t))
                     };
                     let why = match &test {
                         None => Some("uses exists() on something other than a path".to_owned()),
@@ -324,7 +450,7 @@ impl Schematron {
                             kept.push(Assertion {
                                 id,
                                 test: t,
-                                message: text_of(*a),
+                                message: instantiate(&text_of(*a), &params),
                             });
                         }
                         (_, Some(why)) => not_checked.push((id, format!("its test `{raw}` {why}"))),
@@ -432,7 +558,10 @@ mod tests {
 
     #[test]
     fn xpath2_constructs_are_recognised_and_exists_rewritten() {
-        assert!(xpath2_only("matches(., '^0203:.*')").is_some());
+        assert!(xpath2_only("matches(., '^0203:.*')").is_none());
+        assert!(xpath2_only("replace(., 'a', 'b')").is_some());
+        assert!(xpath2_only("matches(., '^a$')").is_none());
+        assert!(xpath2_only("string-length(.) le $length").is_some());
         assert!(xpath2_only("count(tns:conversationId) eq 1").is_some());
         assert!(xpath2_only("string-length(.) le $length").is_some());
         assert!(xpath2_only("xhb:InstanceEncryptionIndicator=true()").is_some());
@@ -443,6 +572,38 @@ mod tests {
             Some("not(boolean(//cac:LineResponse))")
         );
         assert_eq!(rewrite_exists("exists('')"), None);
+        assert_eq!(
+            rewrite_value_comparison("count(tns:conversationId) eq 1").as_deref(),
+            Some("count(tns:conversationId) = 1")
+        );
+        assert_eq!(
+            rewrite_value_comparison("string-length(.) le 256").as_deref(),
+            Some("string-length(.) <= 256")
+        );
+        assert_eq!(
+            rewrite_value_comparison(". eq 'urn:a b'").as_deref(),
+            Some(". = 'urn:a b'")
+        );
+        assert_eq!(
+            rewrite_boolean_comparison("/x:P[xhb:I=true()] | /x:Q[a:b = false()]").as_deref(),
+            Some("/x:P[xhb:I[normalize-space(.)='true' or normalize-space(.)='1']] | /x:Q[a:b[normalize-space(.)='false' or normalize-space(.)='0']]")
+        );
+        assert_eq!(rewrite_boolean_comparison("a!=true()"), None);
+        // 1.0 would compare these as numbers, or as node-sets.
+        assert_eq!(rewrite_value_comparison(". lt 'b'"), None);
+        assert_eq!(rewrite_value_comparison("a/b eq 1"), None);
+        assert_eq!(rewrite_value_comparison("count(x) eq 1 and y"), None);
+        assert_eq!(
+            instantiate(
+                "string-length($path) le $length in $pathX",
+                &[
+                    ("path".into(), "tns:label".into()),
+                    ("pathX".into(), "X".into()),
+                    ("length".into(), "256".into()),
+                ]
+            ),
+            "string-length(tns:label) le 256 in X"
+        );
         assert_eq!(
             context_xpath("/x:XHE/a | x:b[c | d]"),
             "/x:XHE/a | //x:b[c | d]"

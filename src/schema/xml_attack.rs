@@ -127,15 +127,18 @@ pub(crate) fn build(
         })
         .ok_or("the example has no root element")?
         .to_owned();
-    // Where a hostile value can go and leave the message valid: the first element of
-    // free text (text with a space and no child elements).
+    // Where a hostile value can go and leave the message valid: the last element of free
+    // text (text with a space and no child elements). Last: in a message the body comes
+    // after the headers, whose labels and titles have length limits (the SDK message's
+    // subject at most 256 characters) that would refuse an expansion for its length.
     let free = doc
         .descendants()
         .filter(|n| n.is_element() && !n.children().any(|c| c.is_element()))
-        .find_map(|n| {
+        .filter_map(|n| {
             let t = n.children().find(|c| c.is_text())?;
             t.text()?.trim().contains(' ').then(|| t.range().end)
         })
+        .next_back()
         .ok_or("the example has no free-text element")?;
     let insert = |at: usize, what: &str| -> Result<String, String> {
         let (a, b) = (text.get(..at), text.get(at..));

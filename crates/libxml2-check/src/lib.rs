@@ -524,6 +524,45 @@ pub fn validate_dtd(doc: &[u8], dtd: &[u8], root: &str) -> Result<(), Vec<Issue>
     Err(issues)
 }
 
+/// Takes a string libxml2 allocated (may be null), frees it.
+///
+/// SAFETY: `p` is null or a string from libxml2's allocator, not used afterwards.
+unsafe fn take_string(p: *mut x::xmlChar) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    let s = cstr_lossy(p as *const c_char);
+    if let Some(free) = x::xmlFree {
+        free(p as *mut c_void);
+    }
+    Some(s)
+}
+
+/// XPath 2.0 `fn:matches($input, $pattern)` (two arguments; flags are not supported and
+/// make the call an error, so the rule is reported not evaluated): whether the pattern
+/// matches anywhere in the input. A pattern the regex crate cannot compile is an error too.
+unsafe extern "C" fn xpath_matches(ctxt: x::xmlXPathParserContextPtr, nargs: c_int) {
+    if nargs != 2 {
+        x::xmlXPathErr(ctxt, x::xmlXPathError_XPATH_INVALID_ARITY as c_int);
+        return;
+    }
+    let pattern = take_string(x::xmlXPathPopString(ctxt));
+    let input = take_string(x::xmlXPathPopString(ctxt));
+    let (Some(pattern), Some(input)) = (pattern, input) else {
+        x::xmlXPathErr(ctxt, x::xmlXPathError_XPATH_INVALID_TYPE as c_int);
+        return;
+    };
+    match regex::Regex::new(&pattern) {
+        Ok(re) => {
+            x::valuePush(
+                ctxt,
+                x::xmlXPathNewBoolean(c_int::from(re.is_match(&input))),
+            );
+        }
+        Err(_) => x::xmlXPathErr(ctxt, x::xmlXPathError_XPATH_EXPR_ERROR as c_int),
+    }
+}
+
 /// The outcome of one boolean test over a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -545,6 +584,7 @@ pub struct XPathRule {
 
 /// Evaluates rules grouped in patterns, as Schematron does: within a pattern, a node is
 /// handled only by the first rule whose context selects it. `namespaces` binds prefixes.
+/// Besides XPath 1.0's functions, `matches(input, pattern)` of XPath 2.0 is available.
 /// Returns, per pattern, per rule, per test, the outcome; `Err` if `doc` is not XML.
 pub fn evaluate_rules(
     doc: &[u8],
@@ -573,6 +613,7 @@ pub fn evaluate_rules(
                 x::xmlXPathRegisterNs(ctx, p.as_ptr() as *const u8, u.as_ptr() as *const u8);
             }
         }
+        x::xmlXPathRegisterFunc(ctx, c"matches".as_ptr() as *const u8, Some(xpath_matches));
         let eval = |expr: &str, at: x::xmlNodePtr| -> Result<x::xmlXPathObjectPtr, String> {
             let Ok(c) = CString::new(expr) else {
                 return Err("the expression contains NUL".to_owned());
@@ -814,6 +855,45 @@ mod tests {
         );
         assert_eq!(got[0][1][2], Outcome::Held);
         assert_eq!(got[1][0][0], Outcome::Held);
+    }
+
+    #[test]
+    fn matches_is_xpath_2s_regex_match() {
+        let doc = br#"<a><id>7bc5576a-3f87-4cf5-a0c5-277da06fcacb</id><id>3 Sept.</id></a>"#;
+        let uuid = "matches(., '^[0-9a-fA-F]{8}\\-[0-9a-fA-F]{4}\\-[0-9a-fA-F]{4}\\-[0-9a-fA-F]{4}\\-[0-9a-fA-F]{12}$')";
+        let rule = |tests: &[&str]| XPathRule {
+            context: "//id".to_owned(),
+            tests: tests.iter().map(|t| (*t).to_owned()).collect(),
+        };
+        let got = evaluate_rules(
+            doc,
+            &[],
+            &[vec![rule(&[
+                uuid,
+                "matches(., 'Sept')",
+                "matches(., '(')",
+                "matches(., 'a', 'i')",
+            ])]],
+        )
+        .expect("evaluates");
+        assert_eq!(
+            got[0][0][0],
+            Outcome::Failed(vec![("/a/id[2]".to_owned(), 1)])
+        );
+        assert_eq!(
+            got[0][0][1],
+            Outcome::Failed(vec![("/a/id[1]".to_owned(), 1)])
+        );
+        assert!(
+            matches!(got[0][0][2], Outcome::NotEvaluated(_)),
+            "{:?}",
+            got[0][0][2]
+        );
+        assert!(
+            matches!(got[0][0][3], Outcome::NotEvaluated(_)),
+            "{:?}",
+            got[0][0][3]
+        );
     }
 
     #[test]
