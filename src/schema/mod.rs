@@ -23,6 +23,7 @@ pub(crate) mod validate;
 pub(crate) mod xml;
 pub(crate) mod xml_attack;
 pub(crate) mod xml_invalid;
+pub(crate) mod xml_signature;
 
 mod body;
 mod model;

@@ -21,8 +21,8 @@ use super::validate::MessageValidator;
 /// An element's expanded name: namespace URI and local name.
 pub(crate) type QName = (&'static str, &'static str);
 
-const XHE: &str = "http://docs.oasis-open.org/bdxr/ns/XHE/1/ExchangeHeaderEnvelope";
-const XHA: &str = "http://docs.oasis-open.org/bdxr/ns/XHE/1/AggregateComponents";
+pub(crate) const XHE: &str = "http://docs.oasis-open.org/bdxr/ns/XHE/1/ExchangeHeaderEnvelope";
+pub(crate) const XHA: &str = "http://docs.oasis-open.org/bdxr/ns/XHE/1/AggregateComponents";
 const MWA: &str = "urn:riv:infrastructure:messaging:MessageWithAttachments:3";
 const APPRES: &str = "urn:oasis:names:specification:ubl:schema:xsd:ApplicationResponse-2";
 
