@@ -6,8 +6,9 @@ Feature: SDK messages follow the SDK specifications (XML)
   refuses before it is sent, then sent to the IUT's SDK message endpoint: it must be
   refused with a declared status (default 400, 413, 415, 422), must not leak internals,
   must not appear among the accepted messages, and a valid message is accepted right
-  after. Receipts, signatures and XML attacks are not checked yet; the
-  SDK message's XSDs have no enumeration or pattern its example reaches, so that class is
+  after. When the IUT config declares signatures (signature = "enveloped"), every
+  message is signed after its mutation (xml_signature.feature checks the signatures);
+  receipts are not checked yet; the SDK message's XSDs have no enumeration or pattern its example reaches, so that class is
   not listed here.
 
   @role:receiver @req:SDK-SPEC

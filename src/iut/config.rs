@@ -433,6 +433,21 @@ pub(crate) struct MessageSection {
     /// path of an XSD file (its imports resolve among the `.xsd` files of its folder).
     #[serde(default)]
     pub format: MessageFormat,
+    /// XML only: `"enveloped"` declares the IUT requires messages signed by the sending
+    /// organisation (SDK-5.4-KEYS); the harness then signs every message it sends.
+    #[serde(default)]
+    pub signature: Option<SignatureKind>,
+    /// The PKI identity that signs (default: the client identity of the run).
+    #[serde(default)]
+    pub signer: Option<String>,
+}
+
+/// How an XML message is signed (`[[message]] signature`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SignatureKind {
+    /// An enveloped XMLDSig signature over the whole document (`schema::xml_signature`).
+    Enveloped,
 }
 
 /// The body format of a `[[message]]`.
@@ -506,6 +521,20 @@ fn check_message_formats(cfg: &IutConfig, text: &str, source: &ConfigSource) -> 
                     m.schema,
                 );
             }
+        }
+    }
+    for m in &cfg.messages {
+        if m.signature.is_some() && m.format != MessageFormat::Xml {
+            bail!(
+                "{name}: message {:?}: signature is for XML messages (hint: format = \"xml\")",
+                m.name
+            );
+        }
+        if m.signer.is_some() && m.signature.is_none() {
+            bail!(
+                "{name}: message {:?}: signer without signature (hint: signature = \"enveloped\")",
+                m.name
+            );
         }
     }
     let xml = |n: &str| {

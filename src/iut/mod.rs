@@ -144,6 +144,16 @@ pub(crate) struct XmlMessageType {
     /// Valid examples as bytes; the first is the one the generator mutates.
     pub examples: Vec<Vec<u8>>,
     pub refused_statuses: Vec<u16>,
+    /// `signature = "enveloped"`: the IUT requires messages signed by the sending
+    /// organisation; the harness signs every message of this type it sends.
+    pub signature: Option<SignatureDecl>,
+}
+
+/// A declared XML signature (`[[message]] signature`, `signer`).
+#[derive(Debug, Clone)]
+pub(crate) struct SignatureDecl {
+    /// The PKI identity that signs; `None`: the client identity the run uses.
+    pub signer: Option<String>,
 }
 
 /// Compiles an XML message type's XSD (builtin, or a file whose imports resolve among the
@@ -210,6 +220,9 @@ fn xml_message_type(
         validator: Arc::new(validator),
         examples,
         refused_statuses: m.refused_statuses.clone(),
+        signature: m.signature.map(|_| SignatureDecl {
+            signer: m.signer.clone(),
+        }),
     })
 }
 

@@ -220,7 +220,7 @@ pub(crate) async fn start_with(
     let state = Arc::new(State {
         api_client,
         receiver: Receiver::new(audit.clone()),
-        xml_receiver: XmlReceiver::new(),
+        xml_receiver: XmlReceiver::new(Some(crate::schema::xml_signature::Trust::new(&pki)?)),
         registered: opts.registered_orgs.iter().cloned().collect(),
         filter: IpFilter::new(
             opts.allowlist.clone(),

@@ -96,15 +96,6 @@ impl Signer {
         })
     }
 
-    /// `xml` with its XHE sender set to this signer's organisation, then signed.
-    pub(crate) fn sign_as_sender(&self, xml: &str) -> Result<String> {
-        let xml = match &self.org {
-            Some(org) => set_from_party(xml, org)?,
-            None => xml.to_owned(),
-        };
-        self.sign(&xml)
-    }
-
     /// `xml` without its signatures, signed: an enveloped signature over the whole document,
     /// appended as the root's last child. FromParty is left as it is.
     pub(crate) fn sign(&self, xml: &str) -> Result<String> {
@@ -518,7 +509,8 @@ mod tests {
 
     fn signed(name: &str) -> String {
         let s = Signer::from_pki(pki(), name).unwrap();
-        s.sign_as_sender(example()).unwrap()
+        let from = set_from_party(example(), s.org.as_deref().unwrap()).unwrap();
+        s.sign(&from).unwrap()
     }
 
     #[test]
@@ -581,7 +573,7 @@ mod tests {
         let donor = ok.replacen("0203:testa.testbed.inera.se</ID>", "0203:x</ID>", 1);
         let donor = Signer::from_pki(pki(), "client-5560000001")
             .unwrap()
-            .sign_as_sender(&donor)
+            .sign(&donor)
             .unwrap();
         assert!(verify_all(&donor, &trust).is_ok());
         let moved = transplant_signature(&ok, &donor).unwrap();

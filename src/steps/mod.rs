@@ -32,6 +32,7 @@ pub(crate) mod schema;
 pub(crate) mod tls;
 pub(crate) mod xml;
 pub(crate) mod xml_attack;
+pub(crate) mod xml_signature;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -48,10 +48,21 @@ async fn send_attack(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> 
         .ok_or_else(|| {
             anyhow::anyhow!("no canary (hint: `Given a canary server the IUT must not contact`)")
         })?;
-    let (example, id) = super::xml::planted_example(&m)?;
-    let built = xml_attack::build(attack, &example, &bait, &Limits::default()).map_err(|why| {
-        ProvstenWorld::not_applicable(format!("{attack} does not apply to {}: {why}", m.name))
-    })?;
+    let (example, id) = super::xml::planted_example(w, &m)?;
+    let mut built =
+        xml_attack::build(attack, &example, &bait, &Limits::default()).map_err(|why| {
+            ProvstenWorld::not_applicable(format!("{attack} does not apply to {}: {why}", m.name))
+        })?;
+    // Signed when declared, so a receiver that checks signatures first still meets the
+    // attack; one that signing cannot take (too large or deep for it) goes as it is.
+    let signed = match super::xml::sign_outgoing(w, &m, built.body.clone()) {
+        Ok((body, signed)) => {
+            built.body = body;
+            signed
+        }
+        Err(e) => json!({"signed": false, "why": format!("{e:#}")}),
+    };
+    w.record(json!({"signature": signed}));
     let started = Instant::now();
     let ex = w
         .post(
