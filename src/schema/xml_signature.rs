@@ -118,10 +118,20 @@ impl Signer {
         let with_template =
             xml_sec::xmldsig::mutation::append_signature_to_root(&unsigned, &template)
                 .map_err(|e| anyhow!("placing the XML signature: {e}"))?;
-        SignContext::new(self.key.as_ref())
+        let signed = SignContext::new(self.key.as_ref())
             .key_info_writer(&key_info)
             .sign_template(&with_template)
-            .map_err(|e| anyhow!("signing as {}: {e}", self.name))
+            .map_err(|e| anyhow!("signing as {}: {e}", self.name))?;
+        // xml-sec writes no XML declaration: keep the message's own.
+        match xml.strip_prefix("<?xml").and_then(|r| r.find("?>")) {
+            Some(end) if !signed.starts_with("<?xml") => {
+                let decl = xml
+                    .get(.."<?xml".len() + end + "?>".len())
+                    .unwrap_or_default();
+                Ok(format!("{decl}\n{}", signed.trim_start()))
+            }
+            _ => Ok(signed),
+        }
     }
 }
 
@@ -531,6 +541,13 @@ mod tests {
                 "{name}"
             );
         }
+        // The message's XML declaration is kept (xml-sec writes none).
+        let s = Signer::from_pki(pki(), "client-5560000001").unwrap();
+        let decl = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+        let from = set_from_party(example(), "5560000001").unwrap();
+        let xml = s.sign(&format!("{decl}\n{from}")).unwrap();
+        assert!(xml.starts_with(decl), "{}", &xml[..80]);
+        verify_all(&xml, &trust).unwrap();
         let rsa = signed("client-5560000001-rsa");
         assert!(rsa.contains("xmldsig-more#rsa-sha256"));
         assert!(signed("client-5560000001").contains("xmldsig-more#ecdsa-sha256"));

@@ -49,6 +49,9 @@ async fn send_attack(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> 
             anyhow::anyhow!("no canary (hint: `Given a canary server the IUT must not contact`)")
         })?;
     let (example, id) = super::xml::planted_example(w, &m)?;
+    // Built on the signed example and signed again after: the new signature is as long as
+    // the one it replaces, so a size attack stays one byte past the limit.
+    let (example, _) = super::xml::sign_outgoing(w, &m, example)?;
     let mut built =
         xml_attack::build(attack, &example, &bait, &Limits::default()).map_err(|why| {
             ProvstenWorld::not_applicable(format!("{attack} does not apply to {}: {why}", m.name))
