@@ -101,7 +101,7 @@ impl Signer {
     pub(crate) fn sign(&self, xml: &str) -> Result<String> {
         let unsigned = strip_signatures(xml)?;
         let c14n = C14nAlgorithm::new(C14nMode::Inclusive1_0, false);
-        let template = SignatureBuilder::new(c14n.clone(), self.algorithm.clone())
+        let template = SignatureBuilder::new(c14n.clone(), self.algorithm)
             .ns_prefix("ds")
             .add_reference(
                 ReferenceBuilder::new(DigestAlgorithm::Sha256)

@@ -80,17 +80,23 @@ impl Case {
             .map_or("", |(_, _, w)| *w)
     }
 
-    /// Whether the harness's verifier refuses `e` for this case's reason.
+    /// Whether the harness's verifier judged `got` as this case must be.
     fn expected(self, got: &Result<sig::Signed, SignatureError>) -> bool {
-        match (self, got) {
-            (Case::Valid, Ok(_)) => true,
-            (Case::Unsigned, Err(SignatureError::Missing)) => true,
-            (Case::AlteredSignatureValue, Err(SignatureError::Value)) => true,
-            (Case::AlteredContent | Case::OtherDocument, Err(SignatureError::Digest)) => true,
-            (Case::OtherOrganisation, Err(SignatureError::OtherOrganisation { .. })) => true,
-            (Case::UntrustedCa, Err(SignatureError::Untrusted(_))) => true,
-            _ => false,
-        }
+        matches!(
+            (self, got),
+            (Case::Valid, Ok(_))
+                | (Case::Unsigned, Err(SignatureError::Missing))
+                | (Case::AlteredSignatureValue, Err(SignatureError::Value))
+                | (
+                    Case::AlteredContent | Case::OtherDocument,
+                    Err(SignatureError::Digest)
+                )
+                | (
+                    Case::OtherOrganisation,
+                    Err(SignatureError::OtherOrganisation { .. })
+                )
+                | (Case::UntrustedCa, Err(SignatureError::Untrusted(_)))
+        )
     }
 }
 
