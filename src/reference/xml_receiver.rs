@@ -227,6 +227,7 @@ impl XmlReceiver {
         }
         // The unsafe defects rewrite the body as an unsafely configured parser sees it,
         // then go on as the compliant receiver.
+        let sent = body;
         let mut body = Cow::Borrowed(body);
         if d.has(Defect::FetchesExternalDtd) {
             fetch_external_dtd_and_schemas(&body);
@@ -253,6 +254,11 @@ impl XmlReceiver {
         if let Some(refusal) = guard(&body) {
             return refusal;
         }
+        // A message with a DOCTYPE that an unsafe-parser defect expanded is judged as that
+        // parser hands it on, unsigned: the harness cannot sign an expansion (it would have
+        // to process the attack's DTD), so a signature check would hide the defect.
+        let rewritten = matches!(&body, Cow::Owned(_))
+            && sent.windows(b"<!DOCTYPE".len()).any(|w| w == b"<!DOCTYPE");
         let body = &body[..];
         let violations = v.validate_bytes(body).err().unwrap_or_default();
         // accept-xsd-invalid lets through what the schema (and the required root and
@@ -283,7 +289,12 @@ impl XmlReceiver {
                 json!({"error": "invalid message", "violations": list}),
             );
         }
-        if let Err(why) = self.signature(body, d) {
+        let checked = if rewritten {
+            Ok(())
+        } else {
+            self.signature(body, d)
+        };
+        if let Err(why) = checked {
             return (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": format!("signature: {why}"), "code": "SIG"}),
