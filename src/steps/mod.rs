@@ -621,6 +621,16 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
         "Then a valid XML message is accepted right after",
     ),
     (
+        "When",
+        "the client sends an XML message with the signature case \"CASE\" (valid, unsigned, altered-signature-value, altered-content, other-organisation, other-document, untrusted-ca; needs [[message]] signature = \"enveloped\")",
+        "When the client sends an XML message with the signature case \"unsigned\"",
+    ),
+    (
+        "Then",
+        "the signed XML message is accepted (and listed among the accepted)",
+        "Then the signed XML message is accepted",
+    ),
+    (
         "Given",
         "a canary server the IUT must not contact (loopback HTTP, records every request; writes a canary file)",
         "Given a canary server the IUT must not contact",
