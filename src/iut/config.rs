@@ -1258,6 +1258,30 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_is_declared_on_xml_messages_only() {
+        let source = ConfigSource::File("x/provsten.toml".into());
+        let cfg = parse(DEFAULT_CONFIG, &source).unwrap();
+        let sdk = cfg.messages.iter().find(|m| m.name == "sdk-meddelande");
+        assert_eq!(
+            sdk.and_then(|m| m.signature),
+            Some(SignatureKind::Enveloped)
+        );
+        let text = DEFAULT_CONFIG.replacen(
+            "schema = \"builtin:ebevis/epoc\"",
+            "schema = \"builtin:ebevis/epoc\"\nsignature = \"enveloped\"",
+            1,
+        );
+        let err = parse(&text, &source).unwrap_err().to_string();
+        assert!(err.contains("signature is for XML messages"), "{err}");
+        let text = DEFAULT_CONFIG.replacen("signature = \"enveloped\"\n", "signer = \"x\"\n", 1);
+        let err = parse(&text, &source).unwrap_err().to_string();
+        assert!(err.contains("signer without signature"), "{err}");
+        let text = DEFAULT_CONFIG.replacen("\"enveloped\"", "\"detached\"", 1);
+        let err = parse(&text, &source).unwrap_err().to_string();
+        assert!(err.contains("enveloped"), "{err}");
+    }
+
+    #[test]
     fn duration_without_unit_gets_a_hint() {
         let text = DEFAULT_CONFIG.replace("timeout = \"20s\"", "timeout = \"5\"");
         let err = parse(&text, &ConfigSource::File("x/provsten.toml".into()))
