@@ -247,7 +247,7 @@ pub(crate) enum SignatureError {
     Digest,
     #[error("the signing certificate is not trusted: {0}")]
     Untrusted(String),
-    #[error("the signing certificate's organisation {cert:?} is not the sender {sender:?} (FromParty must be {ORG_ICD}:<organisation number of the signer>)")]
+    #[error("the signing certificate's organisation {} is not the sender {} (FromParty must be {ORG_ICD}:<organisation number of the signer>)", .cert.as_deref().unwrap_or("(none)"), .sender.as_deref().unwrap_or("(none)"))]
     OtherOrganisation {
         sender: Option<String>,
         cert: Option<String>,

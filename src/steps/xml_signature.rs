@@ -44,7 +44,7 @@ const CASES: &[(&str, Case, &str)] = &[
     (
         "other-organisation",
         Case::OtherOrganisation,
-        "a valid signature by another organisation's certificate, FromParty the signer's organisation",
+        "a valid signature by another organisation's certificate, FromParty still the sender's",
     ),
     (
         "other-document",
