@@ -554,6 +554,15 @@ mod tests {
     }
 
     #[test]
+    fn the_published_examples_signature_does_not_verify() {
+        // The shipped example as published: neither its SignatureValue nor its digest
+        // holds (checked independently with lxml's C14N and Python's `cryptography`,
+        // which accept what `Signer` makes): it was edited after signing. A receiver
+        // verifying it must refuse it, so the harness never sends it signed as it is.
+        assert_eq!(verify(example()).unwrap_err(), SignatureError::Value);
+    }
+
+    #[test]
     fn each_tampering_is_refused_for_its_own_reason() {
         let trust = Trust::new(pki()).unwrap();
         let ok = signed("client-5560000001");
