@@ -6,7 +6,9 @@ Feature: SDK messages follow the SDK specifications (XML)
   refuses before it is sent, then sent to the IUT's SDK message endpoint: it must be
   refused with a declared status (default 400, 413, 415, 422), must not leak internals,
   must not appear among the accepted messages, and a valid message is accepted right
-  after. Receipts are checked in xml_receipts.feature, XML attacks in xml_attacks.feature;
+  after. When the IUT config declares signatures (signature = "enveloped"), every
+  message is signed after its mutation (xml_signature.feature checks the signatures).
+  Receipts are checked in xml_receipts.feature, XML attacks in xml_attacks.feature;
   the SDK message's XSDs have no enumeration or pattern its example reaches, so that class
   is not listed here. Generated cases (random edits, seeded) are shrunk, when one is
   accepted, to a minimal counter-example.

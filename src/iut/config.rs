@@ -451,6 +451,13 @@ pub(crate) struct MessageSection {
     /// With `receipt = "sent"`: how long the harness waits for a receipt.
     #[serde(default = "ten_seconds")]
     pub receipt_timeout: HumanDuration,
+    /// XML only: `"enveloped"` declares the IUT requires messages signed by the sending
+    /// organisation (SDK-5.4-KEYS); the harness then signs every message it sends.
+    #[serde(default)]
+    pub signature: Option<SignatureKind>,
+    /// The PKI identity that signs (default: the client identity of the run).
+    #[serde(default)]
+    pub signer: Option<String>,
 }
 
 /// Where an XML message's receipt comes from.
@@ -461,6 +468,14 @@ pub(crate) enum ReceiptDelivery {
     Answer,
     /// POSTed by the IUT to the harness, as a message of its own.
     Sent,
+}
+
+/// How an XML message is signed (`[[message]] signature`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SignatureKind {
+    /// An enveloped XMLDSig signature over the whole document (`schema::xml_signature`).
+    Enveloped,
 }
 
 /// The body format of a `[[message]]`.
@@ -550,6 +565,20 @@ fn check_message_formats(cfg: &IutConfig, text: &str, source: &ConfigSource) -> 
                 .unwrap_or_default();
             bail!(
                 "{name}:{line} message {:?}: receipts (Meddelandekvittens) are XML messages' answers (hint: format = \"xml\", or remove receipt)",
+                m.name
+            );
+        }
+    }
+    for m in &cfg.messages {
+        if m.signature.is_some() && m.format != MessageFormat::Xml {
+            bail!(
+                "{name}: message {:?}: signature is for XML messages (hint: format = \"xml\")",
+                m.name
+            );
+        }
+        if m.signer.is_some() && m.signature.is_none() {
+            bail!(
+                "{name}: message {:?}: signer without signature (hint: signature = \"enveloped\")",
                 m.name
             );
         }
@@ -1317,6 +1346,30 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn a_signature_is_declared_on_xml_messages_only() {
+        let source = ConfigSource::File("x/provsten.toml".into());
+        let cfg = parse(DEFAULT_CONFIG, &source).unwrap();
+        let sdk = cfg.messages.iter().find(|m| m.name == "sdk-meddelande");
+        assert_eq!(
+            sdk.and_then(|m| m.signature),
+            Some(SignatureKind::Enveloped)
+        );
+        let text = DEFAULT_CONFIG.replacen(
+            "schema = \"builtin:ebevis/epoc\"",
+            "schema = \"builtin:ebevis/epoc\"\nsignature = \"enveloped\"",
+            1,
+        );
+        let err = parse(&text, &source).unwrap_err().to_string();
+        assert!(err.contains("signature is for XML messages"), "{err}");
+        let text = DEFAULT_CONFIG.replacen("signature = \"enveloped\"\n", "signer = \"x\"\n", 1);
+        let err = parse(&text, &source).unwrap_err().to_string();
+        assert!(err.contains("signer without signature"), "{err}");
+        let text = DEFAULT_CONFIG.replacen("\"enveloped\"", "\"detached\"", 1);
+        let err = parse(&text, &source).unwrap_err().to_string();
+        assert!(err.contains("enveloped"), "{err}");
     }
 
     #[test]

@@ -145,6 +145,9 @@ pub(crate) struct XmlMessageType {
     pub examples: Vec<Vec<u8>>,
     pub refused_statuses: Vec<u16>,
     pub receipt: Option<Receipts>,
+    /// `signature = "enveloped"`: the IUT requires messages signed by the sending
+    /// organisation; the harness signs every message of this type it sends.
+    pub signature: Option<SignatureDecl>,
 }
 
 /// How the harness gets an XML message type's receipts.
@@ -157,6 +160,13 @@ pub(crate) enum Receipts {
         inbox: Arc<crate::peers::receiver::SimulatedReceiver>,
         timeout: Duration,
     },
+}
+
+/// A declared XML signature (`[[message]] signature`, `signer`).
+#[derive(Debug, Clone)]
+pub(crate) struct SignatureDecl {
+    /// The PKI identity that signs; `None`: the client identity the run uses.
+    pub signer: Option<String>,
 }
 
 /// Compiles an XML message type's XSD (builtin, or a file whose imports resolve among the
@@ -223,7 +233,10 @@ fn xml_message_type(
         validator: Arc::new(validator),
         examples,
         refused_statuses: m.refused_statuses.clone(),
-        // A sent receipt's inbox is started with the run (`start_receipt_inboxes`).
+        signature: m.signature.map(|_| SignatureDecl {
+            signer: m.signer.clone(),
+        }),
+        // A sent receipt's inbox is started when the run prepares (`receipt_inbox`).
         receipt: (m.receipt == Some(config::ReceiptDelivery::Answer)).then_some(Receipts::Answer),
     })
 }

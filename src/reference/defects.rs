@@ -187,6 +187,10 @@ defects! {
         "the SDK message endpoint accepts well-formed XML that its XSD (or the required root and payload) refuses";
     IgnoreSchematron, "ignore-schematron", ["SDK-SPEC"],
         "the SDK message endpoint does not apply the Schematron business rules (XHE, SDK Meddelande)";
+    AcceptsBadSignature, "accepts-bad-signature", ["SDK-SPEC", "SDK-5.4-KEYS"],
+        "the SDK message endpoint does not verify the XML signature: unsigned, altered and wrongly signed messages are accepted";
+    AcceptsOtherOrgSignature, "accepts-other-org-signature", ["SDK-SPEC", "SDK-5.4-KEYS"],
+        "the SDK message endpoint verifies the XML signature but not that the signer is the sending organisation (FromParty)";
     PlaintextPortOpen, "plaintext-port-open", ["FMK-2.2-FW"],
         "plain HTTP sent to the API's TLS port is served, as the first registered organisation (as if a TLS terminator in front had authenticated it)";
     DebugPortExposed, "debug-port-exposed", ["FMK-2.2-FW"],

@@ -222,14 +222,17 @@ pub(crate) async fn start_with(
     let state = Arc::new(State {
         api_client,
         receiver: Receiver::new(audit.clone()),
-        xml_receiver: XmlReceiver::new(match &opts.receipt_url {
-            Some(url) => Some(super::receipts::ReceiptPoster::new(
-                &pki,
-                url,
-                &sender_opts_cert,
-            )?),
-            None => None,
-        }),
+        xml_receiver: XmlReceiver::new(
+            Some(crate::schema::xml_signature::Trust::new(&pki)?),
+            match &opts.receipt_url {
+                Some(url) => Some(super::receipts::ReceiptPoster::new(
+                    &pki,
+                    url,
+                    &sender_opts_cert,
+                )?),
+                None => None,
+            },
+        ),
         registered: opts.registered_orgs.iter().cloned().collect(),
         filter: IpFilter::new(
             opts.allowlist.clone(),

@@ -25,6 +25,7 @@ pub(crate) mod xml;
 pub(crate) mod xml_attack;
 pub(crate) mod xml_generate;
 pub(crate) mod xml_invalid;
+pub(crate) mod xml_signature;
 
 mod body;
 mod model;

@@ -35,6 +35,7 @@ pub(crate) mod xml;
 pub(crate) mod xml_attack;
 pub(crate) mod xml_generated;
 pub(crate) mod xml_sent;
+pub(crate) mod xml_signature;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -655,6 +656,16 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
         "Then",
         "every generated invalid XML message is refused (else: the shrunk, minimal counter-example)",
         "Then every generated invalid XML message is refused",
+    ),
+    (
+        "When",
+        "the client sends an XML message with the signature case \"CASE\" (valid, unsigned, altered-signature-value, altered-content, other-organisation, other-document, untrusted-ca; needs [[message]] signature = \"enveloped\")",
+        "When the client sends an XML message with the signature case \"unsigned\"",
+    ),
+    (
+        "Then",
+        "the signed XML message is accepted (and listed among the accepted)",
+        "Then the signed XML message is accepted",
     ),
     (
         "Given",

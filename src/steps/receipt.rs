@@ -47,11 +47,12 @@ fn with_receipts(w: &ProvstenWorld) -> anyhow::Result<XmlMessageType> {
 #[when("the client sends a valid XML message")]
 async fn send_valid(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let m = w.xml_message_type()?;
-    let (body, id) = super::xml::planted_example(&m)?;
+    let (body, id) = super::xml::planted_example(w, &m)?;
+    let (body, signed) = super::xml::sign_outgoing(w, &m, body)?;
     let ex = w
         .post(&m.endpoint, Some("application/xml".into()), body.clone())
         .await?;
-    w.record(json!({"sent": "a valid message", "id": id, "exchange": ex}));
+    w.record(json!({"sent": "a valid message", "id": id, "signature": signed, "exchange": ex}));
     w.exchanges = vec![ex];
     w.sent_xml = Some(SentXml { body, expect: None });
     Ok(())

@@ -53,7 +53,10 @@ impl ProvstenWorld {
     /// The scenario's client certificate, or a valid one of a registered organisation:
     /// schema checks are about the message, not the sender.
     pub(crate) fn sender_identity(&self) -> anyhow::Result<peers::Identity> {
-        let name = self.client_cert.as_deref().unwrap_or("client-5560000001");
+        let name = self
+            .client_cert
+            .as_deref()
+            .unwrap_or(super::xml::DEFAULT_CLIENT);
         peers::Identity::from_pki(&self.ctx()?.pki, name)
     }
 

@@ -9,6 +9,11 @@ use serde_json::json;
 use super::ProvstenWorld;
 use crate::iut::XmlMessageType;
 use crate::schema::xml_invalid::{self, XmlDefect};
+use crate::schema::xml_signature::{self, Signer};
+use crate::schema::MessageValidator;
+
+/// The client identity of a run that names none (as the schema steps' `sender_identity`).
+pub(crate) const DEFAULT_CLIENT: &str = "client-5560000001";
 
 /// What the last XML step sent, for the receipt check: the body and the verdict it calls for.
 #[derive(Debug, Clone, Default)]
@@ -39,8 +44,13 @@ impl ProvstenWorld {
 }
 
 /// The message type's first example with a fresh id planted (when the type has an id), so
-/// a wrongly accepted message can be found among the accepted.
-pub(crate) fn planted_example(m: &XmlMessageType) -> anyhow::Result<(Vec<u8>, Option<String>)> {
+/// a wrongly accepted message can be found among the accepted; when the type declares a
+/// signature, its XHE sender (FromParty) is the signer's organisation, set before any
+/// mutation so a mutation of it stays.
+pub(crate) fn planted_example(
+    w: &ProvstenWorld,
+    m: &XmlMessageType,
+) -> anyhow::Result<(Vec<u8>, Option<String>)> {
     let example = m
         .examples
         .first()
@@ -48,10 +58,73 @@ pub(crate) fn planted_example(m: &XmlMessageType) -> anyhow::Result<(Vec<u8>, Op
     // Its own envelope id too: a receipt names the message by it.
     let example =
         crate::schema::receipt::plant_envelope_id(example).unwrap_or_else(|| example.clone());
-    Ok(match m.validator.plant_id(&example) {
+    let (body, id) = match m.validator.plant_id(&example) {
         Some((body, id)) => (body, Some(id)),
         None => (example, None),
-    })
+    };
+    let body = match (w.xml_signer(m)?, std::str::from_utf8(&body)) {
+        (Some(Signer { org: Some(org), .. }), Ok(text)) => {
+            xml_signature::set_from_party(text, &org)?.into_bytes()
+        }
+        _ => body,
+    };
+    Ok((body, id))
+}
+
+impl ProvstenWorld {
+    /// Who signs messages of type `m`: its `signer`, else the client identity of the run;
+    /// `None` when the type declares no signature.
+    pub(crate) fn xml_signer(&self, m: &XmlMessageType) -> anyhow::Result<Option<Signer>> {
+        let Some(decl) = &m.signature else {
+            return Ok(None);
+        };
+        let name = decl
+            .signer
+            .as_deref()
+            .or(self.client_cert.as_deref())
+            .unwrap_or(DEFAULT_CLIENT);
+        Signer::from_pki(&self.ctx()?.pki, name)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("message {:?}: signer: {e:#}", m.name))
+    }
+}
+
+/// `body` as the harness sends a message of type `m`: signed (after any mutation, so the
+/// only defect is the intended one) when the type declares a signature, else as it is. A
+/// body that is not UTF-8 XML without a DOCTYPE is sent as it is: signing would mean
+/// parsing its DTD. With what was done, as evidence.
+pub(crate) fn sign_outgoing(
+    w: &ProvstenWorld,
+    m: &XmlMessageType,
+    body: Vec<u8>,
+) -> anyhow::Result<(Vec<u8>, serde_json::Value)> {
+    let Some(signer) = w.xml_signer(m)? else {
+        return Ok((
+            body,
+            json!({"signed": false, "why": "no signature declared"}),
+        ));
+    };
+    let Some(text) = std::str::from_utf8(&body)
+        .ok()
+        .filter(|t| roxmltree::Document::parse(t).is_ok())
+    else {
+        return Ok((
+            body,
+            json!({"signed": false, "why": "not UTF-8 XML without a DOCTYPE: sent as it is"}),
+        ));
+    };
+    match signer.sign(text) {
+        Ok(signed) => Ok((
+            signed.into_bytes(),
+            json!({"signed": true, "signer": signer.name, "signer_subject": signer.subject}),
+        )),
+        // An invalid case the signer's parser refuses (an unbound prefix, say) goes as it is.
+        Err(e) if m.validator.validate_bytes(&body).is_err() => Ok((
+            body,
+            json!({"signed": false, "why": format!("cannot be signed as it is: {e:#}")}),
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 #[given(expr = "the XML message type {string}")]
@@ -73,12 +146,19 @@ async fn xml_message_type(w: &mut ProvstenWorld, name: String) -> anyhow::Result
 async fn send_xml_defect(w: &mut ProvstenWorld, class: String) -> anyhow::Result<()> {
     let m = w.xml_message_type()?;
     let class: XmlDefect = class.parse().map_err(|e: String| anyhow::anyhow!("{e}"))?;
-    let (example, id) = planted_example(&m)?;
+    let (example, id) = planted_example(w, &m)?;
     // `generate` returns only cases the validator itself refuses: a class it cannot
     // make is not applicable to this message type, never sent as if invalid.
-    let case = xml_invalid::generate(&m.validator, &example, class).map_err(|why| {
+    let mut case = xml_invalid::generate(&m.validator, &example, class).map_err(|why| {
         ProvstenWorld::not_applicable(format!("{class} does not apply to {}: {why}", m.name))
     })?;
+    let (body, signed) = sign_outgoing(w, &m, std::mem::take(&mut case.body))?;
+    // Signed, it must still be the defect it was made to be.
+    if m.validator.validate_bytes(&body).is_ok() {
+        anyhow::bail!("{class}: the signed case validates: signing undid the mutation");
+    }
+    case.body = body;
+    w.record(json!({"signature": signed}));
     let ex = w
         .post(
             &m.endpoint,
@@ -137,7 +217,9 @@ async fn xml_refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
 #[then("a valid XML message is accepted right after")]
 async fn xml_valid_after(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let m = w.xml_message_type()?;
-    let (body, id) = planted_example(&m)?;
+    let (body, id) = planted_example(w, &m)?;
+    let (body, signed) = sign_outgoing(w, &m, body)?;
+    w.record(json!({"valid_after_signature": signed}));
     let ex = w
         .post(&m.endpoint, Some("application/xml".into()), body)
         .await?;

@@ -48,10 +48,24 @@ async fn send_attack(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> 
         .ok_or_else(|| {
             anyhow::anyhow!("no canary (hint: `Given a canary server the IUT must not contact`)")
         })?;
-    let (example, id) = super::xml::planted_example(&m)?;
-    let built = xml_attack::build(attack, &example, &bait, &Limits::default()).map_err(|why| {
-        ProvstenWorld::not_applicable(format!("{attack} does not apply to {}: {why}", m.name))
-    })?;
+    let (example, id) = super::xml::planted_example(w, &m)?;
+    // Built on the signed example and signed again after: the new signature is as long as
+    // the one it replaces, so a size attack stays one byte past the limit.
+    let (example, _) = super::xml::sign_outgoing(w, &m, example)?;
+    let mut built =
+        xml_attack::build(attack, &example, &bait, &Limits::default()).map_err(|why| {
+            ProvstenWorld::not_applicable(format!("{attack} does not apply to {}: {why}", m.name))
+        })?;
+    // Signed when declared, so a receiver that checks signatures first still meets the
+    // attack; one that signing cannot take (too large or deep for it) goes as it is.
+    let signed = match super::xml::sign_outgoing(w, &m, built.body.clone()) {
+        Ok((body, signed)) => {
+            built.body = body;
+            signed
+        }
+        Err(e) => json!({"signed": false, "why": format!("{e:#}")}),
+    };
+    w.record(json!({"signature": signed}));
     let started = Instant::now();
     let ex = w
         .post(

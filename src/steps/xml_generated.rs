@@ -13,17 +13,39 @@ use super::xml::planted_example;
 use super::ProvstenWorld;
 use crate::peers::{self, ClientSpec};
 use crate::schema::xml_generate::{self, XmlGenerator};
+use crate::schema::xml_signature::Signer;
 
 /// Recorded in the evidence: the same seed gives the same cases.
 const SEED: u64 = 0x5eed;
 /// The shrunk document is small; a cut-short shrink may not be, so the report caps it.
 const SHOWN_CHARS: usize = 4000;
 
+/// `body` signed by `signer` when there is one and the body can be signed as it is (UTF-8
+/// XML without a DOCTYPE); else as it is.
+fn signed(signer: Option<&Signer>, body: &[u8]) -> Vec<u8> {
+    signer
+        .and_then(|s| {
+            let text = std::str::from_utf8(body)
+                .ok()
+                .filter(|t| roxmltree::Document::parse(t).is_ok())?;
+            s.sign(text).ok()
+        })
+        .map_or_else(|| body.to_vec(), String::into_bytes)
+}
+
 #[when(regex = r"^the client sends (\d+) generated invalid XML messages$")]
 async fn send_generated(w: &mut ProvstenWorld, n: u32) -> anyhow::Result<()> {
     let m = w.xml_message_type()?;
     let ctx = w.ctx()?;
-    let (example, _) = planted_example(&m)?;
+    let (example, _) = planted_example(w, &m)?;
+    // Each probe is signed as the harness signs what it sends (when the type declares a
+    // signature), so a probe is refused for its edits, not for a missing signature.
+    let signer = w.xml_signer(&m)?;
+    // Nor are the edits made inside the example's signature, which signing replaces.
+    let example = match (&signer, std::str::from_utf8(&example)) {
+        (Some(_), Ok(text)) => crate::schema::xml_signature::strip_signatures(text)?.into_bytes(),
+        _ => example,
+    };
     let identity = w.sender_identity()?;
     let handle = tokio::runtime::Handle::current();
     let (target, timeout) = (ctx.target.clone(), ctx.request_timeout);
@@ -37,7 +59,10 @@ async fn send_generated(w: &mut ProvstenWorld, n: u32) -> anyhow::Result<()> {
         anyhow::Ok(xml_generate::find_accepted_invalid(&g, n, SEED, |body| {
             counter.fetch_add(1, Ordering::Relaxed);
             let mut spec = ClientSpec::new(Some(identity.clone()), timeout);
-            spec.body = Some((Some("application/xml".into()), body.to_vec()));
+            spec.body = Some((
+                Some("application/xml".into()),
+                signed(signer.as_ref(), body),
+            ));
             // Not refused with a declared status counts as accepted; no answer does not.
             match handle.block_on(peers::request(&target, &spec, "POST", &m.endpoint)) {
                 Ok(ex) => ex

@@ -151,6 +151,13 @@ fn caught_with_a_minimal_counter_example(r: &Run) {
     assert!(c["document"].as_str().unwrap().len() < 4000, "{c}");
 }
 
+/// The signature scenarios (7, and 2 of the receipts): not applicable, as the config
+/// declares no `signature`.
+fn unsigned_type(name: &str) -> bool {
+    name.starts_with("not-applicable: ")
+        && (name.contains("signature case") || name.contains("correctly signed"))
+}
+
 #[test]
 fn a_strict_lxml_receiver_survives_every_xml_attack() {
     let Some(r) = certify(false) else { return };
@@ -160,8 +167,17 @@ fn a_strict_lxml_receiver_survives_every_xml_attack() {
         .filter(|(n, ..)| n.contains("attack") || n.contains("carrying") || n.contains("canary"))
         .collect();
     assert_eq!(attacks.len(), 10, "{}", r.explain());
-    let unexpected: Vec<_> = failed(&r).into_iter().filter(|n| !known_gap(n)).collect();
+    let unexpected: Vec<_> = failed(&r)
+        .into_iter()
+        .filter(|n| !known_gap(n) && !unsigned_type(n))
+        .collect();
     assert!(unexpected.is_empty(), "{unexpected:?}\n{}", r.explain());
+    assert_eq!(
+        failed(&r).iter().filter(|n| unsigned_type(n)).count(),
+        9,
+        "{}",
+        r.explain()
+    );
     // Without Schematron it is not SDK-SPEC compliant, and the verdict says so.
     assert!(
         r.with_verdict("fail").contains("SDK-SPEC"),
@@ -174,7 +190,10 @@ fn a_strict_lxml_receiver_survives_every_xml_attack() {
         r.explain()
     );
     // Its receipts are read and judged: seven pass, and the Schematron one says ACCEPTED.
-    let receipts: Vec<_> = all.iter().filter(|(n, ..)| n.contains("receipt")).collect();
+    let receipts: Vec<_> = all
+        .iter()
+        .filter(|(n, ..)| n.contains("receipt") && !n.contains("signature case"))
+        .collect();
     assert_eq!(receipts.len(), 8, "{}", r.explain());
     for (name, status, evidence) in receipts {
         let want = if name.contains("schematron-rule") {
