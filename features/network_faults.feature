@@ -5,21 +5,21 @@ Feature: The API survives a flaky network
   handled without data loss: answers arrive complete and correct over a degraded link, and
   the IUT serves again as soon as the network recovers.
 
-  Scenario: the API answers completely through 300 ms of latency each way
+  Scenario: the API answers completely through 500 ms of latency each way
     Given a client presenting the certificate "client-5560000001"
-    And the link "iut-api" adds 300 ms latency
+    And the link "iut-api" adds 500 ms latency
     When the client requests its own organisation's data
     Then the request succeeds with the organisation's data
 
   Scenario: the API answers completely when the client's writes are torn into small pieces
     Given a client presenting the certificate "client-5560000001"
-    And the link "iut-api" slices the client's writes into 32-byte pieces 10 ms apart
+    And the link "iut-api" slices the client's writes into 16-byte pieces 10 ms apart
     When the client requests its own organisation's data
     Then the request succeeds with the organisation's data
 
-  Scenario: the API answers completely over a 4 KB/s link
+  Scenario: the API answers completely over a 2 KB/s link
     Given a client presenting the certificate "client-5560000001"
-    And the link "iut-api" is limited to 4 KB/s
+    And the link "iut-api" is limited to 2 KB/s
     When the client requests its own organisation's data
     Then the request succeeds with the organisation's data
 

@@ -93,7 +93,7 @@ defects! {
     Ipv6Unfiltered, "ipv6-unfiltered", ["EB-IP-1"],
         "clients arriving over IPv6 (v4-mapped included) skip the allowlist";
     ShortReadTimeout, "short-read-timeout", ["CONT-FAULT-PROC"],
-        "connections that take over 300 ms to complete the TLS handshake are dropped (a slow or lossy link breaks them)";
+        "connections that take over 1 s to complete the TLS handshake are dropped (a slow or lossy link breaks them)";
     AcceptMissingField, "accept-missing-field", ["EB-SCHEMA-1", "FMK-2.6.2-VALIDATE"],
         "messages missing a required field are accepted";
     AcceptUnknownEnum, "accept-unknown-enum", ["EB-SCHEMA-1", "FMK-2.6.2-VALIDATE"],
