@@ -16,7 +16,7 @@ use rustls::ServerConfig;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 
@@ -207,8 +207,6 @@ pub(crate) struct Attempt {
 struct State {
     rules: Vec<Rule>,
     attempts: Vec<Attempt>,
-    /// While set and in the future, nothing listens on the port (connections refused).
-    down_until: Option<Instant>,
 }
 
 /// A running simulated receiver; stops when dropped.
@@ -279,10 +277,20 @@ impl SimulatedReceiver {
         let bind = spec
             .bind
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let listener = TcpListener::bind(bind)
-            .await
+        // Bound at once but listening only when up: while down, the kernel refuses
+        // connections (as from a host that is down) and the port stays ours, so no other
+        // socket of a parallel scenario can take it in the meantime.
+        let socket = if bind.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .context("creating the simulated receiver's socket")?;
+        socket.set_reuseaddr(true)?;
+        socket
+            .bind(bind)
             .with_context(|| format!("binding the simulated receiver to {bind}"))?;
-        let addr = listener.local_addr()?;
+        let addr = socket.local_addr()?;
         let good = server_config(&spec.pki, &spec.cert, false)?;
         let mut bad = Vec::new();
         for r in &spec.rules {
@@ -294,7 +302,6 @@ impl SimulatedReceiver {
         let state = Arc::new(Mutex::new(State {
             rules: spec.rules,
             attempts: Vec::new(),
-            down_until: spec.down_for.map(|d| started + d),
         }));
         let changed = spec.changed.unwrap_or_default();
         let ctx = Arc::new(ConnCtx {
@@ -306,7 +313,15 @@ impl SimulatedReceiver {
             id_pointer: spec.id_pointer,
             validator: spec.validator,
         });
-        let task = tokio::spawn(accept_loop(listener, addr, ctx));
+        let port = match spec.down_for {
+            Some(d) => Port::Down(socket, started + d),
+            None => Port::Up(
+                socket
+                    .listen(1024)
+                    .context("listening as the simulated receiver")?,
+            ),
+        };
+        let task = tokio::spawn(accept_loop(port, ctx));
         Ok(SimulatedReceiver {
             addr,
             started,
@@ -439,52 +454,39 @@ impl ConnCtx {
     }
 }
 
-async fn accept_loop(listener: TcpListener, addr: SocketAddr, ctx: Arc<ConnCtx>) {
-    let mut listener = Some(listener);
+/// The receiver's port: listening, or bound and refusing until the instant.
+enum Port {
+    Up(TcpListener),
+    Down(TcpSocket, Instant),
+}
+
+async fn accept_loop(port: Port, ctx: Arc<ConnCtx>) {
+    let listener = match port {
+        Port::Up(l) => l,
+        Port::Down(socket, until) => {
+            tokio::time::sleep_until(until.into()).await;
+            // Listening on a socket already bound does not fail short of resource
+            // exhaustion; should it, no attempt arrives and the scenario says so.
+            match socket.listen(1024) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("provsten: the simulated receiver could not listen again: {e}");
+                    return;
+                }
+            }
+        }
+    };
     // Owned by this task: when the receiver is dropped and the task aborted, every open
     // connection (a hang included) is closed with it.
     let mut conns = tokio::task::JoinSet::new();
     loop {
         while conns.try_join_next().is_some() {}
-        let down = ctx.state.lock().ok().and_then(|s| s.down_until);
-        if let Some(until) = down.filter(|u| *u > Instant::now()) {
-            // Closing the socket makes the kernel refuse connections, as a host that is down.
-            listener = None;
-            tokio::time::sleep_until(until.into()).await;
-            if let Ok(mut s) = ctx.state.lock() {
-                s.down_until = None;
-            }
-        }
-        let l = match listener.take() {
-            Some(l) => l,
-            None => match bind_again(addr).await {
-                Some(l) => l,
-                None => return,
-            },
-        };
-        let Ok((tcp, _)) = l.accept().await else {
-            listener = Some(l);
+        let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
-        listener = Some(l);
         let ctx = ctx.clone();
         let at = Instant::now();
         conns.spawn(async move { serve(tcp, at, ctx).await });
-    }
-}
-
-async fn bind_again(addr: SocketAddr) -> Option<TcpListener> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match TcpListener::bind(addr).await {
-            Ok(l) => return Some(l),
-            Err(e) if Instant::now() >= deadline => {
-                eprintln!("provsten: the simulated receiver could not listen on {addr} again: {e}");
-                return None;
-            }
-            // Retry interval while the old socket is released, bounded by the deadline.
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
     }
 }
 

@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::model::Violation;
 use super::validate::MessageValidator;
 use super::xml::XmlValidator;
+use super::xml_invalid::path_of;
 
 /// Upper bound on shrink probes: each is one request to the IUT.
 pub(crate) const MAX_SHRINK_PROBES: u32 = 256;
@@ -136,30 +137,6 @@ impl Source<'_> {
             Some((n, n.children().find(|c| c.is_text())?.range()))
         })
     }
-}
-
-/// The element's path as `/a/b[2]` (local names, position among same-named siblings).
-fn path_of(node: roxmltree::Node<'_, '_>) -> String {
-    let mut parts = Vec::new();
-    let mut cur = Some(node);
-    while let Some(n) = cur.filter(|n| n.is_element()) {
-        let name = n.tag_name().name();
-        let same: Vec<_> = n
-            .parent()
-            .map(|p| {
-                p.children()
-                    .filter(|c| c.is_element() && c.tag_name() == n.tag_name())
-                    .collect()
-            })
-            .unwrap_or_default();
-        match same.iter().position(|c| *c == n) {
-            Some(i) if same.len() > 1 => parts.push(format!("{name}[{}]", i + 1)),
-            _ => parts.push(name.to_owned()),
-        }
-        cur = n.parent();
-    }
-    parts.reverse();
-    format!("/{}", parts.join("/"))
 }
 
 fn drop_elements(s: &Source<'_>) -> Vec<Edit> {

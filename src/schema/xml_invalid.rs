@@ -107,7 +107,7 @@ pub(crate) struct XmlInvalid {
 }
 
 /// The element's path as `/a/b[2]` (local names, position among same-named siblings).
-fn path_of(node: roxmltree::Node<'_, '_>) -> String {
+pub(crate) fn path_of(node: roxmltree::Node<'_, '_>) -> String {
     let mut parts = Vec::new();
     let mut cur = Some(node);
     while let Some(n) = cur.filter(|n| n.is_element()) {
