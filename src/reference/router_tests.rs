@@ -91,7 +91,12 @@ impl RouteRx {
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // A reserved port, not an ephemeral one: while down, an outgoing connection of a
+        // parallel test could otherwise take it as its source port and block `up`.
+        let port = crate::network::addr::reserve_port().unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let rx = RouteRx {
             addr: listener.local_addr().unwrap(),
             shared: Arc::new(Shared {
