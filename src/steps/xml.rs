@@ -201,12 +201,12 @@ async fn xml_refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             Some(status) => {
                 w.record(json!({"refused": false, "summary": ex.describe()}));
                 fail!(
-                    "the IUT answered HTTP {status}; an invalid XML message must get one of {:?} (message.refused_statuses)",
+                    "the IUT answered HTTP {status}; this message (invalid, malicious or wrongly signed) must get one of {:?} (message.refused_statuses)",
                     m.refused_statuses
                 );
             }
             None => fail!(
-                "no HTTP answer to an invalid XML message: {}",
+                "no HTTP answer to a message it must refuse: {}",
                 ex.describe()
             ),
         }
