@@ -37,3 +37,12 @@ Feature: SDK messages are signed by the sending organisation (XML Signature)
       | other-organisation      |
       | other-document          |
       | untrusted-ca            |
+
+  # The sender side: the IUT is given each message unsigned, with its own organisation
+  # (sender.client_cert) as the XHE sender, and must sign it as that organisation.
+  @role:sender @req:SDK-SPEC @req:SDK-5.4-KEYS
+  Scenario: the SDK messages the IUT sends are signed by its own organisation
+    Given the XML message type "sdk-meddelande"
+    And a simulated receiver that answers 200
+    When the IUT sends 3 XML messages to the simulated receiver
+    Then every XML message the IUT sent is signed by the IUT's organisation

@@ -131,6 +131,10 @@ defects! {
         "the sender puts an undeclared value in the messages it sends (Type 99 in a notification)";
     SendsInvalidXml, "sends-invalid-xml", ["SDK-SPEC"],
         "the sender breaks a Schematron rule in the SDK messages it sends (XHE R3: another CustomizationID)";
+    SendsUnsignedXml, "sends-unsigned-xml", ["SDK-SPEC", "SDK-5.4-KEYS"],
+        "the sender sends SDK messages without signing them";
+    SignsAsOtherOrg, "signs-as-other-org", ["SDK-SPEC", "SDK-5.4-KEYS"],
+        "the sender signs SDK messages with another organisation's key and names that organisation as the XHE sender";
     DuplicateProcessing, "duplicate-processing", ["FMK-2.6.3-RESEND"],
         "the receiver processes a resent message again, and accepts a reused id with a different body";
     // The router's outbox is the sender's: a killed router loses what it held.

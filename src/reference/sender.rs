@@ -30,10 +30,13 @@ use super::defects::{Defect, Defects};
 use super::outbox::{now_ms, until_ms, Durable, Outbox, Record, State};
 use super::router::{Owner, Router, RouterOptions};
 use crate::pki::Pki;
+use crate::schema::xml_signature::{self, Signer};
 use crate::shared::resend_policy::{Decision, Outcome, ResendPolicy};
 
 /// The catalogue certificate the sender presents unless told otherwise.
 pub(crate) const DEFAULT_CLIENT_CERT: &str = "client-5560000001";
+/// Another registered organisation's identity: `signs-as-other-org` signs with it.
+const OTHER_ORG_CERT: &str = "client-5560000002";
 /// Attempts the policy type itself never exceeds.
 const ATTEMPTS_CAP: u32 = 10_000;
 
@@ -200,6 +203,49 @@ pub(super) struct Sender {
     /// Deliver messages queued without a `to`, one router per lane (lane 1 first); none
     /// without `--route`.
     routers: Vec<Router>,
+    /// Signs the XML documents it sends (SDK-SPEC: signed by the sending organisation);
+    /// none with `sends-unsigned-xml`.
+    signer: Option<XmlSigner>,
+}
+
+/// Who signs the XML the sender sends, and the organisation it names as the XHE sender.
+struct XmlSigner {
+    signer: Signer,
+    /// Set as FromParty before signing (`signs-as-other-org`); None: left as given.
+    from_party: Option<String>,
+}
+
+impl XmlSigner {
+    fn new(pki: &Pki, client_cert: &str, defects: &Defects) -> anyhow::Result<Option<XmlSigner>> {
+        if defects.has(Defect::SendsUnsignedXml) {
+            return Ok(None);
+        }
+        let (name, other) = if defects.has(Defect::SignsAsOtherOrg) {
+            (OTHER_ORG_CERT, true)
+        } else {
+            (client_cert, false)
+        };
+        let signer = Signer::from_pki(pki, name)
+            .with_context(|| format!("the sender's XML signing identity {name:?}"))?;
+        let from_party = if other { signer.org.clone() } else { None };
+        Ok(Some(XmlSigner { signer, from_party }))
+    }
+
+    /// `doc` signed; as it is when it cannot be parsed (the sender's best effort with what
+    /// it was given).
+    fn sign(&self, doc: String) -> String {
+        let named = match &self.from_party {
+            Some(org) => xml_signature::set_from_party(&doc, org).ok(),
+            None => None,
+        };
+        match self.signer.sign(named.as_deref().unwrap_or(&doc)) {
+            Ok(signed) => signed,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "sender: XML document sent unsigned");
+                doc
+            }
+        }
+    }
 }
 
 impl Sender {
@@ -239,6 +285,7 @@ impl Sender {
         } else {
             opts.outbox.as_deref()
         };
+        let signer = XmlSigner::new(pki, &opts.client_cert, &defects)?;
         let mut outbox = Outbox::open(dir)?;
         outbox.set_retention(opts.retention);
         for r in outbox.all() {
@@ -258,6 +305,7 @@ impl Sender {
             tasks: Mutex::new(JoinSet::new()),
             active: Mutex::new(HashSet::new()),
             stopped: AtomicBool::new(false),
+            signer,
         })
     }
 
@@ -762,12 +810,16 @@ impl Sender {
             _ => return Outcome::Refused,
         };
         let (bytes, content_type) = match body {
-            Value::String(doc) if self.defects.has(Defect::SendsInvalidXml) => (
-                doc.replacen(XHE_CUSTOMIZATION, ">urn:fdc:digg.se:edelivery:xhe:0<", 1)
-                    .into_bytes(),
-                "application/xml",
-            ),
-            Value::String(doc) => (doc.into_bytes(), "application/xml"),
+            Value::String(mut doc) => {
+                if self.defects.has(Defect::SendsInvalidXml) {
+                    doc = doc.replacen(XHE_CUSTOMIZATION, ">urn:fdc:digg.se:edelivery:xhe:0<", 1);
+                }
+                // Signed last, so the signature covers what is sent.
+                if let Some(s) = &self.signer {
+                    doc = s.sign(doc);
+                }
+                (doc.into_bytes(), "application/xml")
+            }
             other => (
                 serde_json::to_vec(&other).unwrap_or_default(),
                 "application/json",

@@ -471,18 +471,36 @@ async fn an_xml_document_is_sent_as_application_xml_and_broken_by_the_defect() {
     let doc =
         std::str::from_utf8(crate::schema::xml::get("sdk/meddelande").unwrap().examples[0].bytes)
             .unwrap();
-    for (defects, want_r3) in [(vec![], true), (vec![Defect::SendsInvalidXml], false)] {
+    let trust = xml_signature::Trust::new(&f.pki).unwrap();
+    // As the harness gives it: unsigned, the sender's organisation as FromParty.
+    let unsigned = xml_signature::strip_signatures(doc).unwrap();
+    let unsigned = xml_signature::set_from_party(&unsigned, "5560000001").unwrap();
+    // (defects, R3 kept, signed by)
+    let cases = [
+        (vec![], true, Some("5560000001")),
+        (vec![Defect::SendsInvalidXml], false, Some("5560000001")),
+        (vec![Defect::SendsUnsignedXml], true, None),
+        (vec![Defect::SignsAsOtherOrg], true, Some("5560000002")),
+    ];
+    for (defects, want_r3, signer) in cases {
         let rx = TestReceiver::start(&f.pki, "iut-server", vec![], st(200)).await;
         let r = iut(&f, Some(policy(FOUR)), None, &defects).await;
-        let req = json!({"to": rx.url(), "message_id": "x", "content_type": "application/xml", "body": doc});
+        let req = json!({"to": rx.url(), "message_id": "x", "content_type": "application/xml", "body": unsigned});
         let (status, _) = admin(&r, "POST", "/admin/send", Some(&req)).await;
         assert_eq!(status, 202);
         until("one attempt", 20, || async { rx.hits().len() == 1 }).await;
         let hit = &rx.hits()[0];
         assert_eq!(hit.content_type, "application/xml");
         let sent = std::str::from_utf8(&hit.raw).unwrap();
-        assert_eq!(sent == doc, want_r3, "{defects:?}");
         assert_eq!(sent.contains(XHE_CUSTOMIZATION), want_r3, "{defects:?}");
+        match signer {
+            // Signed last: the signature verifies and covers the (broken) content.
+            Some(org) => {
+                let s = xml_signature::verify_all(sent, &trust).unwrap();
+                assert_eq!(s.org().as_deref(), Some(org), "{defects:?}");
+            }
+            None => assert_eq!(sent, unsigned, "{defects:?}"),
+        }
     }
 }
 

@@ -493,7 +493,7 @@ pub(crate) fn transplant_signature(target: &str, donor: &str) -> Result<String> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pki::catalog::{Catalog, DEFAULT_CATALOG};
     use crate::pki::{generate, GenerateOptions};
@@ -501,7 +501,8 @@ mod tests {
     use crate::schema::MessageValidator;
     use std::sync::OnceLock;
 
-    fn pki() -> &'static Pki {
+    /// One generated PKI for every test of the process that signs.
+    pub(crate) fn pki() -> &'static Pki {
         static PKI: OnceLock<(tempfile::TempDir, Pki)> = OnceLock::new();
         &PKI.get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();

@@ -648,6 +648,11 @@ pub(crate) const VOCABULARY: &[(&str, &str, &str)] = &[
         "Then every XML message the IUT sent is valid against its XSD and Schematron",
     ),
     (
+        "Then",
+        "every XML message the IUT sent is signed by the IUT's organisation (value, digest, trusted CA, FromParty = signer = sender.client_cert)",
+        "Then every XML message the IUT sent is signed by the IUT's organisation",
+    ),
+    (
         "When",
         "the client sends N generated invalid XML messages (random edits of the example, each refused by provsten's validator; seed in the evidence)",
         "When the client sends 100 generated invalid XML messages",

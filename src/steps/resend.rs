@@ -326,7 +326,7 @@ pub(super) async fn send(
         let (id, bytes, body) = match xml {
             // An XML document travels as a JSON string in a URL trigger's request.
             Some(x) => {
-                let (bytes, id) = super::xml::planted_example(w, x)?;
+                let (bytes, id) = super::xml::to_send(w, x)?;
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 (id.unwrap_or_else(fallback_id), bytes, Value::String(text))
             }

@@ -71,6 +71,37 @@ pub(crate) fn planted_example(
     Ok((body, id))
 }
 
+/// What the IUT is given to send of type `m`: the example with a fresh id and, when the
+/// type is signed, without a signature (the IUT signs as itself) and with the IUT's
+/// organisation (`sender.client_cert`) as the XHE sender.
+pub(crate) fn to_send(
+    w: &ProvstenWorld,
+    m: &XmlMessageType,
+) -> anyhow::Result<(Vec<u8>, Option<String>)> {
+    let (body, id) = planted_example(w, m)?;
+    if m.signature.is_none() {
+        return Ok((body, id));
+    }
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| anyhow::anyhow!("{}: the example is not UTF-8: {e}", m.name))?;
+    let mut unsigned = xml_signature::strip_signatures(text)?;
+    if let Some(org) = w.sender_org()? {
+        unsigned = xml_signature::set_from_party(&unsigned, &org)?;
+    }
+    Ok((unsigned.into_bytes(), id))
+}
+
+impl ProvstenWorld {
+    /// The organisation number of the IUT's sending identity, if `sender.client_cert`
+    /// names one.
+    pub(crate) fn sender_org(&self) -> anyhow::Result<Option<String>> {
+        match &self.sender_ctx()?.client_cert {
+            Some(name) => Ok(self.ctx()?.pki.cert(name)?.org.clone()),
+            None => Ok(None),
+        }
+    }
+}
+
 impl ProvstenWorld {
     /// Who signs messages of type `m`: its `signer`, else the client identity of the run;
     /// `None` when the type declares no signature.

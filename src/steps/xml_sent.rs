@@ -14,6 +14,7 @@ use super::ProvstenWorld;
 use crate::iut::XmlMessageType;
 use crate::schema::validate::Violation;
 use crate::schema::xml::XmlValidator;
+use crate::schema::xml_signature::{self, SignatureError, Trust};
 use crate::schema::MessageValidator;
 
 /// What is wrong with one body the IUT sent: its Content-Type (a receiver refuses XML
@@ -37,8 +38,6 @@ pub(crate) fn judge_sent(
     if let Err(v) = validator.validate_bytes(body) {
         found.extend(v);
     }
-    // Signatures (`[[message]] signature`) are checked here, per body, once the XML
-    // signature check exists: after the schema, on the same bytes.
     found
 }
 
@@ -64,9 +63,97 @@ async fn sends_xml(w: &mut ProvstenWorld, n: usize) -> anyhow::Result<()> {
     super::resend::send(w, n.max(1), false, Some(&m)).await
 }
 
+/// How the messages the IUT sends must be signed (`[[message]] signature`): by a
+/// certificate of the run's PKI whose organisation is the XHE sender and, when
+/// `sender.client_cert` names it, the IUT's own.
+pub(crate) struct SentSignature {
+    pub trust: Trust,
+    /// The IUT's organisation number, from `sender.client_cert`.
+    pub org: Option<String>,
+}
+
+/// What is wrong with the signature of one body the IUT sent.
+pub(crate) fn judge_signature(sig: &SentSignature, body: &[u8]) -> Vec<Violation> {
+    let violation = |rule: &str, message: String| Violation {
+        instance_path: "/*/ds:Signature".into(),
+        schema_path: format!("xmldsig:{rule}"),
+        message,
+    };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return vec![violation(
+            "utf-8",
+            "not UTF-8: no signature can be checked".into(),
+        )];
+    };
+    match xml_signature::verify_all(text, &sig.trust) {
+        Err(e) => vec![violation(signature_rule(&e), e.to_string())],
+        Ok(signed) => match &sig.org {
+            Some(org) if signed.org().as_ref() != Some(org) => vec![violation(
+                "organisation",
+                format!(
+                    "signed by organisation {} ({}), not by the IUT's {org} (sender.client_cert)",
+                    signed.org().as_deref().unwrap_or("(none)"),
+                    signed.subject()
+                ),
+            )],
+            _ => Vec::new(),
+        },
+    }
+}
+
+fn signature_rule(e: &SignatureError) -> &'static str {
+    match e {
+        SignatureError::Missing => "missing",
+        SignatureError::Malformed(_) => "malformed",
+        SignatureError::Coverage(_) => "coverage",
+        SignatureError::Value => "value",
+        SignatureError::Digest => "digest",
+        SignatureError::Untrusted(_) => "trust",
+        SignatureError::OtherOrganisation { .. } => "sender",
+    }
+}
+
 #[then("every XML message the IUT sent is valid against its XSD and Schematron")]
 async fn sent_xml_valid(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     let m = w.sent_xml_type()?;
+    let validator = m.validator.clone();
+    judge_arrivals(w, &m, "do not validate", |content_type, body| {
+        judge_sent(&validator, content_type, body)
+    })
+    .await
+}
+
+#[then("every XML message the IUT sent is signed by the IUT's organisation")]
+async fn sent_xml_signed(w: &mut ProvstenWorld) -> anyhow::Result<()> {
+    let m = w.sent_xml_type()?;
+    if m.signature.is_none() {
+        return Err(ProvstenWorld::not_applicable(format!(
+            "the IUT config declares no signature for {:?} ([[message]] signature)",
+            m.name
+        )));
+    }
+    let sig = SentSignature {
+        trust: Trust::new(&w.ctx()?.pki)?,
+        org: w.sender_org()?,
+    };
+    w.record(json!({"signed_as": sig.org}));
+    judge_arrivals(
+        w,
+        &m,
+        "are not signed as the IUT's organisation",
+        |_, body| judge_signature(&sig, body),
+    )
+    .await
+}
+
+/// Waits for the messages the IUT was asked to send and judges each body that arrived;
+/// fails with every finding, or when nothing arrived.
+async fn judge_arrivals(
+    w: &mut ProvstenWorld,
+    m: &XmlMessageType,
+    wrong: &str,
+    judge: impl Fn(Option<&str>, &[u8]) -> Vec<Violation>,
+) -> anyhow::Result<()> {
     let asked: Vec<String> = w.resend.sent.iter().map(|s| s.id.clone()).collect();
     if asked.is_empty() {
         // The feature's mistake, not the IUT's.
@@ -106,7 +193,7 @@ async fn sent_xml_valid(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v.as_str());
-        let found = judge_sent(&m.validator, content_type, &a.body);
+        let found = judge(content_type, &a.body);
         let shown = id.as_deref().unwrap_or("without an id");
         for v in &found {
             let at = if v.instance_path.is_empty() {
@@ -125,7 +212,7 @@ async fn sent_xml_valid(w: &mut ProvstenWorld) -> anyhow::Result<()> {
             .collect();
         evidence.push(
             json!({"id": id, "attempt": a.n, "content_type": content_type,
-                             "body_bytes": a.body.len(), "valid": found.is_empty(),
+                             "body_bytes": a.body.len(), "passed": found.is_empty(),
                              "violations": violations}),
         );
     }
@@ -139,12 +226,12 @@ async fn sent_xml_valid(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         })
         .collect();
     w.record(
-        json!({"sent_xml": {"type": m.name, "asked": asked, "validated": evidence,
+        json!({"sent_xml": {"type": m.name, "asked": asked, "judged": evidence,
                                  "not_seen_by_id": missing}}),
     );
     if !bad.is_empty() {
         fail!(
-            "the IUT sent {} messages that do not validate: {}",
+            "the IUT sent {} messages that {wrong}: {}",
             m.name,
             bad.join(" | ")
         );
@@ -161,6 +248,52 @@ mod tests {
         let b = crate::schema::xml::get("sdk/meddelande").expect("known");
         let text = std::str::from_utf8(b.examples[0].bytes).expect("UTF-8");
         (v, text.to_owned())
+    }
+
+    fn sent_signature(org: &str) -> SentSignature {
+        let pki = crate::schema::xml_signature::tests::pki();
+        SentSignature {
+            trust: Trust::new(pki).expect("trust"),
+            org: Some(org.into()),
+        }
+    }
+
+    fn signed_as(name: &str) -> String {
+        let pki = crate::schema::xml_signature::tests::pki();
+        let s = xml_signature::Signer::from_pki(pki, name).expect("signer");
+        let (_, ok) = example();
+        let named =
+            xml_signature::set_from_party(&ok, s.org.as_deref().expect("org")).expect("FromParty");
+        s.sign(&named).expect("signs")
+    }
+
+    #[test]
+    fn a_message_signed_as_the_iut_passes_and_an_unsigned_one_is_missing_its_signature() {
+        let sig = sent_signature("5560000001");
+        let ok = signed_as("client-5560000001");
+        assert!(judge_signature(&sig, ok.as_bytes()).is_empty());
+        let unsigned = xml_signature::strip_signatures(&ok).expect("strips");
+        let found = judge_signature(&sig, unsigned.as_bytes());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].schema_path, "xmldsig:missing");
+        let altered = ok.replacen(
+            "urn:fdc:digg.se:edelivery:xhe:1",
+            "urn:fdc:digg.se:edelivery:xhe:2",
+            1,
+        );
+        let found = judge_signature(&sig, altered.as_bytes());
+        assert_eq!(found[0].schema_path, "xmldsig:digest", "{found:?}");
+    }
+
+    #[test]
+    fn a_message_signed_and_sent_as_another_organisation_is_not_the_iuts() {
+        // Signature and FromParty agree, so only the IUT's own organisation catches it.
+        let other = signed_as("client-5560000002");
+        let found = judge_signature(&sent_signature("5560000001"), other.as_bytes());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].schema_path, "xmldsig:organisation");
+        assert!(found[0].message.contains("5560000002"), "{found:?}");
+        assert!(judge_signature(&sent_signature("5560000002"), other.as_bytes()).is_empty());
     }
 
     #[test]
