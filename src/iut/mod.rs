@@ -355,6 +355,9 @@ pub(crate) struct Restarter {
     process: Arc<tokio::sync::Mutex<Option<IutProcess>>>,
     spec: StartSpec,
     target: Target,
+    /// The API address to probe when a scenario fails while the process still runs (`None`
+    /// without `[api]`: nothing to probe).
+    probe: Option<std::net::SocketAddr>,
     identity: Option<Identity>,
     ready_path: String,
     ready_timeout: Duration,
@@ -370,6 +373,10 @@ pub(crate) struct Restarter {
 /// At most this many restarts after the IUT exits on its own: one crash must not hide every
 /// other verdict, and an IUT that keeps crashing is not retried for ever.
 pub(crate) const MAX_RESTARTS: usize = 3;
+
+/// How long an IUT that no longer accepts connections after a failed scenario is given to
+/// exit before its refusal is taken as the IUT's answer.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// The IUT exited on its own (not stopped by provsten), noticed at `found_at`.
 #[derive(Debug, Clone)]
@@ -480,11 +487,20 @@ impl Restarter {
 
     /// Called after every scenario: if the IUT exited on its own, records it and starts it
     /// again (at most [`MAX_RESTARTS`] times, readiness awaited) while new scenarios wait.
-    /// Returns the exit it noticed.
-    pub(crate) async fn notice_exit(&self) -> Option<Exit> {
+    /// Returns the exit it noticed. After a failed scenario an IUT that still runs but no
+    /// longer accepts connections is given [`EXIT_GRACE`] to exit: a server may close its
+    /// listener well before its process ends (`openssl s_server -naccept`), and the
+    /// scenario that met the closed port failed because the IUT was going away.
+    pub(crate) async fn notice_exit(&self, failed: bool) -> Option<Exit> {
         let mut guard = self.process.lock().await;
         let p = guard.as_mut()?;
-        let status = p.exited()?;
+        let status = match p.exited() {
+            Some(status) => status,
+            None if failed && !self.accepts_connections().await => {
+                p.exits_within(EXIT_GRACE).await?
+            }
+            None => return None,
+        };
         let found_at = std::time::Instant::now();
         let last_output = p.last_lines(20);
         let restarts = self.exits.lock().map(|e| e.len()).unwrap_or(MAX_RESTARTS);
@@ -520,6 +536,17 @@ impl Restarter {
             exits.push(exit.clone());
         }
         Some(exit)
+    }
+
+    /// Whether the IUT's API takes a TCP connection (true when there is none to probe).
+    async fn accepts_connections(&self) -> bool {
+        let Some(addr) = self.probe else { return true };
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            peers::client::connect_tcp(addr, None),
+        )
+        .await
+        .is_ok_and(|c| c.is_ok())
     }
 
     /// Waits while a crashed IUT is being restarted (a scenario about to start).
@@ -796,6 +823,7 @@ impl Iut {
                     process: Arc::new(tokio::sync::Mutex::new(Some(spawned))),
                     spec,
                     target: target.clone(),
+                    probe: cfg.api.is_some().then_some(target.addr),
                     identity,
                     ready_path: cfg
                         .iut

@@ -135,6 +135,14 @@ impl IutProcess {
         self.child.try_wait().ok().flatten()
     }
 
+    /// Its exit status if it exits within `deadline`.
+    pub(crate) async fn exits_within(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
     /// SIGTERM to the group, then SIGKILL after the stop timeout.
     pub(crate) async fn stop(mut self) {
         if let Some(pg) = self.pgid {

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
+use cucumber::event;
 use cucumber::gherkin::{self, tagexpr::TagOperation};
 use cucumber::tag::Ext as _;
 use cucumber::World as _;
@@ -608,9 +609,9 @@ enum Watch {
 }
 
 impl Watch {
-    async fn notice_exit(&self) -> Option<iut::Exit> {
+    async fn notice_exit(&self, failed: bool) -> Option<iut::Exit> {
         match self {
-            Watch::Started(r) => r.notice_exit().await,
+            Watch::Started(r) => r.notice_exit(failed).await,
             Watch::Attached(a) => a.notice_exit().await,
             Watch::Nothing => None,
         }
@@ -673,13 +674,18 @@ async fn run_cucumber(to_run: &[&Planned], store: collector::Shared, plan: &RunP
             let watch = before_watch.clone();
             async move { watch.wait_if_restarting().await }.boxed_local()
         })
-        .after(move |feature, _rule, sc, _ev, world| {
+        .after(move |feature, _rule, sc, ev, world| {
             let store = evidence_store.clone();
             let watch = watch.clone();
             let k = collector::key(feature, sc);
+            let failed = matches!(
+                ev,
+                event::ScenarioFinished::StepFailed(..)
+                    | event::ScenarioFinished::BeforeHookFailed(_)
+            );
             async move {
                 // Before the scenario counts as finished, so an exit falls inside it.
-                if let Some(exit) = watch.notice_exit().await {
+                if let Some(exit) = watch.notice_exit(failed).await {
                     // So the live progress line already says FAIL; `blame_exits` adds the
                     // evidence to this and any other scenario that was running.
                     if let Ok(mut s) = store.lock() {

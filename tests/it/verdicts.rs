@@ -362,6 +362,66 @@ timeout = "20s""#,
     );
 }
 
+/// A server may close its listener well before its process ends (`openssl s_server -naccept`
+/// does; CI once met it): the scenario that meets the closed port still names the exit, not
+/// "connection refused". This IUT takes 4 connections, closes its listener, and exits 2 s
+/// later.
+#[test]
+fn an_iut_that_closes_its_listener_before_it_exits_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    super::util::pki_init(dir.path());
+    let script = dir.path().join("slow_exit.py");
+    std::fs::write(
+        &script,
+        r#"import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+for _ in range(4):
+    c, _ = s.accept()
+    c.close()
+s.close()
+print("listener closed; exiting in 2 s", flush=True)
+time.sleep(2)
+sys.exit(3)
+"#,
+    )
+    .unwrap();
+    let port = super::util::free_port();
+    let start = format!(
+        r#"[iut.start]
+command = ["python3", "{script}", "{port}"]
+[iut.ready]
+check = "tcp"
+timeout = "20s""#,
+        script = script.display()
+    );
+    let r = certify_one_by_one(dir.path(), port, &start);
+    let exits = r.report()["iut"]["exits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!exits.is_empty(), "{}", r.explain());
+    assert_eq!(exits[0]["status"], "exit status 3", "{exits:?}");
+    assert!(
+        !exits[0]["during"].as_array().unwrap().is_empty(),
+        "{exits:?}"
+    );
+    let scenarios = r.report()["scenarios"].as_array().unwrap();
+    for s in scenarios {
+        let refused = s["evidence"].to_string().contains("connection-refused");
+        let m = s["message"].as_str().unwrap_or_default();
+        assert!(
+            !refused
+                || m.contains("the IUT exited (exit status 3)")
+                || s["status"] == "not-applicable",
+            "a refused connection not blamed on the exit: {s}"
+        );
+    }
+    assert_eq!(r.code(), 1, "{}", r.explain());
+}
+
 /// Issue 14 items 7 and 10: isolation needs a second registered organisation or is not
 /// tested (a refusal of an unknown one proves nothing); the sender-side certificate
 /// checks say how the IUT refused (the alert it sent, by name and number).
