@@ -303,7 +303,7 @@ impl fmt::Display for ProbeOutcome {
             Self::Alert { level, description } => write!(f, "{level} alert {description}"),
             Self::Closed => f.write_str("connection closed without a TLS record"),
             Self::Reset => f.write_str("connection reset by peer"),
-            Self::Refused => f.write_str("connection refused"),
+            Self::Refused => f.write_str("TCP connection refused (nothing listens there)"),
             Self::Timeout { after_ms } => write!(f, "no answer within {after_ms} ms"),
             Self::NotTls { first_bytes } => write!(f, "not a TLS answer: {first_bytes:?}"),
             Self::SocketError { kind, message } => write!(f, "socket error {kind}: {message}"),

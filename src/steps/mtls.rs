@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{ProvstenWorld, Via};
 use crate::network::proxy_protocol;
-use crate::peers::{self, ClientSpec, Exchange, Outcome, ServerCheck, TlsVersions};
+use crate::peers::{self, ClientSpec, Exchange, Outcome, Refusal, ServerCheck, TlsVersions};
 
 #[given(expr = "a client presenting the certificate {string}")]
 async fn client_presenting(w: &mut ProvstenWorld, name: String) -> anyhow::Result<()> {
@@ -145,6 +145,18 @@ async fn refused(w: &mut ProvstenWorld) -> anyhow::Result<()> {
 
 pub(super) fn check_refused(w: &mut ProvstenWorld, ex: &Exchange) -> anyhow::Result<()> {
     let verdict = match &ex.outcome {
+        // A refused TCP connect happens before the server sees a certificate, a TLS
+        // version or a request: it can refuse only the source address. Anywhere else it
+        // means nothing listens (the IUT is down), which proves no refusal.
+        Outcome::Refused {
+            refusal: Refusal::ConnectionRefused,
+        } if ex.source_address.is_none() => {
+            w.record(json!({"refused": false, "summary": ex.describe()}));
+            fail!(
+                "the TCP connection to {} was refused before any TLS: nothing listens there (the IUT is down or the address is wrong), so the IUT never judged this request",
+                ex.target
+            );
+        }
         Outcome::Refused { refusal } if refusal.is_by_server() => {
             json!({"refused": true, "how": "transport", "refusal": refusal, "summary": ex.describe()})
         }
@@ -377,4 +389,47 @@ async fn refused_with_ocsp(w: &mut ProvstenWorld) -> anyhow::Result<()> {
         check_refused(w, &ex)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::refusal::Stage;
+
+    fn refused(refusal: Refusal, source: Option<&str>) -> Exchange {
+        Exchange {
+            target: "127.0.0.1:9".into(),
+            server_name: "iut.localhost".into(),
+            client_certificate: Some("client-untrusted-root".into()),
+            source_address: source.map(str::to_string),
+            request: "GET /v1/health".into(),
+            tls_version: None,
+            cipher_suite: None,
+            server_certificate_sha256: None,
+            outcome: Outcome::Refused { refusal },
+            response_headers: Vec::new(),
+            elapsed_ms: 0,
+        }
+    }
+
+    /// A port nobody listens on refuses every certificate: that is no refusal of this one.
+    /// Only a refusal by source address can happen at connect.
+    #[test]
+    fn a_refused_tcp_connect_refuses_only_a_source_address() {
+        let mut w = ProvstenWorld::new();
+        let err = check_refused(&mut w, &refused(Refusal::ConnectionRefused, None))
+            .expect_err("a closed port passed a certificate refusal");
+        assert!(err.to_string().contains("nothing listens there"), "{err:#}");
+        check_refused(
+            &mut w,
+            &refused(Refusal::ConnectionRefused, Some("127.0.0.2")),
+        )
+        .expect("a source-address refusal at connect");
+        let alert = Refusal::TlsAlert {
+            alert: "UnknownCA".into(),
+            number: 48,
+            stage: Stage::Handshake,
+        };
+        check_refused(&mut w, &refused(alert, None)).expect("a TLS alert is a refusal");
+    }
 }

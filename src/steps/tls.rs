@@ -21,7 +21,8 @@ async fn run_probe(w: &mut ProvstenWorld, spec: ProbeSpec) -> anyhow::Result<()>
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => ProbeOutcome::Refused,
         Err(e) => anyhow::bail!("connecting to {}: {e}", ctx.target.addr),
     };
-    // A refusal is an alert, a close or a reset; a silent or garbled answer proves nothing.
+    // A refusal is an alert, a close or a reset; a silent or garbled answer, or a port
+    // nobody listens on, proves nothing.
     let refused = is_refusal(&outcome);
     w.probe_accepted = Some(outcome.accepted());
     w.probe_refused = Some(refused);
@@ -70,7 +71,8 @@ async fn offer_weak(w: &mut ProvstenWorld) -> anyhow::Result<()> {
                 .map(move |a| format!("{} offer: {a}", c.key.as_str()))
         })
         .collect();
-    // A refusal is an alert, a close or a reset; a silent or garbled answer proves nothing.
+    // A refusal is an alert, a close or a reset; a silent or garbled answer, or a port
+    // nobody listens on, proves nothing.
     let unclear: Vec<String> = classes
         .iter()
         .filter(|c| c.accepted.is_empty() && !is_refusal(&c.answer))
@@ -111,13 +113,12 @@ async fn offer_weak(w: &mut ProvstenWorld) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An alert, a close or a reset after the ClientHello. A refused TCP connect is not one:
+/// the server had not seen the offered versions or suites yet (nothing listens there).
 pub(super) fn is_refusal(outcome: &ProbeOutcome) -> bool {
     matches!(
         outcome,
-        ProbeOutcome::Alert { .. }
-            | ProbeOutcome::Closed
-            | ProbeOutcome::Reset
-            | ProbeOutcome::Refused
+        ProbeOutcome::Alert { .. } | ProbeOutcome::Closed | ProbeOutcome::Reset
     )
 }
 
@@ -155,5 +156,18 @@ async fn handshake_uses(w: &mut ProvstenWorld, version: String) -> anyhow::Resul
             other,
             ex.describe()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TLS version or suite is refused after the ClientHello, never at TCP connect.
+    #[test]
+    fn a_refused_tcp_connect_is_no_handshake_refusal() {
+        assert!(!is_refusal(&ProbeOutcome::Refused));
+        assert!(is_refusal(&ProbeOutcome::Reset));
+        assert!(is_refusal(&ProbeOutcome::Closed));
     }
 }
