@@ -254,6 +254,21 @@ pub(crate) enum SignatureError {
     },
 }
 
+impl SignatureError {
+    /// Its short name in evidence (`xmldsig:<rule>`).
+    pub(crate) fn rule(&self) -> &'static str {
+        match self {
+            SignatureError::Missing => "missing",
+            SignatureError::Malformed(_) => "malformed",
+            SignatureError::Coverage(_) => "coverage",
+            SignatureError::Value => "value",
+            SignatureError::Digest => "digest",
+            SignatureError::Untrusted(_) => "trust",
+            SignatureError::OtherOrganisation { .. } => "sender",
+        }
+    }
+}
+
 /// A signature that verified: the certificate that made it, and the rest of KeyInfo's.
 #[derive(Debug, Clone)]
 pub(crate) struct Signed {

@@ -14,7 +14,7 @@ use super::ProvstenWorld;
 use crate::iut::XmlMessageType;
 use crate::schema::validate::Violation;
 use crate::schema::xml::XmlValidator;
-use crate::schema::xml_signature::{self, SignatureError, Trust};
+use crate::schema::xml_signature::{self, Trust};
 use crate::schema::MessageValidator;
 
 /// What is wrong with one body the IUT sent: its Content-Type (a receiver refuses XML
@@ -86,7 +86,7 @@ pub(crate) fn judge_signature(sig: &SentSignature, body: &[u8]) -> Vec<Violation
         )];
     };
     match xml_signature::verify_all(text, &sig.trust) {
-        Err(e) => vec![violation(signature_rule(&e), e.to_string())],
+        Err(e) => vec![violation(e.rule(), e.to_string())],
         Ok(signed) => match &sig.org {
             Some(org) if signed.org().as_ref() != Some(org) => vec![violation(
                 "organisation",
@@ -98,18 +98,6 @@ pub(crate) fn judge_signature(sig: &SentSignature, body: &[u8]) -> Vec<Violation
             )],
             _ => Vec::new(),
         },
-    }
-}
-
-fn signature_rule(e: &SignatureError) -> &'static str {
-    match e {
-        SignatureError::Missing => "missing",
-        SignatureError::Malformed(_) => "malformed",
-        SignatureError::Coverage(_) => "coverage",
-        SignatureError::Value => "value",
-        SignatureError::Digest => "digest",
-        SignatureError::Untrusted(_) => "trust",
-        SignatureError::OtherOrganisation { .. } => "sender",
     }
 }
 
