@@ -297,6 +297,21 @@ dir = "{pki}"
     )
 }
 
+/// [`certify_one_by_one`] with the IUT started by provsten as `command` (a TOML array),
+/// readiness by TCP; returns the run and the IUT exits it reported.
+fn certify_started(dir: &Path, port: u16, command: &str) -> (Run, Vec<serde_json::Value>) {
+    let start = format!(
+        "[iut.start]\ncommand = {command}\n[iut.ready]\ncheck = \"tcp\"\ntimeout = \"20s\""
+    );
+    let r = certify_one_by_one(dir, port, &start);
+    let exits = r.report()["iut"]["exits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!exits.is_empty(), "{}", r.explain());
+    (r, exits)
+}
+
 /// Issue 14 item 5: an IUT that dies mid-run is named. `openssl s_server -naccept 4` exits
 /// after four connections; the scenario running then fails with "the IUT exited" and the
 /// IUT's last output, provsten restarts it (at most `MAX_RESTARTS` times) and goes on, and
@@ -312,22 +327,16 @@ fn an_iut_that_exits_mid_run_is_named_and_restarted() {
     super::util::pki_init(dir.path());
     let pki = dir.path().join("pki");
     let port = super::util::free_port();
-    let start = format!(
-        r#"[iut.start]
-command = ["openssl", "s_server", "-accept", "127.0.0.1:{port}", "-naccept", "4", "-www",
+    let (r, exits) = certify_started(
+        dir.path(),
+        port,
+        &format!(
+            r#"["openssl", "s_server", "-accept", "127.0.0.1:{port}", "-naccept", "4", "-www",
     "-cert", "{pki}/iut-server.cert.pem", "-key", "{pki}/iut-server.key.pem",
-    "-cert_chain", "{pki}/iut-server.chain.pem", "-CAfile", "{pki}/trust.pem", "-Verify", "3"]
-[iut.ready]
-check = "tcp"
-timeout = "20s""#,
-        pki = pki.display()
+    "-cert_chain", "{pki}/iut-server.chain.pem", "-CAfile", "{pki}/trust.pem", "-Verify", "3"]"#,
+            pki = pki.display()
+        ),
     );
-    let r = certify_one_by_one(dir.path(), port, &start);
-    let exits = r.report()["iut"]["exits"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(!exits.is_empty(), "{}", r.explain());
     assert_eq!(exits[0]["restarted"], true, "{exits:?}");
     assert!(
         exits[0]["status"]
@@ -389,20 +398,11 @@ sys.exit(3)
     )
     .unwrap();
     let port = super::util::free_port();
-    let start = format!(
-        r#"[iut.start]
-command = ["python3", "{script}", "{port}"]
-[iut.ready]
-check = "tcp"
-timeout = "20s""#,
-        script = script.display()
+    let (r, exits) = certify_started(
+        dir.path(),
+        port,
+        &format!(r#"["python3", "{}", "{port}"]"#, script.display()),
     );
-    let r = certify_one_by_one(dir.path(), port, &start);
-    let exits = r.report()["iut"]["exits"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(!exits.is_empty(), "{}", r.explain());
     assert_eq!(exits[0]["status"], "exit status 3", "{exits:?}");
     assert!(
         !exits[0]["during"].as_array().unwrap().is_empty(),
